@@ -1,0 +1,357 @@
+"""The execution layer of a validator: py-evm's Shanghai VM with QBFT headers on durable storage.
+
+A QBFT block is an ordinary Shanghai block (difficulty 0, nonce 0, mixHash = Besu's BFT constant,
+coinbase = proposer) whose extraData is ``RLP([vanity, validators, vote, round, seals])``
+(:mod:`ledger.qbft_extra`). py-evm stores and links blocks by ``keccak(rlp(header))``; we give it
+each header with round 0 and no seals in extraData, so py-evm's own block hash **is** the QBFT block
+hash (which excludes round and seals). The round and commit seals of each finalized block are
+stored beside it under ``qbft-seal:<hash>`` and merged back into extraData when the block is served
+over JSON-RPC or to a syncing peer.
+
+Blocks are built in one batch with ``apply_all_transactions`` (py-evm's ``mine_all`` path), never
+with ``apply_transaction`` in a loop, which re-hashes the block per transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rlp
+from eth import constants
+from eth.abc import BlockAPI, BlockHeaderAPI, SignedTransactionAPI
+from eth.chains.base import Chain
+from eth.db.trie import make_trie_root_and_nodes
+from eth.vm.forks.shanghai import ShanghaiVM
+from eth.vm.forks.shanghai.blocks import ShanghaiBlock
+from eth_utils import ValidationError, keccak, to_canonical_address
+
+from ledger.consensus.errors import InvalidBlock
+from ledger.qbft_extra import (
+    BFT_MIX_HASH,
+    ExtraData,
+    decode_extra_data,
+    encode_extra_data,
+    quorum,
+    recover_seal_signer,
+)
+from ledger.storage import LmdbAtomicDB
+
+log = logging.getLogger("ledger.chain")
+
+#: Header extraData limit for our VM: QBFT extraData holds the validator list and up to n seals.
+EXTRA_DATA_MAX_BYTES = 64 * 1024
+#: How far (seconds) a proposed block's timestamp may run ahead of this validator's clock.
+MAX_FUTURE_BLOCK_S = 5
+SEAL_KEY_PREFIX = b"qbft-seal:"
+GENESIS_KEY = b"traceledger-genesis-hash"
+
+
+class QbftShanghaiVM(ShanghaiVM):
+    """Shanghai execution with QBFT headers: long extraData, seals checked by consensus, not PoW."""
+
+    extra_data_max_bytes = EXTRA_DATA_MAX_BYTES
+
+    def validate_seal(self, header: BlockHeaderAPI) -> None:
+        """Commit seals are checked by :meth:`Ledger.verify_seals` before a block is persisted."""
+
+    def validate_seal_extension(self, header: BlockHeaderAPI, parents: Iterable[BlockHeaderAPI]) -> None:
+        """No PoW seal extension in QBFT."""
+
+
+@dataclass(frozen=True)
+class GenesisConfig:
+    """Everything that fixes a chain's genesis block (identical on every node of a network).
+
+    ``alloc`` maps 20-byte addresses to balances in wei; ``validators`` are 20-byte addresses;
+    ``timestamp`` is UNIX seconds; ``gas_limit`` in gas; ``base_fee`` in wei.
+    """
+
+    chain_id: int
+    validators: tuple[bytes, ...]
+    alloc: dict[bytes, int]
+    timestamp: int
+    gas_limit: int = 60_000_000
+    base_fee: int = 1_000_000_000
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chainId": self.chain_id,
+            "validators": ["0x" + v.hex() for v in self.validators],
+            "alloc": {"0x" + a.hex(): str(b) for a, b in self.alloc.items()},
+            "timestamp": self.timestamp,
+            "gasLimit": self.gas_limit,
+            "baseFeePerGas": self.base_fee,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GenesisConfig:
+        return cls(
+            chain_id=int(data["chainId"]),
+            validators=tuple(sorted(to_canonical_address(v) for v in data["validators"])),
+            alloc={to_canonical_address(a): int(b) for a, b in data["alloc"].items()},
+            timestamp=int(data["timestamp"]),
+            gas_limit=int(data.get("gasLimit", 60_000_000)),
+            base_fee=int(data.get("baseFeePerGas", 1_000_000_000)),
+        )
+
+
+def chain_class_for(chain_id: int) -> type[Chain]:
+    """A py-evm ``Chain`` subclass running :class:`QbftShanghaiVM` from block 0 with ``chain_id``."""
+    return type("QbftChain", (Chain,), {"vm_configuration": ((0, QbftShanghaiVM),), "chain_id": chain_id})
+
+
+def decode_block(encoded: bytes) -> BlockAPI:
+    """Decode an RLP Shanghai block; raises :class:`InvalidBlock` on malformed bytes."""
+    try:
+        return rlp.decode(encoded, sedes=ShanghaiBlock)
+    except Exception as exc:  # rlp raises many types
+        raise InvalidBlock(f"block is not a valid RLP Shanghai block: {exc}") from exc
+
+
+def encode_block(block: BlockAPI) -> bytes:
+    """RLP bytes of a block (as sent in PROPOSAL messages and to syncing peers)."""
+    return rlp.encode(block)
+
+
+@dataclass(frozen=True)
+class SealRecord:
+    """Round and commit seals (65-byte signatures) of a finalized block."""
+
+    round: int
+    seals: tuple[bytes, ...]
+
+
+class Ledger:
+    """One validator's chain: genesis, block building, validation, commit, and reads.
+
+    Implements the consensus :class:`ledger.consensus.ports.BlockPort` (``validators``,
+    ``previous_proposer``, ``validate_block``, ``block_digest``, ``seal_hash``).
+    """
+
+    def __init__(self, data_dir: str | Path, genesis: GenesisConfig) -> None:
+        self.genesis = genesis
+        self.db = LmdbAtomicDB(Path(data_dir) / "chain")
+        self.chain_class = chain_class_for(genesis.chain_id)
+        try:
+            stored = self.db[GENESIS_KEY]
+        except KeyError:
+            stored = None
+        if stored is None:
+            self.chain = self._create_genesis()
+            self.db[GENESIS_KEY] = self.chain.get_canonical_block_hash(0)
+        else:
+            self.chain = self.chain_class(self.db)
+            if self.chain.get_canonical_block_hash(0) != stored:
+                raise RuntimeError("data directory holds a different chain's genesis")
+        self._executed: dict[bytes, BlockAPI] = {}
+        self._validators_cache: dict[int, tuple[bytes, ...]] = {}
+
+    # ---------------------------------------------------------------- genesis
+    def _create_genesis(self) -> Chain:
+        g = self.genesis
+        extra = encode_extra_data(ExtraData(validators=tuple(sorted(g.validators))), include_round=False)
+        params = {
+            "coinbase": constants.ZERO_ADDRESS,
+            "difficulty": 0,
+            "gas_limit": g.gas_limit,
+            "timestamp": g.timestamp,
+            "extra_data": extra,
+            "nonce": constants.POST_MERGE_NONCE,
+            "mix_hash": BFT_MIX_HASH,
+            "base_fee_per_gas": g.base_fee,
+            "withdrawals_root": constants.BLANK_ROOT_HASH,
+        }
+        state = {a: {"balance": b, "nonce": 0, "code": b"", "storage": {}} for a, b in g.alloc.items()}
+        return self.chain_class.from_genesis(self.db, params, state)
+
+    @property
+    def genesis_hash(self) -> bytes:
+        return self.chain.get_canonical_block_hash(0)
+
+    # ---------------------------------------------------------------- reads
+    @property
+    def head(self) -> BlockHeaderAPI:
+        return self.chain.get_canonical_head()
+
+    @property
+    def height(self) -> int:
+        return self.head.block_number
+
+    def header_at(self, number: int) -> BlockHeaderAPI:
+        return self.chain.get_canonical_block_header_by_number(number)
+
+    def validators(self, height: int) -> tuple[bytes, ...]:
+        """Validators (sorted 20-byte addresses) sealing block ``height``: those in the parent extraData."""
+        cached = self._validators_cache.get(height)
+        if cached is None:
+            parent = self.header_at(height - 1)
+            cached = tuple(sorted(decode_extra_data(parent.extra_data).validators))
+            self._validators_cache[height] = cached
+        return cached
+
+    def previous_proposer(self, height: int) -> bytes | None:
+        if height <= 1:
+            return None
+        return bytes(self.header_at(height - 1).coinbase)
+
+    def seal_record(self, block_hash: bytes) -> SealRecord | None:
+        try:
+            raw = self.db[SEAL_KEY_PREFIX + block_hash]
+        except KeyError:
+            return None
+        round_raw, seals = rlp.decode(raw)
+        return SealRecord(int.from_bytes(round_raw, "big"), tuple(seals))
+
+    def full_extra_data(self, header: BlockHeaderAPI) -> bytes:
+        """extraData as QBFT defines it for a finalized block: with its round and commit seals."""
+        record = self.seal_record(header.hash)
+        extra = decode_extra_data(header.extra_data)
+        if record is None:
+            return header.extra_data
+        full = ExtraData(extra.vanity, extra.validators, extra.vote, record.round, record.seals)
+        return encode_extra_data(full)
+
+    def sealed_header_fields(self, header: BlockHeaderAPI) -> list[Any]:
+        """Header RLP fields with the full (sealed) extraData, as peers and verifiers see them."""
+        fields = list(rlp.decode(rlp.encode(header)))
+        fields[12] = self.full_extra_data(header)
+        return fields
+
+    # ---------------------------------------------------------------- building
+    def new_header(self, proposer: bytes, timestamp: int | None = None) -> BlockHeaderAPI:
+        parent = self.head
+        ts = max(parent.timestamp + 1, int(timestamp if timestamp is not None else time.time()))
+        validators = self.validators(parent.block_number + 1)
+        extra = encode_extra_data(ExtraData(validators=validators), include_round=False)
+        return self.chain.create_header_from_parent(
+            parent, coinbase=proposer, timestamp=ts, extra_data=extra, mix_hash=BFT_MIX_HASH,
+            gas_limit=parent.gas_limit,
+        )
+
+    def build_block(
+        self, transactions: Sequence[SignedTransactionAPI], proposer: bytes, timestamp: int | None = None,
+    ) -> BlockAPI:
+        """Execute ``transactions`` in one batch on top of the head and return the unsealed block.
+
+        The block is not persisted (only its state trie nodes are); it becomes part of the chain
+        when :meth:`commit` is called with a quorum of seals. Raises whatever py-evm raises for an
+        invalid transaction (the caller filters the pool beforehand).
+        """
+        header = self.new_header(proposer, timestamp)
+        vm = self.chain.get_vm(header)
+        new_header, receipts, _ = vm.apply_all_transactions(list(transactions), header)
+        block = vm.set_block_transactions_and_withdrawals(
+            vm.get_block(), new_header, list(transactions), receipts, withdrawals=(),
+        )
+        result = vm.mine_block(block)
+        built = result.block
+        self._executed[built.hash] = built
+        return built
+
+    # ---------------------------------------------------------------- BlockPort
+    def block_digest(self, block: bytes) -> bytes:
+        return decode_block(block).hash
+
+    def seal_hash(self, block: bytes, round: int) -> bytes:
+        decoded = decode_block(block)
+        extra = decode_extra_data(decoded.header.extra_data)
+        fields = list(rlp.decode(rlp.encode(decoded.header)))
+        fields[12] = encode_extra_data(
+            ExtraData(extra.vanity, extra.validators, extra.vote, round, ()), include_seals=False)
+        return keccak(rlp.encode(fields))
+
+    def validate_block(self, height: int, proposer: bytes, block: bytes) -> bytes:
+        """Fully check a proposed block and execute it; returns its 32-byte hash. Raises InvalidBlock."""
+        decoded = decode_block(block)
+        if decoded.hash in self._executed:
+            return decoded.hash
+        self._check_header(decoded, height, proposer)
+        self._execute(decoded)
+        return decoded.hash
+
+    def _check_header(self, decoded: BlockAPI, height: int, proposer: bytes | None) -> None:
+        header = decoded.header
+        head = self.head
+        if header.block_number != height or height != head.block_number + 1:
+            raise InvalidBlock(f"block number {header.block_number}, expected {head.block_number + 1}")
+        if header.parent_hash != head.hash:
+            raise InvalidBlock("block does not extend the canonical head")
+        if proposer is not None and bytes(header.coinbase) != proposer:
+            raise InvalidBlock("coinbase is not the round's proposer")
+        try:
+            extra = decode_extra_data(header.extra_data)
+        except ValueError as exc:
+            raise InvalidBlock(str(exc)) from exc
+        if extra.round != 0 or extra.seals:
+            raise InvalidBlock("proposed block must carry round 0 and no seals in extraData")
+        if tuple(sorted(extra.validators)) != self.validators(height):
+            raise InvalidBlock("extraData validators differ from the current validator set")
+        if header.timestamp > time.time() + MAX_FUTURE_BLOCK_S:
+            raise InvalidBlock("block timestamp is too far in the future")
+        if header.mix_hash != BFT_MIX_HASH:
+            raise InvalidBlock("mixHash is not the BFT constant")
+
+    def _execute(self, decoded: BlockAPI) -> BlockAPI:
+        try:
+            parent = self.chain.get_block_header_by_hash(decoded.header.parent_hash)
+            base = self.chain.create_header_from_parent(parent)
+            vm = self.chain.get_vm(base.copy(gas_used=decoded.header.gas_used))
+            result = vm.import_block(decoded)
+            executed = result.block
+            if executed.header != decoded.header:
+                raise InvalidBlock(
+                    "re-executing the block gives a different header (state root, receipts or gas)")
+            tx_root, _ = make_trie_root_and_nodes(decoded.transactions)
+            if tx_root != decoded.header.transaction_root:
+                raise InvalidBlock("transactions root mismatch")
+        except InvalidBlock:
+            raise
+        except (ValidationError, ValueError, KeyError) as exc:
+            raise InvalidBlock(f"block does not execute: {exc}") from exc
+        self._executed[executed.hash] = executed
+        return executed
+
+    # ---------------------------------------------------------------- commit / import
+    def verify_seals(self, block: BlockAPI, round: int, seals: Sequence[bytes]) -> None:
+        """Check that ``seals`` hold a quorum of distinct current validators; raises InvalidBlock."""
+        validators = set(self.validators(block.number))
+        digest = self.seal_hash(encode_block(block), round)
+        signers: set[bytes] = set()
+        for seal in seals:
+            try:
+                signer = recover_seal_signer(digest, seal)
+            except ValueError as exc:
+                raise InvalidBlock(str(exc)) from exc
+            if signer not in validators:
+                raise InvalidBlock(f"seal by non-validator 0x{signer.hex()}")
+            signers.add(signer)
+        if len(signers) < quorum(len(validators)):
+            raise InvalidBlock(f"{len(signers)} distinct seals, quorum is {quorum(len(validators))}")
+
+    def commit(self, block: bytes, round: int, seals: Sequence[bytes]) -> BlockAPI:
+        """Persist a block that consensus finalized, with its round and commit seals."""
+        decoded = decode_block(block)
+        executed = self._executed.pop(decoded.hash, None)
+        if executed is None:
+            self._check_header(decoded, decoded.number, None)
+            executed = self._execute(decoded)
+            self._executed.pop(decoded.hash, None)
+        self.db.put_many({SEAL_KEY_PREFIX + executed.hash: rlp.encode([round, list(seals)])})
+        self.chain.chaindb.persist_block(executed)
+        self._executed.clear()
+        return executed
+
+    def import_sealed(self, block: bytes, round: int, seals: Sequence[bytes]) -> BlockAPI:
+        """Import a finalized block from a peer (catch-up): seals checked, block re-executed."""
+        decoded = decode_block(block)
+        self._check_header(decoded, decoded.number, None)
+        self.verify_seals(decoded, round, seals)
+        return self.commit(block, round, seals)
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,511 @@
+"""Standard Ethereum JSON-RPC over HTTP for a validator or observer node.
+
+One small function per method, registered in :data:`METHODS`. Served by Starlette (under uvicorn)
+in the node's event loop, so every call sees a consistent head. Errors follow JSON-RPC 2.0:
+``-32700`` parse error, ``-32600`` invalid request, ``-32601`` unknown method, ``-32602`` invalid
+params, ``-32000`` execution / transaction error (with revert ``data`` for ``eth_call``), and
+``-32007`` (Besu's code) when the sender is not permitted to transact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import rlp
+from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
+from eth.exceptions import HeaderNotFound, TransactionNotFound
+from eth.vm.forks.shanghai.transactions import ShanghaiTransactionBuilder
+from eth.vm.spoof import SpoofTransaction
+from eth_utils import (
+    ValidationError,
+    encode_hex,
+    is_hex_address,
+    keccak,
+    to_canonical_address,
+    to_checksum_address,
+)
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ledger.chain import Ledger
+
+log = logging.getLogger("ledger.rpc")
+
+CLIENT_VERSION = "traceledger/v0.1.0/py-evm-0.12.1b1/qbft"
+#: Blocks one eth_getLogs call may scan.
+MAX_LOG_RANGE = 10_000
+
+
+class RpcError(Exception):
+    """A JSON-RPC error with ``code``, ``message`` and optional ``data``."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+class NodeContext(Protocol):
+    """What the RPC methods need from the node process."""
+
+    ledger: Ledger
+
+    def submit_transaction(self, tx: SignedTransactionAPI) -> None:
+        """Validate, pool and gossip ``tx``; raises RpcError."""
+
+    def pending_nonce(self, sender: bytes) -> int:
+        """Account nonce plus consecutive pending transactions."""
+
+    def peer_count(self) -> int:
+        """Connected peers."""
+
+
+# ------------------------------------------------------------------ param helpers
+def qty(value: int) -> str:
+    return hex(value)
+
+
+def data(value: bytes) -> str:
+    return encode_hex(bytes(value))
+
+
+def parse_qty(value: Any, name: str) -> int:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.startswith("0x"):
+        try:
+            return int(value, 16)
+        except ValueError:
+            pass
+    raise RpcError(-32602, f"invalid params: {name} must be a hex quantity, got {value!r}")
+
+
+def parse_data(value: Any, name: str) -> bytes:
+    if isinstance(value, str) and value.startswith("0x") and len(value) % 2 == 0:
+        try:
+            return bytes.fromhex(value[2:])
+        except ValueError:
+            pass
+    raise RpcError(-32602, f"invalid params: {name} must be 0x-prefixed hex bytes, got {value!r}")
+
+
+def parse_address(value: Any, name: str) -> bytes:
+    if isinstance(value, str) and is_hex_address(value):
+        return to_canonical_address(value)
+    raise RpcError(-32602, f"invalid params: {name} must be a 20-byte hex address, got {value!r}")
+
+
+def param(params: list[Any], index: int, name: str, default: Any = ...) -> Any:
+    if len(params) > index:
+        return params[index]
+    if default is ...:
+        raise RpcError(-32602, f"invalid params: missing {name} (position {index})")
+    return default
+
+
+def resolve_block(ledger: Ledger, tag: Any) -> BlockHeaderAPI:
+    """Header for a block tag (``latest``/``pending``/``safe``/``finalized``/``earliest``/number)."""
+    if tag in (None, "latest", "pending", "safe", "finalized"):
+        return ledger.head
+    if tag == "earliest":
+        return ledger.header_at(0)
+    if isinstance(tag, dict) and "blockHash" in tag:
+        try:
+            return ledger.chain.get_block_header_by_hash(parse_data(tag["blockHash"], "blockHash"))
+        except HeaderNotFound as exc:
+            raise RpcError(-32000, "header not found") from exc
+    number = parse_qty(tag, "block")
+    if number > ledger.height:
+        raise RpcError(-32000, f"header not found: block {number} is beyond head {ledger.height}")
+    return ledger.header_at(number)
+
+
+# ------------------------------------------------------------------ JSON shapes
+def tx_json(tx: SignedTransactionAPI, header: BlockHeaderAPI | None, index: int | None) -> dict[str, Any]:
+    base_fee = header.base_fee_per_gas if header is not None else None
+    out: dict[str, Any] = {
+        "hash": data(tx.hash), "nonce": qty(tx.nonce), "from": to_checksum_address(tx.sender),
+        "to": to_checksum_address(tx.to) if tx.to else None, "value": qty(tx.value), "gas": qty(tx.gas),
+        "input": data(tx.data), "type": qty(getattr(tx, "type_id", None) or 0),
+        "blockHash": data(header.hash) if header is not None else None,
+        "blockNumber": qty(header.block_number) if header is not None else None,
+        "transactionIndex": qty(index) if index is not None else None,
+        "v": qty(tx.y_parity if getattr(tx, "type_id", None) else tx.v), "r": qty(tx.r), "s": qty(tx.s),
+    }
+    if getattr(tx, "type_id", None):
+        out["chainId"] = qty(tx.chain_id)
+        out["yParity"] = qty(tx.y_parity)
+        out["accessList"] = [
+            {"address": to_checksum_address(a), "storageKeys": [data(k.to_bytes(32, "big")) for k in keys]}
+            for a, keys in tx.access_list
+        ]
+    if getattr(tx, "type_id", None) == 2:
+        out["maxFeePerGas"] = qty(tx.max_fee_per_gas)
+        out["maxPriorityFeePerGas"] = qty(tx.max_priority_fee_per_gas)
+        price = tx.max_fee_per_gas if base_fee is None else min(
+            tx.max_fee_per_gas, base_fee + tx.max_priority_fee_per_gas)
+        out["gasPrice"] = qty(price)
+    else:
+        out["gasPrice"] = qty(tx.gas_price)
+    return out
+
+
+def block_json(ledger: Ledger, block: BlockAPI, full: bool) -> dict[str, Any]:
+    h = block.header
+    txs: list[Any] = [
+        tx_json(tx, h, i) if full else data(tx.hash) for i, tx in enumerate(block.transactions)
+    ]
+    sealed = ledger.sealed_header_fields(h)
+    return {
+        "number": qty(h.block_number), "hash": data(h.hash), "parentHash": data(h.parent_hash),
+        "nonce": data(h.nonce), "sha3Uncles": data(h.uncles_hash), "logsBloom": data(sealed[6]),
+        "transactionsRoot": data(h.transaction_root), "stateRoot": data(h.state_root),
+        "receiptsRoot": data(h.receipt_root), "miner": to_checksum_address(h.coinbase),
+        "difficulty": qty(h.difficulty), "totalDifficulty": qty(0), "extraData": data(sealed[12]),
+        "size": qty(len(rlp.encode(block))), "gasLimit": qty(h.gas_limit), "gasUsed": qty(h.gas_used),
+        "timestamp": qty(h.timestamp), "transactions": txs, "uncles": [], "mixHash": data(h.mix_hash),
+        "baseFeePerGas": qty(h.base_fee_per_gas), "withdrawalsRoot": data(h.withdrawals_root),
+        "withdrawals": [],
+    }
+
+
+def _contract_address(sender: bytes, nonce: int) -> bytes:
+    return keccak(rlp.encode([sender, nonce]))[12:]
+
+
+def receipts_json(ledger: Ledger, block: BlockAPI) -> list[dict[str, Any]]:
+    """Receipts of every transaction of ``block`` with their logs (log indexes count within the block)."""
+    receipts: tuple[ReceiptAPI, ...] = block.get_receipts(ledger.chain.chaindb)
+    h = block.header
+    out: list[dict[str, Any]] = []
+    log_index = 0
+    prev_cumulative = 0
+    for i, (tx, receipt) in enumerate(zip(block.transactions, receipts, strict=True)):
+        logs = []
+        for entry in receipt.logs:
+            logs.append({
+                "address": to_checksum_address(entry.address),
+                "topics": [data(t.to_bytes(32, "big")) for t in entry.topics],
+                "data": data(entry.data), "blockNumber": qty(h.block_number), "blockHash": data(h.hash),
+                "transactionHash": data(tx.hash), "transactionIndex": qty(i), "logIndex": qty(log_index),
+                "removed": False,
+            })
+            log_index += 1
+        price = tx.gas_price if not getattr(tx, "type_id", None) == 2 else min(
+            tx.max_fee_per_gas, h.base_fee_per_gas + tx.max_priority_fee_per_gas)
+        out.append({
+            "transactionHash": data(tx.hash), "transactionIndex": qty(i), "blockHash": data(h.hash),
+            "blockNumber": qty(h.block_number), "from": to_checksum_address(tx.sender),
+            "to": to_checksum_address(tx.to) if tx.to else None,
+            "cumulativeGasUsed": qty(receipt.gas_used), "gasUsed": qty(receipt.gas_used - prev_cumulative),
+            "contractAddress": None if tx.to else to_checksum_address(_contract_address(tx.sender, tx.nonce)),
+            "logs": logs, "logsBloom": data(int(receipt.bloom).to_bytes(256, "big")),
+            "status": qty(1 if receipt.state_root == b"\x01" else 0), "effectiveGasPrice": qty(price),
+            "type": qty(getattr(tx, "type_id", None) or 0),
+        })
+        prev_cumulative = receipt.gas_used
+    return out
+
+
+# ------------------------------------------------------------------ call helpers
+def _spoof_call(ctx: NodeContext, call: dict[str, Any], header: BlockHeaderAPI) -> SpoofTransaction:
+    if not isinstance(call, dict):
+        raise RpcError(-32602, "invalid params: call object expected")
+    sender = parse_address(call["from"], "from") if call.get("from") else b"\x00" * 20
+    to = parse_address(call["to"], "to") if call.get("to") else b""
+    payload = parse_data(call.get("data") or call.get("input") or "0x", "data")
+    value = parse_qty(call.get("value", "0x0"), "value")
+    gas = parse_qty(call["gas"], "gas") if call.get("gas") else header.gas_limit
+    vm = ctx.ledger.chain.get_vm(header)
+    nonce = vm.state.get_nonce(sender)
+    unsigned = vm.create_unsigned_transaction(
+        nonce=nonce, gas_price=0, gas=gas, to=to, value=value, data=payload)
+    return SpoofTransaction(unsigned, from_=sender)
+
+
+def _revert_error(computation_error: Exception) -> RpcError:
+    args = getattr(computation_error, "args", ())
+    revert_data = args[0] if args and isinstance(args[0], bytes) else b""
+    return RpcError(3 if revert_data else -32000, "execution reverted", data(revert_data) if revert_data else None)
+
+
+# ------------------------------------------------------------------ methods
+def web3_clientVersion(ctx: NodeContext, params: list[Any]) -> str:
+    return CLIENT_VERSION
+
+
+def eth_chainId(ctx: NodeContext, params: list[Any]) -> str:
+    return qty(ctx.ledger.genesis.chain_id)
+
+
+def net_version(ctx: NodeContext, params: list[Any]) -> str:
+    return str(ctx.ledger.genesis.chain_id)
+
+
+def net_listening(ctx: NodeContext, params: list[Any]) -> bool:
+    return True
+
+
+def net_peerCount(ctx: NodeContext, params: list[Any]) -> str:
+    return qty(ctx.peer_count())
+
+
+def eth_syncing(ctx: NodeContext, params: list[Any]) -> bool:
+    return False
+
+
+def eth_blockNumber(ctx: NodeContext, params: list[Any]) -> str:
+    return qty(ctx.ledger.height)
+
+
+def eth_gasPrice(ctx: NodeContext, params: list[Any]) -> str:
+    return qty(ctx.ledger.head.base_fee_per_gas)
+
+
+def eth_maxPriorityFeePerGas(ctx: NodeContext, params: list[Any]) -> str:
+    return qty(0)
+
+
+def eth_feeHistory(ctx: NodeContext, params: list[Any]) -> dict[str, Any]:
+    count = min(parse_qty(param(params, 0, "blockCount"), "blockCount"), 1024)
+    newest = resolve_block(ctx.ledger, param(params, 1, "newestBlock"))
+    oldest = max(0, newest.block_number - count + 1)
+    headers = [ctx.ledger.header_at(n) for n in range(oldest, newest.block_number + 1)]
+    percentiles = param(params, 2, "rewardPercentiles", [])
+    return {
+        "oldestBlock": qty(oldest),
+        "baseFeePerGas": [qty(h.base_fee_per_gas) for h in headers] + [qty(headers[-1].base_fee_per_gas)],
+        "gasUsedRatio": [h.gas_used / h.gas_limit for h in headers],
+        "reward": [[qty(0) for _ in percentiles] for _ in headers],
+    }
+
+
+def eth_getBalance(ctx: NodeContext, params: list[Any]) -> str:
+    header = resolve_block(ctx.ledger, param(params, 1, "block", "latest"))
+    address = parse_address(param(params, 0, "address"), "address")
+    return qty(ctx.ledger.chain.get_vm(header).state.get_balance(address))
+
+
+def eth_getTransactionCount(ctx: NodeContext, params: list[Any]) -> str:
+    address = parse_address(param(params, 0, "address"), "address")
+    tag = param(params, 1, "block", "latest")
+    if tag == "pending":
+        return qty(ctx.pending_nonce(address))
+    header = resolve_block(ctx.ledger, tag)
+    return qty(ctx.ledger.chain.get_vm(header).state.get_nonce(address))
+
+
+def eth_getCode(ctx: NodeContext, params: list[Any]) -> str:
+    header = resolve_block(ctx.ledger, param(params, 1, "block", "latest"))
+    address = parse_address(param(params, 0, "address"), "address")
+    return data(ctx.ledger.chain.get_vm(header).state.get_code(address))
+
+
+def eth_getStorageAt(ctx: NodeContext, params: list[Any]) -> str:
+    header = resolve_block(ctx.ledger, param(params, 2, "block", "latest"))
+    address = parse_address(param(params, 0, "address"), "address")
+    slot = parse_qty(param(params, 1, "slot"), "slot")
+    value = ctx.ledger.chain.get_vm(header).state.get_storage(address, slot)
+    return data(value.to_bytes(32, "big"))
+
+
+def eth_call(ctx: NodeContext, params: list[Any]) -> str:
+    header = resolve_block(ctx.ledger, param(params, 1, "block", "latest"))
+    spoof = _spoof_call(ctx, param(params, 0, "call"), header)
+    with ctx.ledger.chain.get_vm(header).in_costless_state() as state:
+        computation = state.costless_execute_transaction(spoof)
+    if computation.is_error:
+        raise _revert_error(computation.error)
+    return data(computation.output)
+
+
+def eth_estimateGas(ctx: NodeContext, params: list[Any]) -> str:
+    header = resolve_block(ctx.ledger, param(params, 1, "block", "latest"))
+    spoof = _spoof_call(ctx, param(params, 0, "call"), header)
+    with ctx.ledger.chain.get_vm(header).in_costless_state() as state:
+        computation = state.costless_execute_transaction(spoof)
+    if computation.is_error:
+        raise _revert_error(computation.error)
+    try:
+        return qty(ctx.ledger.chain.estimate_gas(spoof, header))
+    except Exception as exc:  # py-evm raises the VM's error types
+        raise RpcError(-32000, f"gas estimation failed: {exc}") from exc
+
+
+def eth_getBlockByNumber(ctx: NodeContext, params: list[Any]) -> dict[str, Any] | None:
+    try:
+        header = resolve_block(ctx.ledger, param(params, 0, "block"))
+    except RpcError as exc:
+        if exc.code == -32000:
+            return None
+        raise
+    block = ctx.ledger.chain.get_block_by_header(header)
+    return block_json(ctx.ledger, block, bool(param(params, 1, "fullTransactions", False)))
+
+
+def eth_getBlockByHash(ctx: NodeContext, params: list[Any]) -> dict[str, Any] | None:
+    block_hash = parse_data(param(params, 0, "blockHash"), "blockHash")
+    try:
+        block = ctx.ledger.chain.get_block_by_hash(block_hash)
+    except (HeaderNotFound, KeyError):
+        return None
+    return block_json(ctx.ledger, block, bool(param(params, 1, "fullTransactions", False)))
+
+
+def eth_getBlockTransactionCountByNumber(ctx: NodeContext, params: list[Any]) -> str:
+    header = resolve_block(ctx.ledger, param(params, 0, "block"))
+    return qty(len(ctx.ledger.chain.get_block_by_header(header).transactions))
+
+
+def _locate(ctx: NodeContext, tx_hash: bytes) -> tuple[BlockAPI, int] | None:
+    try:
+        number, index = ctx.ledger.chain.chaindb.get_transaction_index(tx_hash)
+    except TransactionNotFound:
+        return None
+    return ctx.ledger.chain.get_canonical_block_by_number(number), index
+
+
+def eth_getTransactionByHash(ctx: NodeContext, params: list[Any]) -> dict[str, Any] | None:
+    tx_hash = parse_data(param(params, 0, "hash"), "hash")
+    found = _locate(ctx, tx_hash)
+    if found is None:
+        pending = ctx.ledger_pool_lookup(tx_hash) if hasattr(ctx, "ledger_pool_lookup") else None
+        return tx_json(pending, None, None) if pending is not None else None
+    block, index = found
+    return tx_json(block.transactions[index], block.header, index)
+
+
+def eth_getTransactionReceipt(ctx: NodeContext, params: list[Any]) -> dict[str, Any] | None:
+    tx_hash = parse_data(param(params, 0, "hash"), "hash")
+    found = _locate(ctx, tx_hash)
+    if found is None:
+        return None
+    block, index = found
+    return receipts_json(ctx.ledger, block)[index]
+
+
+def _topic_matches(wanted: Any, topic: str | None) -> bool:
+    if wanted is None:
+        return True
+    if isinstance(wanted, list):
+        return topic is not None and topic.lower() in {w.lower() for w in wanted}
+    return topic is not None and topic.lower() == str(wanted).lower()
+
+
+def eth_getLogs(ctx: NodeContext, params: list[Any]) -> list[dict[str, Any]]:
+    flt = param(params, 0, "filter", {})
+    if not isinstance(flt, dict):
+        raise RpcError(-32602, "invalid params: filter object expected")
+    if flt.get("blockHash"):
+        headers = [resolve_block(ctx.ledger, {"blockHash": flt["blockHash"]})]
+    else:
+        start = resolve_block(ctx.ledger, flt.get("fromBlock", "latest")).block_number
+        end = resolve_block(ctx.ledger, flt.get("toBlock", "latest")).block_number
+        if end - start > MAX_LOG_RANGE:
+            raise RpcError(-32005, f"query spans {end - start + 1} blocks; at most {MAX_LOG_RANGE}")
+        headers = [ctx.ledger.header_at(n) for n in range(start, end + 1)]
+    addresses = flt.get("address")
+    if isinstance(addresses, str):
+        addresses = [addresses]
+    wanted_addresses = {a.lower() for a in addresses} if addresses else None
+    topics = flt.get("topics") or []
+    out = []
+    for header in headers:
+        if header.gas_used == 0:
+            continue
+        block = ctx.ledger.chain.get_block_by_header(header)
+        for receipt in receipts_json(ctx.ledger, block):
+            for entry in receipt["logs"]:
+                if wanted_addresses is not None and entry["address"].lower() not in wanted_addresses:
+                    continue
+                entry_topics = entry["topics"]
+                if all(_topic_matches(w, entry_topics[i] if i < len(entry_topics) else None)
+                       for i, w in enumerate(topics)):
+                    out.append(entry)
+    return out
+
+
+def eth_sendRawTransaction(ctx: NodeContext, params: list[Any]) -> str:
+    raw = parse_data(param(params, 0, "signedTransaction"), "signedTransaction")
+    try:
+        tx = ShanghaiTransactionBuilder.decode(raw)
+        tx.validate()
+        sender = tx.sender
+    except (ValidationError, ValueError, rlp.DecodingError, rlp.DeserializationError) as exc:
+        raise RpcError(-32602, f"invalid transaction: {exc}") from exc
+    except Exception as exc:  # malformed signatures raise eth_keys errors
+        raise RpcError(-32602, f"invalid transaction: {exc}") from exc
+    del sender
+    ctx.submit_transaction(tx)
+    return data(tx.hash)
+
+
+def qbft_getValidatorsByBlockNumber(ctx: NodeContext, params: list[Any]) -> list[str]:
+    """Validators of the block (Besu semantics: the set recorded in that block's extraData)."""
+    from ledger.qbft_extra import decode_extra_data
+
+    header = resolve_block(ctx.ledger, param(params, 0, "block", "latest"))
+    return [to_checksum_address(v) for v in decode_extra_data(header.extra_data).validators]
+
+
+METHODS: dict[str, Callable[[NodeContext, list[Any]], Any]] = {
+    f.__name__: f for f in (
+        web3_clientVersion, eth_chainId, net_version, net_listening, net_peerCount, eth_syncing,
+        eth_blockNumber, eth_gasPrice, eth_maxPriorityFeePerGas, eth_feeHistory, eth_getBalance,
+        eth_getTransactionCount, eth_getCode, eth_getStorageAt, eth_call, eth_estimateGas,
+        eth_getBlockByNumber, eth_getBlockByHash, eth_getBlockTransactionCountByNumber,
+        eth_getTransactionByHash, eth_getTransactionReceipt, eth_getLogs, eth_sendRawTransaction,
+        qbft_getValidatorsByBlockNumber,
+    )
+}
+
+
+def dispatch(ctx: NodeContext, request: Any, extra: dict[str, Callable[..., Any]] | None = None) -> dict | None:
+    """Answer one JSON-RPC 2.0 request object (a notification, without ``id``, gets ``None``)."""
+    if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+        return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "invalid request"}}
+    req_id = request.get("id")
+    method = request["method"]
+    params = request.get("params") or []
+    if not isinstance(params, list):
+        return {"jsonrpc": "2.0", "id": req_id, "error": {"code": -32602, "message": "params must be a list"}}
+    fn = (extra or {}).get(method) or METHODS.get(method)
+    if fn is None:
+        return {"jsonrpc": "2.0", "id": req_id,
+                "error": {"code": -32601, "message": f"the method {method} does not exist/is not available"}}
+    try:
+        result = fn(ctx, params)
+    except RpcError as exc:
+        err: dict[str, Any] = {"code": exc.code, "message": exc.message}
+        if exc.data is not None:
+            err["data"] = exc.data
+        return {"jsonrpc": "2.0", "id": req_id, "error": err}
+    except Exception as exc:  # never let one bad call take the node down
+        log.exception("JSON-RPC %s failed", method)
+        return {"jsonrpc": "2.0", "id": req_id, "error": {"code": -32603, "message": f"internal error: {exc}"}}
+    return {"jsonrpc": "2.0", "id": req_id, "result": result}
+
+
+def make_rpc_app(ctx: NodeContext, extra: dict[str, Callable[..., Any]] | None = None) -> Starlette:
+    """Starlette app answering JSON-RPC POSTs at ``/`` (single or batch) and ``GET /healthz``."""
+
+    async def handle(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return JSONResponse({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}})
+        if isinstance(body, list):
+            answers = [a for a in (dispatch(ctx, r, extra) for r in body) if a is not None]
+            return JSONResponse(answers)
+        return JSONResponse(dispatch(ctx, body, extra))
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "block": ctx.ledger.height, "peers": ctx.peer_count()})
+
+    return Starlette(routes=[Route("/", handle, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])])
