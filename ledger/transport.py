@@ -188,7 +188,7 @@ class Transport:
                         await result
                 except Exception:  # a bad frame must not kill the link
                     log.exception("handler failed for frame kind %d from 0x%s", kind, author.hex())
-        except (asyncio.IncompleteReadError, ConnectionError, OSError, ValueError):
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, ValueError, asyncio.CancelledError):
             pass
         finally:
             if task is not None:

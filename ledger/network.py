@@ -1,0 +1,201 @@
+"""Create and run a local network of validator processes (what ``traceledger network up`` uses).
+
+``init_network`` writes, under a data directory, one folder per validator (``validator-<i>/`` with
+``key`` (hex private key, mode 0600), ``node.json`` and the chain database) and ``network.json``
+(chain id, validators, URLs, the governance admin account and the contract addresses its first two
+transactions create: EnterpriseRegistry at nonce 0, AnchorRegistry at nonce 1). Running it again on
+the same directory reuses what is there, so a restarted network keeps its chain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_keys import keys
+from eth_utils import to_checksum_address
+
+from ledger.chain import GenesisConfig
+from ledger.node import contract_address
+
+DEFAULT_CHAIN_ID = 88_1088
+ADMIN_BALANCE_WEI = 10**30
+
+
+@dataclass(frozen=True)
+class ValidatorSpec:
+    """One validator of a local network: its index (1-based), address, folder and ports."""
+
+    index: int
+    address: str
+    data_dir: Path
+    rpc_url: str
+    p2p_port: int
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "node.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "node.log"
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A local network as written to ``network.json``."""
+
+    data_dir: Path
+    chain_id: int
+    validators: tuple[ValidatorSpec, ...]
+    admin_address: str
+    admin_key_file: Path
+    enterprise_registry: str
+    anchor_registry: str
+
+    @property
+    def rpc_urls(self) -> list[str]:
+        return [v.rpc_url for v in self.validators]
+
+    def admin_key(self) -> str:
+        return self.admin_key_file.read_text().strip()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """An unused TCP port on ``host`` (for tests)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _write_key(path: Path, key_hex: str) -> None:
+    path.write_text(key_hex + "\n")
+    os.chmod(path, 0o600)
+
+
+def init_network(
+    data_dir: str | Path, *, validators: int = 4, host: str = "127.0.0.1", rpc_base_port: int | None = 8545,
+    p2p_base_port: int | None = 30303, chain_id: int = DEFAULT_CHAIN_ID, block_period_s: float = 1.0,
+    request_timeout_s: float = 1.0,
+) -> NetworkSpec:
+    """Write (or reuse) a network of ``validators`` nodes under ``data_dir``; returns its spec.
+
+    Ports: validator ``i`` (1-based) serves JSON-RPC on ``rpc_base_port + i - 1`` and p2p on
+    ``p2p_base_port + i - 1``; ``None`` picks free ports (tests).
+    """
+    root = Path(data_dir).resolve()
+    manifest = root / "network.json"
+    if manifest.exists():
+        return load_network(root)
+    if validators < 1:
+        raise ValueError("a network needs at least one validator")
+    root.mkdir(parents=True, exist_ok=True)
+    admin = keys.PrivateKey(secrets.token_bytes(32))
+    admin_key_file = root / "admin.key"
+    _write_key(admin_key_file, admin.to_hex())
+    admin_address = admin.public_key.to_canonical_address()
+    node_keys = [keys.PrivateKey(secrets.token_bytes(32)) for _ in range(validators)]
+    rpc_ports = [rpc_base_port + i if rpc_base_port else free_port(host) for i in range(validators)]
+    p2p_ports = [p2p_base_port + i if p2p_base_port else free_port(host) for i in range(validators)]
+    genesis = GenesisConfig(
+        chain_id=chain_id,
+        validators=tuple(sorted(k.public_key.to_canonical_address() for k in node_keys)),
+        alloc={admin_address: ADMIN_BALANCE_WEI},
+        timestamp=int(time.time()),
+    )
+    registry = to_checksum_address(contract_address(admin_address, 0))
+    anchor = to_checksum_address(contract_address(admin_address, 1))
+    peers = [
+        {"address": k.public_key.to_checksum_address(), "host": host, "port": p2p_ports[i]}
+        for i, k in enumerate(node_keys)
+    ]
+    specs = []
+    for i, key in enumerate(node_keys):
+        folder = root / f"validator-{i + 1}"
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_key(folder / "key", key.to_hex())
+        config = {
+            "name": f"validator-{i + 1}", "data_dir": str(folder), "key_file": str(folder / "key"),
+            "genesis": genesis.to_json(), "p2p": {"host": host, "port": p2p_ports[i]},
+            "rpc": {"host": host, "port": rpc_ports[i]},
+            "peers": [p for p in peers if p["address"] != key.public_key.to_checksum_address()],
+            "observers": [], "block_period_s": block_period_s, "request_timeout_s": request_timeout_s,
+            "permissioning": {"registry": registry},
+        }
+        (folder / "node.json").write_text(json.dumps(config, indent=2) + "\n")
+        specs.append({"index": i + 1, "address": key.public_key.to_checksum_address(), "data_dir": str(folder),
+                      "rpc_url": f"http://{host}:{rpc_ports[i]}", "p2p_port": p2p_ports[i]})
+    manifest.write_text(json.dumps({
+        "chainId": chain_id, "validators": specs, "admin": to_checksum_address(admin_address),
+        "adminKeyFile": str(admin_key_file), "contracts": {"EnterpriseRegistry": registry, "AnchorRegistry": anchor},
+    }, indent=2) + "\n")
+    return load_network(root)
+
+
+def load_network(data_dir: str | Path) -> NetworkSpec:
+    """Read ``network.json`` from ``data_dir``; raises FileNotFoundError if there is none."""
+    root = Path(data_dir).resolve()
+    raw: dict[str, Any] = json.loads((root / "network.json").read_text())
+    return NetworkSpec(
+        data_dir=root, chain_id=int(raw["chainId"]),
+        validators=tuple(ValidatorSpec(v["index"], v["address"], Path(v["data_dir"]), v["rpc_url"], v["p2p_port"])
+                         for v in raw["validators"]),
+        admin_address=raw["admin"], admin_key_file=Path(raw["adminKeyFile"]),
+        enterprise_registry=raw["contracts"]["EnterpriseRegistry"], anchor_registry=raw["contracts"]["AnchorRegistry"],
+    )
+
+
+def start_validator(spec: ValidatorSpec, *, log_level: str = "INFO") -> subprocess.Popen[bytes]:
+    """Start one validator as its own OS process, logging to ``<data_dir>/node.log``."""
+    log = open(spec.log_path, "ab")  # noqa: SIM115 - the child owns it
+    return subprocess.Popen(
+        [sys.executable, "-m", "ledger.node", "--config", str(spec.config_path), "--log-level", log_level],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def rpc(url: str, method: str, params: list[Any] | None = None, timeout: float = 5.0) -> Any:
+    """One JSON-RPC call; raises RuntimeError on an error answer."""
+    answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
+                        timeout=timeout).json()
+    if "error" in answer:
+        raise RuntimeError(f"{method}: {answer['error']}")
+    return answer["result"]
+
+
+def wait_for_rpc(url: str, timeout: float = 60.0, min_block: int = 0) -> int:
+    """Wait until ``url`` answers ``eth_blockNumber`` ≥ ``min_block``; returns the block number."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            number = int(rpc(url, "eth_blockNumber", timeout=2.0), 16)
+            if number >= min_block:
+                return number
+        except Exception as exc:  # not up yet
+            last_error = exc
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not reach block {min_block} within {timeout:.0f} s ({last_error})")
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]], timeout: float = 10.0) -> None:
+    """SIGTERM every process, then SIGKILL what is still running after ``timeout`` seconds."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

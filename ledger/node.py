@@ -1,0 +1,416 @@
+"""A validator (or observer) node process: chain + QBFT state machine + TCP transport + JSON-RPC.
+
+Run one per OS process: ``python -m ledger.node --config DATA_DIR/node.json``. Everything runs in
+one asyncio event loop, so the consensus state machine, the chain and the RPC handlers never race.
+
+Configuration (JSON, written by :mod:`ledger.network`)::
+
+    {"name": "validator-1", "data_dir": "...", "key_file": "...", "genesis": {...GenesisConfig...},
+     "p2p": {"host": "127.0.0.1", "port": 30303}, "rpc": {"host": "127.0.0.1", "port": 8545},
+     "peers": [{"address": "0x…", "host": "127.0.0.1", "port": 30304}, …],
+     "observers": ["0x…"], "block_period_s": 1.0, "request_timeout_s": 1.0,
+     "permissioning": {"registry": "0x…" | null}}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import rlp
+import uvicorn
+from eth.abc import SignedTransactionAPI
+from eth.vm.forks.shanghai.transactions import ShanghaiTransactionBuilder
+from eth_keys import keys
+from eth_utils import keccak, to_canonical_address, to_checksum_address
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ledger.chain import GenesisConfig, Ledger, decode_block, encode_block
+from ledger.consensus import (
+    BlockCommitted,
+    BlockCreated,
+    Broadcast,
+    CreateBlock,
+    Dropped,
+    Evidence,
+    InvalidBlock,
+    InvalidMessage,
+    MessageReceived,
+    QbftConfig,
+    QbftStateMachine,
+    RoundFailed,
+    RoundTimerExpired,
+    Start,
+    StartRoundTimer,
+    decode_message,
+    make_signer,
+)
+from ledger.rpc import RpcError, make_rpc_app
+from ledger.transport import (
+    KIND_CONSENSUS,
+    KIND_SYNC_REQUEST,
+    KIND_SYNC_RESPONSE,
+    KIND_TRANSACTION,
+    PeerAddress,
+    Transport,
+)
+from ledger.txpool import PoolFull, TxPool
+
+log = logging.getLogger("ledger.node")
+
+#: Blocks a peer sends per sync response.
+SYNC_BATCH = 64
+#: ``isActiveAnchorer(address)`` selector of EnterpriseRegistry.
+IS_ACTIVE_ANCHORER = keccak(b"isActiveAnchorer(address)")[:4]
+
+
+def contract_address(deployer: bytes, nonce: int) -> bytes:
+    """CREATE address of ``deployer``'s transaction with ``nonce`` (20 bytes; Yellow Paper eq. 86)."""
+    return keccak(rlp.encode([deployer, nonce]))[12:]
+
+
+class Node:
+    """One node; see the module docstring for its configuration."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.name = config.get("name", "node")
+        key_hex = Path(config["key_file"]).read_text().strip()
+        self.key = keys.PrivateKey(bytes.fromhex(key_hex.removeprefix("0x")))
+        self.address = self.key.public_key.to_canonical_address()
+        self.genesis = GenesisConfig.from_json(config["genesis"])
+        self.ledger = Ledger(config["data_dir"], self.genesis)
+        self.pool = TxPool()
+        self.block_period = float(config.get("block_period_s", 1.0))
+        self.sign = make_signer(self.key.to_bytes())
+        self.sm = QbftStateMachine(
+            self.address, self.sign, self.ledger,
+            QbftConfig(request_timeout_s=float(config.get("request_timeout_s", 1.0))),
+        )
+        registry = (config.get("permissioning") or {}).get("registry")
+        self.registry = to_canonical_address(registry) if registry else None
+        self.observers = {to_canonical_address(a) for a in config.get("observers", [])}
+        self._permit_cache: dict[tuple[bytes, bytes], bool] = {}
+        self._start_handle: asyncio.TimerHandle | None = None
+        self._last_commit = time.monotonic()
+        self._last_sync_request = 0.0
+        self._stopping = asyncio.Event()
+        self.metrics = CollectorRegistry()
+        self.m_blocks = Counter("qbft_blocks_committed", "Blocks finalized by this node", registry=self.metrics)
+        self.m_dropped = Counter("qbft_messages_dropped", "Consensus messages refused", ["reason"],
+                                 registry=self.metrics)
+        self.m_rounds_failed = Counter("qbft_rounds_failed", "Rounds that timed out", registry=self.metrics)
+        self.m_evidence = Counter("qbft_equivocations", "Equivocations detected", registry=self.metrics)
+        self.m_synced = Counter("qbft_blocks_synced", "Blocks imported from peers", registry=self.metrics)
+        self.m_height = Gauge("qbft_chain_height", "Canonical head number", registry=self.metrics)
+        self.m_pool = Gauge("qbft_txpool_pending", "Pending transactions", registry=self.metrics)
+        peers = [PeerAddress(to_canonical_address(p["address"]), p["host"], int(p["port"]))
+                 for p in config.get("peers", [])]
+        self.transport = Transport(
+            chain_id=self.genesis.chain_id, address=self.address, sign=self.sign,
+            host=config["p2p"]["host"], port=int(config["p2p"]["port"]), peers=peers,
+            allowed=self._allowed_peers, on_frame=self._on_frame,
+            on_counter=lambda name: self.m_dropped.labels(name).inc(),
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _allowed_peers(self) -> set[bytes]:
+        return set(self.ledger.validators(self.ledger.height + 1)) | self.observers
+
+    def peer_count(self) -> int:
+        return self.transport.connected_peers()
+
+    def _account_nonce(self, address: bytes) -> int:
+        return self.ledger.chain.get_vm(self.ledger.head).state.get_nonce(address)
+
+    def pending_nonce(self, sender: bytes) -> int:
+        return self.pool.next_nonce(sender, self._account_nonce(sender))
+
+    def ledger_pool_lookup(self, tx_hash: bytes) -> SignedTransactionAPI | None:
+        return self.pool.by_hash.get(tx_hash)
+
+    def is_permitted(self, sender: bytes) -> bool:
+        """Account permissioning: genesis accounts, and active enterprises / their anchoring accounts."""
+        if sender in self.genesis.alloc:
+            return True
+        if self.registry is None:
+            return False
+        head = self.ledger.head
+        key = (head.hash, sender)
+        cached = self._permit_cache.get(key)
+        if cached is not None:
+            return cached
+        from ledger.rpc import eth_call
+
+        call = {"to": to_checksum_address(self.registry),
+                "data": "0x" + (IS_ACTIVE_ANCHORER + b"\x00" * 12 + sender).hex()}
+        try:
+            result = eth_call(self, [call, "latest"])
+            permitted = int(result, 16) == 1 if result != "0x" else False
+        except RpcError:
+            permitted = False
+        if len(self._permit_cache) > 10_000:
+            self._permit_cache.clear()
+        self._permit_cache[key] = permitted
+        return permitted
+
+    def check_transaction(self, tx: SignedTransactionAPI) -> None:
+        """Admission checks for a new transaction; raises RpcError with a JSON-RPC code and clear message."""
+        chain_id = getattr(tx, "chain_id", None)
+        if chain_id is None or chain_id != self.genesis.chain_id:
+            raise RpcError(-32000, f"invalid chain id {chain_id}: this chain is {self.genesis.chain_id} "
+                                   "(EIP-155 or typed transactions only)")
+        sender = tx.sender
+        if not self.is_permitted(sender):
+            raise RpcError(-32007, f"sender account {to_checksum_address(sender)} is not permitted to transact: "
+                                   "it is neither a genesis account nor an active enterprise (anchoring) account")
+        head = self.ledger.head
+        state = self.ledger.chain.get_vm(head).state
+        nonce = state.get_nonce(sender)
+        if tx.nonce < nonce:
+            raise RpcError(-32000, f"nonce too low: next nonce {nonce}, tx nonce {tx.nonce}")
+        if tx.gas > head.gas_limit:
+            raise RpcError(-32000, f"exceeds block gas limit: gas {tx.gas} > {head.gas_limit}")
+        max_fee = getattr(tx, "max_fee_per_gas", None) or tx.gas_price
+        if max_fee < head.base_fee_per_gas * 7 // 8:
+            raise RpcError(-32000, f"max fee per gas {max_fee} below base fee {head.base_fee_per_gas} wei")
+        cost = tx.gas * max_fee + tx.value
+        balance = state.get_balance(sender)
+        if balance < cost:
+            raise RpcError(-32000, f"insufficient funds for gas * price + value: balance {balance}, cost {cost}")
+
+    def submit_transaction(self, tx: SignedTransactionAPI) -> None:
+        self.check_transaction(tx)
+        try:
+            if self.pool.add(tx):
+                self.transport.broadcast(KIND_TRANSACTION, tx.encode())
+        except PoolFull as exc:
+            raise RpcError(-32000, str(exc)) from exc
+        self.m_pool.set(len(self.pool))
+
+    # ------------------------------------------------------------------ consensus driving
+    def feed(self, event: Any) -> None:
+        try:
+            actions = self.sm.handle(event)
+        except Exception:
+            log.exception("%s: consensus failed handling %r", self.name, type(event).__name__)
+            return
+        for action in actions:
+            self._do(action)
+
+    def _do(self, action: Any) -> None:
+        loop = asyncio.get_running_loop()
+        if isinstance(action, Broadcast):
+            self.transport.broadcast(KIND_CONSENSUS, action.raw)
+        elif isinstance(action, CreateBlock):
+            loop.call_soon(self._create_block, action.height, action.round)
+        elif isinstance(action, StartRoundTimer):
+            loop.call_later(action.seconds, self.feed, RoundTimerExpired(action.height, action.round))
+        elif isinstance(action, BlockCommitted):
+            self._commit(action)
+        elif isinstance(action, Dropped):
+            self.m_dropped.labels(action.reason.split(":")[0][:40]).inc()
+            log.debug("%s: dropped message: %s", self.name, action.reason)
+        elif isinstance(action, Evidence):
+            self.m_evidence.inc()
+            log.warning("%s: EQUIVOCATION (%s): first=0x%s second=0x%s", self.name, action.kind,
+                        action.first.hex(), action.second.hex())
+        elif isinstance(action, RoundFailed):
+            self.m_rounds_failed.inc()
+            log.info("%s: round failed height=%d round=%d proposer=%s missing=[%s]", self.name, action.height,
+                     action.round, to_checksum_address(action.proposer),
+                     ", ".join(to_checksum_address(m) for m in action.missing))
+
+    def _create_block(self, height: int, round_: int) -> None:
+        if self.sm.height != height or self.sm.round != round_ or self.ledger.height != height - 1:
+            return
+        head = self.ledger.head
+        chosen = self.pool.select(self._account_nonce, head.gas_limit)
+        try:
+            block = self.ledger.build_block(chosen, self.address)
+        except Exception as exc:  # a transaction the pool let through cannot execute
+            log.warning("%s: building block %d with %d txs failed (%s); retrying without failing txs",
+                        self.name, height, len(chosen), exc)
+            state = self.ledger.chain.get_vm(head).state
+            for tx in chosen:
+                try:
+                    state.validate_transaction(tx)
+                except Exception:
+                    self.pool.remove(tx)
+            block = self.ledger.build_block([], self.address)
+        self.feed(BlockCreated(height, round_, encode_block(block)))
+
+    def _commit(self, action: BlockCommitted) -> None:
+        try:
+            self.ledger.commit(action.block, action.round, action.seals)
+        except Exception:
+            log.exception("%s: could not persist committed block %d", self.name, action.height)
+            return
+        self._after_new_head(committed=True)
+        log.info("%s: committed block %d round %d txs=%d seals=%d", self.name, action.height, action.round,
+                 len(decode_block(action.block).transactions), len(action.seals))
+
+    def _after_new_head(self, *, committed: bool) -> None:
+        self._last_commit = time.monotonic()
+        self.m_blocks.inc() if committed else self.m_synced.inc()
+        self.m_height.set(self.ledger.height)
+        self.pool.evict_below(self._account_nonce)
+        self.m_pool.set(len(self.pool))
+        self._schedule_start()
+
+    def _schedule_start(self) -> None:
+        if self._start_handle is not None:
+            self._start_handle.cancel()
+        head = self.ledger.head
+        delay = max(0.0, head.timestamp + self.block_period - time.time())
+        self._start_handle = asyncio.get_running_loop().call_later(
+            delay, self.feed, Start(head.block_number + 1))
+
+    # ------------------------------------------------------------------ frames
+    def _on_frame(self, author: bytes, kind: int, body: bytes) -> None:
+        if kind == KIND_CONSENSUS:
+            self._maybe_sync_from(author, body)
+            self.feed(MessageReceived(body))
+        elif kind == KIND_TRANSACTION:
+            try:
+                tx = ShanghaiTransactionBuilder.decode(body)
+                tx.validate()
+                self.check_transaction(tx)
+                self.pool.add(tx)
+                self.m_pool.set(len(self.pool))
+            except (RpcError, PoolFull):
+                pass
+            except Exception:
+                self.m_dropped.labels("bad transaction").inc()
+        elif kind == KIND_SYNC_REQUEST:
+            self._answer_sync(author, body)
+        elif kind == KIND_SYNC_RESPONSE:
+            self._import_sync(body)
+
+    def _maybe_sync_from(self, author: bytes, body: bytes) -> None:
+        try:
+            msg = decode_message(body)
+        except InvalidMessage:
+            return
+        height = msg.signed.payload.height
+        if height > self.ledger.height + 1:
+            self.request_sync(author)
+
+    def request_sync(self, peer: bytes | None = None) -> None:
+        now = time.monotonic()
+        if now - self._last_sync_request < 0.5:
+            return
+        self._last_sync_request = now
+        if peer is None:
+            if not self.transport.peers:
+                return
+            peer = random.choice(list(self.transport.peers))
+        self.transport.send(peer, KIND_SYNC_REQUEST, rlp.encode([self.ledger.height + 1, SYNC_BATCH]))
+
+    def _answer_sync(self, author: bytes, body: bytes) -> None:
+        try:
+            start_raw, count_raw = rlp.decode(body)
+            start = int.from_bytes(start_raw, "big")
+            count = min(int.from_bytes(count_raw, "big"), SYNC_BATCH)
+        except Exception:
+            self.m_dropped.labels("bad sync request").inc()
+            return
+        items = []
+        for number in range(max(start, 1), min(start + count, self.ledger.height + 1)):
+            header = self.ledger.header_at(number)
+            record = self.ledger.seal_record(header.hash)
+            if record is None:
+                break
+            block = self.ledger.chain.get_block_by_header(header)
+            items.append([encode_block(block), record.round, list(record.seals)])
+        self.transport.send(author, KIND_SYNC_RESPONSE, rlp.encode(items))
+
+    def _import_sync(self, body: bytes) -> None:
+        try:
+            items = rlp.decode(body)
+        except Exception:
+            self.m_dropped.labels("bad sync response").inc()
+            return
+        imported = 0
+        for block_raw, round_raw, seals in items:
+            number = decode_block(block_raw).number
+            if number <= self.ledger.height:
+                continue
+            if number != self.ledger.height + 1:
+                break
+            try:
+                self.ledger.import_sealed(block_raw, int.from_bytes(round_raw, "big"), seals)
+            except InvalidBlock as exc:
+                log.warning("%s: refused synced block %d: %s", self.name, number, exc)
+                self.m_dropped.labels("bad synced block").inc()
+                break
+            imported += 1
+        if imported:
+            log.info("%s: caught up %d blocks to height %d", self.name, imported, self.ledger.height)
+            self._after_new_head(committed=False)
+            if len(items) >= SYNC_BATCH:
+                self._last_sync_request = 0.0
+                self.request_sync()
+
+    async def _sync_watchdog(self) -> None:
+        while not self._stopping.is_set():
+            await asyncio.sleep(max(1.0, 2 * self.block_period))
+            if time.monotonic() - self._last_commit > 3 * self.block_period + 2:
+                self.request_sync()
+
+    # ------------------------------------------------------------------ run
+    async def run(self) -> None:
+        app = make_rpc_app(self)
+        app.router.routes.append(Route("/metrics", self._metrics, methods=["GET"]))
+        server = uvicorn.Server(uvicorn.Config(
+            app, host=self.config["rpc"]["host"], port=int(self.config["rpc"]["port"]),
+            log_level="warning", lifespan="off", access_log=False))
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        await self.transport.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stopping.set)
+        server_task = asyncio.create_task(server.serve())
+        watchdog = asyncio.create_task(self._sync_watchdog())
+        self.m_height.set(self.ledger.height)
+        self._schedule_start()
+        log.info("%s: %s at height %d, p2p %s:%s, rpc http://%s:%s", self.name,
+                 to_checksum_address(self.address), self.ledger.height, self.config["p2p"]["host"],
+                 self.config["p2p"]["port"], self.config["rpc"]["host"], self.config["rpc"]["port"])
+        await self._stopping.wait()
+        log.info("%s: stopping", self.name)
+        server.should_exit = True
+        watchdog.cancel()
+        await self.transport.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server_task, 5)
+        self.ledger.close()
+
+    async def _metrics(self, request: Request) -> Response:
+        return Response(generate_latest(self.metrics), media_type="text/plain; version=0.0.4")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run one TraceLedger QBFT node")
+    parser.add_argument("--config", required=True, help="node.json written by `traceledger network init`")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    config = json.loads(Path(args.config).read_text())
+    logging.basicConfig(level=args.log_level.upper(),
+                        format=f"%(asctime)s %(levelname)s [{config.get('name', 'node')}] %(message)s")
+    asyncio.run(Node(config).run())
+
+
+if __name__ == "__main__":
+    main()
