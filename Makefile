@@ -1,0 +1,39 @@
+# The README's two set-up commands are `make up` and `make test`; both install on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install up test test-fast lint contracts demo clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml package.json package-lock.json
+	@command -v node >/dev/null || { echo "node (>= 18) is required for the Solidity compiler (solc-js)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(STAMP)
+
+up: install
+	$(VENV)/bin/traceledger network up
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q
+
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not integration"
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+contracts: install
+	$(VENV)/bin/traceledger contracts compile
+
+demo: install
+	$(VENV)/bin/traceledger demo
+
+clean:
+	rm -rf $(VENV) node_modules data .pytest_cache .ruff_cache

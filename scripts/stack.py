@@ -1,0 +1,182 @@
+"""Start and stop the whole stack: n validator processes, the contracts, and the API process.
+
+Used by ``traceledger network up``, ``traceledger demo`` and the integration tests, so all three
+start the system the same way. Every component is a separate OS process; the API reaches the chain
+only through JSON-RPC (``TRACELEDGER_RPC_URL``), exactly as it would reach any other EVM network.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from ledger.network import (
+    NetworkSpec,
+    free_port,
+    init_network,
+    rpc,
+    start_validator,
+    stop_processes,
+    wait_for_rpc,
+)
+
+
+@dataclass
+class Stack:
+    """A running (or startable) network + API under ``data_dir``.
+
+    ``api_port``/``rpc_base_port``/``p2p_base_port`` of ``None`` pick free ports. ``database_url``
+    ``None`` means the embedded SQLite file ``<data_dir>/api/api.db``.
+    """
+
+    data_dir: Path
+    validators: int = 4
+    api_host: str = "127.0.0.1"
+    api_port: int | None = 8000
+    rpc_base_port: int | None = 8545
+    p2p_base_port: int | None = 30303
+    database_url: str | None = None
+    admin_token: str | None = None
+    block_period_s: float = 1.0
+    api_workers: int = 1
+    extra_env: dict[str, str] = field(default_factory=dict)
+    spec: NetworkSpec | None = None
+    validator_procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    api_proc: subprocess.Popen[bytes] | None = None
+
+    # ------------------------------------------------------------------ network
+    def init(self) -> NetworkSpec:
+        self.data_dir = Path(self.data_dir).resolve()
+        self.spec = init_network(
+            self.data_dir, validators=self.validators, rpc_base_port=self.rpc_base_port,
+            p2p_base_port=self.p2p_base_port, block_period_s=self.block_period_s,
+        )
+        token_file = self.data_dir / "admin-token"
+        if self.admin_token is None:
+            self.admin_token = os.environ.get("TRACELEDGER_ADMIN_TOKEN")
+        if self.admin_token is None:
+            if token_file.exists():
+                self.admin_token = token_file.read_text().strip()
+            else:
+                self.admin_token = secrets.token_urlsafe(24)
+        token_file.write_text(self.admin_token + "\n")
+        os.chmod(token_file, 0o600)
+        if self.api_port is None:
+            self.api_port = free_port(self.api_host)
+        return self.spec
+
+    def start_validators(self, timeout: float = 60.0) -> None:
+        spec = self.spec or self.init()
+        for v in spec.validators:
+            self.start_validator(v.index)
+        for v in spec.validators:
+            wait_for_rpc(v.rpc_url, timeout)
+
+    def start_validator(self, index: int) -> subprocess.Popen[bytes]:
+        assert self.spec is not None
+        proc = start_validator(self.spec.validators[index - 1])
+        self.validator_procs[index] = proc
+        return proc
+
+    def kill_validator(self, index: int, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` (default SIGKILL: a crash) to validator ``index`` (1-based) and reap it."""
+        proc = self.validator_procs.pop(index)
+        proc.send_signal(sig)
+        proc.wait(10)
+
+    def deploy_contracts(self) -> dict[str, str]:
+        """Deploy EnterpriseRegistry and AnchorRegistry on first start (admin nonces 0 and 1)."""
+        from api.chain import deploy_contracts
+
+        assert self.spec is not None
+        code = rpc(self.spec.rpc_urls[0], "eth_getCode", [self.spec.anchor_registry, "latest"])
+        if code not in ("0x", "0x0", ""):
+            return {"EnterpriseRegistry": self.spec.enterprise_registry, "AnchorRegistry": self.spec.anchor_registry}
+        deployed = deploy_contracts(self.spec.rpc_urls[0], self.spec.admin_key())
+        if (deployed["EnterpriseRegistry"].lower() != self.spec.enterprise_registry.lower()
+                or deployed["AnchorRegistry"].lower() != self.spec.anchor_registry.lower()):
+            raise RuntimeError(f"contracts deployed at unexpected addresses {deployed}: the admin account "
+                               "must make no transaction before the deployment")
+        return deployed
+
+    # ------------------------------------------------------------------ API
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    def api_env(self) -> dict[str, str]:
+        assert self.spec is not None and self.admin_token is not None
+        api_dir = self.data_dir / "api"
+        api_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.update({
+            "TRACELEDGER_DATA_DIR": str(api_dir),
+            "TRACELEDGER_RPC_URL": self.spec.rpc_urls[0],
+            "TRACELEDGER_RPC_URLS": ",".join(self.spec.rpc_urls),
+            "TRACELEDGER_ADMIN_TOKEN": self.admin_token,
+            "TRACELEDGER_ADMIN_KEY": self.spec.admin_key(),
+            "TRACELEDGER_ENTERPRISE_REGISTRY": self.spec.enterprise_registry,
+            "TRACELEDGER_ANCHOR_REGISTRY": self.spec.anchor_registry,
+            "TRACELEDGER_CHAIN_ID": str(self.spec.chain_id),
+            "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", self.api_url()),
+        })
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
+        else:
+            env.pop("DATABASE_URL", None)
+        env.update(self.extra_env)
+        return env
+
+    def start_api(self, timeout: float = 60.0) -> subprocess.Popen[bytes]:
+        log = open(self.data_dir / "api.log", "ab")  # noqa: SIM115 - the child owns it
+        cmd = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", self.api_host, "--port", str(self.api_port),
+               "--log-level", "warning", "--workers", str(self.api_workers)]
+        self.api_proc = subprocess.Popen(cmd, env=self.api_env(), stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.api_proc.poll() is not None:
+                raise RuntimeError(
+                    f"the API exited with code {self.api_proc.returncode}; see {self.data_dir / 'api.log'}")
+            try:
+                if httpx.get(self.api_url() + "/healthz", timeout=2).status_code < 500:
+                    return self.api_proc
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"the API did not answer /healthz within {timeout:.0f} s; see {self.data_dir / 'api.log'}")
+
+    def stop_api(self, sig: int = signal.SIGTERM) -> None:
+        if self.api_proc is not None:
+            if sig == signal.SIGTERM:
+                stop_processes([self.api_proc])
+            else:
+                self.api_proc.send_signal(sig)
+                self.api_proc.wait(10)
+            self.api_proc = None
+
+    # ------------------------------------------------------------------ whole stack
+    def start(self) -> Stack:
+        self.init()
+        self.start_validators()
+        self.deploy_contracts()
+        self.start_api()
+        return self
+
+    def stop(self) -> None:
+        self.stop_api()
+        stop_processes(list(self.validator_procs.values()))
+        self.validator_procs.clear()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
