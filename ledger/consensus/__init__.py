@@ -1,0 +1,93 @@
+"""QBFT consensus core: a pure, deterministic state machine (events in, actions out).
+
+See :mod:`ledger.consensus.statemachine` for the protocol, :mod:`ledger.consensus.messages` for the wire
+format and :mod:`ledger.consensus.ports` for what the node must provide.
+"""
+
+from .config import QbftConfig, max_faulty, quorum
+from .errors import ConsensusError, InvalidBlock, InvalidMessage
+from .events import (
+    Action,
+    BlockCommitted,
+    BlockCreated,
+    Broadcast,
+    CreateBlock,
+    Dropped,
+    Event,
+    Evidence,
+    MessageReceived,
+    RoundFailed,
+    RoundTimerExpired,
+    Start,
+    StartRoundTimer,
+)
+from .messages import (
+    COMMIT,
+    PREPARE,
+    PROPOSAL,
+    ROUND_CHANGE,
+    Commit,
+    CommitPayload,
+    Message,
+    Prepare,
+    PreparePayload,
+    Proposal,
+    ProposalPayload,
+    RoundChange,
+    RoundChangePayload,
+    SignedPayload,
+    address_of,
+    decode_message,
+    encode_message,
+    make_signer,
+    recover_address,
+    sign_payload,
+    signing_hash,
+)
+from .ports import BlockPort
+from .statemachine import QbftStateMachine
+
+__all__ = [
+    "COMMIT",
+    "PREPARE",
+    "PROPOSAL",
+    "ROUND_CHANGE",
+    "Action",
+    "BlockCommitted",
+    "BlockCreated",
+    "BlockPort",
+    "Broadcast",
+    "Commit",
+    "CommitPayload",
+    "ConsensusError",
+    "CreateBlock",
+    "Dropped",
+    "Event",
+    "Evidence",
+    "InvalidBlock",
+    "InvalidMessage",
+    "Message",
+    "MessageReceived",
+    "Prepare",
+    "PreparePayload",
+    "Proposal",
+    "ProposalPayload",
+    "QbftConfig",
+    "QbftStateMachine",
+    "RoundChange",
+    "RoundChangePayload",
+    "RoundFailed",
+    "RoundTimerExpired",
+    "SignedPayload",
+    "Start",
+    "StartRoundTimer",
+    "address_of",
+    "decode_message",
+    "encode_message",
+    "make_signer",
+    "max_faulty",
+    "quorum",
+    "recover_address",
+    "sign_payload",
+    "signing_hash",
+]

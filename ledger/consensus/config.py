@@ -1,0 +1,50 @@
+"""QBFT parameters: quorum sizes and round timeouts.
+
+Quorum follows the EEA QBFT specification / Besu ``BftHelpers.calculateRequiredValidatorQuorum``:
+``ceil(2n/3)`` written as ``(2n - 1) // 3 + 1``, so any two quorums intersect in at least ``f + 1``
+validators where ``f = (n - 1) // 3`` is the number of Byzantine validators tolerated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def quorum(n: int) -> int:
+    """Number of distinct validators needed for a quorum among ``n`` validators (n >= 1).
+
+    n = 1..10 gives 1, 2, 2, 3, 4, 4, 5, 6, 6, 7.
+    """
+    if n < 1:
+        raise ValueError(f"validator count must be >= 1, got {n}")
+    return (2 * n - 1) // 3 + 1
+
+
+def max_faulty(n: int) -> int:
+    """Maximum number ``f`` of Byzantine validators tolerated among ``n`` validators: ``(n - 1) // 3``."""
+    if n < 1:
+        raise ValueError(f"validator count must be >= 1, got {n}")
+    return (n - 1) // 3
+
+
+@dataclass(frozen=True)
+class QbftConfig:
+    """Timing configuration of the consensus core (seconds).
+
+    ``request_timeout_s`` is the round-0 timeout; each later round doubles it (Besu
+    ``RoundTimer``: ``requestTimeout * 2^round``), capped at ``max_round_timeout_s``.
+    """
+
+    request_timeout_s: float = 1.0
+    max_round_timeout_s: float = 60.0
+
+    def round_timeout(self, round: int) -> float:
+        """Timeout in seconds of ``round`` (>= 0).
+
+        ``min(request_timeout_s * 2**round, max_round_timeout_s)``.
+        """
+        if round < 0:
+            raise ValueError(f"round must be >= 0, got {round}")
+        if round >= 64:  # avoid huge integers; 2**64 * any positive timeout exceeds any sane cap
+            return self.max_round_timeout_s
+        return min(self.request_timeout_s * (2**round), self.max_round_timeout_s)

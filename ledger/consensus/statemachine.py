@@ -1,0 +1,627 @@
+"""QBFT consensus state machine (EEA QBFT specification, Hyperledger Besu behaviour).
+
+Pure and deterministic: no I/O, threads, clocks or randomness. ``handle(event)`` consumes one input
+event and returns the actions the node must execute, in order. Messages we send are processed locally
+(our own copy) before ``handle`` returns, so ``Broadcast`` must go to the *other* validators only.
+
+Per height the machine runs rounds 0, 1, ...:
+
+* round start: ``StartRoundTimer``; the proposer of round 0 asks for a block (``CreateBlock``); the
+  proposer of round r > 0 proposes once it holds a quorum of ROUND-CHANGE messages for r, re-proposing
+  the block of the highest prepared certificate among them, or asking for a new block when none is prepared;
+* PROPOSAL (valid, from the round's proposer, justified for r > 0) -> broadcast PREPARE(digest);
+* quorum of PREPAREs for the accepted digest -> prepared certificate, broadcast COMMIT with the commit seal;
+* quorum of COMMITs with valid seals -> ``BlockCommitted`` (once per height);
+* round timer expiry -> ``RoundFailed`` then ROUND-CHANGE to round + 1 (carrying the prepared certificate);
+* f + 1 ROUND-CHANGEs for higher rounds -> jump to the highest round that f + 1 validators reached
+  (Besu "round change at a higher round when f+1 received");
+* a justified PROPOSAL for a higher round of the current height moves us to that round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .config import QbftConfig, max_faulty, quorum
+from .errors import InvalidMessage
+from .events import (
+    Action,
+    BlockCommitted,
+    BlockCreated,
+    Broadcast,
+    CreateBlock,
+    Dropped,
+    Event,
+    Evidence,
+    MessageReceived,
+    RoundFailed,
+    RoundTimerExpired,
+    Start,
+    StartRoundTimer,
+)
+from .messages import (
+    COMMIT,
+    PREPARE,
+    PROPOSAL,
+    ROUND_CHANGE,
+    Commit,
+    CommitPayload,
+    Message,
+    Prepare,
+    PreparePayload,
+    Proposal,
+    ProposalPayload,
+    RoundChange,
+    RoundChangePayload,
+    SignedPayload,
+    decode_message,
+    encode_message,
+    recover_address,
+    sign_payload,
+)
+from .ports import BlockPort
+
+FUTURE_HEIGHTS = 10
+"""Messages for heights ``height + 1 .. height + FUTURE_HEIGHTS`` are buffered and replayed on ``Start``."""
+MAX_FUTURE_ROUNDS = 100
+"""Messages for rounds beyond ``round + MAX_FUTURE_ROUNDS`` are dropped (bounds memory)."""
+MAX_BUFFERED = 10_000
+"""Maximum number of buffered future-height messages (all heights together)."""
+MAX_BUFFERED_PER_AUTHOR = 256
+"""Maximum number of buffered future-height messages per author (one spammer cannot fill the buffer)."""
+
+
+class _Reject(Exception):
+    """Internal: a message failed validation; the text is the ``Dropped`` reason."""
+
+
+@dataclass
+class _Accepted:
+    """The accepted PROPOSAL of a round: its block, 32-byte digest and the 32-byte hash commit seals sign."""
+
+    block: bytes
+    digest: bytes
+    seal_hash: bytes
+
+
+@dataclass
+class _RoundState:
+    """Messages and progress of one round of the current height (keyed by author address)."""
+
+    proposals: dict[bytes, tuple[Proposal, bytes]] = field(default_factory=dict)
+    prepares: dict[bytes, tuple[Prepare, bytes]] = field(default_factory=dict)
+    commits: dict[bytes, tuple[Commit, bytes]] = field(default_factory=dict)
+    round_changes: dict[bytes, tuple[RoundChange, bytes]] = field(default_factory=dict)
+    seal_ok: dict[bytes, bool] = field(default_factory=dict)
+    heard: set[bytes] = field(default_factory=set)
+    accepted: _Accepted | None = None
+    prepared: bool = False
+    proposed: bool = False
+    create_justification: tuple[SignedPayload[RoundChangePayload], ...] | None = None
+
+
+@dataclass(frozen=True)
+class _PreparedCertificate:
+    """Our latest prepared certificate: round, block, 32-byte digest and the quorum of PREPAREs."""
+
+    round: int
+    block: bytes
+    digest: bytes
+    prepares: tuple[SignedPayload[PreparePayload], ...]
+
+
+class QbftStateMachine:
+    """QBFT consensus for one validator (or a passive observer when ``address`` is not a validator).
+
+    :param address: our 20-byte address.
+    :param sign: ``sign(hash32) -> sig65`` (r||s||v, v in {0, 1}) with our key.
+    :param blocks: the node's :class:`BlockPort`.
+    :param config: timeouts.
+    """
+
+    def __init__(
+        self,
+        address: bytes,
+        sign: Callable[[bytes], bytes],
+        blocks: BlockPort,
+        config: QbftConfig = QbftConfig(),
+    ) -> None:
+        if len(address) != 20:
+            raise ValueError("address must be 20 bytes")
+        self._address = bytes(address)
+        self._sign = sign
+        self._blocks = blocks
+        self._config = config
+        self._started = False
+        self._height = 0
+        self._round = 0
+        self._validators: tuple[bytes, ...] = ()
+        self._index: dict[bytes, int] = {}
+        self._prev_proposer: bytes | None = None
+        self._rounds: dict[int, _RoundState] = {}
+        self._prepared: _PreparedCertificate | None = None
+        self._committed = False
+        self._future: dict[int, list[tuple[Message, bytes]]] = {}
+        self._buffered = 0
+        self._buffered_by: dict[bytes, int] = {}
+
+    # ------------------------------------------------------------------------------------ properties
+
+    @property
+    def address(self) -> bytes:
+        """Our 20-byte address."""
+        return self._address
+
+    @property
+    def height(self) -> int:
+        """Height being decided (0 before the first ``Start``)."""
+        return self._height
+
+    @property
+    def round(self) -> int:
+        """Current round of the current height."""
+        return self._round
+
+    @property
+    def committed(self) -> bool:
+        """True once ``BlockCommitted`` was emitted for the current height (until the next ``Start``)."""
+        return self._committed
+
+    def proposer(self, height: int, round: int) -> bytes:
+        """Proposer of (height, round), Besu round-robin: with validators sorted ascending and ``prev`` the
+        proposer of block ``height - 1``: ``validators[(index(prev) + 1 + round) % n]`` when ``prev`` is a
+        validator, else ``validators[round % n]``."""
+        if self._started and height == self._height:
+            validators, prev = self._validators, self._prev_proposer
+        else:
+            validators, prev = tuple(self._blocks.validators(height)), self._blocks.previous_proposer(height)
+        return _proposer(validators, prev, round)
+
+    # ---------------------------------------------------------------------------------------- events
+
+    def handle(self, event: Event) -> list[Action]:
+        """Process one input event; return the actions to execute, in order."""
+        out: list[Action] = []
+        if isinstance(event, MessageReceived):
+            try:
+                msg = decode_message(event.raw)
+            except InvalidMessage as exc:
+                out.append(Dropped(f"invalid message: {exc}", None))
+                return out
+            self._route(msg, bytes(event.raw), out)
+        elif isinstance(event, Start):
+            self._on_start(event.height, out)
+        elif isinstance(event, BlockCreated):
+            self._on_block_created(event, out)
+        elif isinstance(event, RoundTimerExpired):
+            if (
+                self._started
+                and not self._committed
+                and (event.height, event.round)
+                == (
+                    self._height,
+                    self._round,
+                )
+            ):
+                self._move_to_round(self._round + 1, out, send_round_change=True)
+        else:
+            raise TypeError(f"unknown event {event!r}")
+        return out
+
+    def _on_start(self, height: int, out: list[Action]) -> None:
+        if height < 1 or (self._started and height <= self._height):
+            return
+        self._started = True
+        self._height = height
+        self._round = 0
+        self._validators = tuple(bytes(v) for v in self._blocks.validators(height))
+        self._index = {v: i for i, v in enumerate(self._validators)}
+        self._prev_proposer = self._blocks.previous_proposer(height)
+        self._rounds = {}
+        self._prepared = None
+        self._committed = False
+        self._start_round(out)
+        replay = self._future.pop(height, [])
+        for h in [h for h in self._future if h < height or h > height + FUTURE_HEIGHTS]:
+            del self._future[h]
+        self._buffered = 0
+        self._buffered_by = {}
+        for pending in self._future.values():
+            for m, _ in pending:
+                self._buffered += 1
+                self._buffered_by[m.author] = self._buffered_by.get(m.author, 0) + 1
+        for msg, raw in replay:
+            if self._committed:
+                break
+            self._on_message(msg, raw, out)
+
+    def _on_block_created(self, event: BlockCreated, out: list[Action]) -> None:
+        if not self._started or self._committed or (event.height, event.round) != (self._height, self._round):
+            return
+        rs = self._rs(self._round)
+        if rs.create_justification is None or rs.proposed:
+            return
+        self._send_proposal(event.block, rs.create_justification, (), out)
+
+    # ---------------------------------------------------------------------------------- message intake
+
+    def _route(self, msg: Message, raw: bytes, out: list[Action]) -> None:
+        h = msg.height
+        if self._started and h < self._height:
+            out.append(Dropped("old height", msg.author))
+            return
+        if not self._started or h > self._height:
+            if self._started and h > self._height + FUTURE_HEIGHTS:
+                out.append(Dropped("height too far ahead", msg.author))
+            elif self._buffered >= MAX_BUFFERED or self._buffered_by.get(msg.author, 0) >= MAX_BUFFERED_PER_AUTHOR:
+                out.append(Dropped("future buffer full", msg.author))
+            else:
+                self._future.setdefault(h, []).append((msg, raw))
+                self._buffered += 1
+                self._buffered_by[msg.author] = self._buffered_by.get(msg.author, 0) + 1
+            return
+        if self._committed:
+            return  # late message for the height we already decided
+        self._on_message(msg, raw, out)
+
+    def _on_message(self, msg: Message, raw: bytes, out: list[Action]) -> None:
+        """Process a message for the current, undecided height."""
+        author = msg.author
+        if author not in self._index:
+            out.append(Dropped("not a validator", author))
+            return
+        if msg.round > self._round + MAX_FUTURE_ROUNDS:
+            out.append(Dropped("round too far ahead", author))
+            return
+        try:
+            if isinstance(msg, Proposal):
+                self._on_proposal(msg, raw, out)
+            elif isinstance(msg, Prepare):
+                self._on_prepare(msg, raw, out)
+            elif isinstance(msg, Commit):
+                self._on_commit(msg, raw, out)
+            else:
+                self._on_round_change(msg, raw, out)
+        except _Reject as exc:
+            out.append(Dropped(str(exc), author))
+
+    def _claim_slot(
+        self,
+        store: dict[bytes, tuple[Message, bytes]],
+        msg: Message,
+        raw: bytes,
+        kind: str,
+        out: list[Action],
+    ) -> None:
+        """Record ``msg`` as the author's message of this type and round; raise _Reject for a duplicate
+        (same payload) or a conflicting one (different payload: equivocation -> ``Evidence``)."""
+        previous = store.get(msg.author)
+        if previous is None:
+            store[msg.author] = (msg, raw)
+            return
+        if previous[0].signed.payload == msg.signed.payload:
+            raise _Reject("duplicate")
+        if kind != "round-change":
+            out.append(Evidence(kind, previous[1], raw))
+        raise _Reject(f"equivocating {kind}")
+
+    # ------------------------------------------------------------------------------------- PROPOSAL
+
+    def _on_proposal(self, msg: Proposal, raw: bytes, out: list[Action]) -> None:
+        r, author = msg.round, msg.author
+        if author != _proposer(self._validators, self._prev_proposer, r):
+            raise _Reject("not the proposer of this round")
+        rs = self._rs(r)
+        rs.heard.add(author)
+        self._claim_slot(rs.proposals, msg, raw, "proposal", out)  # type: ignore[arg-type]
+        if r < self._round:
+            raise _Reject("proposal for an old round")
+        if r == 0:
+            if msg.round_change_justification or msg.prepare_justification:
+                raise _Reject("justification in a round-0 proposal")
+            digest = self._validate_new_block(author, msg.signed.payload.block)
+        else:
+            digest = self._validate_justified_proposal(msg)
+        if r > self._round:  # justified by a quorum of ROUND-CHANGEs: follow it (QBFT spec, Besu)
+            self._move_to_round(r, out, send_round_change=False)
+        block = msg.signed.payload.block
+        rs.accepted = _Accepted(block, digest, self._blocks.seal_hash(block, r))
+        if self._is_validator:
+            payload = PreparePayload(self._height, r, digest)
+            self._send(Prepare(sign_payload(PREPARE, payload, self._sign)), out)
+        self._check_prepared(out)
+        self._check_committed(r, out)
+
+    def _validate_new_block(self, proposer: bytes, block: bytes) -> bytes:
+        try:
+            if proposer == self._address:  # our own block: built by the node, no need to execute it twice
+                digest = self._blocks.block_digest(block)
+            else:
+                digest = self._blocks.validate_block(self._height, proposer, block)
+        except Exception as exc:  # InvalidBlock, or anything the node's validation raises on a hostile block
+            raise _Reject(f"invalid block: {exc}") from exc
+        if len(digest) != 32:
+            raise _Reject("invalid block: digest is not 32 bytes")
+        return bytes(digest)
+
+    def _validate_justified_proposal(self, msg: Proposal) -> bytes:
+        """QBFT round > 0 proposal justification: a quorum of ROUND-CHANGEs for (height, round) from
+        distinct validators; if any is prepared, the block must have the digest of the highest prepared
+        round, proven by a quorum of PREPAREs; otherwise the block must be a valid new block."""
+        h, r = msg.height, msg.round
+        authors: set[bytes] = set()
+        prepared: list[RoundChangePayload] = []
+        for s in msg.round_change_justification:
+            p = s.payload
+            if (p.height, p.round) != (h, r):
+                raise _Reject("round-change justification for another height or round")
+            if s.author not in self._index:
+                raise _Reject("round-change justification from a non-validator")
+            if s.author in authors:
+                raise _Reject("round-change justification with duplicate author")
+            authors.add(s.author)
+            if p.prepared_round is not None:
+                if p.prepared_round >= r:
+                    raise _Reject("round-change justification prepared in a non-earlier round")
+                prepared.append(p)
+        if len(authors) < self._quorum:
+            raise _Reject("round-change justification below quorum")
+        block = msg.signed.payload.block
+        if not prepared:
+            if msg.prepare_justification:
+                raise _Reject("prepare justification without prepared round change")
+            return self._validate_new_block(msg.author, block)
+        best = max(p.prepared_round for p in prepared if p.prepared_round is not None)
+        digests = {p.prepared_digest for p in prepared if p.prepared_round == best}
+        if len(digests) != 1:
+            raise _Reject("conflicting prepared certificates in round-change justification")
+        expected = digests.pop()
+        assert expected is not None
+        self._check_prepare_quorum(msg.prepare_justification, best, expected)
+        try:
+            digest = bytes(self._blocks.block_digest(block))
+        except Exception as exc:
+            raise _Reject(f"invalid block: {exc}") from exc
+        if digest != expected:
+            raise _Reject("re-proposed block does not match the highest prepared digest")
+        return digest
+
+    def _check_prepare_quorum(
+        self, prepares: Sequence[SignedPayload[PreparePayload]], prepared_round: int, digest: bytes
+    ) -> None:
+        authors: set[bytes] = set()
+        for s in prepares:
+            p = s.payload
+            if (p.height, p.round, p.digest) != (self._height, prepared_round, digest):
+                raise _Reject("prepare justification for another height, round or digest")
+            if s.author not in self._index:
+                raise _Reject("prepare justification from a non-validator")
+            if s.author in authors:
+                raise _Reject("prepare justification with duplicate author")
+            authors.add(s.author)
+        if len(authors) < self._quorum:
+            raise _Reject("prepare justification below quorum")
+
+    # ------------------------------------------------------------------------------ PREPARE / COMMIT
+
+    def _on_prepare(self, msg: Prepare, raw: bytes, out: list[Action]) -> None:
+        rs = self._rs(msg.round)
+        rs.heard.add(msg.author)
+        self._claim_slot(rs.prepares, msg, raw, "prepare", out)  # type: ignore[arg-type]
+        if msg.round == self._round:
+            self._check_prepared(out)
+
+    def _check_prepared(self, out: list[Action]) -> None:
+        r = self._round
+        rs = self._rs(r)
+        acc = rs.accepted
+        if self._committed or acc is None or rs.prepared:
+            return
+        matching = [m.signed for m, _ in rs.prepares.values() if m.signed.payload.digest == acc.digest]
+        if len(matching) < self._quorum:
+            return
+        rs.prepared = True
+        matching.sort(key=lambda s: self._index[s.author])
+        self._prepared = _PreparedCertificate(r, acc.block, acc.digest, tuple(matching))
+        if self._is_validator:
+            seal = self._sign(acc.seal_hash)
+            payload = CommitPayload(self._height, r, acc.digest, seal)
+            self._send(Commit(sign_payload(COMMIT, payload, self._sign)), out)
+
+    def _on_commit(self, msg: Commit, raw: bytes, out: list[Action]) -> None:
+        rs = self._rs(msg.round)
+        rs.heard.add(msg.author)
+        self._claim_slot(rs.commits, msg, raw, "commit", out)  # type: ignore[arg-type]
+        if msg.round <= self._round:
+            self._check_committed(msg.round, out)
+
+    def _check_committed(self, r: int, out: list[Action]) -> None:
+        """Decide when a quorum of COMMITs with valid seals matches the accepted proposal of round ``r``
+        (any round <= current: a commit quorum is final whatever round we are in)."""
+        rs = self._rs(r)
+        acc = rs.accepted
+        if self._committed or acc is None:
+            return
+        signers: list[tuple[int, bytes]] = []
+        for author, (m, _) in rs.commits.items():
+            p = m.signed.payload
+            if p.digest != acc.digest:
+                continue
+            ok = rs.seal_ok.get(author)
+            if ok is None:
+                try:
+                    ok = recover_address(acc.seal_hash, p.commit_seal) == author
+                except InvalidMessage:
+                    ok = False
+                rs.seal_ok[author] = ok
+                if not ok:
+                    out.append(Dropped("invalid commit seal", author))
+            if ok:
+                signers.append((self._index[author], p.commit_seal))
+        if len(signers) < self._quorum:
+            return
+        signers.sort()
+        self._committed = True
+        out.append(BlockCommitted(self._height, r, acc.block, acc.digest, tuple(s for _, s in signers)))
+
+    # ---------------------------------------------------------------------------------- ROUND-CHANGE
+
+    def _on_round_change(self, msg: RoundChange, raw: bytes, out: list[Action]) -> None:
+        r, p = msg.round, msg.signed.payload
+        if r == 0:
+            raise _Reject("round change to round 0")
+        if r < self._round:
+            raise _Reject("round change for an old round")
+        rs = self._rs(r)
+        rs.heard.add(msg.author)
+        previous = rs.round_changes.get(msg.author)
+        if previous is not None:
+            raise _Reject("duplicate" if previous[0].signed.payload == p else "conflicting round change")
+        if p.prepared_round is None:
+            if msg.prepared_block is not None or msg.prepare_justification:
+                raise _Reject("prepared data in an unprepared round change")
+        else:
+            if p.prepared_round >= r:
+                raise _Reject("round change prepared in a non-earlier round")
+            if msg.prepared_block is None:
+                raise _Reject("prepared round change without its block")
+            try:
+                digest = bytes(self._blocks.block_digest(msg.prepared_block))
+            except Exception as exc:
+                raise _Reject(f"invalid prepared block: {exc}") from exc
+            if digest != p.prepared_digest:
+                raise _Reject("prepared block does not match the prepared digest")
+            self._check_prepare_quorum(msg.prepare_justification, p.prepared_round, digest)
+        rs.round_changes[msg.author] = (msg, raw)
+        if r > self._round:
+            self._check_round_jump(out)
+        else:
+            self._check_propose(out)
+
+    def _check_round_jump(self, out: list[Action]) -> None:
+        """With f + 1 validators at rounds above ours, at least one honest validator is there: jump to the
+        highest round that f + 1 distinct validators reached (Besu ``RoundChangeManager`` f+1 rule)."""
+        highest: dict[bytes, int] = {}
+        for r, rs in self._rounds.items():
+            if r > self._round:
+                for author in rs.round_changes:
+                    highest[author] = max(highest.get(author, 0), r)
+        f1 = max_faulty(len(self._validators)) + 1
+        if len(highest) < f1:
+            return
+        target = sorted(highest.values(), reverse=True)[f1 - 1]
+        if target > self._round:
+            self._move_to_round(target, out, send_round_change=True)
+
+    def _check_propose(self, out: list[Action]) -> None:
+        """As proposer of round r > 0 holding a quorum of ROUND-CHANGEs for r: re-propose the block of the
+        highest prepared certificate among them, or ask the node for a new block."""
+        r = self._round
+        if r == 0 or self._committed or not self._is_validator:
+            return
+        if _proposer(self._validators, self._prev_proposer, r) != self._address:
+            return
+        rs = self._rs(r)
+        if rs.proposed or rs.create_justification is not None or len(rs.round_changes) < self._quorum:
+            return
+        rcs = sorted((m for m, _ in rs.round_changes.values()), key=lambda m: self._index[m.author])
+        justification = tuple(m.signed for m in rcs)
+        best: RoundChange | None = None
+        for m in rcs:
+            pr = m.signed.payload.prepared_round
+            if pr is not None and (best is None or pr > (best.signed.payload.prepared_round or 0)):
+                best = m
+        if best is not None and best.prepared_block is not None:
+            self._send_proposal(best.prepared_block, justification, best.prepare_justification, out)
+        else:
+            rs.create_justification = justification
+            out.append(CreateBlock(self._height, r))
+
+    # ---------------------------------------------------------------------------------------- rounds
+
+    def _start_round(self, out: list[Action]) -> None:
+        r = self._round
+        out.append(StartRoundTimer(self._height, r, self._config.round_timeout(r)))
+        if not self._is_validator or _proposer(self._validators, self._prev_proposer, r) != self._address:
+            return
+        if r == 0:
+            rs = self._rs(0)
+            if rs.create_justification is None and not rs.proposed:
+                rs.create_justification = ()
+                out.append(CreateBlock(self._height, 0))
+        else:
+            self._check_propose(out)
+
+    def _move_to_round(self, new_round: int, out: list[Action], *, send_round_change: bool) -> None:
+        old = self._rs(self._round)
+        out.append(
+            RoundFailed(
+                self._height,
+                self._round,
+                _proposer(self._validators, self._prev_proposer, self._round),
+                tuple(v for v in self._validators if v != self._address and v not in old.heard),
+            )
+        )
+        self._round = new_round
+        for r in [r for r in self._rounds if r < new_round - 1 and self._rounds[r].accepted is None]:
+            del self._rounds[r]  # nothing left to decide there
+        self._start_round(out)
+        if send_round_change and self._is_validator:
+            cert = self._prepared
+            payload = RoundChangePayload(
+                self._height,
+                new_round,
+                None if cert is None else cert.round,
+                None if cert is None else cert.digest,
+            )
+            signed = sign_payload(ROUND_CHANGE, payload, self._sign)
+            if cert is None:
+                self._send(RoundChange(signed), out)
+            else:
+                self._send(RoundChange(signed, cert.block, cert.prepares), out)
+
+    # --------------------------------------------------------------------------------------- sending
+
+    def _send_proposal(
+        self,
+        block: bytes,
+        round_changes: tuple[SignedPayload[RoundChangePayload], ...],
+        prepares: tuple[SignedPayload[PreparePayload], ...],
+        out: list[Action],
+    ) -> None:
+        rs = self._rs(self._round)
+        rs.proposed = True
+        signed = sign_payload(PROPOSAL, ProposalPayload(self._height, self._round, block), self._sign)
+        self._send(Proposal(signed, round_changes, prepares), out)
+
+    def _send(self, msg: Message, out: list[Action]) -> None:
+        """Broadcast ``msg`` to the other validators and process our own copy."""
+        raw = encode_message(msg)
+        out.append(Broadcast(raw))
+        self._on_message(msg, raw, out)
+
+    # --------------------------------------------------------------------------------------- helpers
+
+    @property
+    def _is_validator(self) -> bool:
+        return self._address in self._index
+
+    @property
+    def _quorum(self) -> int:
+        return quorum(len(self._validators))
+
+    def _rs(self, r: int) -> _RoundState:
+        rs = self._rounds.get(r)
+        if rs is None:
+            rs = self._rounds[r] = _RoundState()
+        return rs
+
+
+def _proposer(validators: Sequence[bytes], prev: bytes | None, round: int) -> bytes:
+    n = len(validators)
+    if n == 0:
+        raise ValueError("empty validator set")
+    if prev is not None and prev in validators:
+        return validators[(list(validators).index(prev) + 1 + round) % n]
+    return validators[round % n]
