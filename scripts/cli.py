@@ -246,5 +246,20 @@ def contracts_compile(check: Annotated[bool, typer.Option(help="Only compare wit
     raise typer.Exit(main(["--check"] if check else []) or 0)
 
 
+@contracts_app.command("deploy")
+def contracts_deploy(
+    rpc_url: Annotated[str, typer.Option("--rpc", help="JSON-RPC URL of any EVM node (e.g. a Besu QBFT network)")],
+    admin_key_file: Annotated[Path, typer.Option("--admin-key-file", help="File holding the governance account's "
+                                                 "hex private key (the registry admin)")],
+) -> None:
+    """Deploy EnterpriseRegistry and AnchorRegistry to another EVM network and print the env vars for the API."""
+    from api.chain import deploy_contracts
+
+    deployed = deploy_contracts(rpc_url, admin_key_file.read_text().strip())
+    console.print(f"TRACELEDGER_RPC_URL={rpc_url}")
+    console.print(f"TRACELEDGER_ENTERPRISE_REGISTRY={deployed['EnterpriseRegistry']}")
+    console.print(f"TRACELEDGER_ANCHOR_REGISTRY={deployed['AnchorRegistry']}")
+
+
 if __name__ == "__main__":
     app()
