@@ -1,0 +1,1 @@
+"""TraceLedger HTTP API: certificate ingestion, Handle-style identifiers, anchoring and verification."""

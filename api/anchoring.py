@@ -1,0 +1,330 @@
+"""The anchoring worker: batches pending records into RFC 9162 Merkle trees and anchors the roots.
+
+Crash safety (write-ahead style):
+
+1. Pending records without a batch are taken in id order (at most ``anchor_max_batch``); their
+   leaf hashes ``hash_leaf(record_digest)`` give the root (RFC 9162 §2.1.1).
+2. The Batch row (status ``submitted``, leaf list, planned root, metadata digest) and each
+   record's ``batch_id`` / ``leaf_index`` are committed **before** anything is sent.
+3. One ``AnchorRegistry.anchor(root, size, metadataDigest)`` tx is sent by the operator; its hash
+   is committed as soon as the node accepts it; the receipt (final on QBFT) gives block number
+   and hash; then batch ``final`` and records ``anchored`` are committed together.
+
+On (re)start every ``submitted`` batch is resumed first: ``getAnchor(root)`` on chain says
+whether the root is already anchored (then the tx/block are recovered from the stored tx hash or
+the ``Anchored`` event and the batch is completed) or not (then it is resent). A duplicate root
+reverts with ``RootAlreadyAnchored`` on chain, which is treated as "already anchored", so a root
+is never anchored twice and no record is left in a batch that never completes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from api import crud, metrics
+from api.bootstrap import ensure_service_registered
+from api.chain import ChainClient, ChainError, ChainUnavailable
+from api.db import session_scope
+from api.models import Batch, Record
+from api.security import KeyCache
+from api.settings import Settings
+from provenance.canonical import canonicalize
+from provenance.merkle import hash_leaf, root_from_leaf_hashes
+
+log = logging.getLogger(__name__)
+
+
+def _b(hex_str: str) -> bytes:
+    return bytes.fromhex(hex_str[2:] if hex_str.startswith("0x") else hex_str)
+
+
+def _hex(b: Any) -> str:
+    return "0x" + bytes(b).hex()
+
+
+def batch_metadata_digest(*, batch_id: int, size: int, first_record_id: int) -> bytes:
+    """32-byte SHA-256 of the canonical JSON batch metadata committed with the root on chain."""
+    meta = {
+        "schema": "traceledger.batch.v1",
+        "batch_id": batch_id,
+        "size": size,
+        "first_record_id": first_record_id,
+        "leaf": "hash_leaf(record_digest), RFC 9162",
+    }
+    return hashlib.sha256(canonicalize(meta)).digest()
+
+
+def leaf_hashes_of(digests: list[str]) -> list[bytes]:
+    """Leaf hashes (32 bytes each) for 0x-hex record digests."""
+    return [hash_leaf(_b(d)) for d in digests]
+
+
+class AnchoringWorker:
+    """Anchors pending records. ``run_once()`` is synchronous (used by tests); ``start()`` runs it
+    in a daemon thread every ``anchor_interval_s`` or as soon as ``anchor_max_batch`` are pending."""
+
+    def __init__(self, *, engine: Engine, settings: Settings, chain: ChainClient | None, keys: KeyCache) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.chain = chain
+        self.keys = keys
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._bootstrapped = False
+        self.last_run: datetime | None = None
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------------ thread
+    @property
+    def alive(self) -> bool:
+        """True while the worker thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the daemon thread (no-op if running)."""
+        if self.alive:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="anchoring-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Ask the thread to stop and wait for it (the current batch, if any, finishes first)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def notify(self) -> None:
+        """Wake the worker early (called after ingestion)."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        interval = self.settings.anchor_interval_s
+        poll = min(interval, 0.25)
+        last = 0.0
+        backoff = 0.0
+        while not self._stop.is_set():
+            self._wake.wait(poll + backoff)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                with session_scope(self.engine) as session:
+                    unbatched = crud.count_unbatched(session)
+                    unfinished = bool(crud.unfinished_batches(session))
+                    metrics.PENDING.set(crud.count_pending(session))
+                due = time.monotonic() - last >= interval
+                if unfinished or unbatched >= self.settings.anchor_max_batch or (unbatched and due):
+                    last = time.monotonic()
+                    self.run_once()
+                backoff = 0.0 if self.last_error is None else min(max(backoff * 2, 0.5), 30.0)
+            except Exception as exc:  # noqa: BLE001 - the worker must survive anything
+                log.exception("anchoring loop error")
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                backoff = min(max(backoff * 2, 0.5), 30.0)
+
+    # ------------------------------------------------------------------- work
+    def _operator_key(self) -> bytes:
+        with session_scope(self.engine) as session:
+            service = crud.get_service_enterprise(session)
+        if service is None:
+            raise ChainError("anchoring operator account not bootstrapped")
+        return self.keys.private_key(service.keystore, self.settings.keystore_passphrase)
+
+    def run_once(self) -> list[int]:
+        """Resume unfinished batches, then anchor all unbatched pending records.
+
+        Returns the ids of batches that became final. Errors are recorded in ``last_error``
+        (and re-raised only for unexpected exceptions); records stay pending for the next run.
+        """
+        self.last_run = datetime.now(UTC)
+        finalized: list[int] = []
+        try:
+            if self.chain is None:
+                raise ChainUnavailable("chain not configured (TRACELEDGER_RPC_URL and registry addresses)")
+            if not self._bootstrapped:
+                ensure_service_registered(self.engine, self.settings, self.chain)
+                self._bootstrapped = True
+            with session_scope(self.engine) as session:
+                unfinished = [b.id for b in crud.unfinished_batches(session)]
+            for batch_id in unfinished:
+                if batch_id is not None and self.resume_batch(batch_id):
+                    finalized.append(batch_id)
+            while not self._stop.is_set():
+                batch_id = self.create_batch()
+                if batch_id is None:
+                    break
+                if self.submit_batch(batch_id):
+                    finalized.append(batch_id)
+            self.last_error = None
+        except (ChainUnavailable, ChainError) as exc:
+            metrics.ANCHOR_ERRORS.inc()
+            self.last_error = str(exc)
+            log.warning("anchoring postponed: %s", exc)
+        with session_scope(self.engine) as session:
+            metrics.PENDING.set(crud.count_pending(session))
+        return finalized
+
+    def create_batch(self) -> int | None:
+        """Persist a new submitted Batch over the oldest unbatched records; returns its id or None."""
+        with session_scope(self.engine) as session:
+            records = crud.unbatched_records(session, limit=self.settings.anchor_max_batch)
+            if not records:
+                return None
+            digests = [r.record_digest for r in records]
+            root = _hex(root_from_leaf_hashes(leaf_hashes_of(digests)))
+            existing = session.exec(select(Batch).where(Batch.root == root)).first()
+            if existing is not None:
+                # Same root = same digests in the same order (SHA-256 collision resistance): the
+                # documents are already committed by that batch; reuse it instead of re-anchoring.
+                for i, rec in enumerate(records):
+                    rec.batch_id, rec.leaf_index = existing.id, i
+                    if existing.status == "final":
+                        rec.status = "anchored"
+                    session.add(rec)
+                session.commit()
+                return None if existing.status == "final" else existing.id
+            batch = Batch(root=root, size=len(records), leaf_digests=digests, status="submitted")
+            session.add(batch)
+            session.flush()
+            assert batch.id is not None and records[0].id is not None
+            batch.metadata_digest = _hex(
+                batch_metadata_digest(batch_id=batch.id, size=batch.size, first_record_id=records[0].id)
+            )
+            for i, rec in enumerate(records):
+                rec.batch_id, rec.leaf_index = batch.id, i
+                session.add(rec)
+            session.add(batch)
+            session.commit()
+            return batch.id
+
+    def _set_tx_hash(self, batch_id: int, tx_hash: str) -> None:
+        with session_scope(self.engine) as session:
+            batch = session.get(Batch, batch_id)
+            if batch is not None:
+                batch.tx_hash = tx_hash
+                batch.attempts += 1
+                session.add(batch)
+                session.commit()
+
+    def submit_batch(self, batch_id: int) -> bool:
+        """Send the anchor tx of a persisted batch and complete it; True when final."""
+        assert self.chain is not None
+        with session_scope(self.engine) as session:
+            batch = session.get(Batch, batch_id)
+            if batch is None or batch.status == "final":
+                return False
+            root, size, meta = _b(batch.root), batch.size, _b(batch.metadata_digest)
+        try:
+            receipt = self.chain.anchor_root(
+                self._operator_key(), root, size, meta, on_sent=lambda h: self._set_tx_hash(batch_id, h)
+            )
+        except ChainError as exc:
+            if exc.reason == "RootAlreadyAnchored":
+                return self.resume_batch(batch_id, resend=False)
+            self._record_error(batch_id, str(exc))
+            raise
+        self.finalize_batch(
+            batch_id,
+            tx_hash=_hex(receipt["transactionHash"]),
+            block_number=int(receipt["blockNumber"]),
+            block_hash=_hex(receipt["blockHash"]),
+            submitter=str(receipt.get("from", "")) or None,
+        )
+        return True
+
+    def resume_batch(self, batch_id: int, *, resend: bool = True) -> bool:
+        """Complete a ``submitted`` batch from the chain, or resend it when not anchored yet."""
+        assert self.chain is not None
+        with session_scope(self.engine) as session:
+            batch = session.get(Batch, batch_id)
+            if batch is None or batch.status == "final":
+                return False
+            root, tx_hash = _b(batch.root), batch.tx_hash
+        info = self.chain.get_anchor(root)
+        if info is None and tx_hash:
+            # a tx might still be in flight: give it a short chance before resending
+            try:
+                receipt = self.chain.wait_receipt(tx_hash, timeout_s=2.0)
+                info = self.chain.get_anchor(root)
+                if info is not None and info.block_number == int(receipt["blockNumber"]):
+                    self.finalize_batch(
+                        batch_id,
+                        tx_hash=tx_hash,
+                        block_number=info.block_number,
+                        block_hash=_hex(receipt["blockHash"]),
+                        submitter=info.submitter,
+                    )
+                    return True
+            except (ChainError, ChainUnavailable):
+                pass
+        if info is None:
+            if not resend:
+                raise ChainError(f"root {batch.root} reported anchored but getAnchor shows nothing")
+            return self.submit_batch(batch_id)
+        found = self.chain.find_anchor_tx(root, info.block_number)
+        if found is not None:
+            tx_hash, block_hash = found
+        else:
+            block = self.chain.raw_block(info.block_number) or {}
+            block_hash = str(block.get("hash", "")) or None
+        self.finalize_batch(
+            batch_id,
+            tx_hash=tx_hash,
+            block_number=info.block_number,
+            block_hash=block_hash,
+            submitter=info.submitter,
+        )
+        return True
+
+    def _record_error(self, batch_id: int, error: str) -> None:
+        with session_scope(self.engine) as session:
+            batch = session.get(Batch, batch_id)
+            if batch is not None:
+                batch.last_error = error[:2000]
+                session.add(batch)
+                session.commit()
+
+    def finalize_batch(
+        self,
+        batch_id: int,
+        *,
+        tx_hash: str | None,
+        block_number: int,
+        block_hash: str | None,
+        submitter: str | None,
+    ) -> None:
+        """Mark the batch final and its records anchored, in one transaction."""
+        now = datetime.now(UTC)
+        with session_scope(self.engine) as session:
+            batch = session.get(Batch, batch_id)
+            if batch is None:
+                return
+            batch.tx_hash = tx_hash
+            batch.block_number = block_number
+            batch.block_hash = block_hash
+            batch.submitter = submitter
+            batch.status = "final"
+            batch.anchored_at = now
+            batch.last_error = None
+            session.add(batch)
+            records = session.exec(select(Record).where(Record.batch_id == batch_id)).all()
+            for rec in records:
+                rec.status = "anchored"
+                session.add(rec)
+            session.commit()
+        metrics.BATCHES_ANCHORED.inc()
+        for rec in records:
+            created = rec.created_at if rec.created_at.tzinfo else rec.created_at.replace(tzinfo=UTC)
+            metrics.ANCHOR_LATENCY.observe(max((now - created).total_seconds(), 0.0))
+        log.info("batch %s anchored in block %s (%d records)", batch_id, block_number, len(records))

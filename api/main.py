@@ -1,0 +1,96 @@
+"""App factory: ``create_app(settings)``; module-level ``app`` for ``uvicorn api.main:app``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from api import metrics
+from api.anchoring import AnchoringWorker
+from api.bootstrap import ensure_service_enterprise, ensure_service_registered
+from api.chain import ChainClient
+from api.db import init_db, make_engine
+from api.errors import install_handlers
+from api.routes import certificates, enterprises, health, identifiers, pages, verify
+from api.security import KeyCache
+from api.settings import Settings, get_settings
+from api.state import AppState
+from api.verification import SealCache
+
+log = logging.getLogger(__name__)
+
+
+def build_chain(settings: Settings) -> ChainClient | None:
+    """ChainClient for ``settings.rpc_url`` (registries optional), or None without an RPC URL."""
+    if not settings.rpc_url:
+        return None
+    return ChainClient.from_url(
+        settings.rpc_url,
+        enterprise_registry=settings.enterprise_registry_address,
+        anchor_registry=settings.anchor_registry_address,
+        timeout_s=settings.rpc_timeout_s,
+        receipt_timeout_s=settings.receipt_timeout_s,
+    )
+
+
+def create_app(settings: Settings | None = None, *, chain: ChainClient | None = None) -> FastAPI:
+    """Build the FastAPI app.
+
+    ``chain`` overrides the client built from ``settings.rpc_url`` (tests pass any Web3 provider).
+    Startup (lifespan): create tables; create the operator key; when the chain is configured,
+    register/fund the operator (errors are reported in /healthz and retried by the worker);
+    start the anchoring worker when ``anchoring_enabled``. Shutdown stops the worker.
+    """
+    settings = settings or get_settings()
+    engine = make_engine(settings)
+    chain = chain if chain is not None else build_chain(settings)
+    keys = KeyCache()
+    worker = AnchoringWorker(engine=engine, settings=settings, chain=chain, keys=keys)
+    state = AppState(settings=settings, engine=engine, chain=chain, keys=keys, seal_cache=SealCache(), worker=worker)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(init_db, engine)
+        if settings.bootstrap_enabled:
+            await run_in_threadpool(ensure_service_enterprise, engine, settings)
+            if chain is not None and chain.enterprise_registry is not None:
+                try:
+                    await run_in_threadpool(ensure_service_registered, engine, settings, chain)
+                except Exception as exc:  # noqa: BLE001 - the API still serves reads
+                    state.bootstrap_error = f"bootstrap: {exc}"
+                    log.warning("operator bootstrap failed (worker will retry): %s", exc)
+        if settings.anchoring_enabled and chain is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            worker.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="TraceLedger API",
+        version="0.1.0",
+        description="Steel-coil certificate ingestion, Handle-style identifiers, anchoring and verification.",
+        lifespan=lifespan,
+    )
+    app.state.tl = state
+    install_handlers(app)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        metrics.REQUESTS.labels(route=template, method=request.method, status=str(response.status_code)).inc()
+        return response
+
+    for module in (enterprises, certificates, identifiers, verify, pages, health):
+        app.include_router(module.router)
+    return app
+
+
+app = create_app()

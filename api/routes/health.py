@@ -1,0 +1,61 @@
+"""``/healthz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from api import crud, metrics
+from api.chain import ChainError, ChainUnavailable, with_retry
+from api.deps import SessionDep, StateDep
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz")
+def healthz(session: SessionDep, state: StateDep) -> JSONResponse:
+    """Liveness/readiness: ``{status, db: {ok}, rpc: {configured, ok, block_number, error},
+    anchoring: {enabled, alive, last_run, last_error}, pending}``. 503 only when the DB fails."""
+    out: dict[str, Any] = {"status": "ok"}
+    try:
+        session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        pending = crud.count_pending(session)
+        metrics.PENDING.set(pending)
+        out["db"] = {"ok": True}
+        out["pending"] = pending
+    except Exception as exc:  # noqa: BLE001
+        out["db"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        out["status"] = "down"
+        return JSONResponse(out, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    rpc: dict[str, Any] = {"configured": state.chain is not None}
+    if state.chain is not None:
+        try:
+            rpc["block_number"] = with_retry(
+                lambda: state.chain.w3.eth.block_number, what="eth_blockNumber", attempts=1
+            )
+            rpc["ok"] = True
+        except (ChainUnavailable, ChainError) as exc:
+            rpc["ok"] = False
+            rpc["error"] = str(exc)
+            out["status"] = "degraded"
+    out["rpc"] = rpc
+    w = state.worker
+    out["anchoring"] = {
+        "enabled": state.settings.anchoring_enabled,
+        "alive": w.alive,
+        "last_run": w.last_run.isoformat() if w.last_run else None,
+        "last_error": w.last_error or state.bootstrap_error,
+    }
+    if state.settings.anchoring_enabled and state.chain is not None and not w.alive:
+        out["status"] = "degraded"
+    return JSONResponse(out)
+
+
+@router.get("/metrics")
+def prometheus_metrics() -> Response:
+    """Prometheus text exposition of the process metrics."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

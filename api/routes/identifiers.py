@@ -1,0 +1,150 @@
+"""``/v1/identifiers``: Handle-style resolution of ``88.<industry>.<enterprise>/<suffix>`` and QR codes.
+
+The QR routes are declared before the resolution route: ``{identifier:path}`` also matches
+``…/qr.png``, and Starlette takes the first matching route.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Response, status
+from sqlmodel import Session
+
+from api import crud
+from api.deps import SessionDep, StateDep
+from api.errors import UnprocessableError, issue
+from api.models import Batch, Enterprise, Record
+from api.qr import MEDIA_TYPES, cached_qr
+from provenance.errors import InvalidIdentifier
+from provenance.identifiers import parse_identifier
+
+router = APIRouter(prefix="/v1/identifiers", tags=["identifiers"])
+
+
+def parse_identifier_or_422(identifier: str) -> None:
+    """Raise 422 ``[{field: "path.identifier", rule: "identifier", message}]`` when malformed."""
+    try:
+        parse_identifier(identifier)
+    except InvalidIdentifier as exc:
+        raise UnprocessableError([issue("path.identifier", "identifier", str(exc))]) from exc
+
+
+def record_or_404(session: Session, identifier: str) -> Record:
+    """Record for a well-formed identifier; 422 malformed, 404 unknown."""
+    parse_identifier_or_422(identifier)
+    rec = crud.get_record(session, identifier=identifier)
+    if rec is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"identifier {identifier} is not registered")
+    return rec
+
+
+def quoted(identifier: str) -> str:
+    """Identifier for use in a URL path (the '/' between prefix and suffix stays)."""
+    return quote(identifier, safe="/")
+
+
+def links(base_url: str, identifier: str) -> dict[str, str]:
+    """Absolute URLs related to an identifier."""
+    q = quoted(identifier)
+    return {
+        "self": f"{base_url}/v1/identifiers/{q}",
+        "qr_png": f"{base_url}/v1/identifiers/{q}/qr.png",
+        "qr_svg": f"{base_url}/v1/identifiers/{q}/qr.svg",
+        "page": f"{base_url}/id/{q}",
+        "verify": f"{base_url}/v1/verify/{q}",
+    }
+
+
+def _iso(dt: Any) -> str | None:
+    return dt.isoformat() if dt is not None else None
+
+
+def resolution(session: Session, rec: Record, base_url: str) -> dict[str, Any]:
+    """Handle-style resolution record of ``rec`` (see ``GET /v1/identifiers/{identifier}``)."""
+    owner = session.get(Enterprise, rec.enterprise_id)
+    batch = session.get(Batch, rec.batch_id) if rec.batch_id is not None else None
+    ts = _iso(rec.created_at)
+    lk = links(base_url, rec.identifier)
+    owner_out = (
+        {"id": owner.id, "name": owner.name, "prefix": owner.prefix, "address": owner.address} if owner else None
+    )
+    values: list[dict[str, Any]] = [
+        {"index": 1, "type": "URL", "data": {"format": "string", "value": lk["page"]}, "timestamp": ts},
+        {"index": 2, "type": "RECORD_DIGEST", "data": {"format": "hex", "value": rec.record_digest}, "timestamp": ts},
+        {"index": 3, "type": "OWNER", "data": {"format": "object", "value": owner_out}, "timestamp": ts},
+    ]
+    if rec.status == "anchored" and batch is not None:
+        values.append(
+            {
+                "index": 4,
+                "type": "ANCHOR",
+                "data": {
+                    "format": "object",
+                    "value": {
+                        "root": batch.root,
+                        "leaf_index": rec.leaf_index,
+                        "tree_size": batch.size,
+                        "tx_hash": batch.tx_hash,
+                        "block_number": batch.block_number,
+                        "block_hash": batch.block_hash,
+                    },
+                },
+                "timestamp": _iso(batch.anchored_at),
+            }
+        )
+    if owner is not None:
+        values.append(
+            {
+                "index": 100,
+                "type": "HS_ADMIN",
+                "data": {"format": "admin", "value": {"address": owner.address, "prefix": owner.prefix}},
+                "timestamp": ts,
+            }
+        )
+    return {
+        "identifier": rec.identifier,
+        "kind": rec.kind,
+        "owner": owner_out,
+        "record_digest": rec.record_digest,
+        "status": rec.status,
+        "values": values,
+        "links": lk,
+    }
+
+
+def _qr(identifier: str, fmt: str, session: Session, state: Any) -> Response:
+    record_or_404(session, identifier)
+    url = f"{state.settings.public_base_url}/id/{quoted(identifier)}"
+    data = cached_qr(state.qr_cache, url, fmt)
+    return Response(
+        content=data,
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Cache-Control": "public, max-age=31536000, immutable"},
+    )
+
+
+@router.get("/{identifier:path}/qr.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+def qr_png(identifier: str, session: SessionDep, state: StateDep) -> Response:
+    """PNG QR code of ``{PUBLIC_BASE_URL}/id/{identifier}`` (image/png); 404 unknown, 422 malformed."""
+    return _qr(identifier, "png", session, state)
+
+
+@router.get("/{identifier:path}/qr.svg", response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}})
+def qr_svg(identifier: str, session: SessionDep, state: StateDep) -> Response:
+    """SVG QR code of ``{PUBLIC_BASE_URL}/id/{identifier}`` (image/svg+xml); 404 unknown, 422 malformed."""
+    return _qr(identifier, "svg", session, state)
+
+
+@router.get("/{identifier:path}")
+def resolve(identifier: str, session: SessionDep, state: StateDep) -> dict[str, Any]:
+    """Resolve an identifier.
+
+    Answer: ``{identifier, kind, owner: {id, name, prefix, address}, record_digest, status,
+    values: [{index, type, data: {format, value}, timestamp}], links: {self, qr_png, qr_svg, page,
+    verify}}`` with values 1 URL (the /id page), 2 RECORD_DIGEST, 3 OWNER, 4 ANCHOR (only when
+    anchored), 100 HS_ADMIN (owner account). Errors: 422 malformed identifier, 404 unknown.
+    """
+    rec = record_or_404(session, identifier)
+    return resolution(session, rec, state.settings.public_base_url)

@@ -1,0 +1,112 @@
+"""Runtime configuration (pydantic-settings), read from the environment.
+
+Environment variables (all optional):
+
+* ``DATABASE_URL`` -- SQLAlchemy URL; default ``sqlite:///<data_dir>/api.db``. ``postgresql://`` is
+  normalised to ``postgresql+psycopg://`` (psycopg 3).
+* ``TRACELEDGER_DATA_DIR`` -- directory for the SQLite file and other state (default ``./data``).
+* ``TRACELEDGER_ENV`` -- ``development`` (default) or ``production``; outside development the
+  keystore passphrase must be set explicitly.
+* ``TRACELEDGER_RPC_URL`` -- JSON-RPC endpoint of the chain (HTTP).
+* ``TRACELEDGER_ADMIN_TOKEN`` -- bearer token for governance endpoints (``POST /v1/enterprises``).
+* ``TRACELEDGER_ADMIN_KEY`` -- hex private key of the governance account (registry admin, funder).
+* ``TRACELEDGER_ENTERPRISE_REGISTRY`` / ``TRACELEDGER_ANCHOR_REGISTRY`` -- contract addresses.
+* ``TRACELEDGER_KEYSTORE_PASSPHRASE`` -- passphrase of the encrypted enterprise keystores.
+* ``TRACELEDGER_KEYSTORE_SCRYPT_N`` -- scrypt cost of new keystores (default 2**14, see below).
+* ``PUBLIC_BASE_URL`` -- base of the URLs encoded in QR codes (default ``http://127.0.0.1:8000``).
+* ``TRACELEDGER_ANCHOR_INTERVAL_S`` (1.0), ``TRACELEDGER_ANCHOR_MAX_BATCH`` (1000),
+  ``TRACELEDGER_ANCHORING_ENABLED`` (true), ``TRACELEDGER_BOOTSTRAP_ENABLED`` (true).
+* ``TRACELEDGER_CHAIN_ID`` -- EIP-155 chain id; read from the RPC when absent.
+* ``TRACELEDGER_FUND_WEI`` -- amount sent to each new enterprise account (default 1000 ether).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_PASSPHRASE = "traceledger-development-only"
+"""Default keystore passphrase, accepted only when ``environment == "development"``."""
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """API configuration. Field docs name the environment variable that sets each value."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    environment: Literal["development", "production"] = Field(
+        "development", validation_alias=_env("TRACELEDGER_ENV", "environment")
+    )
+    data_dir: Path = Field(Path("./data"), validation_alias=_env("TRACELEDGER_DATA_DIR", "data_dir"))
+    database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL", "database_url"))
+    rpc_url: str | None = Field(None, validation_alias=_env("TRACELEDGER_RPC_URL", "rpc_url"))
+    admin_token: str | None = Field(None, validation_alias=_env("TRACELEDGER_ADMIN_TOKEN", "admin_token"))
+    admin_private_key: str | None = Field(None, validation_alias=_env("TRACELEDGER_ADMIN_KEY", "admin_private_key"))
+    enterprise_registry_address: str | None = Field(
+        None, validation_alias=_env("TRACELEDGER_ENTERPRISE_REGISTRY", "enterprise_registry_address")
+    )
+    anchor_registry_address: str | None = Field(
+        None, validation_alias=_env("TRACELEDGER_ANCHOR_REGISTRY", "anchor_registry_address")
+    )
+    keystore_passphrase: str = Field(
+        DEV_PASSPHRASE, validation_alias=_env("TRACELEDGER_KEYSTORE_PASSPHRASE", "keystore_passphrase")
+    )
+    # scrypt n = 2**14 (r=8, p=1): 16 MiB and ~50 ms per decryption. eth-account's default 2**18
+    # costs ~1 s and 256 MiB, too slow for an API that unlocks a key at first use after each
+    # restart for every enterprise. The keystores sit in our own database (not on a laptop disk),
+    # so scrypt only has to make an offline guess of a strong passphrase uneconomic, which 2**14
+    # still does; raise it in production if unlock latency does not matter.
+    keystore_scrypt_n: int = Field(2**14, validation_alias=_env("TRACELEDGER_KEYSTORE_SCRYPT_N", "keystore_scrypt_n"))
+    public_base_url: str = Field("http://127.0.0.1:8000", validation_alias=_env("PUBLIC_BASE_URL", "public_base_url"))
+    anchor_interval_s: float = Field(
+        1.0, gt=0, validation_alias=_env("TRACELEDGER_ANCHOR_INTERVAL_S", "anchor_interval_s")
+    )
+    anchor_max_batch: int = Field(1000, ge=1, validation_alias=_env("TRACELEDGER_ANCHOR_MAX_BATCH", "anchor_max_batch"))
+    anchoring_enabled: bool = Field(True, validation_alias=_env("TRACELEDGER_ANCHORING_ENABLED", "anchoring_enabled"))
+    bootstrap_enabled: bool = Field(True, validation_alias=_env("TRACELEDGER_BOOTSTRAP_ENABLED", "bootstrap_enabled"))
+    chain_id: int | None = Field(None, validation_alias=_env("TRACELEDGER_CHAIN_ID", "chain_id"))
+    fund_wei: int = Field(1000 * 10**18, ge=0, validation_alias=_env("TRACELEDGER_FUND_WEI", "fund_wei"))
+    rpc_timeout_s: float = Field(10.0, gt=0, validation_alias=_env("TRACELEDGER_RPC_TIMEOUT_S", "rpc_timeout_s"))
+    receipt_timeout_s: float = Field(
+        60.0, gt=0, validation_alias=_env("TRACELEDGER_RECEIPT_TIMEOUT_S", "receipt_timeout_s")
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.environment != "development" and self.keystore_passphrase == DEV_PASSPHRASE:
+            raise ValueError(
+                "TRACELEDGER_KEYSTORE_PASSPHRASE must be set outside development "
+                "(the built-in default passphrase is for development only)"
+            )
+        if self.keystore_scrypt_n < 2 or self.keystore_scrypt_n & (self.keystore_scrypt_n - 1):
+            raise ValueError("TRACELEDGER_KEYSTORE_SCRYPT_N must be a power of two >= 2")
+        self.public_base_url = self.public_base_url.rstrip("/")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The effective SQLAlchemy URL (psycopg 3 driver for PostgreSQL)."""
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'api.db').as_posix()}"
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                return "postgresql+psycopg://" + url[len(plain) :]
+        return url
+
+    @property
+    def chain_configured(self) -> bool:
+        """True when an RPC URL and both registry addresses are configured."""
+        return bool(self.rpc_url and self.enterprise_registry_address and self.anchor_registry_address)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Process-wide settings read from the environment (cached)."""
+    return Settings()
