@@ -23,8 +23,9 @@ from typing import Any
 
 import rlp
 from eth import constants
-from eth.abc import BlockAPI, BlockHeaderAPI, SignedTransactionAPI
+from eth.abc import AtomicDatabaseAPI, BlockAPI, BlockHeaderAPI, SignedTransactionAPI
 from eth.chains.base import Chain
+from eth.db.atomic import AtomicDB
 from eth.db.trie import make_trie_root_and_nodes
 from eth.vm.forks.shanghai import ShanghaiVM
 from eth.vm.forks.shanghai.blocks import ShanghaiBlock
@@ -137,22 +138,27 @@ class Ledger:
         self.genesis = genesis
         self.db = LmdbAtomicDB(Path(data_dir) / "chain")
         self.chain_class = chain_class_for(genesis.chain_id)
+        # The genesis header (as in Ethereum) does not commit to the chain id, so both are stored.
+        expected = self._create_genesis(AtomicDB()).get_canonical_block_hash(0) + genesis.chain_id.to_bytes(8, "big")
         try:
             stored = self.db[GENESIS_KEY]
         except KeyError:
             stored = None
         if stored is None:
-            self.chain = self._create_genesis()
-            self.db[GENESIS_KEY] = self.chain.get_canonical_block_hash(0)
+            self.chain = self._create_genesis(self.db)
+            self.db[GENESIS_KEY] = expected
+        elif stored != expected:
+            raise RuntimeError(
+                f"data directory {data_dir} holds another chain (genesis 0x{stored[:32].hex()}, chain id "
+                f"{int.from_bytes(stored[32:], 'big')}); this configuration has genesis 0x{expected[:32].hex()}, "
+                f"chain id {genesis.chain_id}")
         else:
             self.chain = self.chain_class(self.db)
-            if self.chain.get_canonical_block_hash(0) != stored:
-                raise RuntimeError("data directory holds a different chain's genesis")
         self._executed: dict[bytes, BlockAPI] = {}
         self._validators_cache: dict[int, tuple[bytes, ...]] = {}
 
     # ---------------------------------------------------------------- genesis
-    def _create_genesis(self) -> Chain:
+    def _create_genesis(self, db: AtomicDatabaseAPI) -> Chain:
         g = self.genesis
         extra = encode_extra_data(ExtraData(validators=tuple(sorted(g.validators))), include_round=False)
         params = {
@@ -167,7 +173,7 @@ class Ledger:
             "withdrawals_root": constants.BLANK_ROOT_HASH,
         }
         state = {a: {"balance": b, "nonce": 0, "code": b"", "storage": {}} for a, b in g.alloc.items()}
-        return self.chain_class.from_genesis(self.db, params, state)
+        return self.chain_class.from_genesis(db, params, state)
 
     @property
     def genesis_hash(self) -> bytes:
@@ -268,10 +274,9 @@ class Ledger:
     def validate_block(self, height: int, proposer: bytes, block: bytes) -> bytes:
         """Fully check a proposed block and execute it; returns its 32-byte hash. Raises InvalidBlock."""
         decoded = decode_block(block)
-        if decoded.hash in self._executed:
-            return decoded.hash
         self._check_header(decoded, height, proposer)
-        self._execute(decoded)
+        if decoded.hash not in self._executed:
+            self._execute(decoded)
         return decoded.hash
 
     def _check_header(self, decoded: BlockAPI, height: int, proposer: bytes | None) -> None:

@@ -276,11 +276,14 @@ def eth_feeHistory(ctx: NodeContext, params: list[Any]) -> dict[str, Any]:
     count = min(parse_qty(param(params, 0, "blockCount"), "blockCount"), 1024)
     newest = resolve_block(ctx.ledger, param(params, 1, "newestBlock"))
     oldest = max(0, newest.block_number - count + 1)
-    headers = [ctx.ledger.header_at(n) for n in range(oldest, newest.block_number + 1)]
     percentiles = param(params, 2, "rewardPercentiles", [])
+    if count <= 0:
+        return {"oldestBlock": qty(newest.block_number), "baseFeePerGas": [], "gasUsedRatio": [], "reward": []}
+    headers = [ctx.ledger.header_at(n) for n in range(oldest, newest.block_number + 1)]
+    next_base_fee = ctx.ledger.chain.create_header_from_parent(newest).base_fee_per_gas
     return {
         "oldestBlock": qty(oldest),
-        "baseFeePerGas": [qty(h.base_fee_per_gas) for h in headers] + [qty(headers[-1].base_fee_per_gas)],
+        "baseFeePerGas": [qty(h.base_fee_per_gas) for h in headers] + [qty(next_base_fee)],
         "gasUsedRatio": [h.gas_used / h.gas_limit for h in headers],
         "reward": [[qty(0) for _ in percentiles] for _ in headers],
     }
@@ -475,6 +478,14 @@ def dispatch(ctx: NodeContext, request: Any, extra: dict[str, Callable[..., Any]
     params = request.get("params") or []
     if not isinstance(params, list):
         return {"jsonrpc": "2.0", "id": req_id, "error": {"code": -32602, "message": "params must be a list"}}
+    if "id" not in request:  # a notification: JSON-RPC 2.0 §4.1 says it gets no answer
+        fn = (extra or {}).get(method) or METHODS.get(method)
+        if fn is not None:
+            try:
+                fn(ctx, params)
+            except Exception:  # nobody to tell
+                log.debug("notification %s failed", method, exc_info=True)
+        return None
     fn = (extra or {}).get(method) or METHODS.get(method)
     if fn is None:
         return {"jsonrpc": "2.0", "id": req_id,

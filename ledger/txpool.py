@@ -37,7 +37,8 @@ class TxPool:
         """Add ``tx``; False if already known. A same-nonce transaction of the sender is replaced."""
         if tx.hash in self.by_hash:
             return False
-        if len(self.by_hash) >= self.max_pool:
+        queue = self.by_sender.get(tx.sender, {})
+        if len(self.by_hash) >= self.max_pool and tx.nonce not in queue:
             raise PoolFull(f"txpool is full ({self.max_pool} pending transactions)")
         queue = self.by_sender.setdefault(tx.sender, {})
         old = queue.get(tx.nonce)
