@@ -78,6 +78,17 @@ def get_record(session: Session, *, identifier: str) -> Record | None:
     return session.exec(select(Record).where(Record.identifier == identifier)).first()
 
 
+def record_revisions(session: Session, *, base: Record, limit: int = 1000) -> list[Record]:
+    """``base`` followed by its replacement certificates, oldest first (follows ``superseded_by``)."""
+    out = [base]
+    while out[-1].superseded_by and len(out) < limit:
+        nxt = get_record(session, identifier=out[-1].superseded_by)
+        if nxt is None:
+            break
+        out.append(nxt)
+    return out
+
+
 def create_record(
     session: Session,
     *,
@@ -90,9 +101,11 @@ def create_record(
     signer: str,
     signed_by_client: bool,
     chain_id: int,
+    supersedes: str | None = None,
 ) -> Record:
     """Add a pending record and flush it (IntegrityError on a duplicate identifier)."""
     rec = Record(
+        supersedes=supersedes,
         identifier=identifier,
         kind=kind,
         enterprise_id=enterprise_id,

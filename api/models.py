@@ -70,6 +70,10 @@ class Record(SQLModel, table=True):
     status: str = Field(default="pending", max_length=16, index=True)
     batch_id: int | None = Field(default=None, foreign_key="batches.id", index=True)
     leaf_index: int | None = None
+    #: identifier of the certificate this one replaces (EN 10204 replacement certificate), if any
+    supersedes: str | None = Field(default=None, max_length=300)
+    #: identifier of the replacement certificate, once one was issued
+    superseded_by: str | None = Field(default=None, max_length=300)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
 
 

@@ -260,6 +260,7 @@ def verify_record(
         "verified": all(c.ok for c in checks),
         "checks": [asdict(c) for c in checks],
         "record_digest": record.record_digest,
+        "superseded_by": record.superseded_by,
         "proof": proof_out,
         "anchor": anchor_out,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Response, status
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Response, status
 from sqlalchemy.exc import IntegrityError
 
 from api import crud, metrics
@@ -60,6 +60,11 @@ def ingest_certificate(
     state: StateDep,
     response: Response,
     x_record_signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
+    supersedes: Annotated[
+        str | None,
+        Query(description="Identifier of the coil's current certificate that this one replaces (a corrected "
+                          "replacement certificate). The new one gets the identifier `<coil>.r<N>`."),
+    ] = None,
 ) -> dict[str, Any]:
     """Ingest a certificate: validate, identify, sign (or check the mill's signature), persist.
 
@@ -70,6 +75,11 @@ def ingest_certificate(
     the enterprise account. Errors: 401 API key, 403 not a manufacturer, 422 every validation
     issue ``[{field, rule, message}]`` or a bad signature header, 409 same identifier with a
     different digest (same digest: 200 with the existing record), 503 chain id unknown.
+
+    Replacement certificates: a coil keeps one identifier; a corrected certificate for the same
+    coil is accepted only with ``?supersedes=<identifier of the current certificate>`` and gets
+    ``<coil identifier>.r2``, ``.r3``…; both stay verifiable and the resolution records link them
+    (``supersedes`` / ``superseded_by``). A stale ``supersedes`` (not the current revision) is 409.
     """
     if "manufacturer" not in enterprise.roles:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "role 'manufacturer' is required to submit certificates")
@@ -91,8 +101,32 @@ def ingest_certificate(
     digest_hex = "0x" + digest.hex()
 
     existing = crud.get_record(session, identifier=identifier)
+    replaced: Record | None = None
     if existing is not None:
-        return _existing(existing, digest_hex, response)
+        revisions = crud.record_revisions(session, base=existing)
+        same = next((r for r in revisions if r.record_digest == digest_hex), None)
+        if same is not None:
+            response.status_code = status.HTTP_200_OK
+            return record_out(same)
+        current = revisions[-1]
+        if supersedes is None:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"coil identifier {identifier} already holds a different certificate (current: {current.identifier}, "
+                f"digest {current.record_digest}); to issue a replacement certificate repeat the POST with "
+                f"?supersedes={current.identifier}",
+                headers={"X-Current-Certificate": current.identifier},
+            )
+        if supersedes != current.identifier:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"query.supersedes: {supersedes} is not the current certificate of this coil ({current.identifier})",
+            )
+        replaced = current
+        identifier = f"{existing.identifier}.r{len(revisions) + 1}"
+    elif supersedes is not None:
+        raise UnprocessableError([issue("query.supersedes", "exists",
+                                        f"coil {identifier} has no certificate yet; nothing to supersede")])
 
     chain_id = state.chain_id()
     if x_record_signature is not None:
@@ -132,7 +166,11 @@ def ingest_certificate(
             signer=enterprise.address,
             signed_by_client=by_client,
             chain_id=chain_id,
+            supersedes=replaced.identifier if replaced is not None else None,
         )
+        if replaced is not None:
+            replaced.superseded_by = identifier
+            session.add(replaced)
         session.commit()
     except IntegrityError:
         session.rollback()

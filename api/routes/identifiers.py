@@ -94,6 +94,12 @@ def resolution(session: Session, rec: Record, base_url: str) -> dict[str, Any]:
                 "timestamp": _iso(batch.anchored_at),
             }
         )
+    if rec.supersedes:
+        values.append({"index": 5, "type": "SUPERSEDES", "data": {"format": "string", "value": rec.supersedes},
+                       "timestamp": ts})
+    if rec.superseded_by:
+        values.append({"index": 6, "type": "SUPERSEDED_BY", "data": {"format": "string", "value": rec.superseded_by},
+                       "timestamp": ts})
     if owner is not None:
         values.append(
             {
@@ -109,6 +115,8 @@ def resolution(session: Session, rec: Record, base_url: str) -> dict[str, Any]:
         "owner": owner_out,
         "record_digest": rec.record_digest,
         "status": rec.status,
+        "supersedes": rec.supersedes,
+        "superseded_by": rec.superseded_by,
         "values": values,
         "links": lk,
     }

@@ -73,6 +73,14 @@ def render_page(data: dict[str, Any]) -> str:
     owner = res.get("owner") or {}
     ident = _e(data["identifier"])
     verdict = "verified ✓" if ver["verified"] else "not (yet) verified ✗"
+    revision = ""
+    if res.get("superseded_by"):
+        newer = _e(res["superseded_by"])
+        revision += (f'<p class="bad"><b>Replaced:</b> this certificate was superseded by '
+                     f'<a href="/id/{newer}">{newer}</a>.</p>')
+    if res.get("supersedes"):
+        older = _e(res["supersedes"])
+        revision += f'<p>Replacement certificate for <a href="/id/{older}">{older}</a>.</p>'
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{ident} — TraceLedger</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -82,7 +90,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.25rem .5r
 <body>
 <h1>Steel coil {_e(s.get("coil"))}</h1>
 <p>Identifier <code>{ident}</code> — <b>{_e(verdict)}</b></p>
-<img src="{_e(res["links"]["qr_svg"])}" alt="QR code for {ident}" width="160" height="160">
+{revision}<img src="{_e(res["links"]["qr_svg"])}" alt="QR code for {ident}" width="160" height="160">
 <table>
 <tr><th>Manufacturer</th><td>{_e(s.get("manufacturer"))}</td></tr>
 <tr><th>Owner enterprise</th><td>{_e(owner.get("name"))} ({_e(owner.get("prefix"))})</td></tr>

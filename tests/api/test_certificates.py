@@ -83,6 +83,41 @@ def test_duplicate_409_and_idempotent_200(client: TestClient, manufacturer: dict
     dup = client.post(URL, json=changed, headers=h)
     assert dup.status_code == 409
     assert IDENT in dup.json()["detail"]
+    assert dup.headers["X-Current-Certificate"] == IDENT
+
+
+def test_replacement_certificate_revisions(client: TestClient, manufacturer: dict[str, Any]) -> None:
+    h = auth(manufacturer["api_key"])
+    assert client.post(URL, json=sample(), headers=h).status_code == 201
+    corrected = copy.deepcopy(sample())
+    corrected["Certificate"]["CommercialTransaction"]["A07"] = "KP-CORRECTED"
+    r2 = client.post(URL, params={"supersedes": IDENT}, json=corrected, headers=h)
+    assert r2.status_code == 201, r2.text
+    assert r2.json()["identifier"] == IDENT + ".r2"
+    # the same corrected document again is idempotent, even without the query parameter
+    again = client.post(URL, json=corrected, headers=h)
+    assert again.status_code == 200 and again.json()["identifier"] == IDENT + ".r2"
+    # the original posted again also answers with its own record
+    assert client.post(URL, json=sample(), headers=h).json()["identifier"] == IDENT
+    third = copy.deepcopy(sample())
+    third["Certificate"]["CommercialTransaction"]["A07"] = "KP-THIRD"
+    stale = client.post(URL, params={"supersedes": IDENT}, json=third, headers=h)
+    assert stale.status_code == 409 and "query.supersedes" in stale.json()["detail"]
+    assert client.post(URL, params={"supersedes": IDENT + ".r2"}, json=third, headers=h).json()["identifier"] == (
+        IDENT + ".r3")
+    base = client.get(f"/v1/identifiers/{IDENT}").json()
+    assert base["superseded_by"] == IDENT + ".r2"
+    assert {"type": "SUPERSEDED_BY"}.items() <= next(v for v in base["values"] if v["index"] == 6).items()
+    newest = client.get(f"/v1/identifiers/{IDENT}.r3").json()
+    assert newest["supersedes"] == IDENT + ".r2" and newest["superseded_by"] is None
+    page = client.get(f"/id/{IDENT}")
+    assert "superseded by" in page.text and f"{IDENT}.r2" in page.text
+
+
+def test_supersedes_on_a_new_coil_is_422(client: TestClient, manufacturer: dict[str, Any]) -> None:
+    r = client.post(URL, params={"supersedes": IDENT}, json=sample(), headers=auth(manufacturer["api_key"]))
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["field"] == "query.supersedes"
 
 
 def _enterprise_key(settings: Settings, enterprise_id: int) -> bytes:

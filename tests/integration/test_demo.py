@@ -1,0 +1,29 @@
+"""`traceledger demo` against the shared EN 10168 fixtures: valid accepted and verified, invalid refused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import SHARED_DATA
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_on_shared_certificates() -> None:
+    folder = SHARED_DATA / "en10168"
+    if not folder.is_dir():
+        pytest.skip(f"shared EN 10168 fixtures not found at {folder} (../shared/data beside the project)")
+    proc = subprocess.run(
+        [sys.executable, "-m", "scripts.cli", "demo", "--certificates", str(folder)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "250"},
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "6 accepted, 3 refused, 6 verified, 0 failed verification" in out
+    # refusals name the field
+    assert "Certificate.CommercialTransaction.A01.Identifiers" in out
+    assert "replacement of" in out
