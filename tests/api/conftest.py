@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import api.models  # noqa: F401  (tables on the metadata)
 from api.main import create_app
 from api.settings import Settings
 
-PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PG_BASE = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 GOV_TOKEN = "gov-token-for-tests"
 PASSPHRASE = "test-passphrase"
 SAMPLES = Path(__file__).resolve().parents[2] / "provenance" / "samples"
