@@ -32,7 +32,7 @@ network_app = typer.Typer(help="Run a local validator network with the API.", no
 contracts_app = typer.Typer(help="Solidity contracts.", no_args_is_help=True)
 app.add_typer(network_app, name="network")
 app.add_typer(contracts_app, name="contracts")
-console = Console()
+console = Console(soft_wrap=True)
 
 
 @network_app.command("up")
