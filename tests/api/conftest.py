@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +30,29 @@ def sample(name: str = "s355mc_coil_nw24-118734") -> dict[str, Any]:
     return json.loads((SAMPLES / f"{name}.json").read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="session")
-def pg_schema_url() -> Iterator[str]:
-    """URL of a fresh PostgreSQL schema for this test run (dropped at the end)."""
-    schema = f"tl_api_test_{secrets.token_hex(4)}"
+@contextmanager
+def pg_schema(prefix: str) -> Iterator[str]:
+    """URL of a fresh PostgreSQL schema named ``<prefix>_<random>`` (dropped on exit); skips if unreachable."""
+    schema = f"{prefix}_{secrets.token_hex(4)}"
     try:
         admin = create_engine(PG_BASE, connect_args={"connect_timeout": 3})
         with admin.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"PostgreSQL not reachable at {PG_BASE}: {type(exc).__name__}: {exc}")
-    yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_schema_url() -> Iterator[str]:
+    """URL of a fresh PostgreSQL schema for this test run (dropped at the end)."""
+    with pg_schema("tl_api_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

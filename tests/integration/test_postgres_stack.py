@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from urllib.parse import quote
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from provenance.samples import load_samples
 from scripts.stack import Stack
-from tests.api.conftest import PG_BASE
+from tests.api.conftest import pg_schema
 
 from .conftest import wait_anchored
 
@@ -21,17 +19,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    schema = f"tl_stack_test_{secrets.token_hex(4)}"
-    try:
-        admin = create_engine(PG_BASE, connect_args={"connect_timeout": 3})
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"PostgreSQL not reachable at {PG_BASE}: {type(exc).__name__}: {exc}")
-    yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with pg_schema("tl_stack_test") as url:
+        yield url
 
 
 def test_anchor_and_verify_on_postgresql(tmp_path_factory: pytest.TempPathFactory, pg_url: str) -> None:
