@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install up test test-fast lint contracts demo clean
+.PHONY: install up test test-fast lint contracts demo bench clean
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ contracts: install
 
 demo: install
 	$(VENV)/bin/traceledger demo
+
+# Throughput report: throwaway network + API, locust suites, micro-benchmarks -> bench/report.md, bench/report.json
+bench: install
+	$(VENV)/bin/traceledger bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules data .pytest_cache .ruff_cache

@@ -26,13 +26,15 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from api import crud, metrics
 from api.bootstrap import ensure_service_registered
 from api.chain import ChainClient, ChainError, ChainUnavailable
 from api.db import session_scope
+from api.leader import AnchorLease
 from api.models import Batch, Record
 from api.security import KeyCache
 from api.settings import Settings
@@ -82,6 +84,13 @@ class AnchoringWorker:
         self._bootstrapped = False
         self.last_run: datetime | None = None
         self.last_error: str | None = None
+        #: the database-wide anchoring lease: only its holder batches and anchors (see api.leader)
+        self.lease = AnchorLease(engine)
+
+    @property
+    def is_leader(self) -> bool:
+        """True while this process holds the anchoring lease."""
+        return self.lease.held
 
     # ------------------------------------------------------------------ thread
     @property
@@ -103,6 +112,7 @@ class AnchoringWorker:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+        self.lease.release()
 
     def notify(self) -> None:
         """Wake the worker early (called after ingestion)."""
@@ -118,6 +128,10 @@ class AnchoringWorker:
             self._wake.clear()
             if self._stop.is_set():
                 break
+            # exactly one process anchors: the holder of the lease; the others retry each second
+            if not (self.lease.still_held() or self.lease.try_acquire()):
+                self._wake.wait(1.0)
+                continue
             try:
                 with session_scope(self.engine) as session:
                     unbatched = crud.count_unbatched(session)
@@ -178,7 +192,12 @@ class AnchoringWorker:
     def create_batch(self) -> int | None:
         """Persist a new submitted Batch over the oldest unbatched records; returns its id or None."""
         with session_scope(self.engine) as session:
-            records = crud.unbatched_records(session, limit=self.settings.anchor_max_batch)
+            # only (id, digest) columns: a batch can hold tens of thousands of records
+            records = list(session.exec(
+                select(col(Record.id), col(Record.record_digest))
+                .where(Record.status == "pending", col(Record.batch_id).is_(None))
+                .order_by(col(Record.id)).limit(self.settings.anchor_max_batch)
+            ).all())
             if not records:
                 return None
             digests = [r.record_digest for r in records]
@@ -187,11 +206,12 @@ class AnchoringWorker:
             if existing is not None:
                 # Same root = same digests in the same order (SHA-256 collision resistance): the
                 # documents are already committed by that batch; reuse it instead of re-anchoring.
-                for i, rec in enumerate(records):
-                    rec.batch_id, rec.leaf_index = existing.id, i
-                    if existing.status == "final":
-                        rec.status = "anchored"
-                    session.add(rec)
+                session.connection().execute(
+                    update(Record.__table__).where(Record.__table__.c.id == bindparam("rid")).values(
+                        batch_id=bindparam("bid"), leaf_index=bindparam("leaf"),
+                        status="anchored" if existing.status == "final" else "pending"),
+                    [{"rid": rec.id, "bid": existing.id, "leaf": i} for i, rec in enumerate(records)],
+                )
                 session.commit()
                 return None if existing.status == "final" else existing.id
             batch = Batch(root=root, size=len(records), leaf_digests=digests, status="submitted")
@@ -201,10 +221,14 @@ class AnchoringWorker:
             batch.metadata_digest = _hex(
                 batch_metadata_digest(batch_id=batch.id, size=batch.size, first_record_id=records[0].id)
             )
-            for i, rec in enumerate(records):
-                rec.batch_id, rec.leaf_index = batch.id, i
-                session.add(rec)
             session.add(batch)
+            session.flush()
+            # one executemany instead of one ORM UPDATE per record (batches hold thousands of records)
+            session.connection().execute(
+                update(Record.__table__).where(Record.__table__.c.id == bindparam("rid")).values(
+                    batch_id=bindparam("bid"), leaf_index=bindparam("leaf")),
+                [{"rid": rec.id, "bid": batch.id, "leaf": i} for i, rec in enumerate(records)],
+            )
             session.commit()
             return batch.id
 
@@ -318,13 +342,13 @@ class AnchoringWorker:
             batch.anchored_at = now
             batch.last_error = None
             session.add(batch)
-            records = session.exec(select(Record).where(Record.batch_id == batch_id)).all()
-            for rec in records:
-                rec.status = "anchored"
-                session.add(rec)
+            session.flush()
+            created_times = list(session.exec(select(col(Record.created_at)).where(Record.batch_id == batch_id)).all())
+            session.connection().execute(
+                update(Record.__table__).where(Record.__table__.c.batch_id == batch_id).values(status="anchored"))
             session.commit()
         metrics.BATCHES_ANCHORED.inc()
-        for rec in records:
-            created = rec.created_at if rec.created_at.tzinfo else rec.created_at.replace(tzinfo=UTC)
+        for created in created_times:
+            created = created if created.tzinfo else created.replace(tzinfo=UTC)
             metrics.ANCHOR_LATENCY.observe(max((now - created).total_seconds(), 0.0))
-        log.info("batch %s anchored in block %s (%d records)", batch_id, block_number, len(records))
+        log.info("batch %s anchored in block %s (%d records)", batch_id, block_number, len(created_times))

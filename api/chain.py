@@ -62,7 +62,7 @@ def load_artifact(name: str) -> dict[str, Any]:
 @cache
 def _error_selectors() -> dict[bytes, tuple[str, list[str]]]:
     out: dict[bytes, tuple[str, list[str]]] = {}
-    for name in ("EnterpriseRegistry", "AnchorRegistry"):
+    for name in ("EnterpriseRegistry", "AnchorRegistry", "WorkTicket", "ReceivableToken"):
         for item in load_artifact(name)["abi"]:
             if item["type"] == "error":
                 types = [i["type"] for i in item["inputs"]]
@@ -443,19 +443,36 @@ def contract_address(sender: str, nonce: int) -> str:
     return to_checksum_address(keccak(rlp.encode([bytes.fromhex(sender[2:]), nonce]))[12:])
 
 
-def deploy_contracts_with(client: ChainClient, admin_key: bytes | str) -> dict[str, str]:
-    """Deploy EnterpriseRegistry([admin]) and AnchorRegistry(registry) with the admin's nonce 0 and 1.
+WORKFLOW_CONTRACTS = ("WorkTicket", "ReceivableToken")
+"""Deployed after the registries with the admin's nonces 2 and 3; both take the EnterpriseRegistry address."""
 
-    Idempotent: when both predicted addresses already hold code, returns them without sending.
+
+def deploy_contracts_with(client: ChainClient, admin_key: bytes | str) -> dict[str, str]:
+    """Deploy EnterpriseRegistry([admin]) and AnchorRegistry(registry) with the admin's nonce 0 and 1,
+    then WorkTicket(registry) and ReceivableToken(registry) with nonces 2 and 3.
+
+    Idempotent: when the predicted addresses already hold code, returns them without sending; a chain
+    deployed before the workflow contracts existed gets them added (when the admin's nonce is still 2).
     Raises ChainError when the admin already used nonce 0/1 for something else.
     """
     admin = Account.from_key(admin_key).address
     w3 = client.w3
     addrs = {"EnterpriseRegistry": contract_address(admin, 0), "AnchorRegistry": contract_address(admin, 1)}
+    for offset, name in enumerate(WORKFLOW_CONTRACTS):
+        addrs[name] = contract_address(admin, 2 + offset)
     codes = {k: with_retry(lambda a=a: w3.eth.get_code(a), what="eth_getCode") for k, a in addrs.items()}
     if all(len(c) > 0 for c in codes.values()):
         return addrs
     nonce = with_retry(lambda: w3.eth.get_transaction_count(admin, "pending"), what="eth_getTransactionCount")
+    if len(codes["AnchorRegistry"]) > 0 and nonce >= 2:
+        for offset, name in enumerate(WORKFLOW_CONTRACTS):
+            if len(codes[name]) == 0 and nonce == 2 + offset:
+                art = load_artifact(name)
+                factory = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+                ctor = factory.constructor(addrs["EnterpriseRegistry"])
+                client.send(admin_key, None, data=ctor.data_in_transaction)
+                nonce += 1
+        return addrs
     if nonce == 0:
         er = load_artifact("EnterpriseRegistry")
         ctor = w3.eth.contract(abi=er["abi"], bytecode=er["bytecode"]).constructor([admin])
@@ -465,14 +482,19 @@ def deploy_contracts_with(client: ChainClient, admin_key: bytes | str) -> dict[s
         ar = load_artifact("AnchorRegistry")
         ctor = w3.eth.contract(abi=ar["abi"], bytecode=ar["bytecode"]).constructor(addrs["EnterpriseRegistry"])
         client.send(admin_key, None, data=ctor.data_in_transaction)
+        for name in WORKFLOW_CONTRACTS:
+            art = load_artifact(name)
+            ctor = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"]).constructor(addrs["EnterpriseRegistry"])
+            client.send(admin_key, None, data=ctor.data_in_transaction)
         return addrs
     raise ChainError(f"admin {admin} has nonce {nonce} but the registries are not at its nonce-0/1 addresses")
 
 
 def deploy_contracts(rpc_url: str, admin_key: bytes | str) -> dict[str, str]:
-    """Deploy both registries at ``rpc_url``; returns ``{"EnterpriseRegistry": a, "AnchorRegistry": a}``.
+    """Deploy the contracts at ``rpc_url``; returns ``{"EnterpriseRegistry": a, "AnchorRegistry": a,
+    "WorkTicket": a, "ReceivableToken": a}``.
 
-    The contracts are the admin's nonce-0 and nonce-1 transactions, so their addresses are
-    predictable from the admin address alone.
+    The contracts are the admin's nonce-0…3 transactions, so their addresses are predictable from
+    the admin address alone.
     """
     return deploy_contracts_with(ChainClient.from_url(rpc_url), admin_key)

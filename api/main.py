@@ -15,7 +15,21 @@ from api.bootstrap import ensure_service_enterprise, ensure_service_registered
 from api.chain import ChainClient
 from api.db import init_db, make_engine
 from api.errors import install_handlers
-from api.routes import certificates, enterprises, health, identifiers, pages, verify
+from api.leader import serialized
+from api.routes import bulk as bulk_routes
+from api.routes import (
+    certificates,
+    enterprises,
+    health,
+    identifiers,
+    pages,
+    persons,
+    receivables,
+    verify,
+    work_tickets,
+)
+from api.routes import epcis as epcis_routes
+from api.routes import lineage as lineage_routes
 from api.security import KeyCache
 from api.settings import Settings, get_settings
 from api.state import AppState
@@ -54,12 +68,13 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(init_db, engine)
+        # several uvicorn workers start together: table creation and bootstrap run one process at a time
+        await run_in_threadpool(serialized, engine, init_db, engine)
         if settings.bootstrap_enabled:
-            await run_in_threadpool(ensure_service_enterprise, engine, settings)
+            await run_in_threadpool(serialized, engine, ensure_service_enterprise, engine, settings)
             if chain is not None and chain.enterprise_registry is not None:
                 try:
-                    await run_in_threadpool(ensure_service_registered, engine, settings, chain)
+                    await run_in_threadpool(serialized, engine, ensure_service_registered, engine, settings, chain)
                 except Exception as exc:  # noqa: BLE001 - the API still serves reads
                     state.bootstrap_error = f"bootstrap: {exc}"
                     log.warning("operator bootstrap failed (worker will retry): %s", exc)
@@ -88,8 +103,11 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
         metrics.REQUESTS.labels(route=template, method=request.method, status=str(response.status_code)).inc()
         return response
 
-    for module in (enterprises, certificates, identifiers, verify, pages, health):
+    for module in (enterprises, certificates, identifiers, verify, pages, health, persons, work_tickets, receivables):
         app.include_router(module.router)
+    app.include_router(bulk_routes.router)  # POST /v1/coils/certificates/batch
+    app.include_router(epcis_routes.router)
+    app.include_router(lineage_routes.router)
     return app
 
 

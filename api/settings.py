@@ -11,6 +11,9 @@ Environment variables (all optional):
 * ``TRACELEDGER_ADMIN_TOKEN`` -- bearer token for governance endpoints (``POST /v1/enterprises``).
 * ``TRACELEDGER_ADMIN_KEY`` -- hex private key of the governance account (registry admin, funder).
 * ``TRACELEDGER_ENTERPRISE_REGISTRY`` / ``TRACELEDGER_ANCHOR_REGISTRY`` -- contract addresses.
+* ``TRACELEDGER_WORK_TICKET`` / ``TRACELEDGER_RECEIVABLE_TOKEN`` -- WorkTicket and ReceivableToken
+  contract addresses (the work-ticket and receivable endpoints answer 503 without them).
+* ``TRACELEDGER_PERSON_FUND_WEI`` -- gas money an enterprise sends each new person account (1 ether).
 * ``TRACELEDGER_KEYSTORE_PASSPHRASE`` -- passphrase of the encrypted enterprise keystores.
 * ``TRACELEDGER_KEYSTORE_SCRYPT_N`` -- scrypt cost of new keystores (default 2**14, see below).
 * ``PUBLIC_BASE_URL`` -- base of the URLs encoded in QR codes (default ``http://127.0.0.1:8000``).
@@ -56,6 +59,13 @@ class Settings(BaseSettings):
     anchor_registry_address: str | None = Field(
         None, validation_alias=_env("TRACELEDGER_ANCHOR_REGISTRY", "anchor_registry_address")
     )
+    work_ticket_address: str | None = Field(
+        None, validation_alias=_env("TRACELEDGER_WORK_TICKET", "work_ticket_address")
+    )
+    receivable_token_address: str | None = Field(
+        None, validation_alias=_env("TRACELEDGER_RECEIVABLE_TOKEN", "receivable_token_address")
+    )
+    person_fund_wei: int = Field(10**18, ge=0, validation_alias=_env("TRACELEDGER_PERSON_FUND_WEI", "person_fund_wei"))
     keystore_passphrase: str = Field(
         DEV_PASSPHRASE, validation_alias=_env("TRACELEDGER_KEYSTORE_PASSPHRASE", "keystore_passphrase")
     )

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from sqlmodel import Session
@@ -28,7 +29,7 @@ from sqlmodel import Session
 from api.chain import ChainClient, ChainError, ChainUnavailable
 from api.models import Batch, Enterprise, Record
 from provenance.errors import InvalidProof, InvalidSignature
-from provenance.merkle import hash_leaf, inclusion_proof, verify_inclusion
+from provenance.merkle import hash_children, hash_leaf, verify_inclusion
 from provenance.signing import recover_record_signer
 
 
@@ -51,12 +52,92 @@ class SealVerdict:
     validators: list[str] = field(default_factory=list)
 
 
+class BatchTree:
+    """All subtree hashes of one RFC 9162 batch tree, so each inclusion proof is O(log n) lookups.
+
+    Built once per batch (2n SHA-256) from the leaf hashes; batch trees never change once persisted.
+    """
+
+    def __init__(self, leaves: list[bytes]) -> None:
+        self.size = len(leaves)
+        self._leaves = leaves
+        self._nodes: dict[tuple[int, int], bytes] = {}
+        self.root = self._build(0, self.size) if leaves else b""
+
+    @staticmethod
+    def _split(n: int) -> int:
+        k = 1
+        while k << 1 < n:
+            k <<= 1
+        return k
+
+    def _build(self, a: int, b: int) -> bytes:
+        if b - a == 1:
+            h = self._leaves[a]
+        else:
+            k = self._split(b - a)
+            h = hash_children(self._build(a, a + k), self._build(a + k, b))
+        self._nodes[(a, b)] = h
+        return h
+
+    def proof(self, index: int) -> list[bytes]:
+        """RFC 9162 §2.1.3.1 PATH(index, D[0:size]) (raises IndexError out of range)."""
+        if not 0 <= index < self.size:
+            raise IndexError(f"leaf index {index} outside tree of size {self.size}")
+        out: list[bytes] = []
+        a, b = 0, self.size
+        while b - a > 1:
+            k = self._split(b - a)
+            if index < a + k:
+                out.append(self._nodes[(a + k, b)])
+                b = a + k
+            else:
+                out.append(self._nodes[(a, a + k)])
+                a = a + k
+        out.reverse()
+        return out
+
+
 class SealCache:
-    """Thread-safe cache of definitive seal verdicts keyed by (block number, block hash)."""
+    """Thread-safe caches of immutable chain facts: seal verdicts keyed by (block number, block hash),
+    ``getAnchor`` answers for final roots, and batch trees (for O(log n) inclusion proofs).
+
+    Finalized QBFT blocks never change, so neither do these; read paths then need no chain round trip
+    after the first verification of a batch.
+    """
+
+    MAX_TREES = 32
 
     def __init__(self) -> None:
         self._data: dict[tuple[int, str], SealVerdict] = {}
+        self._anchors: dict[bytes, Any] = {}
+        self._trees: dict[tuple[int, str], BatchTree] = {}
         self._lock = threading.Lock()
+
+    def anchor(self, root: bytes) -> Any:
+        """Cached ``AnchorInfo`` of a final root, or None."""
+        with self._lock:
+            return self._anchors.get(root)
+
+    def put_anchor(self, root: bytes, info: Any) -> None:
+        """Remember the on-chain anchor of a root (only call with a matching, final anchor)."""
+        with self._lock:
+            self._anchors[root] = info
+
+    def tree(self, batch: Batch) -> BatchTree:
+        """The cached :class:`BatchTree` of ``batch`` (built on first use; LRU of ``MAX_TREES``)."""
+        key = (int(batch.id or 0), batch.root)
+        with self._lock:
+            tree = self._trees.pop(key, None)
+            if tree is not None:
+                self._trees[key] = tree  # most recently used last
+                return tree
+        tree = BatchTree([hash_leaf(_b(d)) for d in batch.leaf_digests])
+        with self._lock:
+            self._trees[key] = tree
+            while len(self._trees) > self.MAX_TREES:
+                self._trees.pop(next(iter(self._trees)))
+        return tree
 
     def get(self, key: tuple[int, str]) -> SealVerdict | None:
         """Cached verdict or None."""
@@ -136,8 +217,15 @@ def check_finality_seals(chain: ChainClient, block_number: int, block_hash: str,
     return verdict
 
 
+@lru_cache(maxsize=65536)
+def _recover_cached(signature: bytes, identifier: str, kind: str, digest: bytes, chain_id: int) -> str:
+    """:func:`recover_record_signer`, memoised: a pure function of its arguments (errors are not cached)."""
+    return recover_record_signer(signature, identifier, kind, digest, chain_id)
+
+
 def verify_record(
-    session: Session, record: Record, *, chain: ChainClient | None, seal_cache: SealCache
+    session: Session, record: Record, *, chain: ChainClient | None, seal_cache: SealCache,
+    owner: Enterprise | None = None,
 ) -> dict[str, Any]:
     """Run every check for ``record``; returns the ``GET /v1/verify`` body.
 
@@ -146,7 +234,8 @@ def verify_record(
     anchor: {block_number, block_hash, tx_hash, seals, validators} | None}``.
     """
     checks: list[Check] = []
-    owner = session.get(Enterprise, record.enterprise_id)
+    if owner is None or owner.id != record.enterprise_id:
+        owner = session.get(Enterprise, record.enterprise_id)
 
     # 1. record digest
     recomputed = hashlib.sha256(record.document.encode("utf-8")).digest()
@@ -163,7 +252,7 @@ def verify_record(
 
     # 2. signature
     try:
-        signer = recover_record_signer(
+        signer = _recover_cached(
             _b(record.signature), record.identifier, record.kind, _b(record.record_digest), record.chain_id
         )
         if owner is None:
@@ -183,10 +272,9 @@ def verify_record(
     else:
         # 3. inclusion proof
         try:
-            leaves = [hash_leaf(_b(d)) for d in batch.leaf_digests]
-            if len(leaves) != batch.size:
-                raise InvalidProof(f"batch lists {len(leaves)} leaves but its size is {batch.size}")
-            path = inclusion_proof(leaves, record.leaf_index)
+            if len(batch.leaf_digests) != batch.size:
+                raise InvalidProof(f"batch lists {len(batch.leaf_digests)} leaves but its size is {batch.size}")
+            path = seal_cache.tree(batch).proof(record.leaf_index)
             proof_out = {
                 "root": batch.root,
                 "leaf_index": record.leaf_index,
@@ -217,7 +305,13 @@ def verify_record(
             checks.append(Check("finality_seals", False, "chain not configured"))
         else:
             try:
-                info = chain.get_anchor(_b(batch.root))
+                root_b = _b(batch.root)
+                info = seal_cache.anchor(root_b)
+                if info is None:
+                    info = chain.get_anchor(root_b)
+                    if (info is not None and info.block_number == batch.block_number and info.size == batch.size
+                            and int(info.submitter, 16) != 0):
+                        seal_cache.put_anchor(root_b, info)  # final under QBFT: never changes
                 if info is None:
                     checks.append(Check("anchored_on_chain", False, f"root {batch.root} is not anchored on chain"))
                 elif info.block_number != batch.block_number:
@@ -258,7 +352,7 @@ def verify_record(
     return {
         "identifier": record.identifier,
         "verified": all(c.ok for c in checks),
-        "checks": [asdict(c) for c in checks],
+        "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
         "record_digest": record.record_digest,
         "superseded_by": record.superseded_by,
         "proof": proof_out,

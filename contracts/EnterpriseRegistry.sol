@@ -18,6 +18,18 @@ contract EnterpriseRegistry {
     /// @notice Union of every defined role flag.
     uint32 public constant ALL_ROLES = 63;
 
+    // ------------------------------------------------- person roles (GB 26860)
+    /// @notice Work ticket issuer (签发人).
+    uint32 public constant TICKET_ISSUER = 1;
+    /// @notice Permitting officer (许可人).
+    uint32 public constant PERMITTING_OFFICER = 2;
+    /// @notice Person in charge of the work (工作负责人).
+    uint32 public constant PERSON_IN_CHARGE = 4;
+    /// @notice Work crew member (工作班成员).
+    uint32 public constant CREW_MEMBER = 8;
+    /// @notice Union of every person role flag.
+    uint32 public constant ALL_PERSON_ROLES = 15;
+
     /// @notice Maximum length of a prefix in bytes.
     uint256 public constant MAX_PREFIX_LENGTH = 64;
 
@@ -28,6 +40,15 @@ contract EnterpriseRegistry {
         uint32 roles;
         bool active;
         bool exists;
+    }
+
+    /// A named person (employee) acting under an enterprise, with GB 26860 role flags and a
+    /// free-text qualification (e.g. "issue tickets: 110 kV Xinzhuang substation").
+    struct Person {
+        address enterprise;
+        uint32 roles;
+        bool active;
+        string qualification;
     }
 
     // ------------------------------------------------------------------ state
@@ -46,7 +67,14 @@ contract EnterpriseRegistry {
     /// dedicated anchoring account => 1-based index in _anchorers[enterprise]
     mapping(address => uint256) private _anchorerIndex;
 
+    /// person account => Person (enterprise == address(0) when unknown)
+    mapping(address => Person) private _persons;
+    /// enterprise => its person accounts
+    mapping(address => address[]) private _personsOf;
+
     // ----------------------------------------------------------------- events
+    event PersonRegistered(address indexed enterprise, address indexed person, uint32 roles, string qualification);
+    event PersonUpdated(address indexed person, uint32 roles, bool active, string qualification);
     event AdminAdded(address indexed admin, address indexed by);
     event AdminRemoved(address indexed admin, address indexed by);
     event EnterpriseRegistered(address indexed account, string name, uint32 roles, string prefix);
@@ -72,6 +100,11 @@ contract EnterpriseRegistry {
     error AnchorerAlreadyAssigned(address anchorer, address enterprise);
     error NotAnchoringAccount(address enterprise, address anchorer);
     error IndexOutOfRange(uint256 index, uint256 count);
+    error NotAdminOrEnterprise(address caller, address enterprise);
+    error InvalidPersonRoles(uint32 roles);
+    error PersonExists(address person);
+    error UnknownPerson(address person);
+    error AccountIsPerson(address account);
 
     // -------------------------------------------------------------- modifiers
     modifier onlyAdmin() {
@@ -114,6 +147,7 @@ contract EnterpriseRegistry {
         if (_enterprises[account].exists) revert EnterpriseExists(account);
         address owningEnterprise = _anchorerEnterprise[account];
         if (owningEnterprise != address(0)) revert AccountIsAnchorer(account, owningEnterprise);
+        if (_persons[account].enterprise != address(0)) revert AccountIsPerson(account);
         if (bytes(name).length == 0) revert EmptyName();
         _checkRoles(roles);
         if (!_validPrefix(bytes(prefix))) revert InvalidPrefix(prefix);
@@ -148,6 +182,7 @@ contract EnterpriseRegistry {
     {
         if (anchorer == address(0)) revert ZeroAddress();
         if (_enterprises[anchorer].exists) revert AnchorerIsEnterprise(anchorer);
+        if (_persons[anchorer].enterprise != address(0)) revert AccountIsPerson(anchorer);
         address current = _anchorerEnterprise[anchorer];
         if (current != address(0)) revert AnchorerAlreadyAssigned(anchorer, current);
 
@@ -176,6 +211,70 @@ contract EnterpriseRegistry {
         delete _anchorerIndex[anchorer];
         delete _anchorerEnterprise[anchorer];
         emit AnchoringAccountRemoved(enterprise, anchorer);
+    }
+
+    // ----------------------------------------------------------------- persons
+    /// @notice Register `person` (its own account) under `enterprise` with GB 26860 role flags
+    /// (TICKET_ISSUER | PERMITTING_OFFICER | PERSON_IN_CHARGE | CREW_MEMBER) and a qualification.
+    /// Callable by a governance admin or by the enterprise account itself.
+    function registerPerson(address enterprise, address person, uint32 roles, string calldata qualification)
+        external
+        knownEnterprise(enterprise)
+    {
+        if (!isAdmin[msg.sender] && msg.sender != enterprise) revert NotAdminOrEnterprise(msg.sender, enterprise);
+        if (person == address(0)) revert ZeroAddress();
+        if (_persons[person].enterprise != address(0)) revert PersonExists(person);
+        if (_enterprises[person].exists || _anchorerEnterprise[person] != address(0)) revert AccountIsPerson(person);
+        if (roles == 0 || (roles & ~ALL_PERSON_ROLES) != 0) revert InvalidPersonRoles(roles);
+        _persons[person] = Person({enterprise: enterprise, roles: roles, active: true, qualification: qualification});
+        _personsOf[enterprise].push(person);
+        emit PersonRegistered(enterprise, person, roles, qualification);
+    }
+
+    /// @notice Change a person's roles, qualification and active flag (admin or its enterprise).
+    function updatePerson(address person, uint32 roles, string calldata qualification, bool active) external {
+        Person storage p = _persons[person];
+        if (p.enterprise == address(0)) revert UnknownPerson(person);
+        if (!isAdmin[msg.sender] && msg.sender != p.enterprise) revert NotAdminOrEnterprise(msg.sender, p.enterprise);
+        if (roles == 0 || (roles & ~ALL_PERSON_ROLES) != 0) revert InvalidPersonRoles(roles);
+        p.roles = roles;
+        p.qualification = qualification;
+        p.active = active;
+        emit PersonUpdated(person, roles, active, qualification);
+    }
+
+    /// @notice A person's record; `enterprise == address(0)` when `person` is not registered.
+    function getPerson(address person)
+        external
+        view
+        returns (address enterprise, uint32 roles, string memory qualification, bool active)
+    {
+        Person storage p = _persons[person];
+        return (p.enterprise, p.roles, p.qualification, p.active);
+    }
+
+    /// @notice True when `person` is registered, active, and its enterprise is active.
+    function isActivePerson(address person) public view returns (bool) {
+        Person storage p = _persons[person];
+        return p.enterprise != address(0) && p.active && isActive(p.enterprise);
+    }
+
+    /// @notice True when `person` is an active person holding every flag in `role`.
+    function hasPersonRole(address person, uint32 role) external view returns (bool) {
+        return isActivePerson(person) && role != 0 && (_persons[person].roles & role) == role;
+    }
+
+    /// @notice Person accounts registered under `enterprise`.
+    function personsOf(address enterprise) external view returns (address[] memory) {
+        return _personsOf[enterprise];
+    }
+
+    /// @notice Transaction permissioning used by the validators: an active enterprise, one of its
+    /// anchoring accounts, or one of its active persons.
+    function isPermittedSender(address account) external view returns (bool) {
+        address enterprise = enterpriseOfAnchorer(account);
+        if (enterprise != address(0) && isActive(enterprise)) return true;
+        return isActivePerson(account);
     }
 
     // ------------------------------------------------------------------ views

@@ -10,13 +10,22 @@ over JSON-RPC or to a syncing peer.
 
 Blocks are built in one batch with ``apply_all_transactions`` (py-evm's ``mine_all`` path), never
 with ``apply_transaction`` in a loop, which re-hashes the block per transaction.
+
+Validator governance (EEA QBFT spec "block header validator selection", Besu behaviour): a proposer
+may put one vote in its block's extraData (``[address, 0xFF]`` add, ``[address, 0x]`` drop). The
+votes cast since the last epoch block are tallied (one vote per voter and candidate, a later vote
+replacing an earlier one); when more than half of the current validators voted the same way for a
+candidate, the change takes effect **in that block's extraData validator list**, so it governs the
+next block: validators(N + 1) = extraData(N).validators. Epoch blocks (number % epoch length == 0)
+carry no vote and reset the tally. Every validator recomputes the list from the tally and refuses
+a proposal whose extraData validators differ (:meth:`Ledger.expected_validators`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,15 +35,16 @@ from eth import constants
 from eth.abc import AtomicDatabaseAPI, BlockAPI, BlockHeaderAPI, SignedTransactionAPI
 from eth.chains.base import Chain
 from eth.db.atomic import AtomicDB
-from eth.db.trie import make_trie_root_and_nodes
 from eth.vm.forks.shanghai import ShanghaiVM
 from eth.vm.forks.shanghai.blocks import ShanghaiBlock
 from eth_utils import ValidationError, keccak, to_canonical_address
 
+from ledger import fasttrie
 from ledger.consensus.errors import InvalidBlock
 from ledger.qbft_extra import (
     BFT_MIX_HASH,
     ExtraData,
+    Vote,
     decode_extra_data,
     encode_extra_data,
     quorum,
@@ -43,12 +53,17 @@ from ledger.qbft_extra import (
 from ledger.storage import LmdbAtomicDB
 
 log = logging.getLogger("ledger.chain")
+fasttrie.install()  # one-pass transactions/receipts roots (same results as py-evm's HexaryTrie, faster)
 
 #: Header extraData limit for our VM: QBFT extraData holds the validator list and up to n seals.
 EXTRA_DATA_MAX_BYTES = 64 * 1024
 #: How far (seconds) a proposed block's timestamp may run ahead of this validator's clock.
 MAX_FUTURE_BLOCK_S = 5
 SEAL_KEY_PREFIX = b"qbft-seal:"
+#: Besu's default QBFT ``epochlength`` (blocks): votes are discarded at every multiple of it.
+DEFAULT_EPOCH_LENGTH = 30_000
+#: Vote tallies kept in memory (by block hash); older ones are recomputed from headers on demand.
+TALLY_CACHE_SIZE = 256
 GENESIS_KEY = b"traceledger-genesis-hash"
 
 
@@ -69,7 +84,9 @@ class GenesisConfig:
     """Everything that fixes a chain's genesis block (identical on every node of a network).
 
     ``alloc`` maps 20-byte addresses to balances in wei; ``validators`` are 20-byte addresses;
-    ``timestamp`` is UNIX seconds; ``gas_limit`` in gas; ``base_fee`` in wei.
+    ``timestamp`` is UNIX seconds; ``gas_limit`` in gas; ``base_fee`` in wei; ``epoch_length`` in
+    blocks (votes reset at every multiple of it; Besu ``qbft.epochlength``, default 30000). The epoch
+    length is not part of the genesis header but every node of a network must use the same one.
     """
 
     chain_id: int
@@ -78,6 +95,7 @@ class GenesisConfig:
     timestamp: int
     gas_limit: int = 60_000_000
     base_fee: int = 1_000_000_000
+    epoch_length: int = DEFAULT_EPOCH_LENGTH
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +105,7 @@ class GenesisConfig:
             "timestamp": self.timestamp,
             "gasLimit": self.gas_limit,
             "baseFeePerGas": self.base_fee,
+            "epochLength": self.epoch_length,
         }
 
     @classmethod
@@ -98,6 +117,7 @@ class GenesisConfig:
             timestamp=int(data["timestamp"]),
             gas_limit=int(data.get("gasLimit", 60_000_000)),
             base_fee=int(data.get("baseFeePerGas", 1_000_000_000)),
+            epoch_length=int(data.get("epochLength", DEFAULT_EPOCH_LENGTH)),
         )
 
 
@@ -117,6 +137,54 @@ def decode_block(encoded: bytes) -> BlockAPI:
 def encode_block(block: BlockAPI) -> bytes:
     """RLP bytes of a block (as sent in PROPOSAL messages and to syncing peers)."""
     return rlp.encode(block)
+
+
+@dataclass(frozen=True)
+class VoteTally:
+    """Validator set after a block and the votes cast since the last epoch block.
+
+    ``validators``: sorted 20-byte addresses (= that block's extraData validators).
+    ``votes``: ``{(voter, candidate): add}`` -- the latest vote of each voter about each candidate.
+    """
+
+    validators: tuple[bytes, ...]
+    votes: dict[tuple[bytes, bytes], bool]
+
+    def is_meaningful(self, vote: Vote) -> bool:
+        """True when ``vote`` would change the set: add a non-validator or drop a validator."""
+        return (vote.address in self.validators) != vote.add
+
+    def count(self, candidate: bytes, add: bool) -> int:
+        """Distinct voters currently voting ``add`` for ``candidate``."""
+        return sum(1 for (_, c), a in self.votes.items() if c == candidate and a == add)
+
+
+def apply_vote(tally: VoteTally, number: int, proposer: bytes, vote: Vote | None, epoch_length: int) -> VoteTally:
+    """The tally after block ``number`` proposed by ``proposer`` carrying ``vote`` on top of ``tally``.
+
+    Rules (Clique EIP-225 / Besu QBFT vote tallying): an epoch block resets all votes; a vote counts
+    only when its proposer is a validator and it is meaningful (see :meth:`VoteTally.is_meaningful`);
+    more than half of the validators (``n // 2 + 1``) voting the same way applies the change, after
+    which every vote about the candidate (and, for a drop, every vote *by* it) is discarded. The last
+    validator is never dropped. Pure function; raises nothing.
+    """
+    if number % epoch_length == 0:
+        return VoteTally(tally.validators, {})
+    if vote is None or proposer not in tally.validators or not tally.is_meaningful(vote):
+        return tally
+    votes = dict(tally.votes)
+    votes[(proposer, vote.address)] = vote.add
+    current = VoteTally(tally.validators, votes)
+    if current.count(vote.address, vote.add) <= len(tally.validators) // 2:
+        return current
+    if vote.add:
+        validators = tuple(sorted((*tally.validators, vote.address)))
+    elif len(tally.validators) > 1:
+        validators = tuple(v for v in tally.validators if v != vote.address)
+    else:
+        return current
+    kept = {k: a for k, a in votes.items() if k[1] != vote.address and (vote.add or k[0] != vote.address)}
+    return VoteTally(validators, kept)
 
 
 @dataclass(frozen=True)
@@ -156,6 +224,15 @@ class Ledger:
             self.chain = self.chain_class(self.db)
         self._executed: dict[bytes, BlockAPI] = {}
         self._validators_cache: dict[int, tuple[bytes, ...]] = {}
+        self._tally_cache: dict[bytes, VoteTally] = {}
+        #: optional ``tx_lookup(hash) -> transaction | None`` (the node's txpool): a proposed block's
+        #: transactions already admitted keep their recovered senders instead of recovering them again
+        self.tx_lookup: Callable[[bytes], SignedTransactionAPI | None] | None = None
+
+    @property
+    def epoch_length(self) -> int:
+        """Blocks per epoch (votes reset at every multiple)."""
+        return self.genesis.epoch_length
 
     # ---------------------------------------------------------------- genesis
     def _create_genesis(self, db: AtomicDatabaseAPI) -> Chain:
@@ -200,6 +277,37 @@ class Ledger:
             self._validators_cache[height] = cached
         return cached
 
+    def tally_at(self, header: BlockHeaderAPI) -> VoteTally:
+        """The :class:`VoteTally` after the stored block ``header`` (walks back to the epoch block at most)."""
+        cached = self._tally_cache.get(header.hash)
+        if cached is not None:
+            return cached
+        chain: list[BlockHeaderAPI] = []
+        cursor = header
+        tally: VoteTally | None = None
+        while True:
+            cached = self._tally_cache.get(cursor.hash)
+            if cached is not None:
+                tally = cached
+                break
+            if cursor.block_number % self.epoch_length == 0:  # epoch block or genesis: no votes
+                tally = VoteTally(tuple(sorted(decode_extra_data(cursor.extra_data).validators)), {})
+                break
+            chain.append(cursor)
+            cursor = self.chain.get_block_header_by_hash(cursor.parent_hash)
+        for h in reversed(chain):
+            tally = apply_vote(tally, h.block_number, bytes(h.coinbase), decode_extra_data(h.extra_data).vote,
+                               self.epoch_length)
+        if len(self._tally_cache) >= TALLY_CACHE_SIZE:
+            self._tally_cache.clear()
+        self._tally_cache[header.hash] = tally
+        return tally
+
+    def expected_validators(self, parent: BlockHeaderAPI, proposer: bytes, vote: Vote | None) -> tuple[bytes, ...]:
+        """extraData validators a child of ``parent`` proposed by ``proposer`` with ``vote`` must carry."""
+        number = parent.block_number + 1
+        return apply_vote(self.tally_at(parent), number, proposer, vote, self.epoch_length).validators
+
     def previous_proposer(self, height: int) -> bytes | None:
         if height <= 1:
             return None
@@ -229,11 +337,14 @@ class Ledger:
         return fields
 
     # ---------------------------------------------------------------- building
-    def new_header(self, proposer: bytes, timestamp: int | None = None) -> BlockHeaderAPI:
+    def new_header(self, proposer: bytes, timestamp: int | None = None, vote: Vote | None = None) -> BlockHeaderAPI:
+        """Header of the next block by ``proposer``; ``vote`` goes into extraData (dropped in an epoch block)."""
         parent = self.head
         ts = max(parent.timestamp + 1, int(timestamp if timestamp is not None else time.time()))
-        validators = self.validators(parent.block_number + 1)
-        extra = encode_extra_data(ExtraData(validators=validators), include_round=False)
+        if (parent.block_number + 1) % self.epoch_length == 0:
+            vote = None
+        validators = self.expected_validators(parent, proposer, vote)
+        extra = encode_extra_data(ExtraData(validators=validators, vote=vote), include_round=False)
         return self.chain.create_header_from_parent(
             parent, coinbase=proposer, timestamp=ts, extra_data=extra, mix_hash=BFT_MIX_HASH,
             gas_limit=parent.gas_limit,
@@ -241,14 +352,18 @@ class Ledger:
 
     def build_block(
         self, transactions: Sequence[SignedTransactionAPI], proposer: bytes, timestamp: int | None = None,
+        vote: Vote | None = None,
     ) -> BlockAPI:
         """Execute ``transactions`` in one batch on top of the head and return the unsealed block.
+
+        ``vote`` (optional) is the proposer's validator vote for the header; the extraData validator
+        list is the current set with the tally (including this vote) applied.
 
         The block is not persisted (only its state trie nodes are); it becomes part of the chain
         when :meth:`commit` is called with a quorum of seals. Raises whatever py-evm raises for an
         invalid transaction (the caller filters the pool beforehand).
         """
-        header = self.new_header(proposer, timestamp)
+        header = self.new_header(proposer, timestamp, vote)
         vm = self.chain.get_vm(header)
         new_header, receipts, _ = vm.apply_all_transactions(list(transactions), header)
         block = vm.set_block_transactions_and_withdrawals(
@@ -294,26 +409,31 @@ class Ledger:
             raise InvalidBlock(str(exc)) from exc
         if extra.round != 0 or extra.seals:
             raise InvalidBlock("proposed block must carry round 0 and no seals in extraData")
-        if tuple(sorted(extra.validators)) != self.validators(height):
-            raise InvalidBlock("extraData validators differ from the current validator set")
+        if extra.vote is not None and height % self.epoch_length == 0:
+            raise InvalidBlock(f"epoch block {height} must not carry a validator vote")
+        expected = self.expected_validators(head, bytes(header.coinbase), extra.vote)
+        if tuple(extra.validators) != expected:
+            raise InvalidBlock("extraData validators differ from the validator set after applying the vote tally")
         if header.timestamp > time.time() + MAX_FUTURE_BLOCK_S:
             raise InvalidBlock("block timestamp is too far in the future")
         if header.mix_hash != BFT_MIX_HASH:
             raise InvalidBlock("mixHash is not the BFT constant")
 
     def _execute(self, decoded: BlockAPI) -> BlockAPI:
+        if self.tx_lookup is not None and decoded.transactions:
+            known = [self.tx_lookup(tx.hash) for tx in decoded.transactions]
+            if any(k is not None for k in known):
+                decoded = decoded.copy(transactions=[k if k is not None else tx
+                                                     for k, tx in zip(known, decoded.transactions, strict=True)])
         try:
             parent = self.chain.get_block_header_by_hash(decoded.header.parent_hash)
             base = self.chain.create_header_from_parent(parent)
             vm = self.chain.get_vm(base.copy(gas_used=decoded.header.gas_used))
             result = vm.import_block(decoded)
             executed = result.block
-            if executed.header != decoded.header:
+            if executed.header != decoded.header:  # covers state, receipts and transactions roots
                 raise InvalidBlock(
                     "re-executing the block gives a different header (state root, receipts or gas)")
-            tx_root, _ = make_trie_root_and_nodes(decoded.transactions)
-            if tx_root != decoded.header.transaction_root:
-                raise InvalidBlock("transactions root mismatch")
         except InvalidBlock:
             raise
         except (ValidationError, ValueError, KeyError) as exc:

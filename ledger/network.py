@@ -5,6 +5,12 @@
 (chain id, validators, URLs, the governance admin account and the contract addresses its first two
 transactions create: EnterpriseRegistry at nonce 0, AnchorRegistry at nonce 1). Running it again on
 the same directory reuses what is there, so a restarted network keeps its chain.
+
+Observers (non-validator nodes that sync the chain and serve JSON-RPC) live in ``observer-<i>/``
+with the same files; every validator admits them (``observers`` in its ``node.json``).
+:func:`add_node` adds a validator-to-be or an observer to an existing network: the new node's
+configuration lists every existing node as a peer and the existing nodes dial it back when it
+connects (see :mod:`ledger.transport`), so running nodes need no restart.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import httpx
 from eth_keys import keys
 from eth_utils import to_checksum_address
 
-from ledger.chain import GenesisConfig
+from ledger.chain import DEFAULT_EPOCH_LENGTH, GenesisConfig
 from ledger.node import contract_address
 
 DEFAULT_CHAIN_ID = 88_1088
@@ -33,13 +39,18 @@ ADMIN_BALANCE_WEI = 10**30
 
 @dataclass(frozen=True)
 class ValidatorSpec:
-    """One validator of a local network: its index (1-based), address, folder and ports."""
+    """One node of a local network (validator or observer): index (1-based), address, folder and ports."""
 
     index: int
     address: str
     data_dir: Path
     rpc_url: str
     p2p_port: int
+    role: str = "validator"
+
+    @property
+    def name(self) -> str:
+        return f"{self.role}-{self.index}"
 
     @property
     def config_path(self) -> Path:
@@ -61,10 +72,19 @@ class NetworkSpec:
     admin_key_file: Path
     enterprise_registry: str
     anchor_registry: str
+    observers: tuple[ValidatorSpec, ...] = ()
+    #: WorkTicket and ReceivableToken: the admin's nonce-2 and nonce-3 contracts ("" if unknown)
+    work_ticket: str = ""
+    receivable_token: str = ""
 
     @property
     def rpc_urls(self) -> list[str]:
         return [v.rpc_url for v in self.validators]
+
+    @property
+    def nodes(self) -> tuple[ValidatorSpec, ...]:
+        """Validators then observers."""
+        return self.validators + self.observers
 
     def admin_key(self) -> str:
         return self.admin_key_file.read_text().strip()
@@ -85,12 +105,16 @@ def _write_key(path: Path, key_hex: str) -> None:
 def init_network(
     data_dir: str | Path, *, validators: int = 4, host: str = "127.0.0.1", rpc_base_port: int | None = 8545,
     p2p_base_port: int | None = 30303, chain_id: int = DEFAULT_CHAIN_ID, block_period_s: float = 1.0,
-    request_timeout_s: float = 1.0,
+    request_timeout_s: float = 1.0, round_timeout_cap_s: float = 60.0, observers: int = 0,
+    epoch_length: int = DEFAULT_EPOCH_LENGTH, extra_alloc: dict[str, int] | None = None,
 ) -> NetworkSpec:
-    """Write (or reuse) a network of ``validators`` nodes under ``data_dir``; returns its spec.
+    """Write (or reuse) a network of ``validators`` nodes (and ``observers``) under ``data_dir``.
 
     Ports: validator ``i`` (1-based) serves JSON-RPC on ``rpc_base_port + i - 1`` and p2p on
-    ``p2p_base_port + i - 1``; ``None`` picks free ports (tests).
+    ``p2p_base_port + i - 1``; observers take the ports after the validators; ``None`` picks free ports
+    (tests). ``round_timeout_cap_s`` caps the doubling round timeout (seconds); ``epoch_length`` is in
+    blocks (votes reset at its multiples); ``extra_alloc`` funds more genesis accounts
+    (``{"0x…": wei}``; genesis accounts may transact without registration, e.g. benchmark senders).
     """
     root = Path(data_dir).resolve()
     manifest = root / "network.json"
@@ -103,14 +127,20 @@ def init_network(
     admin_key_file = root / "admin.key"
     _write_key(admin_key_file, admin.to_hex())
     admin_address = admin.public_key.to_canonical_address()
-    node_keys = [keys.PrivateKey(secrets.token_bytes(32)) for _ in range(validators)]
-    rpc_ports = [rpc_base_port + i if rpc_base_port else free_port(host) for i in range(validators)]
-    p2p_ports = [p2p_base_port + i if p2p_base_port else free_port(host) for i in range(validators)]
+    total = validators + observers
+    all_keys = [keys.PrivateKey(secrets.token_bytes(32)) for _ in range(total)]
+    node_keys = all_keys[:validators]
+    rpc_ports = [rpc_base_port + i if rpc_base_port else free_port(host) for i in range(total)]
+    p2p_ports = [p2p_base_port + i if p2p_base_port else free_port(host) for i in range(total)]
+    alloc = {admin_address: ADMIN_BALANCE_WEI}
+    for address, wei in (extra_alloc or {}).items():
+        alloc[bytes.fromhex(address.removeprefix("0x"))] = int(wei)
     genesis = GenesisConfig(
         chain_id=chain_id,
         validators=tuple(sorted(k.public_key.to_canonical_address() for k in node_keys)),
-        alloc={admin_address: ADMIN_BALANCE_WEI},
+        alloc=alloc,
         timestamp=int(time.time()),
+        epoch_length=epoch_length,
     )
     registry = to_checksum_address(contract_address(admin_address, 0))
     anchor = to_checksum_address(contract_address(admin_address, 1))
@@ -118,25 +148,34 @@ def init_network(
         {"address": k.public_key.to_checksum_address(), "host": host, "port": p2p_ports[i]}
         for i, k in enumerate(node_keys)
     ]
-    specs = []
-    for i, key in enumerate(node_keys):
-        folder = root / f"validator-{i + 1}"
+    observer_addresses = [k.public_key.to_checksum_address() for k in all_keys[validators:]]
+    specs: list[dict[str, Any]] = []
+    observer_specs: list[dict[str, Any]] = []
+    for i, key in enumerate(all_keys):
+        role, index = ("validator", i + 1) if i < validators else ("observer", i - validators + 1)
+        folder = root / f"{role}-{index}"
         folder.mkdir(parents=True, exist_ok=True)
         _write_key(folder / "key", key.to_hex())
         config = {
-            "name": f"validator-{i + 1}", "data_dir": str(folder), "key_file": str(folder / "key"),
+            "name": f"{role}-{index}", "data_dir": str(folder), "key_file": str(folder / "key"),
             "genesis": genesis.to_json(), "p2p": {"host": host, "port": p2p_ports[i]},
             "rpc": {"host": host, "port": rpc_ports[i]},
             "peers": [p for p in peers if p["address"] != key.public_key.to_checksum_address()],
-            "observers": [], "block_period_s": block_period_s, "request_timeout_s": request_timeout_s,
+            "observers": observer_addresses, "block_period_s": block_period_s,
+            "request_timeout_s": request_timeout_s, "round_timeout_cap_s": round_timeout_cap_s,
             "permissioning": {"registry": registry},
         }
         (folder / "node.json").write_text(json.dumps(config, indent=2) + "\n")
-        specs.append({"index": i + 1, "address": key.public_key.to_checksum_address(), "data_dir": str(folder),
-                      "rpc_url": f"http://{host}:{rpc_ports[i]}", "p2p_port": p2p_ports[i]})
+        entry = {"index": index, "address": key.public_key.to_checksum_address(), "data_dir": str(folder),
+                 "rpc_url": f"http://{host}:{rpc_ports[i]}", "p2p_port": p2p_ports[i]}
+        (specs if role == "validator" else observer_specs).append(entry)
     manifest.write_text(json.dumps({
-        "chainId": chain_id, "validators": specs, "admin": to_checksum_address(admin_address),
-        "adminKeyFile": str(admin_key_file), "contracts": {"EnterpriseRegistry": registry, "AnchorRegistry": anchor},
+        "chainId": chain_id, "validators": specs, "observers": observer_specs,
+        "admin": to_checksum_address(admin_address),
+        "adminKeyFile": str(admin_key_file), "contracts": {
+            "EnterpriseRegistry": registry, "AnchorRegistry": anchor,
+            "WorkTicket": to_checksum_address(contract_address(admin_address, 2)),
+            "ReceivableToken": to_checksum_address(contract_address(admin_address, 3))},
     }, indent=2) + "\n")
     return load_network(root)
 
@@ -151,16 +190,77 @@ def load_network(data_dir: str | Path) -> NetworkSpec:
                          for v in raw["validators"]),
         admin_address=raw["admin"], admin_key_file=Path(raw["adminKeyFile"]),
         enterprise_registry=raw["contracts"]["EnterpriseRegistry"], anchor_registry=raw["contracts"]["AnchorRegistry"],
+        observers=tuple(ValidatorSpec(v["index"], v["address"], Path(v["data_dir"]), v["rpc_url"], v["p2p_port"],
+                                      "observer") for v in raw.get("observers", [])),
+        work_ticket=raw["contracts"].get("WorkTicket") or to_checksum_address(
+            contract_address(bytes.fromhex(raw["admin"][2:]), 2)),
+        receivable_token=raw["contracts"].get("ReceivableToken") or to_checksum_address(
+            contract_address(bytes.fromhex(raw["admin"][2:]), 3)),
     )
 
 
-def start_validator(spec: ValidatorSpec, *, log_level: str = "INFO") -> subprocess.Popen[bytes]:
-    """Start one validator as its own OS process, logging to ``<data_dir>/node.log``."""
+def add_node(data_dir: str | Path, *, role: str = "validator", host: str = "127.0.0.1") -> ValidatorSpec:
+    """Add a node to the network under ``data_dir`` and return its spec (free ports, fresh key).
+
+    ``role="validator"``: a validator-to-be (``validator-<n+1>/``); it may connect once the validators
+    voted it in (``qbft_proposeValidatorVote``), then syncs and starts sealing. ``role="observer"``:
+    its address is appended to every node's ``observers`` allowlist (running nodes re-read it), so it
+    can connect, sync and serve JSON-RPC at once. Raises ValueError for another role.
+    """
+    if role not in ("validator", "observer"):
+        raise ValueError(f"role must be 'validator' or 'observer', not {role!r}")
+    root = Path(data_dir).resolve()
+    manifest = root / "network.json"
+    raw: dict[str, Any] = json.loads(manifest.read_text())
+    existing = raw["validators"] + raw.get("observers", [])
+    template = json.loads((Path(raw["validators"][0]["data_dir"]) / "node.json").read_text())
+    group = raw["validators"] if role == "validator" else raw.setdefault("observers", [])
+    index = len(group) + 1
+    key = keys.PrivateKey(secrets.token_bytes(32))
+    address = key.public_key.to_checksum_address()
+    folder = root / f"{role}-{index}"
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_key(folder / "key", key.to_hex())
+    rpc_port, p2p_port = free_port(host), free_port(host)
+    observers = list(template.get("observers", [])) + ([address] if role == "observer" else [])
+    config = dict(template)
+    config.update({
+        "name": f"{role}-{index}", "data_dir": str(folder), "key_file": str(folder / "key"),
+        "p2p": {"host": host, "port": p2p_port}, "rpc": {"host": host, "port": rpc_port},
+        "peers": [{"address": n["address"], "host": host, "port": n["p2p_port"]} for n in existing],
+        "observers": observers,
+    })
+    config.pop("byzantine", None)
+    (folder / "node.json").write_text(json.dumps(config, indent=2) + "\n")
+    if role == "observer":
+        for node in existing:
+            path = Path(node["data_dir"]) / "node.json"
+            other = json.loads(path.read_text())
+            other["observers"] = sorted(set(other.get("observers", [])) | {address})
+            path.write_text(json.dumps(other, indent=2) + "\n")
+    entry = {"index": index, "address": address, "data_dir": str(folder), "rpc_url": f"http://{host}:{rpc_port}",
+             "p2p_port": p2p_port}
+    group.append(entry)
+    manifest.write_text(json.dumps(raw, indent=2) + "\n")
+    return ValidatorSpec(index, address, folder, entry["rpc_url"], p2p_port, role)
+
+
+def start_validator(
+    spec: ValidatorSpec, *, log_level: str = "INFO", extra_args: list[str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start one node (validator or observer) as its own OS process, logging to ``<data_dir>/node.log``.
+
+    ``extra_args`` go to ``python -m ledger.node`` (e.g. ``["--byzantine", "equivocate"]``).
+    """
     log = open(spec.log_path, "ab")  # noqa: SIM115 - the child owns it
     return subprocess.Popen(
-        [sys.executable, "-m", "ledger.node", "--config", str(spec.config_path), "--log-level", log_level],
+        [sys.executable, "-m", "ledger.node", "--config", str(spec.config_path), "--log-level", log_level,
+         *(extra_args or [])],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
+
+
+start_node = start_validator
 
 
 def rpc(url: str, method: str, params: list[Any] | None = None, timeout: float = 5.0) -> Any:

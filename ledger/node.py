@@ -8,8 +8,19 @@ Configuration (JSON, written by :mod:`ledger.network`)::
     {"name": "validator-1", "data_dir": "...", "key_file": "...", "genesis": {...GenesisConfig...},
      "p2p": {"host": "127.0.0.1", "port": 30303}, "rpc": {"host": "127.0.0.1", "port": 8545},
      "peers": [{"address": "0x…", "host": "127.0.0.1", "port": 30304}, …],
-     "observers": ["0x…"], "block_period_s": 1.0, "request_timeout_s": 1.0,
-     "permissioning": {"registry": "0x…" | null}}
+     "observers": ["0x…"], "block_period_s": 1.0, "request_timeout_s": 1.0, "round_timeout_cap_s": 60.0,
+     "permissioning": {"registry": "0x…" | null}, "byzantine": null}
+
+A node whose key is not in the validator set of a height is an **observer** for it: it follows
+consensus passively (commits blocks it sees a quorum of COMMITs for), catches up by sync, and serves
+JSON-RPC. Node permissioning: only validators of the latest set and the configured ``observers`` may
+connect (the list is re-read from ``node.json`` when that file changes, so an operator can admit an
+observer without a restart).
+
+``byzantine`` ("equivocate" or "garbage") is a **debug fault** used by the fault-injection harness
+(:mod:`scripts.faults`): an equivocating node sends a second, conflicting PROPOSAL/PREPARE/COMMIT for
+every one it sends; a garbage node additionally floods its peers with malformed frames, messages
+signed by unknown keys, stale replays and duplicates. Never set it in production.
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import random
 import signal
 import time
@@ -38,15 +50,24 @@ from starlette.routing import Route
 
 from ledger.chain import GenesisConfig, Ledger, decode_block, encode_block
 from ledger.consensus import (
+    COMMIT,
+    PREPARE,
+    PROPOSAL,
     BlockCommitted,
     BlockCreated,
     Broadcast,
+    Commit,
+    CommitPayload,
     CreateBlock,
     Dropped,
     Evidence,
     InvalidBlock,
     InvalidMessage,
     MessageReceived,
+    Prepare,
+    PreparePayload,
+    Proposal,
+    ProposalPayload,
     QbftConfig,
     QbftStateMachine,
     RoundFailed,
@@ -54,8 +75,11 @@ from ledger.consensus import (
     Start,
     StartRoundTimer,
     decode_message,
+    encode_message,
     make_signer,
+    sign_payload,
 )
+from ledger.qbft_extra import Vote
 from ledger.rpc import RpcError, make_rpc_app
 from ledger.transport import (
     KIND_CONSENSUS,
@@ -65,14 +89,18 @@ from ledger.transport import (
     PeerAddress,
     Transport,
 )
-from ledger.txpool import PoolFull, TxPool
+from ledger.txpool import DEFAULT_MAX_BLOCK_TXS, PoolFull, TxPool
 
 log = logging.getLogger("ledger.node")
 
 #: Blocks a peer sends per sync response.
 SYNC_BATCH = 64
+#: Fewest transactions a proposer puts in a block when it has them (whatever the build budget says).
+MIN_BLOCK_TXS = 20
 #: ``isActiveAnchorer(address)`` selector of EnterpriseRegistry.
 IS_ACTIVE_ANCHORER = keccak(b"isActiveAnchorer(address)")[:4]
+#: ``isPermittedSender(address)`` selector: enterprises, their anchoring accounts and active persons.
+IS_PERMITTED_SENDER = keccak(b"isPermittedSender(address)")[:4]
 
 
 def contract_address(deployer: bytes, nonce: int) -> bytes:
@@ -83,8 +111,10 @@ def contract_address(deployer: bytes, nonce: int) -> bytes:
 class Node:
     """One node; see the module docstring for its configuration."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], config_path: str | Path | None = None) -> None:
         self.config = config
+        self.config_path = Path(config_path) if config_path else None
+        self._config_mtime = self.config_path.stat().st_mtime if self.config_path else 0.0
         self.name = config.get("name", "node")
         key_hex = Path(config["key_file"]).read_text().strip()
         self.key = keys.PrivateKey(bytes.fromhex(key_hex.removeprefix("0x")))
@@ -92,12 +122,23 @@ class Node:
         self.genesis = GenesisConfig.from_json(config["genesis"])
         self.ledger = Ledger(config["data_dir"], self.genesis)
         self.pool = TxPool()
+        self.ledger.tx_lookup = self.pool.by_hash.get
         self.block_period = float(config.get("block_period_s", 1.0))
         self.sign = make_signer(self.key.to_bytes())
+        self.sm_timeout = float(config.get("request_timeout_s", 1.0))
         self.sm = QbftStateMachine(
             self.address, self.sign, self.ledger,
-            QbftConfig(request_timeout_s=float(config.get("request_timeout_s", 1.0))),
+            QbftConfig(request_timeout_s=float(config.get("request_timeout_s", 1.0)),
+                       max_round_timeout_s=float(config.get("round_timeout_cap_s", 60.0))),
         )
+        self.build_budget_s = float(config.get("block_build_budget_s", 0.35 * self.sm_timeout))
+        self._s_per_tx = 0.002  # first guess (seconds per transaction), learnt from every block we build
+        self.byzantine: str | None = config.get("byzantine")
+        #: this node's validator votes to cast when it proposes: {candidate address: add?}
+        self.pending_votes: dict[bytes, bool] = {}
+        self._head_state_cache: tuple[bytes, Any] | None = None
+        self._last_broadcast: bytes | None = None
+        self._prebuilt: tuple[int, bytes, Any] | None = None
         registry = (config.get("permissioning") or {}).get("registry")
         self.registry = to_canonical_address(registry) if registry else None
         self.observers = {to_canonical_address(a) for a in config.get("observers", [])}
@@ -126,13 +167,37 @@ class Node:
 
     # ------------------------------------------------------------------ helpers
     def _allowed_peers(self) -> set[bytes]:
+        """Node permissioning: validators of the latest set (after the head) plus configured observers."""
+        self._reload_observers()
         return set(self.ledger.validators(self.ledger.height + 1)) | self.observers
+
+    def _reload_observers(self) -> None:
+        if self.config_path is None:
+            return
+        try:
+            mtime = self.config_path.stat().st_mtime
+            if mtime == self._config_mtime:
+                return
+            self._config_mtime = mtime
+            fresh = json.loads(self.config_path.read_text())
+            self.observers = {to_canonical_address(a) for a in fresh.get("observers", [])}
+            log.info("%s: permissioning reloaded: %d observers", self.name, len(self.observers))
+        except (OSError, ValueError) as exc:
+            log.warning("%s: could not reload %s: %s", self.name, self.config_path, exc)
 
     def peer_count(self) -> int:
         return self.transport.connected_peers()
 
+    def head_state(self) -> Any:
+        """py-evm state after the head block (cached per head; read-only use)."""
+        head = self.ledger.head
+        cached = self._head_state_cache
+        if cached is None or cached[0] != head.hash:
+            cached = self._head_state_cache = (head.hash, self.ledger.chain.get_vm(head).state)
+        return cached[1]
+
     def _account_nonce(self, address: bytes) -> int:
-        return self.ledger.chain.get_vm(self.ledger.head).state.get_nonce(address)
+        return self.head_state().get_nonce(address)
 
     def pending_nonce(self, sender: bytes) -> int:
         return self.pool.next_nonce(sender, self._account_nonce(sender))
@@ -153,13 +218,16 @@ class Node:
             return cached
         from ledger.rpc import eth_call
 
-        call = {"to": to_checksum_address(self.registry),
-                "data": "0x" + (IS_ACTIVE_ANCHORER + b"\x00" * 12 + sender).hex()}
-        try:
-            result = eth_call(self, [call, "latest"])
-            permitted = int(result, 16) == 1 if result != "0x" else False
-        except RpcError:
-            permitted = False
+        permitted = False
+        for selector in (IS_PERMITTED_SENDER, IS_ACTIVE_ANCHORER):  # the latter: registries deployed before persons
+            call = {"to": to_checksum_address(self.registry), "data": "0x" + (selector + b"\x00" * 12 + sender).hex()}
+            try:
+                result = eth_call(self, [call, "latest"])
+                permitted = int(result, 16) == 1 if result != "0x" else False
+            except RpcError:
+                permitted = False
+            if permitted:
+                break
         if len(self._permit_cache) > 10_000:
             self._permit_cache.clear()
         self._permit_cache[key] = permitted
@@ -176,7 +244,7 @@ class Node:
             raise RpcError(-32007, f"sender account {to_checksum_address(sender)} is not permitted to transact: "
                                    "it is neither a genesis account nor an active enterprise (anchoring) account")
         head = self.ledger.head
-        state = self.ledger.chain.get_vm(head).state
+        state = self.head_state()
         nonce = state.get_nonce(sender)
         if tx.nonce < nonce:
             raise RpcError(-32000, f"nonce too low: next nonce {nonce}, tx nonce {tx.nonce}")
@@ -199,6 +267,48 @@ class Node:
             raise RpcError(-32000, str(exc)) from exc
         self.m_pool.set(len(self.pool))
 
+    # ------------------------------------------------------------------ validator governance
+    def propose_vote(self, address: bytes, add: bool) -> None:
+        """Queue this node's vote to add (``True``) or drop ``address``; cast when this node proposes."""
+        self.pending_votes[bytes(address)] = bool(add)
+
+    def discard_vote(self, address: bytes) -> bool:
+        """Forget this node's pending vote about ``address``; False when there was none."""
+        return self.pending_votes.pop(bytes(address), None) is not None
+
+    def choose_vote(self, height: int) -> Vote | None:
+        """The vote to put into our block at ``height``: the first pending vote that would still change
+        the set and that the epoch's tally does not hold from us yet (else the first one that would still
+        change it); ``None`` in an epoch block or when no pending vote is meaningful."""
+        if not self.pending_votes or height % self.ledger.epoch_length == 0:
+            return None
+        tally = self.ledger.tally_at(self.ledger.head)
+        meaningful = [Vote(a, add) for a, add in self.pending_votes.items() if tally.is_meaningful(Vote(a, add))]
+        for vote in meaningful:
+            if tally.votes.get((self.address, vote.address)) != vote.add:
+                return vote
+        return meaningful[0] if meaningful else None
+
+    def rpc_methods(self) -> dict[str, Any]:
+        """Node-specific JSON-RPC methods (Besu ``QBFT`` API names) added to :data:`ledger.rpc.METHODS`."""
+        from ledger.rpc import param, parse_address
+
+        def qbft_proposeValidatorVote(ctx: Node, params: list[Any]) -> bool:
+            address = parse_address(param(params, 0, "address"), "address")
+            add = param(params, 1, "add")
+            if not isinstance(add, bool):
+                raise RpcError(-32602, "add must be a boolean (true: add the validator, false: remove it)")
+            ctx.propose_vote(address, add)
+            return True
+
+        def qbft_discardValidatorVote(ctx: Node, params: list[Any]) -> bool:
+            return ctx.discard_vote(parse_address(param(params, 0, "address"), "address"))
+
+        def qbft_getPendingVotes(ctx: Node, params: list[Any]) -> dict[str, bool]:
+            return {to_checksum_address(a): add for a, add in ctx.pending_votes.items()}
+
+        return {f.__name__: f for f in (qbft_proposeValidatorVote, qbft_discardValidatorVote, qbft_getPendingVotes)}
+
     # ------------------------------------------------------------------ consensus driving
     def feed(self, event: Any) -> None:
         try:
@@ -213,6 +323,9 @@ class Node:
         loop = asyncio.get_running_loop()
         if isinstance(action, Broadcast):
             self.transport.broadcast(KIND_CONSENSUS, action.raw)
+            self._last_broadcast = action.raw
+            if self.byzantine in ("equivocate", "garbage"):
+                self._equivocate(action.raw)
         elif isinstance(action, CreateBlock):
             loop.call_soon(self._create_block, action.height, action.round)
         elif isinstance(action, StartRoundTimer):
@@ -235,10 +348,30 @@ class Node:
     def _create_block(self, height: int, round_: int) -> None:
         if self.sm.height != height or self.sm.round != round_ or self.ledger.height != height - 1:
             return
+        prebuilt, self._prebuilt = self._prebuilt, None
+        if prebuilt is not None and round_ == 0 and prebuilt[0] == height and prebuilt[1] == self.ledger.head.hash:
+            block = prebuilt[2]
+        else:
+            block = self._build(height)
+        self.feed(BlockCreated(height, round_, encode_block(block)))
+
+    def _prebuild(self, height: int, parent_hash: bytes) -> None:
+        """As round-0 proposer of ``height``, build our block while we wait for the block period, so the
+        round-0 timer is spent on the followers' validation, not on our execution."""
         head = self.ledger.head
-        chosen = self.pool.select(self._account_nonce, head.gas_limit)
+        if head.hash != parent_hash or self.sm.height >= height:
+            return
+        timestamp = max(head.timestamp + 1, int(max(time.time(), head.timestamp + self.block_period)))
+        self._prebuilt = (height, parent_hash, self._build(height, timestamp))
+
+    def _build(self, height: int, timestamp: int | None = None) -> Any:
+        head = self.ledger.head
+        chosen = self.pool.select(self._account_nonce, head.gas_limit, self.block_tx_cap())
+        vote = self.choose_vote(height)
+        started = time.perf_counter()
         try:
-            block = self.ledger.build_block(chosen, self.address)
+            block = self.ledger.build_block(chosen, self.address, timestamp, vote=vote)
+            self._learn_build_speed(len(chosen), time.perf_counter() - started)
         except Exception as exc:  # a transaction the pool let through cannot execute
             log.warning("%s: building block %d with %d txs failed (%s); retrying without failing txs",
                         self.name, height, len(chosen), exc)
@@ -248,8 +381,22 @@ class Node:
                     state.validate_transaction(tx)
                 except Exception:
                     self.pool.remove(tx)
-            block = self.ledger.build_block([], self.address)
-        self.feed(BlockCreated(height, round_, encode_block(block)))
+            block = self.ledger.build_block([], self.address, timestamp, vote=vote)
+        if vote is not None:
+            log.info("%s: block %d carries our vote to %s %s", self.name, height, "add" if vote.add else "drop",
+                     to_checksum_address(vote.address))
+        return block
+
+    def block_tx_cap(self) -> int:
+        """Transactions a block we propose may hold: as many as we can execute within the build budget
+        (``block_build_budget_s``, default 35 % of the request timeout, so that the followers'
+        re-execution fits in round 0 with room to spare), from the measured seconds per transaction, within
+        [:data:`MIN_BLOCK_TXS`, :data:`DEFAULT_MAX_BLOCK_TXS`]."""
+        return max(MIN_BLOCK_TXS, min(DEFAULT_MAX_BLOCK_TXS, int(self.build_budget_s / self._s_per_tx)))
+
+    def _learn_build_speed(self, txs: int, seconds: float) -> None:
+        if txs >= 20:  # exponentially weighted moving average of seconds per transaction
+            self._s_per_tx = 0.7 * self._s_per_tx + 0.3 * (seconds / txs)
 
     def _commit(self, action: BlockCommitted) -> None:
         try:
@@ -268,6 +415,9 @@ class Node:
         self.pool.evict_below(self._account_nonce)
         self.m_pool.set(len(self.pool))
         self._schedule_start()
+        head = self.ledger.head
+        if self.sm.proposer(head.block_number + 1, 0) == self.address and len(self.pool):
+            asyncio.get_running_loop().call_soon(self._prebuild, head.block_number + 1, head.hash)
 
     def _schedule_start(self) -> None:
         if self._start_handle is not None:
@@ -276,6 +426,54 @@ class Node:
         delay = max(0.0, head.timestamp + self.block_period - time.time())
         self._start_handle = asyncio.get_running_loop().call_later(
             delay, self.feed, Start(head.block_number + 1))
+
+    # ------------------------------------------------------------------ debug faults (Byzantine behaviour)
+    def _equivocate(self, raw: bytes) -> None:
+        """Send a second, conflicting signed message for the one just broadcast (same height, round, type)."""
+        try:
+            msg = decode_message(raw)
+        except InvalidMessage:
+            return
+        if msg.author != self.address:
+            return
+        p = msg.signed.payload
+        other = random.randbytes(32)
+        if isinstance(msg, Prepare):
+            twin: Any = Prepare(sign_payload(PREPARE, PreparePayload(p.height, p.round, other), self.sign))
+        elif isinstance(msg, Commit):
+            twin = Commit(sign_payload(COMMIT, CommitPayload(p.height, p.round, other, self.sign(other)), self.sign))
+        elif isinstance(msg, Proposal):
+            block = decode_block(p.block)
+            altered = block.copy(header=block.header.copy(timestamp=block.header.timestamp + 1))
+            payload = ProposalPayload(p.height, p.round, encode_block(altered))
+            twin = Proposal(sign_payload(PROPOSAL, payload, self.sign), msg.round_change_justification,
+                            msg.prepare_justification)
+        else:
+            return
+        log.warning("%s: BYZANTINE: equivocating %s at height %d round %d", self.name, type(msg).__name__,
+                    p.height, p.round)
+        self.transport.broadcast(KIND_CONSENSUS, encode_message(twin))
+
+    async def _garbage_loop(self) -> None:
+        """Flood peers with frames honest nodes must drop: junk bytes, unknown signers, stale and duplicate
+        messages, junk transactions and sync requests (debug fault ``garbage``)."""
+        stranger = make_signer(random.randbytes(32))
+        while not self._stopping.is_set():
+            await asyncio.sleep(0.2)
+            height, round_ = self.ledger.height + 1, self.sm.round
+            junk = [random.randbytes(random.randint(1, 200)) for _ in range(20)]
+            forged = PreparePayload(height, round_, random.randbytes(32))
+            junk.append(encode_message(Prepare(sign_payload(PREPARE, forged, stranger))))
+            stale = encode_message(Prepare(sign_payload(PREPARE, PreparePayload(max(1, height - 5), 0,
+                                                                                random.randbytes(32)), self.sign)))
+            junk.append(stale)
+            if self._last_broadcast is not None:
+                junk.extend([self._last_broadcast] * 3)  # duplicates of our latest real message
+            for body in junk:
+                self.transport.broadcast(KIND_CONSENSUS, body)
+            for _ in range(5):
+                self.transport.broadcast(KIND_TRANSACTION, random.randbytes(120))
+            self.transport.broadcast(KIND_SYNC_REQUEST, random.randbytes(7))
 
     # ------------------------------------------------------------------ frames
     def _on_frame(self, author: bytes, kind: int, body: bytes) -> None:
@@ -371,7 +569,7 @@ class Node:
 
     # ------------------------------------------------------------------ run
     async def run(self) -> None:
-        app = make_rpc_app(self)
+        app = make_rpc_app(self, self.rpc_methods())
         app.router.routes.append(Route("/metrics", self._metrics, methods=["GET"]))
         server = uvicorn.Server(uvicorn.Config(
             app, host=self.config["rpc"]["host"], port=int(self.config["rpc"]["port"]),
@@ -383,6 +581,7 @@ class Node:
             loop.add_signal_handler(sig, self._stopping.set)
         server_task = asyncio.create_task(server.serve())
         watchdog = asyncio.create_task(self._sync_watchdog())
+        garbage = asyncio.create_task(self._garbage_loop()) if self.byzantine == "garbage" else None
         self.m_height.set(self.ledger.height)
         self._schedule_start()
         log.info("%s: %s at height %d, p2p %s:%s, rpc http://%s:%s", self.name,
@@ -392,6 +591,8 @@ class Node:
         log.info("%s: stopping", self.name)
         server.should_exit = True
         watchdog.cancel()
+        if garbage is not None:
+            garbage.cancel()
         await self.transport.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(server_task, 5)
@@ -405,11 +606,27 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run one TraceLedger QBFT node")
     parser.add_argument("--config", required=True, help="node.json written by `traceledger network init`")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--byzantine", choices=["equivocate", "garbage"], default=None,
+                        help="DEBUG FAULT for the fault-injection harness: misbehave on purpose")
     args = parser.parse_args(argv)
     config = json.loads(Path(args.config).read_text())
+    if args.byzantine:
+        config["byzantine"] = args.byzantine
     logging.basicConfig(level=args.log_level.upper(),
                         format=f"%(asctime)s %(levelname)s [{config.get('name', 'node')}] %(message)s")
-    asyncio.run(Node(config).run())
+    profile_to = os.environ.get("TRACELEDGER_PROFILE")  # debugging aid: cProfile stats written at exit
+    if profile_to:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        try:
+            asyncio.run(Node(config, args.config).run())
+        finally:
+            profiler.disable()
+            profiler.dump_stats(f"{profile_to}.{config.get('name', 'node')}")
+        return
+    asyncio.run(Node(config, args.config).run())
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -179,8 +180,29 @@ def _contract_address(sender: bytes, nonce: int) -> bytes:
     return keccak(rlp.encode([sender, nonce]))[12:]
 
 
+#: Receipts JSON of recently read blocks, by block hash (finalized blocks never change: no invalidation).
+_RECEIPTS_CACHE: OrderedDict[bytes, list[dict[str, Any]]] = OrderedDict()
+RECEIPTS_CACHE_BLOCKS = 64
+
+
 def receipts_json(ledger: Ledger, block: BlockAPI) -> list[dict[str, Any]]:
-    """Receipts of every transaction of ``block`` with their logs (log indexes count within the block)."""
+    """Receipts of every transaction of ``block`` with their logs (log indexes count within the block).
+
+    Cached per block hash (LRU of :data:`RECEIPTS_CACHE_BLOCKS` blocks): building them costs O(block
+    transactions), and clients waiting for receipts ask for each transaction of a block in turn.
+    """
+    cached = _RECEIPTS_CACHE.get(block.header.hash)
+    if cached is not None:
+        _RECEIPTS_CACHE.move_to_end(block.header.hash)
+        return cached
+    out = _receipts_json(ledger, block)
+    _RECEIPTS_CACHE[block.header.hash] = out
+    while len(_RECEIPTS_CACHE) > RECEIPTS_CACHE_BLOCKS:
+        _RECEIPTS_CACHE.popitem(last=False)
+    return out
+
+
+def _receipts_json(ledger: Ledger, block: BlockAPI) -> list[dict[str, Any]]:
     receipts: tuple[ReceiptAPI, ...] = block.get_receipts(ledger.chain.chaindb)
     h = block.header
     out: list[dict[str, Any]] = []
@@ -386,11 +408,15 @@ def eth_getTransactionByHash(ctx: NodeContext, params: list[Any]) -> dict[str, A
 
 def eth_getTransactionReceipt(ctx: NodeContext, params: list[Any]) -> dict[str, Any] | None:
     tx_hash = parse_data(param(params, 0, "hash"), "hash")
-    found = _locate(ctx, tx_hash)
-    if found is None:
+    try:
+        number, index = ctx.ledger.chain.chaindb.get_transaction_index(tx_hash)
+    except TransactionNotFound:
         return None
-    block, index = found
-    return receipts_json(ctx.ledger, block)[index]
+    header = ctx.ledger.header_at(number)
+    cached = _RECEIPTS_CACHE.get(header.hash)
+    if cached is not None:
+        return cached[index]
+    return receipts_json(ctx.ledger, ctx.ledger.chain.get_block_by_header(header))[index]
 
 
 def _topic_matches(wanted: Any, topic: str | None) -> bool:

@@ -1,7 +1,8 @@
 """TCP transport between nodes: authenticated connections, framed messages, per-peer send queues.
 
 Wire format: every frame is ``uint32 big-endian length || kind (1 byte) || body``. The first frame on
-a connection is a HANDSHAKE whose body is ``RLP([chainId, address20, unixTime, signature65])``; the
+a connection is a HANDSHAKE whose body is ``RLP([chainId, address20, unixTime, signature65, listenPort])``
+(``listenPort`` optional, so 4-item handshakes stay valid); the
 signature is by the dialling node's key over ``keccak256("traceledger-handshake" || chainId(8 bytes) ||
 address || unixTime(8 bytes))``. The listener refuses (closes) a connection whose handshake does not
 recover to a known validator or observer address, is for another chain, or is older than
@@ -10,7 +11,10 @@ the consensus core against the validator set of their height), so a relaying pee
 
 Each node dials every peer and keeps that outbound connection for sending; inbound connections are
 for receiving. A peer that is down gets a bounded queue (oldest frames dropped) and is redialled with
-capped exponential backoff.
+capped exponential backoff. When an admitted node that is not in our peer list connects (a validator
+voted in, an observer), we dial it back at its source host and advertised ``listenPort``, so new nodes
+need only know the existing ones. Each inbound link is rate limited (token bucket of
+:data:`FLOOD_RATE` frames/s, burst :data:`FLOOD_BURST`); excess frames are dropped and counted ``flood``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ MAX_FRAME_BYTES = 16 * 1024 * 1024
 HANDSHAKE_MAX_AGE_S = 300
 QUEUE_LIMIT = 5_000
 BACKOFF_MAX_S = 2.0
+#: Frames per second an inbound link may carry on average, and its burst (token bucket).
+FLOOD_RATE = 2_000.0
+FLOOD_BURST = 4_000.0
 
 Handler = Callable[[bytes, int, bytes], Awaitable[None] | None]
 
@@ -89,14 +96,28 @@ class Transport:
         self._tasks: list[asyncio.Task[None]] = []
         self._server: asyncio.base_events.Server | None = None
         self._readers: set[asyncio.Task[None]] = set()
+        self._running = False
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self._running = True
         for peer in self.peers.values():
             self._tasks.append(asyncio.create_task(self._dial_loop(peer)))
 
+    def add_peer(self, peer: PeerAddress) -> bool:
+        """Start sending to ``peer`` (no-op, False, when it is us or already known)."""
+        if peer.address == self.address or peer.address in self.peers:
+            return False
+        self.peers[peer.address] = peer
+        self._queues[peer.address] = asyncio.Queue()
+        if self._running:
+            self._tasks.append(asyncio.create_task(self._dial_loop(peer)))
+        log.info("added peer 0x%s at %s:%d", peer.address.hex(), peer.host, peer.port)
+        return True
+
     async def stop(self) -> None:
+        self._running = False
         for task in self._tasks + list(self._readers):
             task.cancel()
         if self._server is not None:
@@ -138,7 +159,7 @@ class Transport:
             try:
                 ts = int(time.time())
                 sig = self.sign(handshake_digest(self.chain_id, self.address, ts))
-                writer.write(frame(KIND_HANDSHAKE, rlp.encode([self.chain_id, self.address, ts, sig])))
+                writer.write(frame(KIND_HANDSHAKE, rlp.encode([self.chain_id, self.address, ts, sig, self.port])))
                 await writer.drain()
                 self._connected.add(peer.address)
                 reader_task = asyncio.create_task(self._watch_close(reader))
@@ -165,9 +186,10 @@ class Transport:
 
     @staticmethod
     async def _watch_close(reader: asyncio.StreamReader) -> None:
-        # the peer never writes on our outbound link; EOF means it went away
-        while await reader.read(4096):
-            pass
+        # the peer never writes on our outbound link; EOF (or a reset) means it went away
+        with contextlib.suppress(OSError, ConnectionError):
+            while await reader.read(4096):
+                pass
 
     # ------------------------------------------------------------ receiving
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -180,8 +202,21 @@ class Transport:
             if author is None:
                 self.on_counter("handshake_refused")
                 return
+            if author not in self.peers:
+                port = self._advertised_port(body)
+                peername = writer.get_extra_info("peername")
+                if port and peername:
+                    self.add_peer(PeerAddress(author, str(peername[0]), port))
+            tokens, last = FLOOD_BURST, time.monotonic()
             while True:
                 kind, body = await self._read_frame(reader)
+                now = time.monotonic()
+                tokens = min(FLOOD_BURST, tokens + (now - last) * FLOOD_RATE)
+                last = now
+                if tokens < 1.0:
+                    self.on_counter("flood")
+                    continue
+                tokens -= 1.0
                 try:
                     result = self.on_frame(author, kind, body)
                     if asyncio.iscoroutine(result):
@@ -202,11 +237,22 @@ class Transport:
             raise ValueError(f"frame length {length} out of range")
         return kind, await reader.readexactly(length - 1)
 
+    @staticmethod
+    def _advertised_port(body: bytes) -> int | None:
+        try:
+            items = rlp.decode(body)
+            return int.from_bytes(items[4], "big") if len(items) == 5 else None
+        except Exception:
+            return None
+
     def _check_handshake(self, kind: int, body: bytes) -> bytes | None:
         if kind != KIND_HANDSHAKE:
             return None
         try:
-            chain_id_raw, address, ts_raw, sig = rlp.decode(body)
+            items = rlp.decode(body)
+            if len(items) not in (4, 5):
+                return None
+            chain_id_raw, address, ts_raw, sig = items[:4]
             chain_id = int.from_bytes(chain_id_raw, "big")
             ts = int.from_bytes(ts_raw, "big")
             if chain_id != self.chain_id or abs(time.time() - ts) > HANDSHAKE_MAX_AGE_S:

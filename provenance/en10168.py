@@ -409,7 +409,38 @@ class _Issues:
             self.items.append(CertificateIssue(field, rule, message))
 
 
+_FAST: dict[str, object] = {}
+
+
+def _fast_valid(name: str, instance: object) -> bool:
+    """True when a compiled validator (fastjsonschema) of ``$defs/name`` accepts ``instance``.
+
+    The box schemas use only keywords with identical meaning in draft-07 and 2020-12 (no ``$ref``
+    siblings, no 2020-12-only keywords), so "valid" here is "valid" for jsonschema; anything else
+    (invalid, not compilable, library missing) → False and jsonschema names the issues. ~20x faster.
+    """
+    validator = _FAST.get(name)
+    if validator is None:
+        try:
+            import fastjsonschema
+
+            validator = fastjsonschema.compile({"$schema": "http://json-schema.org/draft-07/schema#",
+                                                "$defs": _DEFS, "$ref": f"#/$defs/{name}"})
+        except Exception:  # noqa: BLE001 - fall back to jsonschema
+            validator = False
+        _FAST[name] = validator
+    if validator is False:
+        return False
+    try:
+        validator(instance)  # type: ignore[operator]
+    except Exception:  # noqa: BLE001 - JsonSchemaException or a type problem
+        return False
+    return True
+
+
 def _run(name: str, instance: object, base: str, out: _Issues) -> None:
+    if _fast_valid(name, instance):
+        return
     errors = sorted(_validator(name).iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
     for err in errors:
         path = join_path(base, *err.absolute_path)

@@ -7,6 +7,8 @@ Commands::
     traceledger verify IDENTIFIER [--api URL]
     traceledger node --config DIR/validator-1/node.json
     traceledger contracts compile [--check]
+    traceledger validators list|add|remove|discard …   (see scripts/cli_chain.py)
+    traceledger faults [--scenario all]
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ def network_up(
             console.print(f"validator {v.index}  rpc {v.rpc_url}  address {v.address}  log {v.log_path}")
         console.print(f"contract  EnterpriseRegistry {contracts['EnterpriseRegistry']}")
         console.print(f"contract  AnchorRegistry     {contracts['AnchorRegistry']}")
+        for name in ("WorkTicket", "ReceivableToken"):
+            if name in contracts:
+                console.print(f"contract  {name:<18} {contracts[name]}")
         console.print(f"api       {stack.api_url()}  (docs {stack.api_url()}/docs, metrics {stack.api_url()}/metrics)")
         console.print(f"admin     token in {spec.data_dir / 'admin-token'}: {stack.admin_token}")
         console.print("Ctrl-C stops everything.")
@@ -120,10 +125,24 @@ def demo(
                                                           "(default: the bundled samples).")] = None,
     validators: int = 4,
     keep: Annotated[bool, typer.Option(help="Keep the throwaway data directory.")] = False,
+    lineage: Annotated[bool, typer.Option(help="Also run the parts-lineage scenario (EPCIS events, bad heat, "
+                                               "recall list).")] = True,
+    scenario: Annotated[str, typer.Option(help="certificates (default: as without this option) | receivables | "
+                                               "work-tickets | all (certificates, then both workflows).")
+                        ] = "certificates",
 ) -> None:
-    """On a throwaway network: register a mill, post every certificate, wait for anchoring, verify each."""
+    """On a throwaway network: register a mill, post every certificate, wait for anchoring, verify each.
+
+    ``--scenario receivables`` / ``work-tickets`` run the on-chain business workflows instead; ``all`` runs
+    everything.
+    """
     from scripts.stack import Stack
 
+    if scenario not in ("certificates", "receivables", "work-tickets", "all"):
+        raise typer.BadParameter(f"unknown scenario {scenario!r}: certificates, receivables, work-tickets or all",
+                                 param_hint="--scenario")
+    if scenario in ("receivables", "work-tickets"):
+        raise typer.Exit(_workflow_demo((scenario,), validators=validators, keep=keep))
     docs = _load_certificates(certificates)
     if not docs:
         console.print("[red]no certificates found[/red]")
@@ -205,6 +224,10 @@ def demo(
         console.print(table)
         console.print(f"{len(accepted)} accepted, {len(rows) - len(accepted)} refused, "
                       f"{len(accepted) - failures} verified, {failures} failed verification")
+        if lineage:
+            failures += _lineage_scenario(client, stack.admin_token or "", mill)
+        if scenario == "all":
+            failures += _workflow_scenarios(client, stack, ("receivables", "work-tickets"))
     finally:
         stack.stop()
         if keep:
@@ -215,6 +238,90 @@ def demo(
             shutil.rmtree(tmp, ignore_errors=True)
     if failures or not any(True for _ in docs):
         raise typer.Exit(1)
+
+
+def _workflow_scenarios(client: httpx.Client, stack: Any, scenarios: tuple[str, ...]) -> int:
+    """Run the receivables / work-ticket scenarios on a running stack; returns the failed expectations."""
+    from scripts.workflow_demo import receivables_scenario, work_ticket_scenario
+
+    failures = 0
+    for name in scenarios:
+        console.rule(f"scenario: {name}")
+        if name == "receivables":
+            failures += receivables_scenario(client, stack.admin_token or "", stack.spec.rpc_urls[0], console)
+        else:
+            failures += work_ticket_scenario(client, stack.admin_token or "", console)
+    console.print(f"workflow scenarios: {failures} failed expectation(s)")
+    return failures
+
+
+def _workflow_demo(scenarios: tuple[str, ...], *, validators: int, keep: bool) -> int:
+    """Throwaway network for the workflow scenarios only; exit code 0 when every expectation held."""
+    import shutil
+
+    from scripts.stack import Stack
+
+    tmp = Path(tempfile.mkdtemp(prefix="traceledger-demo-"))
+    stack = Stack(data_dir=tmp, validators=validators, api_port=None, rpc_base_port=None, p2p_base_port=None)
+    try:
+        with console.status(f"starting {validators} validators, contracts and API in {tmp}…"):
+            stack.start()
+        with httpx.Client(base_url=stack.api_url(), timeout=120) as client:
+            failures = _workflow_scenarios(client, stack, scenarios)
+    finally:
+        stack.stop()
+        if keep:
+            console.print(f"data kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failures else 0
+
+
+def _lineage_scenario(client: httpx.Client, admin_token: str, mill: dict[str, Any]) -> int:
+    """Demo: a small steel-to-parts chain in EPCIS 2.0, a bad heat flagged, its recall list; returns failures."""
+    from scripts.supply_chain import bad_heat_event, generate
+
+    gov = {"Authorization": f"Bearer {admin_token}"}
+    ents = {"mill": mill}
+    for role, roles in (("service_center", ["supplier"]), ("stamping", ["supplier"]), ("oem", ["core_enterprise"])):
+        r = client.post("/v1/enterprises", headers=gov, json={"name": f"Demo {role.replace('_', ' ')}", "roles": roles})
+        r.raise_for_status()
+        ents[role] = r.json()
+    chain = generate(heats=2, slabs_per_heat=1, slits_per_coil=2, blanks_per_slit=2, parts_per_assembly=2,
+                     mill_prefix=mill["prefix"], seed=11)
+    for cert in chain.certificates:
+        client.post("/v1/coils/certificates", json=cert, headers={"Authorization": f"Bearer {mill['api_key']}"})
+    for role, doc in chain.documents:
+        r = client.post("/v1/epcis/capture", json=doc, headers={"Authorization": f"Bearer {ents[role]['api_key']}"})
+        if r.status_code not in (200, 201):
+            console.print(f"[red]lineage: capture refused ({r.status_code}): {r.text[:300]}[/red]")
+            return 1
+    heat = sorted(chain.truth.heats)[0]
+    heat_epc = chain.truth.heats[heat]
+    client.post("/v1/epcis/capture", json=bad_heat_event(heat_epc),
+                headers={"Authorization": f"Bearer {mill['api_key']}"})
+    console.print(f"lineage: {chain.event_count} EPCIS events captured; heat {heat} ({heat_epc}) "
+                  "flagged non_conformant")
+    down = client.get(f"/v1/lineage/{quote(heat_epc, safe='')}", params={"direction": "downstream"}).json()
+    table = Table(title=f"Recall list for heat {heat}")
+    for col in ("level", "object", "identifier", "non-conformant"):
+        table.add_column(col, overflow="fold")
+    for n in down["recall"]:
+        table.add_row(str(n["level"]), n["label"], n["identifier"] or n["key"], "yes" if n["non_conformant"] else "")
+    console.print(table)
+    part = sorted(p for p, h in chain.truth.part_heat.items() if h == heat)[0]
+    deadline = time.monotonic() + 120
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/verify/{quote(part, safe='')}", params={"lineage": "upstream"}).json()
+        if body.get("verified"):
+            break
+        time.sleep(1.0)
+    parts = len(chain.truth.downstream[heat]["parts"])
+    console.print(f"lineage: recall list of heat {heat}: {len(down['recall'])} objects ({parts} parts); "
+                  f"upstream lineage of part {part}: {body.get('records_checked')} records, "
+                  f"verified {bool(body.get('verified'))}")
+    return 0 if body.get("verified") else 1
 
 
 @app.command()
@@ -246,6 +353,47 @@ def verify(
     raise typer.Exit(0 if body["verified"] else 1)
 
 
+@app.command("verify-bundle")
+def verify_bundle_cmd(
+    file: Annotated[Path, typer.Argument(help="Bundle JSON from GET /v1/provenance/{identifier}/bundle")],
+    validators: Annotated[str, typer.Option(help="Trusted validator set: a genesis / node.json / network.json "
+                                                 "file, or comma-separated addresses")],
+    rpc: Annotated[str | None, typer.Option(help="Optionally cross-check block hashes with any one validator")] = None,
+) -> None:
+    """Verify a provenance bundle offline; exit code 0 only when every check holds (1 otherwise, 2 bad input)."""
+    from scripts.bundle_verify import load_validators, verify_bundle
+
+    try:
+        bundle = json.loads(file.read_text())
+        trusted = load_validators(validators)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    checks = verify_bundle(bundle, trusted, rpc_url=rpc)
+    failed = [c for c in checks if not c.ok]
+    for c in checks:
+        mark = "[green]✓[/green]" if c.ok else "[red]✗[/red]"
+        console.print(f"{mark} {c.place}: {c.detail}")
+    if failed:
+        console.print(f"[red]BUNDLE NOT VERIFIED: {len(failed)} of {len(checks)} checks failed; first at "
+                      f"{failed[0].place}[/red]")
+        raise typer.Exit(1)
+    console.print(f"[green]BUNDLE VERIFIED: {len(checks)} checks hold[/green]")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(ctx: typer.Context) -> None:
+    """Throwaway network + API, locust suites headless, micro-benchmarks → bench/report.md + bench/report.json.
+
+    Options are those of ``scripts/bench.py`` (``traceledger bench --help-bench`` lists them), e.g.
+    ``--duration 15 --users 32 --database auto|postgresql|sqlite --workers 2 --validators 4``.
+    """
+    from scripts.bench import main as bench_main
+
+    args = list(ctx.args)
+    raise typer.Exit(bench_main(["--help"] if args == ["--help-bench"] else args))
+
+
 @contracts_app.command("compile")
 def contracts_compile(check: Annotated[bool, typer.Option(help="Only compare with the committed artifacts.")] = False
                       ) -> None:
@@ -268,6 +416,14 @@ def contracts_deploy(
     console.print(f"TRACELEDGER_RPC_URL={rpc_url}")
     console.print(f"TRACELEDGER_ENTERPRISE_REGISTRY={deployed['EnterpriseRegistry']}")
     console.print(f"TRACELEDGER_ANCHOR_REGISTRY={deployed['AnchorRegistry']}")
+    console.print(f"TRACELEDGER_WORK_TICKET={deployed['WorkTicket']}")
+    console.print(f"TRACELEDGER_RECEIVABLE_TOKEN={deployed['ReceivableToken']}")
+
+
+from scripts.cli_chain import faults_command, validators_app  # noqa: E402 - operator commands of issue 3
+
+app.add_typer(validators_app, name="validators")
+app.command("faults")(faults_command)
 
 
 if __name__ == "__main__":

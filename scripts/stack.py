@@ -93,13 +93,15 @@ class Stack:
         proc.wait(10)
 
     def deploy_contracts(self) -> dict[str, str]:
-        """Deploy EnterpriseRegistry and AnchorRegistry on first start (admin nonces 0 and 1)."""
+        """Deploy EnterpriseRegistry, AnchorRegistry, WorkTicket and ReceivableToken on first start
+        (admin nonces 0…3; a chain that has only the registries gets the workflow contracts added)."""
         from api.chain import deploy_contracts
 
         assert self.spec is not None
-        code = rpc(self.spec.rpc_urls[0], "eth_getCode", [self.spec.anchor_registry, "latest"])
+        code = rpc(self.spec.rpc_urls[0], "eth_getCode", [self.spec.receivable_token, "latest"])
         if code not in ("0x", "0x0", ""):
-            return {"EnterpriseRegistry": self.spec.enterprise_registry, "AnchorRegistry": self.spec.anchor_registry}
+            return {"EnterpriseRegistry": self.spec.enterprise_registry, "AnchorRegistry": self.spec.anchor_registry,
+                    "WorkTicket": self.spec.work_ticket, "ReceivableToken": self.spec.receivable_token}
         deployed = deploy_contracts(self.spec.rpc_urls[0], self.spec.admin_key())
         if (deployed["EnterpriseRegistry"].lower() != self.spec.enterprise_registry.lower()
                 or deployed["AnchorRegistry"].lower() != self.spec.anchor_registry.lower()):
@@ -124,6 +126,8 @@ class Stack:
             "TRACELEDGER_ADMIN_KEY": self.spec.admin_key(),
             "TRACELEDGER_ENTERPRISE_REGISTRY": self.spec.enterprise_registry,
             "TRACELEDGER_ANCHOR_REGISTRY": self.spec.anchor_registry,
+            "TRACELEDGER_WORK_TICKET": self.spec.work_ticket,
+            "TRACELEDGER_RECEIVABLE_TOKEN": self.spec.receivable_token,
             "TRACELEDGER_CHAIN_ID": str(self.spec.chain_id),
             "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", self.api_url()),
         })

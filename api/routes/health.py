@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import APIRouter, Response, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
@@ -14,6 +15,15 @@ from api.chain import ChainError, ChainUnavailable, with_retry
 from api.deps import SessionDep, StateDep
 
 router = APIRouter(tags=["ops"])
+
+
+@router.get("/livez", response_class=PlainTextResponse)
+async def livez() -> PlainTextResponse:
+    """Liveness only: ``200 ok`` (text/plain) without touching the database, the chain or a thread pool.
+
+    The benchmark's ceiling: what this machine serves through the same ASGI stack at all.
+    """
+    return PlainTextResponse("ok")
 
 
 @router.get("/healthz")
@@ -47,6 +57,9 @@ def healthz(session: SessionDep, state: StateDep) -> JSONResponse:
     out["anchoring"] = {
         "enabled": state.settings.anchoring_enabled,
         "alive": w.alive,
+        # exactly one API process holds the database-wide anchoring lease (api.leader)
+        "leader": w.is_leader,
+        "pid": os.getpid(),
         "last_run": w.last_run.isoformat() if w.last_run else None,
         "last_error": w.last_error or state.bootstrap_error,
     }

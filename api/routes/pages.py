@@ -10,9 +10,10 @@ import json
 from html import escape
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from api import crud
 from api.deps import SessionDep, StateDep
 from api.routes.identifiers import record_or_404, resolution
 from api.verification import verify_record
@@ -122,6 +123,19 @@ def id_page(identifier: str, request: Request, session: SessionDep, state: State
     ``Accept: application/json`` gives ``{identifier, summary, resolution, verification}``.
     Errors: 422 malformed identifier, 404 unknown.
     """
+    from api.routes.lineage import PAGE_CSS, lineage_page, lineage_section
+    from provenance.identifiers import is_valid_identifier
+
+    rec = crud.get_record(session, identifier=identifier) if is_valid_identifier(identifier) else None
+    if rec is None and not _wants_json(request):  # EPC / GS1 Digital Link / mapped object: lineage page
+        if is_valid_identifier(identifier) and not identifier.partition("/")[2]:
+            record_or_404(session, identifier)
+        try:
+            return HTMLResponse(lineage_page(session, state, identifier))
+        except HTTPException as exc:
+            if exc.status_code != 404 or not is_valid_identifier(identifier):
+                raise
+        record_or_404(session, identifier)
     rec = record_or_404(session, identifier)
     try:
         summary = summarize_certificate(json.loads(rec.document))
@@ -135,4 +149,8 @@ def id_page(identifier: str, request: Request, session: SessionDep, state: State
     }
     if _wants_json(request):
         return JSONResponse(data)
-    return HTMLResponse(render_page(data))
+    section = lineage_section(session, state, rec.identifier)
+    html = render_page(data)
+    if section:
+        html = html.replace("</style>", PAGE_CSS + "</style>", 1).replace("</body>", section + "\n</body>", 1)
+    return HTMLResponse(html)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
+from api import crud
 from api.deps import SessionDep, StateDep
 from api.routes.identifiers import record_or_404
 from api.verification import verify_record
@@ -14,7 +15,13 @@ router = APIRouter(prefix="/v1/verify", tags=["verify"])
 
 
 @router.get("/{identifier:path}")
-def verify(identifier: str, session: SessionDep, state: StateDep) -> dict[str, Any]:
+def verify(
+    identifier: str,
+    session: SessionDep,
+    state: StateDep,
+    lineage: Annotated[Literal["upstream"] | None, Query(description="verify the whole upstream lineage")] = None,
+    depth: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> dict[str, Any]:
     """Verify record hash → EIP-712 signature → inclusion proof → on-chain root → commit seals.
 
     Answer: ``{identifier, verified, checks: [{name, ok, detail}], record_digest,
@@ -22,6 +29,24 @@ def verify(identifier: str, session: SessionDep, state: StateDep) -> dict[str, A
     anchor: {block_number, block_hash, tx_hash, seals, validators} | null}``. Check names in order:
     ``record_digest``, ``signature``, then ``anchored`` ("pending anchoring") for a pending record,
     or ``inclusion_proof``, ``anchored_on_chain``, ``finality_seals``. Errors: 422 malformed, 404 unknown.
+    With ``?lineage=upstream`` (and for EPC URNs / GS1 Digital Link URIs / mapped objects) every record
+    of the upstream lineage is verified: see :func:`api.lineage_service.verify_lineage`.
     """
+    from api.routes.lineage import verify_lineage_body
+    from provenance.identifiers import is_valid_identifier
+
+    if lineage == "upstream" or not is_valid_identifier(identifier) or crud.get_record(
+            session, identifier=identifier) is None and _is_graph_node(session, identifier):
+        return verify_lineage_body(session, state, identifier, depth)
     rec = record_or_404(session, identifier)
     return verify_record(session, rec, chain=state.chain, seal_cache=state.seal_cache)
+
+
+def _is_graph_node(session: SessionDep, identifier: str) -> bool:
+    from api.epcis_store import BadRequest, NotFound, resolve_node
+
+    try:
+        resolve_node(session, identifier)
+    except (BadRequest, NotFound):
+        return False
+    return True

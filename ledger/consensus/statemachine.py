@@ -15,7 +15,11 @@ Per height the machine runs rounds 0, 1, ...:
 * round timer expiry -> ``RoundFailed`` then ROUND-CHANGE to round + 1 (carrying the prepared certificate);
 * f + 1 ROUND-CHANGEs for higher rounds -> jump to the highest round that f + 1 validators reached
   (Besu "round change at a higher round when f+1 received");
-* a justified PROPOSAL for a higher round of the current height moves us to that round.
+* a justified PROPOSAL for a higher round of the current height moves us to that round;
+* a ROUND-CHANGE for a round *below* ours (a validator that was down or partitioned and restarts at
+  round 0) is answered, once per author and round, by re-broadcasting our own ROUND-CHANGE for the
+  current round: with f + 1 such answers the returning validator jumps straight to the current round
+  instead of walking through rounds 1, 2, … (no round-change storm, no reset of the others).
 """
 
 from __future__ import annotations
@@ -99,6 +103,8 @@ class _RoundState:
     prepared: bool = False
     proposed: bool = False
     create_justification: tuple[SignedPayload[RoundChangePayload], ...] | None = None
+    own_round_change: bytes | None = None
+    hinted: set[bytes] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -472,6 +478,7 @@ class QbftStateMachine:
         if r == 0:
             raise _Reject("round change to round 0")
         if r < self._round:
+            self._hint_current_round(msg.author, out)
             raise _Reject("round change for an old round")
         rs = self._rs(r)
         rs.heard.add(msg.author)
@@ -498,6 +505,15 @@ class QbftStateMachine:
             self._check_round_jump(out)
         else:
             self._check_propose(out)
+
+    def _hint_current_round(self, author: bytes, out: list[Action]) -> None:
+        """Re-broadcast our ROUND-CHANGE for the current round to help a lagging validator catch up
+        (at most once per lagging author and round)."""
+        rs = self._rs(self._round)
+        if rs.own_round_change is None or author in rs.hinted or author == self._address:
+            return
+        rs.hinted.add(author)
+        out.append(Broadcast(rs.own_round_change))
 
     def _check_round_jump(self, out: list[Action]) -> None:
         """With f + 1 validators at rounds above ours, at least one honest validator is there: jump to the
@@ -576,10 +592,9 @@ class QbftStateMachine:
                 None if cert is None else cert.digest,
             )
             signed = sign_payload(ROUND_CHANGE, payload, self._sign)
-            if cert is None:
-                self._send(RoundChange(signed), out)
-            else:
-                self._send(RoundChange(signed, cert.block, cert.prepares), out)
+            rc = RoundChange(signed) if cert is None else RoundChange(signed, cert.block, cert.prepares)
+            self._rs(new_round).own_round_change = encode_message(rc)
+            self._send(rc, out)
 
     # --------------------------------------------------------------------------------------- sending
 

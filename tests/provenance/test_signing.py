@@ -76,3 +76,16 @@ def test_bad_digest_or_chain_rejected() -> None:
         record_typed_data(IDENT, "k", b"\x00" * 31, CHAIN)
     with pytest.raises(ValueError):
         record_typed_data(IDENT, "k", DIGEST, 0)
+
+
+def test_fast_signing_hash_matches_eth_account_eip712() -> None:
+    """The direct EIP-712 hash equals eth-account's encode_typed_data, and signatures agree with eth-account."""
+    from eth_account import Account
+    from eth_account.messages import _hash_eip191_message, encode_typed_data
+
+    from provenance.signing import record_signing_hash
+
+    for ident, kind, chain in ((IDENT, "en10168-certificate", CHAIN), ("88.1.1/ev-ü€", "epcis_event", 7)):
+        msg = encode_typed_data(full_message=record_typed_data(ident, kind, DIGEST, chain))
+        assert record_signing_hash(ident, kind, DIGEST, chain) == _hash_eip191_message(msg)
+        assert sign_record(KEY, ident, kind, DIGEST, chain) == bytes(Account.sign_message(msg, private_key=KEY).signature)

@@ -1,0 +1,38 @@
+"""Bulk inserts: many rows per statement (executemany / multi-row INSERT … RETURNING), one commit per request.
+
+SQLAlchemy 2's "insertmanyvalues" turns ``connection.execute(insert(t).returning(t.c.id), rows)`` into
+multi-row ``INSERT … VALUES (…), (…) RETURNING id`` on PostgreSQL (psycopg 3) and SQLite ≥ 3.35, with
+``sort_by_parameter_order=True`` so returned ids line up with ``rows``. Used by EPCIS capture and the
+certificate batch endpoint; the caller owns the transaction and commits once (durable before the 2xx).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table, insert
+from sqlmodel import Session
+
+CHUNK = 1000
+"""Rows per INSERT statement (bounded memory and parameter counts on both backends)."""
+
+
+def insert_rows(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], *, returning_id: bool = False
+) -> list[int]:
+    """Insert ``rows`` (dicts of column values) into ``table`` in chunks of :data:`CHUNK`.
+
+    Returns the new primary keys in the order of ``rows`` when ``returning_id`` (else ``[]``).
+    Raises IntegrityError on a unique violation (nothing of this transaction should then be committed).
+    """
+    ids: list[int] = []
+    conn = session.connection()
+    for i in range(0, len(rows), CHUNK):
+        chunk = list(rows[i:i + CHUNK])
+        if returning_id:
+            stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+            ids.extend(int(r[0]) for r in conn.execute(stmt, chunk).all())
+        else:
+            conn.execute(insert(table), chunk)
+    return ids

@@ -1,0 +1,163 @@
+"""Lineage verification and offline provenance bundles (built on :mod:`api.epcis_store`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from api.chain import ChainClient, ChainError, ChainUnavailable
+from api.epcis_store import Node, lineage_detail, lineage_record_ids, now_iso, records_by_identifier, walk
+from api.models import Batch, Enterprise, Record
+from api.verification import SealCache, verify_record
+from provenance.merkle import hash_leaf, inclusion_proof
+
+BUNDLE_FORMAT = "traceledger-provenance-bundle/1"
+HEADER_KEYS = (
+    "parentHash", "sha3Uncles", "miner", "stateRoot", "transactionsRoot", "receiptsRoot", "logsBloom",
+    "difficulty", "number", "gasLimit", "gasUsed", "timestamp", "extraData", "mixHash", "nonce",
+    "baseFeePerGas", "withdrawalsRoot",
+)
+
+
+class _MemoChain:
+    """Delegates to a ChainClient, caching ``get_anchor`` per root for one lineage verification."""
+
+    def __init__(self, chain: ChainClient) -> None:
+        self._chain = chain
+        self._anchors: dict[bytes, Any] = {}
+
+    def get_anchor(self, root: bytes) -> Any:
+        if root not in self._anchors:
+            self._anchors[root] = self._chain.get_anchor(root)
+        return self._anchors[root]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._chain, name)
+
+
+def verify_lineage(session: Session, node: Node, *, chain: ChainClient | None, seal_cache: SealCache,
+                   depth: int) -> dict[str, Any]:
+    """Verify every record of the upstream lineage of ``node`` with :func:`verify_record`.
+
+    Answer: ``{identifier, key, lineage: "upstream", verified, records_checked, nodes: [{key, identifier,
+    level, verified, records: [{identifier, kind, verified, failed: [{name, detail}]}]}],
+    first_failure: {key, identifier, record, check, detail} | null}``. Nodes are in breadth-first
+    order from ``node`` (level 0) towards the heats; ``first_failure`` is the nearest failing node.
+    """
+    lin = walk(session, node, direction="upstream", depth=depth)
+    detail = lineage_detail(session, lin)
+    ids = lineage_record_ids(session, detail)
+    recs = records_by_identifier(session, ids)
+    memo: Any = _MemoChain(chain) if chain is not None else None
+    verdicts: dict[str, dict[str, Any]] = {}
+    owner_ids = sorted({r.enterprise_id for r in recs.values()})
+    owners = {e.id: e for e in session.exec(select(Enterprise).where(col(Enterprise.id).in_(owner_ids))).all()}
+    for ident in ids:
+        rec = recs.get(ident)
+        if rec is None:
+            verdicts[ident] = {"identifier": ident, "kind": None, "verified": False,
+                               "failed": [{"name": "record", "detail": "record missing"}]}
+            continue
+        res = verify_record(session, rec, chain=memo, seal_cache=seal_cache, owner=owners.get(rec.enterprise_id))
+        verdicts[ident] = {"identifier": ident, "kind": rec.kind, "verified": res["verified"],
+                           "failed": [{"name": c["name"], "detail": c["detail"]} for c in res["checks"] if not c["ok"]]}
+    nodes_out = []
+    first: dict[str, Any] | None = None
+    for n in detail["nodes"]:
+        rs = [verdicts[r["identifier"]] for r in n["records"]]
+        ok = all(r["verified"] for r in rs)
+        nodes_out.append({"key": n["key"], "identifier": n["identifier"], "level": n["level"], "label": n["label"],
+                          "verified": ok, "records": rs})
+        if not ok and first is None:
+            bad = next(r for r in rs if not r["verified"])
+            check = bad["failed"][0] if bad["failed"] else {"name": "?", "detail": ""}
+            first = {"key": n["key"], "identifier": n["identifier"], "record": bad["identifier"],
+                     "check": check["name"], "detail": check["detail"]}
+    return {"identifier": node.identifier, "key": node.key, "lineage": "upstream",
+            "verified": first is None and bool(ids), "records_checked": len(ids), "nodes": nodes_out,
+            "first_failure": first}
+
+
+def _block_header(block: dict[str, Any]) -> dict[str, Any]:
+    out = {k: block[k] for k in HEADER_KEYS if k in block}
+    out["hash"] = block.get("hash")
+    out["transactions"] = block.get("transactions", [])
+    return out
+
+
+def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, depth: int) -> dict[str, Any]:
+    """Self-contained provenance bundle of the upstream lineage of ``node`` (see ``traceledger verify-bundle``).
+
+    Shape: ``{format, identifier, key, generated_at, lineage: {nodes, edges}, records: [{identifier, kind,
+    document (the exact canonical JSON string), record_digest, signature, signer, chain_id, enterprise:
+    {prefix, name, address}, proof: {root, leaf_index, tree_size, path} | null}], anchors: [{root, size,
+    metadata_digest, tx_hash, block_number, block_hash, anchor_registry}], blocks: [{<header fields>, hash,
+    transactions: [full transaction objects]}]}``. Blocks come from ``eth_getBlockByNumber(n, true)``;
+    without a chain (or for pending records) anchors/blocks are missing and the verifier says so.
+    """
+    lin = walk(session, node, direction="upstream", depth=depth)
+    detail = lineage_detail(session, lin)
+    ids = lineage_record_ids(session, detail)
+    recs = records_by_identifier(session, ids)
+    ents: dict[int, Enterprise] = {}
+    batches: dict[int, Batch] = {}
+    leaves_cache: dict[int, list[bytes]] = {}
+    records_out = []
+    for ident in ids:
+        rec: Record | None = recs.get(ident)
+        if rec is None:
+            continue
+        ent = ents.get(rec.enterprise_id) or session.get(Enterprise, rec.enterprise_id)
+        if ent is not None:
+            ents[rec.enterprise_id] = ent
+        proof = None
+        if rec.status == "anchored" and rec.batch_id is not None and rec.leaf_index is not None:
+            batch = batches.get(rec.batch_id) or session.get(Batch, rec.batch_id)
+            if batch is not None:
+                batches[rec.batch_id] = batch
+                if rec.batch_id not in leaves_cache:
+                    leaves_cache[rec.batch_id] = [hash_leaf(bytes.fromhex(d[2:])) for d in batch.leaf_digests]
+                path = inclusion_proof(leaves_cache[rec.batch_id], rec.leaf_index)
+                proof = {"root": batch.root, "leaf_index": rec.leaf_index, "tree_size": batch.size,
+                         "path": ["0x" + p.hex() for p in path]}
+        records_out.append({
+            "identifier": rec.identifier, "kind": rec.kind, "document": rec.document,
+            "record_digest": rec.record_digest, "signature": rec.signature, "signer": rec.signer,
+            "chain_id": rec.chain_id,
+            "enterprise": {"prefix": ent.prefix, "name": ent.name, "address": ent.address} if ent else None,
+            "proof": proof,
+        })
+    anchors = []
+    blocks: dict[int, dict[str, Any]] = {}
+    contract = getattr(chain, "anchor_registry", None) if chain is not None else None
+    registry = getattr(contract, "address", None)
+    for b in sorted(batches.values(), key=lambda x: x.id or 0):
+        anchors.append({"root": b.root, "size": b.size, "metadata_digest": b.metadata_digest, "tx_hash": b.tx_hash,
+                        "block_number": b.block_number, "block_hash": b.block_hash,
+                        "anchor_registry": str(registry) if registry else None})
+        if chain is not None and b.block_number is not None and b.block_number not in blocks:
+            try:
+                raw = chain.rpc("eth_getBlockByNumber", [hex(b.block_number), True])
+            except (ChainError, ChainUnavailable):
+                raw = None
+            if isinstance(raw, dict):
+                blocks[b.block_number] = _block_header(json.loads(json.dumps(raw)))
+    return {
+        "format": BUNDLE_FORMAT, "identifier": node.identifier, "key": node.key, "generated_at": now_iso(),
+        "lineage": {
+            "nodes": [{"key": n["key"], "identifier": n["identifier"], "epc": n["epc"], "level": n["level"],
+                       "label": n["label"], "records": [r["identifier"] for r in n["records"]]}
+                      for n in detail["nodes"]],
+            "edges": [{"from": e["from"], "to": e["to"], "event": e["event"]["identifier"]} for e in detail["edges"]],
+        },
+        "records": records_out,
+        "anchors": anchors,
+        "blocks": [blocks[k] for k in sorted(blocks)],
+    }
+
+
+def record_count(session: Session) -> int:
+    """Number of records (helper for benchmarks)."""
+    return len(session.exec(select(col(Record.id))).all())

@@ -1,0 +1,163 @@
+"""``/v1/epcis``: EPCIS 2.0 capture (``POST /v1/epcis/capture``) and query (``GET /v1/epcis/events``).
+
+The GS1 EPCIS 2.0 JSON Schema is loaded at run time from ``TRACELEDGER_EPCIS_SCHEMA`` (default
+``../shared/data/epcis/EPCIS-JSON-Schema.json`` beside the project root): no PyPI package ships it
+(``epcis-event-hash-generator`` 1.9.3 carries only the JSON-LD contexts), and the repository does not
+copy GS1's file. Without the schema, capture answers 503 naming the path it looked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, Response, status
+from sqlalchemy.exc import IntegrityError
+
+from api import metrics
+from api.deps import CurrentEnterprise, SessionDep, StateDep
+from api.epcis_models import EpcisEvent  # noqa: F401  (registers the EPCIS tables)
+from api.epcis_store import BadRequest, capture_document, query_events
+from provenance.signing import sign_record
+
+router = APIRouter(prefix="/v1/epcis", tags=["epcis"])
+
+SCHEMA_ENV = "TRACELEDGER_EPCIS_SCHEMA"
+DEFAULT_SCHEMA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "epcis" / "EPCIS-JSON-Schema.json"
+MAX_CAPTURE_BYTES = 16 * 1024 * 1024
+_schema_lock = threading.Lock()
+_schema_cache: dict[str, dict[str, Any]] = {}
+
+
+def schema_path() -> Path:
+    """Where the EPCIS 2.0 JSON Schema is read from (``TRACELEDGER_EPCIS_SCHEMA`` or the shared default)."""
+    return Path(os.environ.get(SCHEMA_ENV) or DEFAULT_SCHEMA)
+
+
+def load_schema() -> dict[str, Any]:
+    """The GS1 EPCIS 2.0 JSON Schema (cached per path). Raises 503 when it cannot be read."""
+    path = schema_path()
+    key = str(path)
+    with _schema_lock:
+        if key not in _schema_cache:
+            try:
+                _schema_cache[key] = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise HTTPException(
+                    status.HTTP_503_SERVICE_UNAVAILABLE,
+                    f"EPCIS 2.0 JSON Schema not readable at {path} (set {SCHEMA_ENV}): {exc}") from exc
+        return _schema_cache[key]
+
+
+def limit_body(content_length: Annotated[int | None, Header()] = None) -> None:
+    """Refuse capture bodies over 16 MiB (413) before they are parsed."""
+    if content_length is not None and content_length > MAX_CAPTURE_BYTES:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"EPCIS document exceeds {MAX_CAPTURE_BYTES} bytes")
+
+
+def bad_request(exc: BadRequest) -> HTTPException:
+    """422 with ``detail: [{field, rule, message, event_index?}]``."""
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.issues)
+
+
+@router.post("/capture", dependencies=[Depends(limit_body)], status_code=status.HTTP_201_CREATED)
+def capture(
+    document: Annotated[Any, Body(description="EPCISDocument (JSON / JSON-LD, EPCIS 2.0 §8.2)")],
+    enterprise: CurrentEnterprise,
+    session: SessionDep,
+    state: StateDep,
+    response: Response,
+) -> dict[str, Any]:
+    """Capture an EPCISDocument: validate it whole, hash, sign and store every event, all or nothing.
+
+    Validation: the GS1 EPCIS 2.0 JSON Schema plus our rules (a non-empty EPCISDocument; EPCs that
+    are GS1 keys must be well-formed). Errors: **422** ``{"detail": [{field, rule, message,
+    event_index}]}`` naming every bad event (0-based index in ``epcisBody.eventList``) and field —
+    nothing is stored; 401/403 API key; 503 schema or chain id unavailable.
+
+    Answer: **201** when at least one event is new, **200** when all were already stored
+    (idempotent by GS1 event hash ID): ``{eventIDs: [ni:///sha-256;…?ver=CBV2.0, …] (document order),
+    captured, duplicates, events: [{index, eventID, identifier, status}]}``. Each new event becomes a
+    record ``<prefix>/ev-<hash hex>`` of kind ``epcis_event`` signed by the capturing enterprise
+    (EIP-712) and anchored with the next Merkle batch. An event carrying ``errorDeclaration``
+    (EPCIS 2.0 §7.4.1.4) is stored as ``<prefix>/ed-<hash hex>`` and retracts the original event.
+    """
+    schema = load_schema()
+    chain_id = state.chain_id()
+    key_holder: dict[str, bytes] = {}
+
+    def sign(identifier: str, kind: str, digest: bytes) -> tuple[str, bool]:
+        if "k" not in key_holder:
+            key_holder["k"] = state.keys.private_key(enterprise.keystore, state.settings.keystore_passphrase)
+        return "0x" + sign_record(key_holder["k"], identifier, kind, digest, chain_id).hex(), False
+
+    try:
+        result = capture_document(session, enterprise=enterprise, doc=document, schema=schema, chain_id=chain_id,
+                                  sign=sign)
+        session.commit()
+    except BadRequest as exc:
+        session.rollback()
+        raise bad_request(exc) from exc
+    except IntegrityError as exc:
+        session.rollback()
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            "a concurrent capture stored some of these events; repeat the request") from exc
+    if result.created:
+        metrics.RECORDS_INGESTED.labels(kind="epcis_event").inc(result.created)
+        metrics.PENDING.inc(result.created)
+        state.worker.notify()
+    else:
+        response.status_code = status.HTTP_200_OK
+    return {
+        "eventIDs": result.event_ids,
+        "captured": result.created,
+        "duplicates": sum(1 for e in result.events if e["status"] in ("duplicate", "declaration_duplicate")),
+        "events": result.events,
+    }
+
+
+@router.get("/events")
+def events(
+    request: Request,
+    session: SessionDep,
+    eventType: Annotated[list[str] | None, Query()] = None,  # noqa: N803 - EPCIS parameter names
+    EQ_bizStep: Annotated[list[str] | None, Query()] = None,  # noqa: N803
+    EQ_disposition: Annotated[list[str] | None, Query()] = None,  # noqa: N803
+    MATCH_epc: Annotated[list[str] | None, Query()] = None,  # noqa: N803
+    MATCH_anyEPC: Annotated[list[str] | None, Query()] = None,  # noqa: N803
+    GE_eventTime: Annotated[str | None, Query()] = None,  # noqa: N803
+    LT_eventTime: Annotated[str | None, Query()] = None,  # noqa: N803
+    EQ_bizLocation: Annotated[list[str] | None, Query()] = None,  # noqa: N803
+    perPage: Annotated[int, Query(ge=1, le=1000)] = 100,  # noqa: N803
+    nextPageToken: Annotated[str | None, Query()] = None,  # noqa: N803
+) -> dict[str, Any]:
+    """Query captured events (EPCIS 2.0 §8.2.7.1 SimpleEventQuery subset, REST binding §12.6).
+
+    Parameters: ``eventType``, ``EQ_bizStep``, ``EQ_disposition``, ``MATCH_epc``, ``MATCH_anyEPC``,
+    ``GE_eventTime``, ``LT_eventTime``, ``EQ_bizLocation`` (repeat or comma-separate values to OR them),
+    ``perPage`` (1–1000, default 100), ``nextPageToken``. Answer: an EPCISQueryDocument
+    ``{@context, type, schemaVersion, creationDate, epcisBody: {queryResults: {queryName:
+    "SimpleEventQuery", resultsBody: {eventList}}}, nextPageToken}``; also a ``Link: <…>; rel="next"``
+    header. Errors: 422 naming the parameter (``query.<name>``).
+    """
+    params = {k: v for k, v in {
+        "eventType": eventType, "EQ_bizStep": EQ_bizStep, "EQ_disposition": EQ_disposition, "MATCH_epc": MATCH_epc,
+        "MATCH_anyEPC": MATCH_anyEPC, "GE_eventTime": [GE_eventTime] if GE_eventTime else None,
+        "LT_eventTime": [LT_eventTime] if LT_eventTime else None, "EQ_bizLocation": EQ_bizLocation,
+    }.items() if v}
+    try:
+        found, token = query_events(session, params, per_page=perPage, page_token=nextPageToken)
+    except BadRequest as exc:
+        raise bad_request(exc) from exc
+    from api.epcis_store import now_iso
+
+    body: dict[str, Any] = {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISQueryDocument", "schemaVersion": "2.0", "creationDate": now_iso(),
+        "epcisBody": {"queryResults": {"queryName": "SimpleEventQuery", "resultsBody": {"eventList": found}}},
+        "nextPageToken": token,
+    }
+    return body

@@ -1,0 +1,115 @@
+"""``/v1/persons``: named people under an enterprise with GB 26860 roles and a qualification.
+
+A person is its own secp256k1 account, registered on chain by its enterprise
+(``EnterpriseRegistry.registerPerson``), which makes it a permitted sender. Key custody:
+
+* ``keystore`` (default): the API generates the key, stores it encrypted beside the enterprise's and
+  funds the account with ``TRACELEDGER_PERSON_FUND_WEI`` wei from the enterprise, so the API can send
+  the person's steps as transactions signed by that person;
+* ``device``: the body gives the person's ``address``; the person signs each step on its own
+  device (EIP-712, see ``POST /v1/work-tickets/typed-data``) and the API relays the signature.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from eth_utils import is_address, to_checksum_address
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, Field, StringConstraints, field_validator
+from sqlalchemy.exc import IntegrityError
+
+from api.deps import CurrentEnterprise, SessionDep, StateDep
+from api.security import new_account_keystore
+from api.workflows.common import contract, enterprise_key, require_chain, send_or_refuse, tx_hex
+from api.workflows.models import Person
+from provenance.work_tickets import PERSON_ROLES, roles_to_bits
+
+router = APIRouter(prefix="/v1/persons", tags=["persons"])
+
+PersonRole = Literal["ticket_issuer", "permitting_officer", "person_in_charge", "crew_member"]
+
+
+class PersonCreate(BaseModel):
+    """Body of ``POST /v1/persons``."""
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    roles: list[PersonRole] = Field(min_length=1, description="GB 26860 roles")
+    qualification: str = Field("", max_length=500, description='e.g. "issue tickets: 110 kV Xinzhuang substation"')
+    address: str | None = Field(None, description="device-held key: the person's account; omit for a keystore key")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not is_address(v):
+            raise ValueError("address must be a 0x-prefixed 20-byte hex account")
+        return to_checksum_address(v)
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, v: list[str]) -> list[str]:
+        return sorted(set(v), key=list(PERSON_ROLES).index)
+
+
+class PersonPublic(BaseModel):
+    """Public data of a person."""
+
+    id: int
+    enterprise_id: int
+    name: str
+    roles: list[str]
+    qualification: str
+    address: str
+    key_custody: Literal["keystore", "device"]
+    created_at: datetime
+    tx_hash: str | None = Field(None, description="registerPerson transaction (creation answer only)")
+
+
+def public_person(p: Person) -> dict:
+    """Public fields of a Person row."""
+    return {"id": p.id, "enterprise_id": p.enterprise_id, "name": p.name, "roles": p.roles,
+            "qualification": p.qualification, "address": p.address,
+            "key_custody": "keystore" if p.keystore else "device", "created_at": p.created_at}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=PersonPublic)
+def create_person(body: PersonCreate, ent: CurrentEnterprise, session: SessionDep, state: StateDep) -> dict:
+    """Register a person under the calling enterprise, on chain and in the database.
+
+    Errors: 401 API key; 422 body (field named); 409 address already a person; 502/503 chain.
+    """
+    chain = require_chain(state)
+    registry = contract(state, "EnterpriseRegistry")
+    if body.address is None:
+        address, keystore = new_account_keystore(state.settings.keystore_passphrase, state.settings.keystore_scrypt_n)
+    else:
+        address, keystore = body.address, None
+    person = Person(enterprise_id=ent.id, name=body.name, roles=body.roles, qualification=body.qualification,
+                    address=address, keystore=keystore)
+    session.add(person)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise HTTPException(status.HTTP_409_CONFLICT, f"account {address} is already registered as a person") from exc
+    key = enterprise_key(state, ent)
+    call = registry.functions.registerPerson(ent.address, address, roles_to_bits(body.roles), body.qualification)
+    receipt = send_or_refuse(chain, key, call, "registerPerson")
+    if keystore is not None and state.settings.person_fund_wei:
+        chain.transfer(key, address, state.settings.person_fund_wei)
+    session.commit()
+    out = public_person(person)
+    out["tx_hash"] = tx_hex(receipt)
+    return out
+
+
+@router.get("/{person_id}", response_model=PersonPublic)
+def get_person(person_id: int, session: SessionDep) -> dict:
+    """Public data of one person; 404 when unknown."""
+    person = session.get(Person, person_id)
+    if person is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"person {person_id} not found")
+    return public_person(person)

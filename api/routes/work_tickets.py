@@ -1,0 +1,356 @@
+"""Electronic work tickets (GB 26860): create and drive tickets on the WorkTicket contract, read history.
+
+Endpoints:
+
+* ``POST /v1/work-tickets`` (enterprise API key) -- issue: validates the ticket document, stores it,
+  puts its SHA-256 digest on chain with the equipment identifier and the named people.
+* ``POST /v1/work-tickets/{id}/steps`` (enterprise API key) -- ``permit`` / ``brief`` /
+  ``acknowledge`` / ``end_work`` / ``terminate`` / ``cancel`` / ``extend`` by ``person_id``.
+* ``POST /v1/work-tickets/typed-data`` and ``POST /v1/work-tickets/{id}/typed-data`` -- the EIP-712
+  document a person signs on a device; the signature then goes in the issue/step body
+  (``signature``, ``deadline``) and the calling enterprise relays it (``issueBySig`` / ``stepBySig``).
+* ``GET /v1/work-tickets/{id}`` -- ticket, document and history (names, times, block numbers).
+* ``GET /v1/work-tickets/{id}/verify`` -- document digest + every signed step re-checked.
+* ``GET /v1/equipment/{identifier}/work-tickets`` -- every job on a piece of equipment.
+
+Who signs: without ``signature`` the person's key must be in the keystore of the calling enterprise
+and the step is a transaction signed by the person's account; with ``signature`` any enterprise may
+relay and the contract checks the EIP-712 signature with ecrecover.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any, Literal
+
+from eth_utils import to_checksum_address
+from fastapi import APIRouter, HTTPException, Path, status
+from pydantic import BaseModel, Field, field_validator
+from sqlmodel import Session, col, select
+from web3.logs import DISCARD
+
+from api.chain import with_retry
+from api.deps import CurrentEnterprise, SessionDep, StateDep
+from api.errors import UnprocessableError, issue
+from api.models import Enterprise
+from api.workflows.common import call_view, contract, enterprise_key, iso, require_chain, send_or_refuse, tx_hex
+from api.workflows.models import Person, TicketDocumentRow
+from provenance.canonical import canonicalize
+from provenance.errors import ProvenanceError
+from provenance.work_tickets import (
+    ACTIONS,
+    STATUSES,
+    TicketInvalid,
+    TicketParties,
+    TicketStepRefused,
+    issue_typed_data,
+    replay_steps,
+    step_typed_data,
+    ticket_digest,
+    validate_ticket_document,
+)
+
+router = APIRouter(tags=["work tickets"])
+
+StepAction = Literal["permit", "brief", "acknowledge", "end_work", "terminate", "cancel", "extend"]
+_FN = {"permit": "permit", "brief": "brief", "acknowledge": "acknowledge", "end_work": "endWork",
+       "terminate": "terminate", "cancel": "cancel"}
+_ROLE_OF_ACTION = {"issue": "ticket_issuer", "permit": "permitting_officer", "brief": "person_in_charge",
+                   "acknowledge": "crew_member", "end_work": "person_in_charge", "terminate": "permitting_officer",
+                   "cancel": "ticket_issuer", "extend": "permitting_officer"}
+
+
+def _signature(v: str | None) -> str | None:
+    if v is None:
+        return v
+    raw = v[2:] if v.startswith("0x") else v
+    try:
+        if len(bytes.fromhex(raw)) != 65:
+            raise ValueError
+    except ValueError:
+        raise ValueError("signature must be 65 bytes r||s||v as hex") from None
+    return "0x" + raw.lower()
+
+
+class TicketCreate(BaseModel):
+    """Body of ``POST /v1/work-tickets`` (and of the issue typed-data request)."""
+
+    document: dict[str, Any] = Field(description="ticket document, see provenance.work_tickets")
+    issuer: int = Field(description="person id of the ticket issuer (签发人)")
+    permitter: int = Field(description="person id of the permitting officer (许可人)")
+    leader: int = Field(description="person id of the person in charge (工作负责人)")
+    crew: list[int] = Field(min_length=1, max_length=32, description="person ids of the crew (工作班成员)")
+    signature: str | None = Field(None, description="issuer's EIP-712 TicketIssue signature (device key)")
+    deadline: int | None = Field(None, ge=0, description="unix seconds; required with signature")
+
+    @field_validator("signature")
+    @classmethod
+    def _sig(cls, v: str | None) -> str | None:
+        return _signature(v)
+
+
+class StepCreate(BaseModel):
+    """Body of ``POST /v1/work-tickets/{id}/steps`` (and of the step typed-data request)."""
+
+    action: StepAction
+    person_id: int
+    planned_end: str | None = Field(None, description="extend only: new planned end, ISO 8601 with offset")
+    signature: str | None = Field(None, description="person's EIP-712 TicketStep signature (device key)")
+    deadline: int | None = Field(None, ge=0, description="unix seconds; required with signature")
+
+    @field_validator("signature")
+    @classmethod
+    def _sig(cls, v: str | None) -> str | None:
+        return _signature(v)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _person(session: Session, person_id: int, field: str) -> Person:
+    person = session.get(Person, person_id)
+    if person is None:
+        raise UnprocessableError([issue(field, "not_found", f"person {person_id} does not exist")])
+    return person
+
+
+def _person_key(state: Any, ent: Enterprise, person: Person, field: str) -> bytes:
+    if person.keystore is None:
+        raise UnprocessableError([issue("signature", "required", f"person {person.id} ({field}) signs on a device: "
+                                        "send its EIP-712 signature and deadline")])
+    if person.enterprise_id != ent.id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"person {person.id} ({field}) belongs to enterprise "
+                            f"{person.enterprise_id}; only that enterprise uses its key (or relay a device signature)")
+    return state.keys.private_key(person.keystore, state.settings.keystore_passphrase)
+
+
+def _parse_planned_end(text: str | None) -> int:
+    doc = {"equipment": "88.0.0/x", "work_content": "x", "safety_measures": ["x"], "planned_start":
+           "1970-01-01T00:00:00+00:00", "planned_end": text}
+    try:
+        return validate_ticket_document(doc).planned_end
+    except TicketInvalid as exc:
+        raise UnprocessableError([issue("planned_end", i["rule"], i["message"]) for i in exc.issues]) from exc
+
+
+def _request(session: Session, body: TicketCreate) -> tuple[Any, dict[str, Person], tuple]:
+    try:
+        parsed = validate_ticket_document(body.document)
+    except TicketInvalid as exc:
+        raise UnprocessableError(exc.issues) from exc
+    people = {"issuer": _person(session, body.issuer, "issuer"),
+              "permitter": _person(session, body.permitter, "permitter"),
+              "leader": _person(session, body.leader, "leader")}
+    crew = [_person(session, pid, f"crew[{i}]") for i, pid in enumerate(body.crew)]
+    digest = ticket_digest(parsed.document)
+    request = (parsed.equipment, digest, people["permitter"].address, people["leader"].address,
+               [c.address for c in crew], parsed.planned_start, parsed.planned_end)
+    people.update({f"crew[{i}]": c for i, c in enumerate(crew)})
+    return parsed, people, request
+
+
+def _need_deadline(deadline: int | None) -> int:
+    if deadline is None:
+        raise UnprocessableError([issue("deadline", "required", "deadline (unix seconds) is required with signature")])
+    return deadline
+
+
+# --------------------------------------------------------------------------- issue
+
+
+@router.post("/v1/work-tickets/typed-data")
+def issue_typed(body: TicketCreate, session: SessionDep, state: StateDep, _: CurrentEnterprise) -> dict:
+    """EIP-712 ``TicketIssue`` document for the issuer's device (nonce from chain, deadline now + 1 h)."""
+    _, people, req = _request(session, body)
+    wt = contract(state, "WorkTicket")
+    issuer = people["issuer"].address
+    nonce = call_view(lambda: wt.functions.nonces(issuer).call(), "nonces")
+    return issue_typed_data(chain_id=state.chain_id(), contract=wt.address, equipment=req[0], digest=req[1],
+                            permitter=req[2], leader=req[3], crew=req[4], planned_start=req[5], planned_end=req[6],
+                            nonce=nonce, deadline=body.deadline or int(time.time()) + 3600)
+
+
+@router.post("/v1/work-tickets", status_code=status.HTTP_201_CREATED)
+def create_ticket(body: TicketCreate, ent: CurrentEnterprise, session: SessionDep, state: StateDep) -> dict:
+    """Issue a work ticket; 201 ``{id, digest, status, tx_hash, block_number}``.
+
+    Errors: 422 document/persons (field named) or on-chain rule (``reason``: SamePerson,
+    InvalidCrewSize…); 403 the issuer lacks the role / signs for another enterprise; 503 no chain.
+    """
+    chain = require_chain(state)
+    wt = contract(state, "WorkTicket")
+    parsed, people, req = _request(session, body)
+    issuer = people["issuer"]
+    if body.signature is not None:
+        deadline = _need_deadline(body.deadline)
+        call = wt.functions.issueBySig(req, issuer.address, deadline, bytes.fromhex(body.signature[2:]))
+        receipt = send_or_refuse(chain, enterprise_key(state, ent), call, "issue")
+    else:
+        receipt = send_or_refuse(chain, _person_key(state, ent, issuer, "issuer"), wt.functions.issue(req), "issue")
+    (event,) = wt.events.TicketIssued().process_receipt(receipt, errors=DISCARD)
+    ticket_id = int(event["args"]["ticketId"])
+    session.add(TicketDocumentRow(ticket_id=ticket_id, equipment=parsed.equipment,
+                                  document=canonicalize(parsed.document).decode("utf-8"),
+                                  digest="0x" + req[1].hex(), enterprise_id=ent.id, tx_hash=tx_hex(receipt)))
+    session.commit()
+    return {"id": ticket_id, "equipment": parsed.equipment, "digest": "0x" + req[1].hex(), "status": "issued",
+            "tx_hash": tx_hex(receipt), "block_number": receipt["blockNumber"]}
+
+
+# --------------------------------------------------------------------------- steps
+
+
+TicketId = Annotated[int, Path(ge=1, description="on-chain ticket id")]
+
+
+@router.post("/v1/work-tickets/{ticket_id}/typed-data")
+def step_typed(ticket_id: TicketId, body: StepCreate, session: SessionDep, state: StateDep,
+               _: CurrentEnterprise) -> dict:
+    """EIP-712 ``TicketStep`` document for a person's device (nonce from chain, deadline now + 1 h)."""
+    person = _person(session, body.person_id, "person_id")
+    wt = contract(state, "WorkTicket")
+    planned_end = _parse_planned_end(body.planned_end) if body.action == "extend" else 0
+    nonce = call_view(lambda: wt.functions.nonces(person.address).call(), "nonces")
+    return step_typed_data(chain_id=state.chain_id(), contract=wt.address, ticket_id=ticket_id, action=body.action,
+                           planned_end=planned_end, nonce=nonce, deadline=body.deadline or int(time.time()) + 3600)
+
+
+@router.post("/v1/work-tickets/{ticket_id}/steps", status_code=status.HTTP_201_CREATED)
+def add_step(ticket_id: TicketId, body: StepCreate, ent: CurrentEnterprise, session: SessionDep,
+             state: StateDep) -> dict:
+    """Record one step by the named person; 201 ``{id, action, person_id, status, tx_hash, block_number}``.
+
+    Errors: 409 out of order (``reason`` WrongStatus, AlreadyAcknowledged, CrewNotAcknowledged…);
+    403 not the named person (NotNamedPerson, NotCrewMember, MissingRole); 404 unknown ticket;
+    422 body (e.g. ``planned_end`` missing for extend).
+    """
+    chain = require_chain(state)
+    wt = contract(state, "WorkTicket")
+    person = _person(session, body.person_id, "person_id")
+    planned_end = 0
+    if body.action == "extend":
+        if body.planned_end is None:
+            raise UnprocessableError([issue("planned_end", "required", "extend needs the new planned_end")])
+        planned_end = _parse_planned_end(body.planned_end)
+    if body.signature is not None:
+        deadline = _need_deadline(body.deadline)
+        call = wt.functions.stepBySig(ticket_id, ACTIONS.index(body.action), planned_end, person.address, deadline,
+                                      bytes.fromhex(body.signature[2:]))
+        receipt = send_or_refuse(chain, enterprise_key(state, ent), call, body.action)
+    else:
+        key = _person_key(state, ent, person, "person_id")
+        fn = wt.functions.extend(ticket_id, planned_end) if body.action == "extend" else getattr(
+            wt.functions, _FN[body.action])(ticket_id)
+        receipt = send_or_refuse(chain, key, fn, body.action)
+    ticket = call_view(lambda: wt.functions.getTicket(ticket_id).call(), f"work ticket {ticket_id}")
+    return {"id": ticket_id, "action": body.action, "person_id": person.id, "status": STATUSES[ticket[8]],
+            "tx_hash": tx_hex(receipt), "block_number": receipt["blockNumber"]}
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def _who(session: Session, address: str) -> dict[str, Any]:
+    person = session.exec(select(Person).where(Person.address == to_checksum_address(address))).first()
+    if person is None:
+        return {"person_id": None, "name": None, "address": to_checksum_address(address), "enterprise": None}
+    ent = session.get(Enterprise, person.enterprise_id)
+    return {"person_id": person.id, "name": person.name, "address": person.address,
+            "enterprise": ent.name if ent else None, "qualification": person.qualification}
+
+
+def _load(state: Any, ticket_id: int) -> tuple[Any, list[Any]]:
+    wt = contract(state, "WorkTicket")
+    ticket = call_view(lambda: wt.functions.getTicket(ticket_id).call(), f"work ticket {ticket_id}")
+    steps = call_view(lambda: wt.functions.getSteps(ticket_id).call(), f"work ticket {ticket_id}")
+    return ticket, steps
+
+
+def _view(session: Session, state: Any, ticket_id: int) -> dict[str, Any]:
+    ticket, steps = _load(state, ticket_id)
+    equipment, digest, issuer, permitter, leader, crew, start, end, st, acked, extended = ticket
+    wt = contract(state, "WorkTicket")
+    row = session.get(TicketDocumentRow, ticket_id)
+    history = []
+    for action, actor, submitter, ts, block, new_end in steps:
+        name = ACTIONS[action]
+        entry = {"action": name, "role": _ROLE_OF_ACTION[name], "person": _who(session, actor), "time": iso(ts),
+                 "timestamp": ts, "block_number": block,
+                 "relayed_by": None if submitter.lower() == actor.lower() else to_checksum_address(submitter)}
+        if name == "extend":
+            entry["planned_end"] = iso(new_end)
+        history.append(entry)
+    return {
+        "id": ticket_id, "equipment": equipment, "digest": "0x" + bytes(digest).hex(), "status": STATUSES[st],
+        "issuer": _who(session, issuer), "permitter": _who(session, permitter), "leader": _who(session, leader),
+        "crew": [{**_who(session, c), "acknowledged": bool(with_retry(
+            lambda c=c: wt.functions.isAcknowledged(ticket_id, c).call(), what="isAcknowledged"))} for c in crew],
+        "acknowledged": acked, "planned_start": iso(start), "planned_end": iso(end), "extended": extended,
+        "document": None if row is None else json.loads(row.document),
+        "history": history,
+    }
+
+
+@router.get("/v1/work-tickets/{ticket_id}")
+def get_ticket(ticket_id: TicketId, session: SessionDep, state: StateDep) -> dict:
+    """Ticket with its document and history: who (name, enterprise, role), when (ISO + unix), which block."""
+    return _view(session, state, ticket_id)
+
+
+@router.get("/v1/work-tickets/{ticket_id}/verify")
+def verify_ticket(ticket_id: TicketId, session: SessionDep, state: StateDep) -> dict:
+    """Re-check a ticket: ``document_digest`` (SHA-256 of the stored document = on-chain digest),
+    ``named_people`` (every actor is a registered person), ``steps`` (replay of the GB 26860 state
+    machine: order, named person per step, distinct roles). ``verified`` when all pass."""
+    ticket, steps = _load(state, ticket_id)
+    equipment, digest, issuer, permitter, leader, crew, start, end, st, acked, extended = ticket
+    row = session.get(TicketDocumentRow, ticket_id)
+    checks = []
+    if row is None:
+        checks.append({"name": "document_digest", "ok": False, "detail": "document not stored by this API"})
+    else:
+        ok = ticket_digest(json.loads(row.document)) == bytes(digest)
+        checks.append({"name": "document_digest", "ok": ok,
+                       "detail": "SHA-256 of the canonical document matches the chain" if ok else "digest mismatch"})
+    unknown = [a for _, a, *_ in steps if _who(session, a)["person_id"] is None]
+    checks.append({"name": "named_people", "ok": not unknown,
+                   "detail": "every step by a registered person" if not unknown else f"unknown actors {unknown}"})
+    # the original planned end: before an extension the contract shows the current one
+    original_end = end
+    for action, *_ in steps:
+        if ACTIONS[action] == "extend":
+            original_end = 0
+    parties = TicketParties(issuer, permitter, leader, tuple(crew), planned_end=original_end)
+    try:
+        final = replay_steps(parties, [(ACTIONS[a], actor, ne) for a, actor, _, _, _, ne in steps])
+        ok = final == STATUSES[st]
+        checks.append({"name": "steps", "ok": ok, "detail": f"{len(steps)} steps replayed to {final}"
+                       if ok else f"replay ends {final}, chain says {STATUSES[st]}"})
+    except (TicketStepRefused, ProvenanceError) as exc:
+        checks.append({"name": "steps", "ok": False, "detail": str(exc)})
+    return {"id": ticket_id, "verified": all(c["ok"] for c in checks), "checks": checks,
+            "digest": "0x" + bytes(digest).hex()}
+
+
+@router.get("/v1/equipment/{identifier:path}/work-tickets")
+def equipment_tickets(identifier: str, session: SessionDep, state: StateDep) -> dict:
+    """Every work ticket ever issued for the equipment ``88.x.y/…``, oldest first: who, when, status."""
+    wt = contract(state, "WorkTicket")
+    ids = call_view(lambda: wt.functions.ticketsForEquipment(identifier).call(), "ticketsForEquipment")
+    tickets = []
+    for ticket_id in ids:
+        view = _view(session, state, int(ticket_id))
+        first, last = view["history"][0], view["history"][-1]
+        tickets.append({
+            "id": view["id"], "status": view["status"],
+            "work_content": (view["document"] or {}).get("work_content"),
+            "issued_at": first["time"], "last_step": last["action"], "last_step_at": last["time"],
+            "issuer": view["issuer"]["name"], "permitter": view["permitter"]["name"],
+            "leader": view["leader"]["name"], "crew": [c["name"] for c in view["crew"]],
+            "block_number": first["block_number"],
+        })
+    rows = session.exec(select(TicketDocumentRow).where(TicketDocumentRow.equipment == identifier)
+                        .order_by(col(TicketDocumentRow.ticket_id))).all()
+    return {"equipment": identifier, "count": len(tickets), "tickets": tickets,
+            "stored_documents": [r.ticket_id for r in rows]}

@@ -1,0 +1,109 @@
+"""Shared helpers of the workflow routes: contract handles, keys, chain refusals as HTTP answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from eth_utils import to_checksum_address
+from fastapi import HTTPException, status
+from sqlmodel import Session, select
+
+from api.chain import ChainClient, ChainError, ChainUnavailable, load_artifact, with_retry
+from api.models import Enterprise
+from api.state import AppState
+
+T = TypeVar("T")
+
+#: contract custom error -> HTTP status of the refusal
+REFUSAL_STATUS: dict[str, int] = {
+    # 403: the caller / named person may not do this
+    "NotNamedPerson": 403, "NotCrewMember": 403, "MissingRole": 403, "NotIssuer": 403, "NotBank": 403,
+    "NotCoreEnterprise": 403, "NotAuthorized": 403, "InsufficientAllowance": 403, "WrongSigner": 403,
+    "NotAdminOrEnterprise": 403,
+    # 409: conflicts with the current on-chain state
+    "WrongStatus": 409, "AlreadyAcknowledged": 409, "CrewNotAcknowledged": 409, "ExtensionAlreadyUsed": 409,
+    "InvoiceAlreadyIssued": 409, "AlreadyDiscounted": 409, "Redeemed": 409, "Matured": 409, "NotMatured": 409,
+    "PaymentReferenceUsed": 409, "NothingToSettle": 409, "InsufficientBalance": 409, "PersonExists": 409,
+    # 422: the request names something invalid
+    "NotMember": 422, "SamePerson": 422, "InvalidCrewSize": 422, "InvalidRate": 422, "InvalidExtension": 422,
+    "ZeroValue": 422, "MaturityInPast": 422, "InvalidCurrency": 422, "InvalidWindow": 422, "SlotMismatch": 422,
+    "EmptyPaymentReference": 422, "InvalidSignature": 422, "SignatureExpired": 422, "InvalidPersonRoles": 422,
+    "SelfApproval": 422, "WrongOwner": 422, "NotReceiver": 422, "ZeroInvoiceDigest": 422, "EmptyEquipment": 422,
+    "ZeroDigest": 422, "InvalidAction": 422, "AccountIsPerson": 409,
+    "UnknownTicket": 404, "UnknownToken": 404,
+}
+
+
+def refusal(exc: ChainError, what: str) -> HTTPException:
+    """HTTP error for a chain refusal: 403/404/409/422 by custom error name (``reason``), else 502."""
+    code = REFUSAL_STATUS.get(exc.reason or "", status.HTTP_502_BAD_GATEWAY)
+    return HTTPException(code, {"reason": exc.reason, "message": f"{what} refused by the chain: {exc}"})
+
+
+def send_or_refuse(chain: ChainClient, key: bytes, call: Any, what: str) -> dict[str, Any]:
+    """``chain.send`` mapping ChainError to :func:`refusal` (ChainUnavailable stays a 503)."""
+    try:
+        return chain.send(key, call)
+    except ChainError as exc:
+        raise refusal(exc, what) from exc
+
+
+def call_view(fn: Callable[[], T], what: str) -> T:
+    """A contract read with transport retries; a revert (e.g. UnknownToken) becomes a 404."""
+    try:
+        return with_retry(fn, what=what)
+    except ChainUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - web3 raises ContractCustomError / ContractLogicError
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what}: not found on chain") from exc
+
+
+def require_chain(state: AppState) -> ChainClient:
+    """The chain client, or 503 when no RPC is configured."""
+    if state.chain is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "chain not configured: set TRACELEDGER_RPC_URL")
+    return state.chain
+
+
+def contract(state: AppState, name: str) -> Any:
+    """Bound web3 contract ``WorkTicket`` / ``ReceivableToken`` / ``EnterpriseRegistry`` (503 if unset)."""
+    chain = require_chain(state)
+    address = {
+        "WorkTicket": state.settings.work_ticket_address,
+        "ReceivableToken": state.settings.receivable_token_address,
+        "EnterpriseRegistry": state.settings.enterprise_registry_address,
+    }[name]
+    if not address:
+        env = {"WorkTicket": "TRACELEDGER_WORK_TICKET", "ReceivableToken": "TRACELEDGER_RECEIVABLE_TOKEN",
+               "EnterpriseRegistry": "TRACELEDGER_ENTERPRISE_REGISTRY"}[name]
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"{name} not configured: set {env}")
+    return chain.w3.eth.contract(address=to_checksum_address(address), abi=load_artifact(name)["abi"])
+
+
+def enterprise_key(state: AppState, ent: Enterprise) -> bytes:
+    """Private key of an enterprise account from the encrypted keystore."""
+    return state.keys.private_key(ent.keystore, state.settings.keystore_passphrase)
+
+
+def enterprise_by_address(session: Session, address: str) -> Enterprise | None:
+    """Enterprise row whose account is ``address`` (checksum compare), or None."""
+    return session.exec(select(Enterprise).where(Enterprise.address == to_checksum_address(address))).first()
+
+
+def party(session: Session, address: str) -> dict[str, Any]:
+    """``{address, enterprise_id, name}`` of an account (name/id None when not an enterprise here)."""
+    ent = enterprise_by_address(session, address)
+    return {"address": to_checksum_address(address), "enterprise_id": ent.id if ent else None,
+            "name": ent.name if ent else None}
+
+
+def iso(ts: int) -> str:
+    """Unix seconds as an ISO 8601 UTC string."""
+    return datetime.fromtimestamp(int(ts), UTC).isoformat()
+
+
+def tx_hex(receipt: dict[str, Any]) -> str:
+    """0x-hex transaction hash of a receipt."""
+    return "0x" + bytes(receipt["transactionHash"]).hex()

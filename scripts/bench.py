@@ -1,0 +1,607 @@
+"""``traceledger bench`` / ``make bench``: a reproducible throughput report of the whole system.
+
+Starts a throwaway network (``--validators`` QBFT validator processes, the contracts) and the API
+(``--workers`` uvicorn workers on PostgreSQL when reachable, else SQLite; one anchoring worker elected
+through the database), prepares data (:mod:`scripts.load_setup`), then measures:
+
+1. **bulk EPCIS ingest**: ``--ingest-docs`` generated documents of ``--ingest-events`` events each,
+   posted by ``--ingest-concurrency`` clients (documents generated before the clock starts);
+   events/s = events acknowledged (201, committed) / wall seconds;
+2. **anchoring** of those events, from the database: per record ``batch.anchored_at − record.created_at``
+   (p50/p95/p99/max, seconds) and anchored records/s;
+3. **locust suites** (``load/``) run headless one scenario at a time (``--duration`` s, ``--users`` users,
+   no think time): ``GET /livez`` (the trivial ceiling, same run), single certificate POST, certificate
+   batch POST, identifier resolution, QR PNG, single verify, upstream verify of a part with ~50 records,
+   the bank's receivable check; requests/s and p50/p95/p99 per endpoint, failures with reasons;
+4. **micro-benchmarks** in this process: RFC 8785 canonical JSON, SHA-256, EIP-712 sign/recover
+   (coincurve), EPCIS schema validation and GS1 event hash IDs per event, a 50,000-leaf Merkle root,
+   an inclusion proof from a cached batch tree;
+
+and writes ``bench/report.md`` and ``bench/report.json`` (keys ``ingest_events_per_s``,
+``anchor_latency_p99_s``, ``post_certificate_rps``, ``post_certificate_p99_ms``, ``resolve_rps``,
+``verify_lineage50_p50_ms``, ``trivial_rps`` plus everything else), with machine facts. Raw locust CSVs
+go to ``bench/raw/``. The default run takes about 5–7 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+GOALS = {
+    "ingest_events_per_s": (">=", 10_000, "bulk EPCIS ingest, events/s"),
+    "anchor_latency_p99_s": ("<=", 3.0, "anchoring latency p99, s"),
+    "post_certificate_rps": (">=", 1_000, "single certificate POST, req/s"),
+    "post_certificate_p99_ms": ("<=", 100.0, "single certificate POST p99, ms"),
+    "resolve_rps": (">=", 2_000, "identifier resolution, req/s"),
+    "verify_lineage50_p50_ms": ("<=", 20.0, "verify lineage-50 p50, ms"),
+}
+
+# name, locust file, tags, users (None = --users), key prefix in report.json
+SCENARIOS: list[tuple[str, str, str, int | None]] = [
+    ("trivial", "auditor.py", "trivial", None),
+    ("post_certificate", "factory.py", "certificate", None),
+    ("certificate_batch", "factory.py", "certificate_batch", 2),
+    ("resolve", "auditor.py", "resolve", None),
+    ("qr_png", "auditor.py", "qr", None),
+    ("verify", "auditor.py", "verify", None),
+    ("verify_lineage50", "auditor.py", "lineage", 8),
+    ("bank_check", "bank.py", "receivable", 4),
+]
+
+
+def log(msg: str) -> None:
+    """Progress on stderr (the report goes to files)."""
+    print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def pct(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile ``p`` (0–100) of ``values``; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[k]
+
+
+def version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_facts(database: str, db_url: str | None) -> dict[str, Any]:
+    """Cores, CPU model, memory, Python, OS and the versions that matter for the figures."""
+    cpu = ""
+    try:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                    if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(next(ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines()
+                      if ln.startswith("MemTotal")))
+        mem = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, StopIteration, ValueError):
+        pass
+    facts: dict[str, Any] = {
+        "cores": os.cpu_count(), "cpu": cpu, "memory": mem, "python": sys.version.split()[0],
+        "platform": platform.platform(), "sqlite": sqlite3.sqlite_version,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    for dist in ("fastapi", "uvicorn", "uvloop", "httptools", "SQLAlchemy", "psycopg", "locust", "coincurve",
+                 "py-evm", "web3", "fastjsonschema", "epcis-event-hash-generator"):
+        facts[dist] = version(dist)
+    if database == "postgresql" and db_url:
+        try:
+            from sqlalchemy import create_engine, text
+
+            eng = create_engine(db_url)
+            with eng.connect() as conn:
+                facts["postgresql"] = conn.execute(text("SHOW server_version")).scalar()
+            eng.dispose()
+        except Exception as exc:  # noqa: BLE001
+            facts["postgresql"] = f"unknown ({exc})"
+    return facts
+
+
+# ------------------------------------------------------------------------------------------- database
+def pick_database(choice: str) -> tuple[str, str | None, str | None]:
+    """``(backend, url, schema)``: a throwaway PostgreSQL schema when asked/reachable, else SQLite (url None)."""
+    if choice == "sqlite":
+        return "sqlite", None, None
+    base = os.environ.get("TEST_POSTGRES_URL", PG_DEFAULT)
+    schema = f"tl_bench_{secrets.token_hex(4)}"
+    try:
+        from sqlalchemy import create_engine, text
+
+        eng = create_engine(base, connect_args={"connect_timeout": 3})
+        with eng.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        eng.dispose()
+    except Exception as exc:  # noqa: BLE001
+        if choice == "postgresql":
+            raise SystemExit(f"PostgreSQL not reachable at {base}: {exc}") from exc
+        log(f"PostgreSQL not reachable ({type(exc).__name__}); using SQLite")
+        return "sqlite", None, None
+    return "postgresql", f"{base}?options=-csearch_path%3D{schema}", schema
+
+
+def drop_schema(schema: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(os.environ.get("TEST_POSTGRES_URL", PG_DEFAULT))
+    with eng.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    eng.dispose()
+
+
+def db_engine(stack: Any) -> Any:
+    from sqlalchemy import create_engine
+
+    url = stack.database_url or f"sqlite:///{(stack.data_dir / 'api' / 'api.db').as_posix()}"
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return create_engine(url)
+
+
+# ------------------------------------------------------------------------------------------- 1+2. ingest
+def ingest_documents(count: int, events: int, prefix: str) -> list[dict[str, Any]]:
+    """``count`` EPCIS documents of ``events`` events each, from the generator, unique per document."""
+    from scripts.supply_chain import generate
+
+    chain = generate(target_events=events * count + 200, mill_prefix=prefix, seed=11)
+    all_events = [e for _, d in chain.documents for e in d["epcisBody"]["eventList"]]
+    tag = secrets.token_hex(3)
+    docs = []
+    for i in range(count):
+        evs = copy.deepcopy(all_events[i * events:(i + 1) * events])
+        for ev in evs:  # a distinct read point per run: new GS1 event hashes, not duplicates of earlier runs
+            ev["readPoint"] = {"id": f"urn:epc:id:sgln:4012345.00001.{tag}"}
+        doc = copy.deepcopy(chain.documents[0][1])
+        doc["epcisBody"] = {"eventList": evs}
+        docs.append(doc)
+    return docs
+
+
+def measure_ingest(stack: Any, api_key: str, prefix: str, *, docs: int, events: int, concurrency: int,
+                   anchor_timeout_s: float) -> dict[str, Any]:
+    """Post bulk EPCIS documents concurrently; then wait for anchoring and read latencies from the database."""
+    from sqlalchemy import text
+
+    payloads = ingest_documents(docs, events, prefix)
+    bodies = [json.dumps(d).encode() for d in payloads]
+    engine = db_engine(stack)
+    with engine.connect() as conn:
+        first_id = int(conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM records")).scalar() or 0)
+    lat: list[float] = []
+    acked = [0]
+    failures: list[str] = []
+    lock = threading.Lock()
+    queue = list(range(len(bodies)))
+
+    def worker() -> None:
+        with httpx.Client(base_url=stack.api_url(), timeout=300,
+                          headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}) as c:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    i = queue.pop(0)
+                t0 = time.perf_counter()
+                r = c.post("/v1/epcis/capture", content=bodies[i])
+                dt = time.perf_counter() - t0
+                with lock:
+                    if r.status_code == 201:
+                        acked[0] += int(r.json()["captured"])
+                        lat.append(dt)
+                    else:
+                        failures.append(f"{r.status_code}: {r.text[:200]}")
+
+    log(f"ingest: {docs} EPCIS documents x {events} events, {concurrency} clients")
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    log(f"ingest: {acked[0]} events acknowledged in {wall:.1f} s; waiting for anchoring")
+    deadline = time.monotonic() + anchor_timeout_s
+    pending = -1
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            pending = int(conn.execute(text("SELECT COUNT(*) FROM records WHERE id > :f AND status <> 'anchored'"),
+                                       {"f": first_id}).scalar() or 0)
+        if pending == 0:
+            break
+        time.sleep(0.5)
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT r.created_at, b.anchored_at, b.id FROM records r JOIN batches b ON b.id = r.batch_id "
+            "WHERE r.id > :f AND r.status = 'anchored'"), {"f": first_id}).all()
+    engine.dispose()
+
+    def aware(v: Any) -> datetime:
+        if isinstance(v, str):
+            v = datetime.fromisoformat(v)
+        return v if v.tzinfo else v.replace(tzinfo=UTC)
+
+    anchor_lat = [(aware(b) - aware(a)).total_seconds() for a, b, _ in rows]
+    span = ((max(aware(b) for _, b, _ in rows) - min(aware(a) for a, _, _ in rows)).total_seconds()
+            if rows else 0.0)
+    return {
+        "documents": docs, "events_per_document": events, "concurrency": concurrency,
+        "events_acknowledged": acked[0], "wall_s": round(wall, 3),
+        "events_per_s": acked[0] / wall if wall > 0 else 0.0,
+        "request_p50_s": pct(lat, 50), "request_max_s": max(lat) if lat else None,
+        "failures": failures[:10],
+        "anchoring": {
+            "records_anchored": len(rows), "records_pending_at_end": pending, "batches": len({r[2] for r in rows}),
+            "latency_p50_s": pct(anchor_lat, 50), "latency_p95_s": pct(anchor_lat, 95),
+            "latency_p99_s": pct(anchor_lat, 99), "latency_max_s": max(anchor_lat) if anchor_lat else None,
+            "anchored_records_per_s": len(rows) / span if span > 0 else None,
+        },
+    }
+
+
+# ------------------------------------------------------------------------------------------- 3. locust
+def run_locust(name: str, locustfile: str, tags: str, users: int, duration_s: int, host: str, config_path: Path,
+               raw_dir: Path) -> dict[str, Any]:
+    """One headless locust run; returns per-endpoint stats and failures parsed from its CSV files."""
+    prefix = raw_dir / name
+    env = dict(os.environ, TRACELEDGER_LOAD_CONFIG=str(config_path), TRACELEDGER_LOAD_RATE="max")
+    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "load" / locustfile), "--headless", "-u", str(users),
+           "-r", str(users), "-t", f"{duration_s}s", "--host", host, "--tags", tags, "--csv", str(prefix),
+           "--only-summary", "--stop-timeout", "10", "--exit-code-on-error", "0", "--loglevel", "WARNING"]
+    log(f"locust {name}: {users} users, {duration_s} s ({locustfile} --tags {tags})")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=duration_s + 120)
+    (raw_dir / f"{name}.log").write_text(proc.stdout + proc.stderr)
+    endpoints: list[dict[str, Any]] = []
+    stats = Path(f"{prefix}_stats.csv")
+    if stats.is_file():
+        with stats.open() as fh:
+            for row in csv.DictReader(fh):
+                if row["Name"] == "Aggregated":
+                    continue
+                endpoints.append({
+                    "scenario": name, "name": row["Name"], "method": row["Type"],
+                    "requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
+                    "rps": float(row["Requests/s"]), "p50_ms": _num(row.get("50%")), "p95_ms": _num(row.get("95%")),
+                    "p99_ms": _num(row.get("99%")), "max_ms": _num(row.get("Max Response Time")),
+                    "users": users,
+                })
+    failures: list[dict[str, Any]] = []
+    fcsv = Path(f"{prefix}_failures.csv")
+    if fcsv.is_file():
+        with fcsv.open() as fh:
+            for row in csv.DictReader(fh):
+                failures.append({"name": row.get("Name"), "error": row.get("Error"),
+                                 "occurrences": int(row.get("Occurrences") or 0)})
+    if proc.returncode != 0 and not endpoints:
+        failures.append({"name": name, "error": f"locust exited {proc.returncode}: {proc.stderr[-300:]}",
+                         "occurrences": 1})
+    return {"scenario": name, "endpoints": endpoints, "failures": failures}
+
+
+def _num(v: Any) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------- 4. micro
+def micro_benchmarks(seconds: float = 1.0) -> dict[str, Any]:
+    """Per-operation costs in this process (µs per operation, operations/s)."""
+    from api.routes.epcis import load_schema
+    from api.verification import BatchTree
+    from provenance.canonical import canonicalize
+    from provenance.epcis import event_hash_ids, validate_document
+    from provenance.merkle import hash_leaf, root_from_leaf_hashes
+    from provenance.samples import load_samples
+    from provenance.signing import recover_record_signer, sign_record
+    from scripts.supply_chain import generate
+
+    cert = load_samples()[0][1]
+    key = hashlib.sha256(b"bench").digest()
+    digest = hashlib.sha256(b"x").digest()
+    sig = sign_record(key, "88.1.1/HX-C1", "coil_certificate", digest, 1337)
+    chain = generate(target_events=500, seed=3)
+    evs = [e for _, d in chain.documents for e in d["epcisBody"]["eventList"]][:500]
+    doc = copy.deepcopy(chain.documents[0][1])
+    doc["epcisBody"] = {"eventList": evs}
+    leaves = [hash_leaf(i.to_bytes(32, "big")) for i in range(50_000)]
+    tree = BatchTree(leaves[:10_000])
+    try:
+        schema: dict[str, Any] | None = load_schema()
+    except Exception:  # noqa: BLE001 - no shared schema: skip the EPCIS rows
+        schema = None
+    cases: list[tuple[str, Any, int]] = [
+        ("canonical JSON (RFC 8785) of a certificate", lambda: canonicalize(cert), 1),
+        ("SHA-256 of a certificate's canonical JSON", lambda: hashlib.sha256(canonicalize(cert)).digest(), 1),
+        ("EIP-712 record signature (coincurve)", lambda: sign_record(key, "88.1.1/HX-C1", "coil_certificate",
+                                                                     digest, 1337), 1),
+        ("EIP-712 signer recovery (coincurve)", lambda: recover_record_signer(sig, "88.1.1/HX-C1",
+                                                                             "coil_certificate", digest, 1337), 1),
+        ("GS1 event hash ID, per event (500-event document)", lambda: event_hash_ids(doc), len(evs)),
+        ("Merkle root of 50,000 leaves (per leaf)", lambda: root_from_leaf_hashes(leaves), len(leaves)),
+        ("inclusion proof from a cached 10,000-leaf tree", lambda: tree.proof(4321), 1),
+    ]
+    if schema is not None:
+        cases.insert(4, ("EPCIS schema validation, per event (500-event document)",
+                         lambda: validate_document(doc, schema), len(evs)))
+    out = {}
+    for name, fn, per in cases:
+        fn()  # warm-up (compiles, caches)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            fn()
+            n += 1
+        dt = (time.perf_counter() - t0) / (n * per)
+        out[name] = {"us_per_op": dt * 1e6, "ops_per_s": 1 / dt}
+    return out
+
+
+# ------------------------------------------------------------------------------------------- report
+def summarize(ingest: dict[str, Any], runs: list[dict[str, Any]], lineage_records: int | None) -> dict[str, Any]:
+    """The headline keys of report.json from the raw measurements."""
+    by: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        if run["endpoints"]:
+            by[run["scenario"]] = max(run["endpoints"], key=lambda e: e["requests"])
+
+    def g(scn: str, key: str) -> float | None:
+        return by.get(scn, {}).get(key)
+
+    trivial = g("trivial", "rps")
+    out: dict[str, Any] = {
+        "ingest_events_per_s": round(ingest["events_per_s"], 1),
+        "anchor_latency_p99_s": ingest["anchoring"]["latency_p99_s"],
+        "anchor_latency_p50_s": ingest["anchoring"]["latency_p50_s"],
+        "anchored_records_per_s": ingest["anchoring"]["anchored_records_per_s"],
+        "post_certificate_rps": g("post_certificate", "rps"),
+        "post_certificate_p99_ms": g("post_certificate", "p99_ms"),
+        "resolve_rps": g("resolve", "rps"),
+        "verify_rps": g("verify", "rps"),
+        "verify_lineage50_p50_ms": g("verify_lineage50", "p50_ms"),
+        "verify_lineage50_records": lineage_records,
+        "trivial_rps": trivial,
+    }
+    out["ratios_to_trivial"] = {
+        scn: round(e["rps"] / trivial, 3) for scn, e in by.items() if trivial and scn != "trivial" and e["rps"]
+    }
+    return out
+
+
+def fmt(v: Any, digits: int = 1) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """report.md: headline table with goals, per-endpoint table, anchoring, micro-benchmarks, machine."""
+    h = report["headline"]
+    cfg = report["config"]
+    lines = [
+        "# TraceLedger benchmark report", "",
+        f"Generated {report['generated_at']} by `{report['command']}` in {report['duration_s']:.0f} s.", "",
+        f"Set-up: {cfg['validators']} QBFT validator processes (block period {cfg['block_period_s']} s), API with "
+        f"{cfg['api_workers']} uvicorn workers on **{cfg['database']}** (one anchoring worker elected through the "
+        f"database), anchoring batches up to {cfg['anchor_max_batch']} records; locust {cfg['locust_users']} users "
+        f"per scenario for {cfg['locust_duration_s']} s without think time, on the same machine as everything else.",
+        "", "## Headline (`bench/report.json`)", "",
+        "| key | value | goal | met | ratio to trivial |", "|---|---:|---:|:---:|---:|",
+    ]
+    ratio_of = {"post_certificate_rps": "post_certificate", "resolve_rps": "resolve"}
+    for key in ("ingest_events_per_s", "anchor_latency_p99_s", "post_certificate_rps", "post_certificate_p99_ms",
+                "resolve_rps", "verify_lineage50_p50_ms", "trivial_rps"):
+        goal = GOALS.get(key)
+        val = h.get(key)
+        met = "" if goal is None or val is None else ("yes" if (val >= goal[1] if goal[0] == ">=" else val <= goal[1])
+                                                      else "no")
+        ratio = h["ratios_to_trivial"].get(ratio_of.get(key, ""), None)
+        lines.append(f"| `{key}` | {fmt(val, 2 if 'latency' in key else 1)} | "
+                     f"{goal[0] + ' ' + fmt(goal[1]) if goal else '(ceiling)'} | {met} | {fmt(ratio, 3)} |")
+    lines += ["", "## Endpoints (locust, headless)", "",
+              "| scenario | endpoint | users | requests | failures | req/s | p50 ms | p95 ms | p99 ms "
+              "| ratio to trivial |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    trivial = h.get("trivial_rps")
+    for run in report["locust"]:
+        for e in run["endpoints"]:
+            ratio = e["rps"] / trivial if trivial and e["rps"] else None
+            lines.append(f"| {run['scenario']} | `{e['method']} {e['name']}` | {e['users']} | {e['requests']:,} | "
+                         f"{e['failures']:,} | {fmt(e['rps'])} | {fmt(e['p50_ms'], 0)} | {fmt(e['p95_ms'], 0)} | "
+                         f"{fmt(e['p99_ms'], 0)} | {fmt(ratio, 3)} |")
+        if not run["endpoints"]:
+            lines.append(f"| {run['scenario']} | (no requests) | | | | | | | | |")
+    fails = [(r["scenario"], f) for r in report["locust"] for f in r["failures"]]
+    if fails:
+        lines += ["", "Failures (reason as reported by locust):", ""]
+        lines += [f"* {scn} — `{f['name']}` × {f['occurrences']}: {f['error']}" for scn, f in fails[:20]]
+    ing = report["ingest"]
+    a = ing["anchoring"]
+    lines += ["", "## Bulk EPCIS ingest and anchoring", "",
+              f"{ing['documents']} documents × {ing['events_per_document']} events, {ing['concurrency']} clients: "
+              f"{ing['events_acknowledged']:,} events acknowledged (committed) in {ing['wall_s']} s = "
+              f"**{fmt(ing['events_per_s'])} events/s**; request p50 {fmt(ing['request_p50_s'], 2)} s.", "",
+              f"Anchoring: {a['records_anchored']:,} records in {a['batches']} batches, "
+              f"{fmt(a['anchored_records_per_s'])} records/s; latency (ingest commit → batch final on chain) "
+              f"p50 {fmt(a['latency_p50_s'], 2)} s, p95 {fmt(a['latency_p95_s'], 2)} s, "
+              f"p99 {fmt(a['latency_p99_s'], 2)} s, max {fmt(a['latency_max_s'], 2)} s; "
+              f"pending at the end: {a['records_pending_at_end']}.", ""]
+    if ing["failures"]:
+        lines += ["Ingest failures: " + "; ".join(ing["failures"]), ""]
+    lines += ["## Micro-benchmarks (one core, in the benchmark process)", "", "| operation | µs | per second |",
+              "|---|---:|---:|"]
+    for name, m in report["micro"].items():
+        lines.append(f"| {name} | {fmt(m['us_per_op'], 2)} | {fmt(m['ops_per_s'], 0)} |")
+    lines += ["", "## What limits each figure", ""]
+    lines += [f"* {x}" for x in report["limits"]]
+    lines += ["", "## Machine", "", "| fact | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in report["machine"].items()]
+    lines += ["", "## How to read this", "",
+              "* *req/s* is what the API served while locust ran on the same cores; *ratio to trivial* divides it by "
+              "`GET /livez` (no database, no chain) in the same run — the share of this machine's HTTP ceiling an "
+              "endpoint reaches. Anchoring latency is measured in the database from each record's commit to its "
+              "batch's receipt.",
+              "* The machine is shared and noisy: compare ratios across runs rather than absolute numbers.",
+              "* Raw locust CSVs and logs are in `bench/raw/`; rerun with `make bench` or `traceledger bench --help`.",
+              ""]
+    return "\n".join(lines)
+
+
+def limits(headline: dict[str, Any], micro: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
+    """Plain statements of what bounds each headline figure, from the measured costs."""
+    def us(key: str) -> float | None:
+        for name, m in micro.items():
+            if name.startswith(key):
+                return m["us_per_op"]
+        return None
+
+    hash_us, val_us, sign_us = us("GS1 event hash"), us("EPCIS schema"), us("EIP-712 record signature")
+    out = [
+        f"ingest_events_per_s: CPU per event — GS1 event hash ID ≈ {fmt(hash_us, 0)} µs (pyld JSON-LD expansion in "
+        f"epcis-event-hash-generator), schema validation ≈ {fmt(val_us, 0)} µs (compiled fastjsonschema fast path), "
+        f"EIP-712 signature ≈ {fmt(sign_us, 0)} µs, canonical JSON + bulk INSERTs the rest; {cfg['api_workers']} "
+        f"workers on {headline.get('cores', 2)} cores shared with the client and the validators. 10,000 events/s "
+        "needs the hash IDs computed without pyld (a native CBV 2.0 pre-hash) or more cores.",
+        "anchor_latency_p99_s: the anchoring interval (1 s) + one anchor transaction per batch (whole backlog in one "
+        "batch, up to the batch limit) + QBFT block period (1 s) + receipt polling; the chain is never the bound on "
+        "records/s (one transaction per batch).",
+        "post_certificate_rps / p99: per request EN 10168 validation, canonical JSON, SHA-256, EIP-712 signature, one "
+        "durable commit (fsync) and FastAPI/pydantic overhead in a thread pool; locust shares the 2 cores.",
+        "resolve_rps: three indexed reads (record, owner, batch) through the SQLAlchemy ORM per request plus FastAPI; "
+        "compare with trivial_rps — the HTTP stack itself caps this machine.",
+        "verify_lineage50_p50_ms: lineage walk (one query per level) + node/record queries + 50 record checks; "
+        "signatures, inclusion proofs, on-chain anchors and seals are cached (finalized facts never change), so no "
+        "chain round trip after the first verification.",
+        "trivial_rps: uvicorn (uvloop + httptools) + Starlette with the request-counting middleware, and locust "
+        "generating the load on the same cores.",
+    ]
+    return out
+
+
+# ------------------------------------------------------------------------------------------- main
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="traceledger bench", description=__doc__.splitlines()[0])
+    p.add_argument("--validators", type=int, default=4)
+    p.add_argument("--workers", type=int, default=2, help="uvicorn workers of the API")
+    p.add_argument("--database", choices=("auto", "postgresql", "sqlite"), default="auto")
+    p.add_argument("--users", type=int, default=32, help="locust users per scenario")
+    p.add_argument("--duration", type=int, default=15, help="seconds per locust scenario")
+    p.add_argument("--ingest-docs", type=int, default=8)
+    p.add_argument("--ingest-events", type=int, default=2000)
+    p.add_argument("--ingest-concurrency", type=int, default=2)
+    p.add_argument("--certificates", type=int, default=500, help="certificates prepared for the auditor suite")
+    p.add_argument("--receivables", type=int, default=2, help="receivable tokens prepared for the bank suite")
+    p.add_argument("--scenarios", default=",".join(s[0] for s in SCENARIOS),
+                   help="comma-separated subset of " + ",".join(s[0] for s in SCENARIOS))
+    p.add_argument("--out", type=Path, default=ROOT / "bench")
+    p.add_argument("--keep-data", action="store_true", help="keep the temporary network/API data directory")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark (see the module doc); exit code 0 when the report was written."""
+    from scripts.load_setup import prepare
+    from scripts.stack import Stack
+
+    args = parse_args(argv)
+    started = time.monotonic()
+    out: Path = args.out
+    raw = out / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    database, db_url, schema = pick_database(args.database)
+    data_dir = Path(tempfile.mkdtemp(prefix="tl-bench-"))
+    anchor_max_batch = 50_000
+    stack = Stack(data_dir=data_dir, validators=args.validators, api_port=None, rpc_base_port=None,
+                  p2p_base_port=None, database_url=db_url, api_workers=args.workers,
+                  extra_env={"TRACELEDGER_ANCHOR_MAX_BATCH": str(anchor_max_batch)})
+    facts = machine_facts(database, db_url)
+    try:
+        log(f"starting {args.validators} validators + API ({args.workers} workers, {database}) in {data_dir}")
+        stack.start()
+        assert stack.admin_token is not None
+        log("preparing data for the suites")
+        cfg = prepare(stack.api_url(), stack.admin_token, certificates=args.certificates,
+                      receivables=args.receivables)
+        config_path = raw / "load-config.json"
+        config_path.write_text(json.dumps(cfg, indent=1))
+        if cfg.get("bank_skip_reason"):
+            log(f"bank suite will skip: {cfg['bank_skip_reason']}")
+        wanted = {s.strip() for s in args.scenarios.split(",") if s.strip()}
+        runs = []
+        for name, locustfile, tags, users in SCENARIOS:
+            if name in wanted:
+                runs.append(run_locust(name, locustfile, tags, users or args.users, args.duration, stack.api_url(),
+                                       config_path, raw))
+        ingest = measure_ingest(stack, cfg["factory"]["api_key"], cfg["factory"]["prefix"], docs=args.ingest_docs,
+                                events=args.ingest_events, concurrency=args.ingest_concurrency,
+                                anchor_timeout_s=180.0)
+        with httpx.Client(base_url=stack.api_url(), timeout=10) as c:
+            leaders = {}
+            for _ in range(40):
+                a = c.get("/healthz").json().get("anchoring", {})
+                leaders[a.get("pid")] = a.get("leader")
+    finally:
+        stack.stop()
+        if schema:
+            drop_schema(schema)
+        if not args.keep_data:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    log("micro-benchmarks")
+    micro = micro_benchmarks()
+    headline = summarize(ingest, runs, cfg.get("lineage_records"))
+    config_out = {"validators": args.validators, "block_period_s": stack.block_period_s, "api_workers": args.workers,
+                  "database": database, "anchor_max_batch": anchor_max_batch, "locust_users": args.users,
+                  "locust_duration_s": args.duration, "anchoring_leaders_seen": leaders,
+                  "bank_skip_reason": cfg.get("bank_skip_reason")}
+    report = {
+        **{k: headline[k] for k in headline if k != "ratios_to_trivial"},
+        "headline": headline,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "traceledger bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "duration_s": time.monotonic() - started,
+        "config": config_out, "machine": facts, "ingest": ingest, "locust": runs, "micro": micro,
+        "endpoints": [e for r in runs for e in r["endpoints"]],
+    }
+    report["limits"] = limits(headline, micro, config_out)
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
+    (out / "report.md").write_text(markdown(report))
+    log(f"wrote {out / 'report.md'} and {out / 'report.json'} in {report['duration_s']:.0f} s")
+    print(markdown(report).split("## Endpoints")[0])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

@@ -1,0 +1,163 @@
+"""``traceledger demo --scenario receivables|work-tickets``: the on-chain business workflows through the API.
+
+* **receivables** -- an automaker confirms 1,000,000.00 CNY to its tier-1 supplier; tier-1 splits
+  400,000.00 to tier-2, which passes 150,000.00 to the steel mill; the mill asks a bank to finance its
+  part, the bank checks the token (genuine, outstanding, not financed, full chain) and discounts it;
+  a second confirmation of the same invoice is refused; at maturity the automaker settles every holder.
+* **work-tickets** -- a substation ticket with issuer, permitting officer, person in charge and three
+  crew members driven through every step; an out-of-order step and a step by the wrong person are
+  refused; the equipment's history is listed and the ticket verified.
+
+Each function returns the number of failed expectations (0 = all as expected).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+
+def _post(client: httpx.Client, path: str, key: str, body: dict[str, Any]) -> httpx.Response:
+    return client.post(path, headers={"Authorization": f"Bearer {key}"}, json=body)
+
+
+def _enterprise(client: httpx.Client, admin_token: str, name: str, roles: list[str]) -> dict[str, Any]:
+    r = _post(client, "/v1/enterprises", admin_token, {"name": name, "roles": roles})
+    r.raise_for_status()
+    return r.json()
+
+
+def _block_time(client: httpx.Client, rpc_url: str) -> int:
+    block = httpx.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber",
+                                      "params": ["latest", False]}, timeout=10).json()["result"]
+    return int(block["timestamp"], 16)
+
+
+def receivables_scenario(client: httpx.Client, admin_token: str, rpc_url: str, console: Console,
+                         maturity_in_s: int = 40) -> int:
+    """The 3-tier supply-chain finance scenario; returns the number of failed expectations."""
+    failures = 0
+
+    def expect(ok: bool, what: str) -> None:
+        nonlocal failures
+        console.print(("[green]✓[/green] " if ok else "[red]✗[/red] ") + what)
+        failures += 0 if ok else 1
+
+    automaker = _enterprise(client, admin_token, "Demo Automaker", ["core_enterprise"])
+    tier1 = _enterprise(client, admin_token, "Demo Tier-1 Supplier", ["supplier"])
+    tier2 = _enterprise(client, admin_token, "Demo Tier-2 Supplier", ["supplier"])
+    mill = _enterprise(client, admin_token, "Demo Steel Mill (receivables)", ["manufacturer"])
+    bank = _enterprise(client, admin_token, "Demo Bank", ["bank"])
+    maturity = _block_time(client, rpc_url) + maturity_in_s
+    body = {"to_enterprise_id": tier1["id"], "currency": "CNY", "amount": "1000000.00", "maturity": maturity,
+            "invoice": {"number": "DEMO-INV-0001", "amount": "1000000.00", "currency": "CNY"}}
+    r = _post(client, "/v1/receivables", automaker["api_key"], body)
+    r.raise_for_status()
+    root = r.json()["id"]
+    expect(True, f"automaker confirmed 1,000,000.00 CNY to tier-1: token {root}, maturity in {maturity_in_s} s")
+    r = _post(client, "/v1/receivables", automaker["api_key"], body)
+    expect(r.status_code == 409, f"second issue against the same invoice refused ({r.status_code})")
+    r = _post(client, f"/v1/receivables/{root}/split", tier1["api_key"],
+              {"to_enterprise_id": tier2["id"], "amount": "400000.00"})
+    r.raise_for_status()
+    t2 = r.json()["token_id"]
+    r = _post(client, f"/v1/receivables/{t2}/split", tier2["api_key"],
+              {"to_enterprise_id": mill["id"], "amount": "150000.00"})
+    r.raise_for_status()
+    t3 = r.json()["token_id"]
+    expect(True, f"tier-1 split 400,000.00 to tier-2 (token {t2}); tier-2 passed 150,000.00 to the mill (token {t3})")
+    _post(client, f"/v1/receivables/{t3}/approve", mill["api_key"],
+          {"operator_enterprise_id": bank["id"], "amount": "150000.00"}).raise_for_status()
+    check = client.get(f"/v1/receivables/{t3}/check", headers={"Authorization": f"Bearer {bank['api_key']}"}).json()
+    expect(check.get("genuine") and check.get("outstanding") and not check.get("already_financed"),
+           f"bank check: genuine, outstanding, not financed, confirmed by {check.get('confirmed_by', {}).get('name')},"
+           f" free to finance {check.get('free_to_finance_amount')} CNY")
+    table = Table(title=f"chain of token {t3} back to the confirmed payable")
+    for col in ("token", "kind", "holder", "received (CNY)", "block"):
+        table.add_column(col)
+    for entry in check.get("chain", []):
+        table.add_row(str(entry["token_id"]), entry["kind"], entry["holder"]["name"] or entry["holder"]["address"],
+                      entry["amount_received"], str(entry["block_number"]))
+    console.print(table)
+    r = _post(client, f"/v1/receivables/{t3}/discount", bank["api_key"],
+              {"amount": "150000.00", "rate_bps": 350, "payment_reference": "DEMO-BANK-PAY-0001"})
+    ok = r.status_code == 201
+    expect(ok, f"bank discounted 150,000.00 at 350 bps: price {r.json()['discount']['price_amount'] if ok else '-'}"
+               f" CNY, new financed token {r.json()['id'] if ok else '-'}")
+    console.print(f"waiting for maturity ({maturity_in_s} s after issue)…")
+    deadline = time.monotonic() + maturity_in_s + 60
+    while _block_time(client, rpc_url) < maturity and time.monotonic() < deadline:
+        time.sleep(0.5)
+    holders = client.get(f"/v1/receivables/{root}",
+                         headers={"Authorization": f"Bearer {automaker['api_key']}"}).json()["holders"]
+    for h in holders:
+        if h["value"]:
+            r = _post(client, f"/v1/receivables/{h['token_id']}/settle", automaker["api_key"],
+                      {"payment_reference": f"DEMO-SETTLE-{h['token_id']}"})
+            expect(r.status_code == 200, f"settled {h['amount']} CNY to {h['holder']['name']} ({r.status_code})")
+    final = client.get(f"/v1/receivables/{root}", headers={"Authorization": f"Bearer {automaker['api_key']}"}).json()
+    expect(final["payable"]["settled_value"] == 100_000_000 and all(h["value"] == 0 for h in final["holders"]),
+           f"all holders paid: {final['payable']['settled_value'] / 100:,.2f} CNY settled, every balance 0")
+    return failures
+
+
+def work_ticket_scenario(client: httpx.Client, admin_token: str, console: Console) -> int:
+    """A full GB 26860 work ticket with three crew members; returns the number of failed expectations."""
+    failures = 0
+
+    def expect(ok: bool, what: str) -> None:
+        nonlocal failures
+        console.print(("[green]✓[/green] " if ok else "[red]✗[/red] ") + what)
+        failures += 0 if ok else 1
+
+    grid = _enterprise(client, admin_token, "Demo Power Grid", ["manufacturer"])
+    key = grid["api_key"]
+    people = {}
+    for label, name, roles in (("issuer", "Wang Wei", ["ticket_issuer"]),
+                               ("permitter", "Li Na", ["permitting_officer"]),
+                               ("leader", "Zhang Qiang", ["person_in_charge"]),
+                               ("crew1", "Chen Jie", ["crew_member"]), ("crew2", "Liu Yang", ["crew_member"]),
+                               ("crew3", "Zhao Lei", ["crew_member"])):
+        r = _post(client, "/v1/persons", key, {"name": name, "roles": roles, "qualification": "110 kV substation"})
+        r.raise_for_status()
+        people[label] = r.json()
+    equipment = f"{grid['prefix']}/T1-110kV"
+    document = {"equipment": equipment, "work_content": "Replace the 110 kV bushing of transformer T1",
+                "safety_measures": ["Open breaker 101", "Earth both sides"], "isolation_points": ["Breaker 101"],
+                "planned_start": "2026-05-01T08:00:00+08:00", "planned_end": "2026-05-01T18:00:00+08:00"}
+    r = _post(client, "/v1/work-tickets", key, {"document": document, "issuer": people["issuer"]["id"],
+                                                "permitter": people["permitter"]["id"],
+                                                "leader": people["leader"]["id"],
+                                                "crew": [people[c]["id"] for c in ("crew1", "crew2", "crew3")]})
+    r.raise_for_status()
+    tid = r.json()["id"]
+    expect(True, f"ticket {tid} issued for {equipment}")
+
+    def step(action: str, who: str) -> httpx.Response:
+        return _post(client, f"/v1/work-tickets/{tid}/steps", key, {"action": action, "person_id": people[who]["id"]})
+
+    r = step("brief", "leader")
+    expect(r.status_code == 409, f"briefing before the permit refused ({r.status_code})")
+    r = step("permit", "leader")
+    expect(r.status_code == 403, f"permit by the wrong person refused ({r.status_code})")
+    for action, who in (("permit", "permitter"), ("brief", "leader"), ("acknowledge", "crew1"),
+                        ("acknowledge", "crew2"), ("acknowledge", "crew3"), ("end_work", "leader"),
+                        ("terminate", "permitter")):
+        r = step(action, who)
+        expect(r.status_code == 201, f"{action} by {people[who]['name']} ({r.status_code})")
+    view = client.get(f"/v1/work-tickets/{tid}").json()
+    table = Table(title=f"work ticket {tid}: {view['status']}")
+    for col in ("step", "person", "time", "block"):
+        table.add_column(col)
+    for h in view["history"]:
+        table.add_row(h["action"], h["person"]["name"] or h["person"]["address"], h["time"], str(h["block_number"]))
+    console.print(table)
+    verdict = client.get(f"/v1/work-tickets/{tid}/verify").json()
+    expect(verdict.get("verified") is True, "ticket verified: document digest and every signed step")
+    listing = client.get(f"/v1/equipment/{equipment}/work-tickets").json()
+    expect(listing.get("count") == 1, f"equipment history of {equipment}: {listing.get('count')} job(s)")
+    return failures

@@ -1,0 +1,198 @@
+"""Lineage on a real 4-validator network: verification, offline bundle (and tampering), the /id page in
+headless Chromium. One small generated chain (1 heat, ~60 events) keeps the module within ~2 minutes."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from provenance.epcis import canonical_epc
+from scripts.bundle_verify import load_validators, verify_bundle
+from scripts.stack import Stack
+from scripts.supply_chain import generate
+
+from .conftest import SHARED_DATA
+
+pytestmark = pytest.mark.integration
+
+
+def q(identifier: str) -> str:
+    return quote(identifier, safe="")
+
+
+@pytest.fixture(scope="module")
+def loaded(stack: Stack, api: httpx.Client) -> dict[str, Any]:
+    if not (SHARED_DATA / "epcis" / "EPCIS-JSON-Schema.json").is_file():
+        pytest.skip(f"EPCIS schema not found under {SHARED_DATA} (../shared/data beside the project)")
+    gov = {"Authorization": f"Bearer {stack.admin_token}"}
+    ents = {}
+    for role, roles in (("mill", ["manufacturer"]), ("service_center", ["supplier"]), ("stamping", ["supplier"]),
+                        ("oem", ["core_enterprise"])):
+        r = api.post("/v1/enterprises", headers=gov, json={"name": role, "roles": roles})
+        assert r.status_code == 201, r.text
+        ents[role] = r.json()
+    chain = generate(heats=1, slabs_per_heat=1, slits_per_coil=2, blanks_per_slit=3, parts_per_assembly=3,
+                     non_conformant_rate=0.2, mill_prefix=ents["mill"]["prefix"], seed=5)
+    for cert in chain.certificates:
+        r = api.post("/v1/coils/certificates", json=cert,
+                     headers={"Authorization": f"Bearer {ents['mill']['api_key']}"})
+        assert r.status_code == 201, r.text
+    idents = []
+    for role, doc in chain.documents:
+        r = api.post("/v1/epcis/capture", json=doc, headers={"Authorization": f"Bearer {ents[role]['api_key']}"})
+        assert r.status_code == 201, r.text
+        idents += [e["identifier"] for e in r.json()["events"]]
+    deadline = time.monotonic() + 120
+    part = sorted(chain.truth.part_heat)[0]
+    while time.monotonic() < deadline:
+        body = api.get(f"/v1/verify/{q(part)}", params={"lineage": "upstream"}).json()
+        if body["verified"]:
+            break
+        time.sleep(1.0)
+    return {"chain": chain, "ents": ents, "part": part, "verify": body}
+
+
+def test_lineage_verification_true_then_false_after_alteration(stack: Stack, api: httpx.Client,
+                                                              loaded: dict[str, Any]) -> None:
+    body = loaded["verify"]
+    assert body["verified"] is True, body.get("first_failure")
+    assert body["first_failure"] is None and body["records_checked"] >= 10
+    truth = loaded["chain"].truth
+    part = loaded["part"]
+    heat_key = canonical_epc(truth.heats[truth.part_heat[part]])
+    assert heat_key in {n["key"] for n in body["nodes"]}
+    # measure p50 of a lineage verification (closing-note figure on this small chain)
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        assert api.get(f"/v1/verify/{q(part)}", params={"lineage": "upstream"}).json()["verified"]
+        times.append(time.perf_counter() - t)
+    print(f"lineage verify p50 {sorted(times)[2] * 1000:.0f} ms for {body['records_checked']} records")
+    # alter one record of the mother coil node (its inspection event) directly in the database
+    coil = truth.part_coil[part]
+    coil_node = next(n for n in body["nodes"] if n["identifier"] == coil)
+    victim = next(r["identifier"] for r in coil_node["records"] if r["kind"] == "epcis_event")
+    db = stack.data_dir / "api" / "api.db"
+    with sqlite3.connect(db, timeout=30) as conn:
+        (doc,) = conn.execute("SELECT document FROM records WHERE identifier = ?", (victim,)).fetchone()
+        conn.execute("UPDATE records SET document = ? WHERE identifier = ?",
+                     (doc.replace("conformant", "nonconformant", 1) if "conformant" in doc else doc + " ", victim))
+    bad = api.get(f"/v1/verify/{q(part)}", params={"lineage": "upstream"}).json()
+    assert bad["verified"] is False
+    nearer = [n for n in bad["nodes"] if n["level"] < coil_node["level"]]
+    assert all(n["verified"] for n in nearer)
+    assert bad["first_failure"]["identifier"] == coil and bad["first_failure"]["record"] == victim
+    assert bad["first_failure"]["check"] == "record_digest"
+    with sqlite3.connect(db, timeout=30) as conn:
+        conn.execute("UPDATE records SET document = ? WHERE identifier = ?", (doc, victim))
+
+
+def _validators(stack: Stack) -> str:
+    assert stack.spec is not None
+    return ",".join(v.address for v in stack.spec.validators)
+
+
+def test_bundle_verifies_offline_and_tampering_is_named(stack: Stack, api: httpx.Client, loaded: dict[str, Any],
+                                                        tmp_path: Path) -> None:
+    assert loaded["verify"]["verified"] is True
+    bundle = api.get(f"/v1/provenance/{q(loaded['part'])}/bundle").json()
+    assert bundle["records"] and bundle["blocks"] and bundle["anchors"]
+    assert any(r["kind"] == "coil_certificate" for r in bundle["records"])
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle))
+    # the CLI, offline, with the validator addresses; then with --rpc cross-check
+    env = {**os.environ, "COLUMNS": "200"}
+    cli = [sys.executable, "-m", "scripts.cli", "verify-bundle", str(path), "--validators", _validators(stack)]
+    proc = subprocess.run(cli, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "BUNDLE VERIFIED" in proc.stdout
+    assert stack.spec is not None
+    proc = subprocess.run([*cli, "--rpc", stack.spec.rpc_urls[1]], capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert proc.returncode == 0 and "(rpc)" in proc.stdout, proc.stdout
+
+    trusted = load_validators(_validators(stack))
+
+    def first_failure(b: dict[str, Any]) -> str:
+        bad = [c for c in verify_bundle(b, trusted) if not c.ok]
+        assert bad, "tampered bundle still verifies"
+        return bad[0].place
+
+    def tampered(mutate: Any) -> dict[str, Any]:
+        b = copy.deepcopy(bundle)
+        mutate(b)
+        return b
+
+    i_cert = next(i for i, r in enumerate(bundle["records"]) if r["kind"] == "coil_certificate")
+    i_ev = next(i for i, r in enumerate(bundle["records"]) if r["kind"] == "epcis_event")
+
+    def flip(text: str, at: int) -> str:
+        return text[:at] + ("0" if text[at] != "0" else "1") + text[at + 1:]
+
+    assert first_failure(tampered(lambda b: b["records"][i_cert].update(
+        document=b["records"][i_cert]["document"].replace("S355", "S235", 1)
+        if "S355" in b["records"][i_cert]["document"] else b["records"][i_cert]["document"] + " "))) \
+        == f"records[{i_cert}].document"
+    assert first_failure(tampered(lambda b: b["records"][i_ev].update(
+        signature=flip(b["records"][i_ev]["signature"], 10)))) == f"records[{i_ev}].signature"
+    assert first_failure(tampered(lambda b: b["records"][i_ev]["proof"].update(
+        leaf_index=b["records"][i_ev]["proof"]["leaf_index"] + 1))) == f"records[{i_ev}].proof"
+    with_path = next(i for i, r in enumerate(bundle["records"]) if r["proof"] and r["proof"]["path"])
+    assert first_failure(tampered(lambda b: b["records"][with_path]["proof"]["path"].__setitem__(
+        0, flip(b["records"][with_path]["proof"]["path"][0], 5)))) == f"records[{with_path}].proof"
+    assert first_failure(tampered(lambda b: b["blocks"][0].update(
+        stateRoot=flip(b["blocks"][0]["stateRoot"], 7)))) == "blocks[0].header"
+    assert first_failure(tampered(lambda b: b["blocks"][0].update(
+        extraData=flip(b["blocks"][0]["extraData"], len(b["blocks"][0]["extraData"]) - 6)))).startswith("blocks[0]")
+    assert first_failure(tampered(lambda b: b["blocks"][0]["transactions"][0].update(
+        input=flip(b["blocks"][0]["transactions"][0]["input"], 12)))).startswith("blocks[0]")
+    assert first_failure(tampered(lambda b: b["anchors"][0].update(
+        root=flip(b["anchors"][0]["root"], 9)))) == "anchors[0]"
+    # a wrong validator set fails on the seals
+    bad = [c for c in verify_bundle(bundle, load_validators("0x" + "11" * 20)) if not c.ok]
+    assert bad and bad[0].place == "blocks[0].extraData.commitSeals"
+    # tampered file through the CLI: exit 1 naming the place
+    path.write_text(json.dumps(tampered(lambda b: b["records"][i_ev].update(record_digest="0x" + "00" * 32))))
+    proc = subprocess.run(cli, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 1 and f"records[{i_ev}].document" in proc.stdout
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian 'chromium' not installed (apt-get install -y chromium)")
+def test_part_page_in_headless_chromium(stack: Stack, loaded: dict[str, Any], tmp_path: Path) -> None:
+    assert CHROMIUM is not None
+    truth = loaded["chain"].truth
+    part = loaded["part"]
+    url = f"{stack.api_url()}/id/{q(part)}"
+    base = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=390,1600"]
+    dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    html = dom.stdout
+    assert '<section id="lineage">' in html
+    timeline = html.split('<ol class="timeline">', 1)[1].split("</ol>", 1)[0]
+    assert truth.part_coil[part] in timeline  # the upstream mother coil
+    heat = truth.part_heat[part]
+    assert f"lot {heat}" in timeline  # the heat (LGTIN lot)
+    assert "✓ verified" in html
+    shot = tmp_path / "part.png"
+    proc = subprocess.run([*base, f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and shot.is_file() and shot.stat().st_size > 5000, proc.stderr[-2000:]
+    keep = os.environ.get("TRACELEDGER_SCREENSHOT_DIR")
+    if keep:
+        shutil.copy(shot, Path(keep) / "part-page.png")
