@@ -103,7 +103,8 @@ def test_ticket_document_is_validated_and_hashed() -> None:
 
 def test_ticket_document_errors_name_every_field() -> None:
     with pytest.raises(TicketInvalid) as info:
-        validate_ticket_document(ticket(equipment="not-an-id", safety_measures=[], planned_end="2026-05-01T07:00:00+08:00"))
+        validate_ticket_document(
+            ticket(equipment="not-an-id", safety_measures=[], planned_end="2026-05-01T07:00:00+08:00"))
     fields = {i["field"] for i in info.value.issues}
     assert {"document.equipment", "document.safety_measures", "document.planned_end"} <= fields
 
