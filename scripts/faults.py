@@ -67,6 +67,7 @@ from ledger.network import (  # noqa: E402
     add_node,
     free_port,
     init_network,
+    load_network,
     rpc,
     start_node,
     stop_processes,
@@ -561,8 +562,9 @@ def scenario_observer(net: FaultNetwork) -> dict[str, Any]:
     from web3.middleware import ExtraDataToPOAMiddleware
 
     assert net.spec is not None
-    if not net.spec.observers:
-        net.spec = _reload(net, add_node(net.data_dir, role="observer"))
+    if not net.spec.observers:  # a network started without one: add it now (running nodes re-read node.json)
+        add_node(net.data_dir, role="observer")
+        net.spec = load_network(net.data_dir)
     observer = net.spec.observers[0]
     if observer.name not in net.procs:
         net.start_node(observer)
@@ -584,12 +586,6 @@ def scenario_observer(net: FaultNetwork) -> dict[str, Any]:
     report = net.check_consistency([*_honest(net), observer])
     return {"sync_s": round(synced, 1), "web3_block": block["number"], "seals": len(signers),
             "tx_status": receipt["status"], "tx_block": receipt["blockNumber"], **report}
-
-
-def _reload(net: FaultNetwork, _: ValidatorSpec) -> NetworkSpec:
-    from ledger.network import load_network
-
-    return load_network(net.data_dir)
 
 
 def _validators_at(net: FaultNetwork, url: str, block: Any = "latest") -> set[str]:
@@ -620,7 +616,7 @@ def scenario_governance(net: FaultNetwork) -> dict[str, Any]:
     removers = [*voters, newcomer][:3]  # 3 of the 5: more than half
     _cli("discard", newcomer.address, *[u for v in removers for u in ("--rpc", v.rpc_url)])
     _cli("remove", leaver.address, *[u for v in removers for u in ("--rpc", v.rpc_url)], "--timeout", "60")
-    listing = _cli("list", "--rpc", ref)
+    listing = _cli("list", "--rpc", ref).split("pending votes")[0]
     if leaver.address in listing or newcomer.address not in listing:
         raise ScenarioFailed(f"`traceledger validators list` does not show the new set:\n{listing}")
     removed_at = _first_block_where(net, ref, lambda vs: leaver.address.lower() not in vs)

@@ -1,0 +1,72 @@
+"""The proposer's block size control (build budget, back-off after a slow round) and pre-building the
+round-0 block while waiting for the block period."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ledger.consensus import Proposal, RoundFailed, Start, decode_message
+from ledger.node import MIN_BLOCK_TXS, Node
+from ledger.transport import KIND_CONSENSUS
+from tests.ledger.helpers import FUNDED_KEY, KEY_BY_ADDRESS, VALIDATORS, free_port, make_genesis, sign_tx
+
+A, B = VALIDATORS[0], VALIDATORS[1]
+
+
+@pytest.fixture
+def node(tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text("0x" + KEY_BY_ADDRESS[A].to_bytes().hex())
+    config = {
+        "name": "validator-1", "data_dir": str(tmp_path / "data"), "key_file": str(key_file),
+        "genesis": make_genesis().to_json(), "p2p": {"host": "127.0.0.1", "port": free_port()},
+        "rpc": {"host": "127.0.0.1", "port": free_port()}, "peers": [], "observers": [],
+        "permissioning": {"registry": None}, "request_timeout_s": 2.0,
+    }
+    built = Node(config)
+    yield built
+    built.ledger.close()
+
+
+def test_block_cap_follows_measured_speed_and_backs_off_after_a_slow_round(node: Node) -> None:
+    assert node.build_budget_s == pytest.approx(0.5)  # 25 % of the 2 s request timeout
+    node._s_per_tx = 0.002
+    assert node.block_tx_cap() == 250
+    node._learn_build_speed(200, 0.2)  # 1 ms per transaction measured
+    assert node.block_tx_cap() > 250
+    before = node._s_per_tx
+
+    async def fail(proposer_missing: bool) -> None:
+        missing = (B,) if proposer_missing else ()
+        node._do(RoundFailed(1, 0, B, missing))
+
+    asyncio.run(fail(proposer_missing=True))  # a dead proposer says nothing about execution speed
+    assert node._s_per_tx == before
+    asyncio.run(fail(proposer_missing=False))  # proposer alive, round failed: validation too slow
+    assert node._s_per_tx == pytest.approx(before * 1.5)
+    node._s_per_tx = 1.0
+    assert node.block_tx_cap() == MIN_BLOCK_TXS
+
+
+def test_round0_block_is_prebuilt_and_proposed_at_round_start(node: Node) -> None:
+    tx = sign_tx(FUNDED_KEY, 0)
+    node.pool.add(tx)
+    sent: list[bytes] = []
+    node.transport.broadcast = lambda kind, body: sent.append(body) if kind == KIND_CONSENSUS else None
+
+    async def scenario() -> None:
+        node._prebuild(1, node.ledger.head.hash)
+        assert node._prebuilt is not None
+        prebuilt = node._prebuilt[2]
+        assert [t.hash for t in prebuilt.transactions] == [tx.hash]
+        assert prebuilt.header.timestamp >= node.ledger.head.timestamp + 1
+        node.feed(Start(1))
+        await asyncio.sleep(0.05)  # CreateBlock runs on the next loop iteration
+        proposals = [m for m in map(decode_message, sent) if isinstance(m, Proposal)]
+        assert len(proposals) == 1
+        assert node.ledger.block_digest(proposals[0].signed.payload.block) == prebuilt.hash
+        assert node._prebuilt is None
+
+    asyncio.run(scenario())
