@@ -155,6 +155,9 @@ def capture_document(
 
     All or nothing: on any invalid event nothing is written and :class:`BadRequest` lists every
     issue (``field`` = JSON path, ``event_index``). The session is flushed, not committed.
+    Thousands of events per document: stored state is read with chunked ``IN`` queries and the rows
+    (records, events, EPC references, lineage edges, new objects) are written with multi-row INSERTs
+    (:func:`api.bulk.insert_rows`), so the caller's single commit makes the whole document durable.
 
     Returns:
         :class:`CaptureResult` with ``event_ids`` (GS1 event hash IDs in document order) and per event
@@ -294,13 +297,6 @@ def _object_row(key: str, raw: str, enterprise: Enterprise) -> dict[str, Any]:
         identifier = f"{enterprise.prefix}/{suffix}"
     return {"key": key, "identifier": identifier, "raw": raw[:300], "kind": epc_kind(key),
             "enterprise_id": enterprise.id}
-
-
-def _retract(session: Session, original: EpcisEvent, declaration: EpcisEvent) -> None:
-    original.retracted = True
-    original.error_reason = declaration.error_reason
-    original.corrective_event_ids = list(declaration.corrective_event_ids)
-    session.add(original)
 
 
 def _loc(value: Any) -> str | None:

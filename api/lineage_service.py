@@ -54,13 +54,15 @@ def verify_lineage(session: Session, node: Node, *, chain: ChainClient | None, s
     verdicts: dict[str, dict[str, Any]] = {}
     owner_ids = sorted({r.enterprise_id for r in recs.values()})
     owners = {e.id: e for e in session.exec(select(Enterprise).where(col(Enterprise.id).in_(owner_ids))).all()}
+    batches: dict[int, Batch] = {}
     for ident in ids:
         rec = recs.get(ident)
         if rec is None:
             verdicts[ident] = {"identifier": ident, "kind": None, "verified": False,
                                "failed": [{"name": "record", "detail": "record missing"}]}
             continue
-        res = verify_record(session, rec, chain=memo, seal_cache=seal_cache, owner=owners.get(rec.enterprise_id))
+        res = verify_record(session, rec, chain=memo, seal_cache=seal_cache, owner=owners.get(rec.enterprise_id),
+                            batches=batches)
         verdicts[ident] = {"identifier": ident, "kind": rec.kind, "verified": res["verified"],
                            "failed": [{"name": c["name"], "detail": c["detail"]} for c in res["checks"] if not c["ok"]]}
     nodes_out = []

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api import metrics
 from api.anchoring import AnchoringWorker
+from api.asgi import RequestCounter
 from api.bootstrap import ensure_service_enterprise, ensure_service_registered
 from api.chain import ChainClient
 from api.db import init_db, make_engine
@@ -95,13 +95,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     app.state.tl = state
     install_handlers(app)
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", None) or "unmatched"
-        metrics.REQUESTS.labels(route=template, method=request.method, status=str(response.status_code)).inc()
-        return response
+    app.add_middleware(RequestCounter)  # pure ASGI: request counts by route template, method and status
 
     for module in (enterprises, certificates, identifiers, verify, pages, health, persons, work_tickets, receivables):
         app.include_router(module.router)

@@ -36,7 +36,8 @@ def new_account_keystore(passphrase: str, scrypt_n: int) -> tuple[str, str]:
 
 
 class KeyCache:
-    """Decrypted private keys by keystore address, so scrypt runs once per key per process."""
+    """Decrypted private keys by keystore address (and by keystore text, to skip parsing), so scrypt runs once
+    per key per process."""
 
     def __init__(self) -> None:
         self._keys: dict[str, bytes] = {}
@@ -44,12 +45,19 @@ class KeyCache:
 
     def private_key(self, keystore_json: str, passphrase: str) -> bytes:
         """The 32-byte private key of ``keystore_json`` (raises ValueError on a wrong passphrase)."""
+        with self._lock:
+            cached = self._keys.get(keystore_json)  # hot path: no JSON parsing per request
+        if cached is not None:
+            return cached
         address = json.loads(keystore_json).get("address", "").lower()
         with self._lock:
             cached = self._keys.get(address)
         if cached is not None:
+            with self._lock:
+                self._keys[keystore_json] = cached
             return cached
         key = bytes(Account.decrypt(keystore_json, passphrase))
         with self._lock:
             self._keys[address] = key
+            self._keys[keystore_json] = key
         return key

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from sqlalchemy.orm import defer
 from sqlmodel import Session
 
 from api.chain import ChainClient, ChainError, ChainUnavailable
@@ -225,7 +226,7 @@ def _recover_cached(signature: bytes, identifier: str, kind: str, digest: bytes,
 
 def verify_record(
     session: Session, record: Record, *, chain: ChainClient | None, seal_cache: SealCache,
-    owner: Enterprise | None = None,
+    owner: Enterprise | None = None, batches: dict[int, Batch] | None = None,
 ) -> dict[str, Any]:
     """Run every check for ``record``; returns the ``GET /v1/verify`` body.
 
@@ -266,15 +267,25 @@ def verify_record(
 
     proof_out: dict[str, Any] | None = None
     anchor_out: dict[str, Any] | None = None
-    batch = session.get(Batch, record.batch_id) if record.batch_id is not None else None
+    # the leaf list (up to tens of thousands of digests) is loaded only when the batch tree is not cached
+    # (Session.get with options always queries, and the identity map holds objects weakly: callers verifying
+    # many records pass ``batches`` to keep each batch for the whole request)
+    batch: Batch | None = None
+    if record.batch_id is not None:
+        batch = batches.get(record.batch_id) if batches is not None else None
+        if batch is None:
+            batch = session.get(Batch, record.batch_id, options=[defer(Batch.leaf_digests)])  # type: ignore[arg-type]
+            if batches is not None and batch is not None:
+                batches[record.batch_id] = batch
     if record.status != "anchored" or batch is None or record.leaf_index is None:
         checks.append(Check("anchored", False, "pending anchoring"))
     else:
         # 3. inclusion proof
         try:
-            if len(batch.leaf_digests) != batch.size:
-                raise InvalidProof(f"batch lists {len(batch.leaf_digests)} leaves but its size is {batch.size}")
-            path = seal_cache.tree(batch).proof(record.leaf_index)
+            tree = seal_cache.tree(batch)
+            if tree.size != batch.size:
+                raise InvalidProof(f"batch lists {tree.size} leaves but its size is {batch.size}")
+            path = tree.proof(record.leaf_index)
             proof_out = {
                 "root": batch.root,
                 "leaf_index": record.leaf_index,

@@ -414,9 +414,9 @@ class Node:
         log.info("%s: committed block %d round %d txs=%d seals=%d", self.name, action.height, action.round,
                  len(decode_block(action.block).transactions), len(action.seals))
 
-    def _after_new_head(self, *, committed: bool) -> None:
+    def _after_new_head(self, *, committed: bool, blocks: int = 1) -> None:
         self._last_commit = time.monotonic()
-        self.m_blocks.inc() if committed else self.m_synced.inc()
+        (self.m_blocks if committed else self.m_synced).inc(blocks)
         self.m_height.set(self.ledger.height)
         self.pool.evict_below(self._account_nonce)
         self.m_pool.set(len(self.pool))
@@ -562,7 +562,7 @@ class Node:
             imported += 1
         if imported:
             log.info("%s: caught up %d blocks to height %d", self.name, imported, self.ledger.height)
-            self._after_new_head(committed=False)
+            self._after_new_head(committed=False, blocks=imported)
             if len(items) >= SYNC_BATCH:
                 self._last_sync_request = 0.0
                 self.request_sync()

@@ -19,8 +19,9 @@ from functools import lru_cache
 from typing import Any
 
 import coincurve
+from Crypto.Hash import keccak as _keccak_mod
 from eth_account.messages import SignableMessage, encode_typed_data
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
 from provenance.errors import InvalidSignature
 
@@ -94,6 +95,16 @@ def _signable(identifier: str, kind: str, digest: bytes, chain_id: int) -> Signa
     return encode_typed_data(full_message=record_typed_data(identifier, kind, digest, chain_id))
 
 
+def keccak(data: bytes) -> bytes:
+    """Keccak-256 (the Ethereum hash) straight from pycryptodome (eth-hash's backend, without its layers)."""
+    return _keccak_mod.new(digest_bits=256, data=data).digest()
+
+
+@lru_cache(maxsize=256)
+def _private_key(raw: bytes) -> coincurve.PrivateKey:
+    return coincurve.PrivateKey(raw)
+
+
 _DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId)")
 _RECORD_TYPEHASH = keccak(RECORD_TYPE.encode("ascii"))
 
@@ -138,7 +149,7 @@ def sign_record(private_key: bytes, identifier: str, kind: str, digest: bytes, c
     if not isinstance(private_key, bytes | bytearray) or len(private_key) != 32:
         raise ValueError("private key must be 32 bytes")
     try:
-        sig = coincurve.PrivateKey(bytes(private_key)).sign_recoverable(
+        sig = _private_key(bytes(private_key)).sign_recoverable(
             record_signing_hash(identifier, kind, digest, chain_id), hasher=None)
     except Exception as exc:  # noqa: BLE001 - coincurve raises ValueError variants for a bad key
         raise ValueError(f"invalid private key: {exc}") from exc

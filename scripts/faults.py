@@ -488,10 +488,12 @@ def scenario_stop_two(net: FaultNetwork) -> dict[str, Any]:
 def scenario_wipe(net: FaultNetwork) -> dict[str, Any]:
     victim = net.node(2)
     others = _honest(net, 2)
+    height_before = net.height(others[0])
     net.restart(victim, wipe=True)
-    start_height = net.height(victim)
     catch_up = net.wait_caught_up(victim, others[0], 90)
     synced_at = net.height(victim)
+    # the wiped node started from genesis: every block it has now came from its peers (or its own new seals)
+    imported = int(net.metric(victim, "qbft_blocks_synced_total"))
 
     def proposed_again() -> bool:
         top = net.height(others[0])
@@ -499,7 +501,8 @@ def scenario_wipe(net: FaultNetwork) -> dict[str, Any]:
                    for b in net.blocks(others[0], top)[synced_at + 1:])
     rejoined = net.wait(f"{victim.name} to propose a block after its sync", proposed_again, 60)
     report = net.check_consistency([*others, victim])
-    return {"height_after_wipe": start_height, "catch_up_s": round(catch_up, 1), "synced_to": synced_at,
+    return {"height_before_wipe": height_before, "blocks_synced": imported, "catch_up_s": round(catch_up, 1),
+            "synced_to": synced_at,
             "proposed_after_s": round(rejoined, 1), **report}
 
 

@@ -51,6 +51,9 @@ class Stack:
     spec: NetworkSpec | None = None
     validator_procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     api_proc: subprocess.Popen[bytes] | None = None
+    #: run the anchoring worker as its own process (``python -m api.anchoring_service``), not in the API
+    anchoring_process: bool = False
+    anchor_proc: subprocess.Popen[bytes] | None = None
 
     # ------------------------------------------------------------------ network
     def init(self) -> NetworkSpec:
@@ -135,6 +138,8 @@ class Stack:
             env["DATABASE_URL"] = self.database_url
         else:
             env.pop("DATABASE_URL", None)
+        if self.anchoring_process:
+            env["TRACELEDGER_ANCHORING_ENABLED"] = "false"  # api.anchoring_service anchors instead
         env.update(self.extra_env)
         return env
 
@@ -157,6 +162,20 @@ class Stack:
             time.sleep(0.2)
         raise TimeoutError(f"the API did not answer /healthz within {timeout:.0f} s; see {self.data_dir / 'api.log'}")
 
+    def start_anchoring(self) -> subprocess.Popen[bytes]:
+        """Start the stand-alone anchoring process (log: ``<data_dir>/anchoring.log``)."""
+        log = open(self.data_dir / "anchoring.log", "ab")  # noqa: SIM115 - the child owns it
+        env = self.api_env()
+        env["TRACELEDGER_ANCHORING_ENABLED"] = "true"
+        self.anchor_proc = subprocess.Popen([sys.executable, "-m", "api.anchoring_service"], env=env, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        return self.anchor_proc
+
+    def stop_anchoring(self) -> None:
+        if self.anchor_proc is not None:
+            stop_processes([self.anchor_proc])
+            self.anchor_proc = None
+
     def stop_api(self, sig: int = signal.SIGTERM) -> None:
         if self.api_proc is not None:
             if sig == signal.SIGTERM:
@@ -172,9 +191,12 @@ class Stack:
         self.start_validators()
         self.deploy_contracts()
         self.start_api()
+        if self.anchoring_process:
+            self.start_anchoring()
         return self
 
     def stop(self) -> None:
+        self.stop_anchoring()
         self.stop_api()
         stop_processes(list(self.validator_procs.values()))
         self.validator_procs.clear()

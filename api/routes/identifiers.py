@@ -10,7 +10,8 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Response, status
-from sqlmodel import Session
+from sqlalchemy.orm import defer
+from sqlmodel import Session, col, select
 
 from api import crud
 from api.deps import SessionDep, StateDep
@@ -61,10 +62,15 @@ def _iso(dt: Any) -> str | None:
     return dt.isoformat() if dt is not None else None
 
 
-def resolution(session: Session, rec: Record, base_url: str) -> dict[str, Any]:
-    """Handle-style resolution record of ``rec`` (see ``GET /v1/identifiers/{identifier}``)."""
-    owner = session.get(Enterprise, rec.enterprise_id)
-    batch = session.get(Batch, rec.batch_id) if rec.batch_id is not None else None
+def resolution(session: Session, rec: Record, base_url: str, *, owner: Enterprise | None = None,
+               batch: Batch | None = None) -> dict[str, Any]:
+    """Handle-style resolution record of ``rec`` (see ``GET /v1/identifiers/{identifier}``).
+
+    ``owner`` / ``batch`` when the caller loaded them already (else they are read here)."""
+    if owner is None or owner.id != rec.enterprise_id:
+        owner = session.get(Enterprise, rec.enterprise_id)
+    if batch is None or batch.id != rec.batch_id:
+        batch = session.get(Batch, rec.batch_id) if rec.batch_id is not None else None
     ts = _iso(rec.created_at)
     lk = links(base_url, rec.identifier)
     owner_out = (
@@ -154,5 +160,21 @@ def resolve(identifier: str, session: SessionDep, state: StateDep) -> dict[str, 
     verify}}`` with values 1 URL (the /id page), 2 RECORD_DIGEST, 3 OWNER, 4 ANCHOR (only when
     anchored), 100 HS_ADMIN (owner account). Errors: 422 malformed identifier, 404 unknown.
     """
-    rec = record_or_404(session, identifier)
-    return resolution(session, rec, state.settings.public_base_url)
+    rec, owner, batch = record_owner_batch_or_404(session, identifier)
+    return resolution(session, rec, state.settings.public_base_url, owner=owner, batch=batch)
+
+
+def record_owner_batch_or_404(session: Session, identifier: str) -> tuple[Record, Enterprise, Batch | None]:
+    """Like :func:`record_or_404`, but one round trip also loads the owner and the batch (without its leaf
+    list, loaded lazily only when needed). Errors: 422 malformed, 404 unknown."""
+    parse_identifier_or_422(identifier)
+    row = session.exec(
+        select(Record, Enterprise, Batch)
+        .join(Enterprise, col(Enterprise.id) == col(Record.enterprise_id))
+        .outerjoin(Batch, col(Batch.id) == col(Record.batch_id))
+        .options(defer(Batch.leaf_digests))  # type: ignore[arg-type]
+        .where(Record.identifier == identifier)
+    ).first()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"identifier {identifier} is not registered")
+    return row[0], row[1], row[2]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query, status
 
-from api import crud
 from api.deps import SessionDep, StateDep
-from api.routes.identifiers import record_or_404
+from api.routes.identifiers import record_owner_batch_or_404
 from api.verification import verify_record
 
 router = APIRouter(prefix="/v1/verify", tags=["verify"])
@@ -35,11 +34,16 @@ def verify(
     from api.routes.lineage import verify_lineage_body
     from provenance.identifiers import is_valid_identifier
 
-    if lineage == "upstream" or not is_valid_identifier(identifier) or crud.get_record(
-            session, identifier=identifier) is None and _is_graph_node(session, identifier):
+    if lineage == "upstream" or not is_valid_identifier(identifier):
         return verify_lineage_body(session, state, identifier, depth)
-    rec = record_or_404(session, identifier)
-    return verify_record(session, rec, chain=state.chain, seal_cache=state.seal_cache)
+    try:
+        rec, owner, batch = record_owner_batch_or_404(session, identifier)  # one query: record, owner, batch
+    except HTTPException as exc:
+        if exc.status_code == status.HTTP_404_NOT_FOUND and _is_graph_node(session, identifier):
+            return verify_lineage_body(session, state, identifier, depth)
+        raise
+    batches = {batch.id: batch} if batch is not None and batch.id is not None else {}
+    return verify_record(session, rec, chain=state.chain, seal_cache=state.seal_cache, owner=owner, batches=batches)
 
 
 def _is_graph_node(session: SessionDep, identifier: str) -> bool:

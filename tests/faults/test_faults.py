@@ -48,7 +48,9 @@ def test_two_validators_stopped_nothing_finalized_then_resumes(net: FaultNetwork
 
 def test_wiped_validator_resyncs_and_proposes_again(net: FaultNetwork) -> None:
     facts = SCENARIOS["wipe"](net)
-    assert facts["height_after_wipe"] < facts["synced_to"]
+    # it fetched at least the chain it had lost from its peers, and caught up past it
+    assert facts["blocks_synced"] >= facts["height_before_wipe"] > 0
+    assert facts["synced_to"] >= facts["height_before_wipe"]
     assert facts["proposed_after_s"] < 60
 
 

@@ -179,3 +179,20 @@ def test_two_workers_on_postgresql_elect_exactly_one_anchoring_worker(
             roots = conn.execute(text("SELECT root FROM batches")).scalars().all()
             assert len(roots) == len(set(roots))
         eng.dispose()
+
+
+def test_stand_alone_anchoring_process_anchors_for_the_api(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``python -m api.anchoring_service`` holds the lease; the API workers (anchoring disabled) only ingest."""
+    stack = Stack(data_dir=tmp_path_factory.mktemp("anchor-proc"), validators=1, api_port=None, rpc_base_port=None,
+                  p2p_base_port=None, api_workers=2, anchoring_process=True)
+    with stack, httpx.Client(base_url=stack.api_url(), timeout=60) as api:
+        assert stack.anchor_proc is not None and stack.anchor_proc.poll() is None
+        mill = _register(api, stack, "Service Mill")
+        r = api.post("/v1/coils/certificates/batch", json={"certificates": _certs("SV", 0, 30)},
+                     headers={"Authorization": f"Bearer {mill['api_key']}"})
+        assert r.status_code == 201, r.text
+        idents = [x["identifier"] for x in r.json()["records"]]
+        wait_anchored(api, idents)
+        pids, leaders = _leaders(api, tries=20)
+        assert leaders == set() and stack.anchor_proc.pid not in pids  # the API processes do not anchor
+        assert api.get(f"/v1/verify/{path_of(idents[-1])}").json()["verified"] is True
