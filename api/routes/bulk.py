@@ -20,6 +20,7 @@ from api.bulk import insert_rows
 from api.deps import CurrentEnterprise, SessionDep, StateDep
 from api.errors import UnprocessableError, issue
 from api.models import RECORD_KIND_COIL, Record, utcnow
+from api.routes.certificates import parse_signature
 from provenance.canonical import canonicalize
 from provenance.certificate import coil_suffix, validate_certificate
 from provenance.errors import CanonicalizationError, CertificateInvalid, InvalidIdentifier, InvalidSignature
@@ -37,19 +38,6 @@ def limit_body(content_length: Annotated[int | None, Header()] = None) -> None:
     """Refuse batch bodies over 32 MiB (413) before they are parsed."""
     if content_length is not None and content_length > MAX_BATCH_BYTES:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"batch body exceeds {MAX_BATCH_BYTES} bytes")
-
-
-def _signature_bytes(value: Any, field: str) -> bytes:
-    if not isinstance(value, str):
-        raise UnprocessableError([issue(field, "type", "signature must be a 0x-prefixed hex string")])
-    text = value[2:] if value.startswith(("0x", "0X")) else value
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError as exc:
-        raise UnprocessableError([issue(field, "hex", "signature must be 0x-prefixed hex")]) from exc
-    if len(raw) != 65:
-        raise UnprocessableError([issue(field, "length", f"signature must be 65 bytes (r||s||v), got {len(raw)}")])
-    return raw
 
 
 @router.post("/batch", status_code=status.HTTP_201_CREATED, dependencies=[Depends(limit_body)])
@@ -100,7 +88,7 @@ def ingest_batch(
                 continue
             if item.get("signature") is not None:
                 try:
-                    signature = _signature_bytes(item["signature"], f"{where}.signature")
+                    signature = parse_signature(item["signature"], f"{where}.signature")
                 except UnprocessableError as exc:
                     problems.extend(exc.issues)
                     continue

@@ -38,8 +38,10 @@ def record_out(rec: Record) -> dict[str, Any]:
     return {"identifier": rec.identifier, "record_digest": rec.record_digest, "status": rec.status}
 
 
-def _parse_signature(value: str) -> bytes:
-    field = f"header.{SIGNATURE_HEADER}"
+def parse_signature(value: object, field: str) -> bytes:
+    """A 65-byte ``r || s || v`` signature from 0x-hex; 422 naming ``field`` when malformed."""
+    if not isinstance(value, str):
+        raise UnprocessableError([issue(field, "type", "signature must be a 0x-prefixed hex string")])
     text = value.strip()
     if text.startswith(("0x", "0X")):
         text = text[2:]
@@ -130,7 +132,7 @@ def ingest_certificate(
 
     chain_id = state.chain_id()
     if x_record_signature is not None:
-        signature = _parse_signature(x_record_signature)
+        signature = parse_signature(x_record_signature, f"header.{SIGNATURE_HEADER}")
         try:
             signer = recover_record_signer(signature, identifier, RECORD_KIND_COIL, digest, chain_id)
         except (InvalidSignature, ValueError) as exc:
