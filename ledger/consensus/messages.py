@@ -189,16 +189,10 @@ def recover_address(message_hash: bytes, signature: bytes) -> bytes:
 # ------------------------------------------------------------------------------------------ messages
 
 
-@dataclass(frozen=True)
-class Proposal:
-    """PROPOSAL. For round > 0 ``round_change_justification`` holds a quorum of signed ROUND-CHANGE payloads
-    for (height, round); if one of them is prepared, ``prepare_justification`` holds a quorum of PREPAREs
-    for the highest prepared round and digest (which the proposed block must match)."""
+class _SignedMessage:
+    """Shared accessors of the four message types: height, round and author of the signed payload."""
 
-    CODE: ClassVar[int] = PROPOSAL
-    signed: SignedPayload[ProposalPayload]
-    round_change_justification: tuple[SignedPayload[RoundChangePayload], ...] = ()
-    prepare_justification: tuple[SignedPayload[PreparePayload], ...] = ()
+    signed: SignedPayload[Any]
 
     @property
     def height(self) -> int:
@@ -211,6 +205,18 @@ class Proposal:
     @property
     def author(self) -> bytes:
         return self.signed.author
+
+
+@dataclass(frozen=True)
+class Proposal(_SignedMessage):
+    """PROPOSAL. For round > 0 ``round_change_justification`` holds a quorum of signed ROUND-CHANGE payloads
+    for (height, round); if one of them is prepared, ``prepare_justification`` holds a quorum of PREPAREs
+    for the highest prepared round and digest (which the proposed block must match)."""
+
+    CODE: ClassVar[int] = PROPOSAL
+    signed: SignedPayload[ProposalPayload]
+    round_change_justification: tuple[SignedPayload[RoundChangePayload], ...] = ()
+    prepare_justification: tuple[SignedPayload[PreparePayload], ...] = ()
 
     def to_rlp_list(self) -> list[Any]:
         return [
@@ -221,53 +227,29 @@ class Proposal:
 
 
 @dataclass(frozen=True)
-class Prepare:
+class Prepare(_SignedMessage):
     """PREPARE for the digest of the accepted proposal."""
 
     CODE: ClassVar[int] = PREPARE
     signed: SignedPayload[PreparePayload]
 
-    @property
-    def height(self) -> int:
-        return self.signed.payload.height
-
-    @property
-    def round(self) -> int:
-        return self.signed.payload.round
-
-    @property
-    def author(self) -> bytes:
-        return self.signed.author
-
     def to_rlp_list(self) -> list[Any]:
         return [self.signed.to_rlp_list()]
 
 
 @dataclass(frozen=True)
-class Commit:
+class Commit(_SignedMessage):
     """COMMIT carrying the author's commit seal."""
 
     CODE: ClassVar[int] = COMMIT
     signed: SignedPayload[CommitPayload]
 
-    @property
-    def height(self) -> int:
-        return self.signed.payload.height
-
-    @property
-    def round(self) -> int:
-        return self.signed.payload.round
-
-    @property
-    def author(self) -> bytes:
-        return self.signed.author
-
     def to_rlp_list(self) -> list[Any]:
         return [self.signed.to_rlp_list()]
 
 
 @dataclass(frozen=True)
-class RoundChange:
+class RoundChange(_SignedMessage):
     """ROUND-CHANGE to ``signed.payload.round``. When the payload is prepared, ``prepared_block`` is the
     prepared block and ``prepare_justification`` the quorum of PREPAREs proving the prepared certificate."""
 
@@ -275,18 +257,6 @@ class RoundChange:
     signed: SignedPayload[RoundChangePayload]
     prepared_block: bytes | None = None
     prepare_justification: tuple[SignedPayload[PreparePayload], ...] = ()
-
-    @property
-    def height(self) -> int:
-        return self.signed.payload.height
-
-    @property
-    def round(self) -> int:
-        return self.signed.payload.round
-
-    @property
-    def author(self) -> bytes:
-        return self.signed.author
 
     def to_rlp_list(self) -> list[Any]:
         block = [] if self.prepared_block is None else [self.prepared_block]
