@@ -21,6 +21,7 @@ up: install
 
 test: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q
 
 test-fast: install
@@ -28,6 +29,7 @@ test-fast: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 contracts: install
 	$(VENV)/bin/traceledger contracts compile

@@ -8,14 +8,12 @@ Transactions are EIP-1559 (type 2) when the chain reports a base fee, legacy oth
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
@@ -31,8 +29,9 @@ from web3.exceptions import (
     TimeExhausted,
 )
 
+from contracts import CONTRACT_NAMES, load_artifact
+
 T = TypeVar("T")
-ROOT = Path(__file__).resolve().parents[1]
 ZERO_ADDRESS = "0x" + "00" * 20
 
 
@@ -49,20 +48,9 @@ class ChainError(RuntimeError):
 
 
 @cache
-def load_artifact(name: str) -> dict[str, Any]:
-    """Compiled contract artifact ``contracts/build/<name>.json`` (keys ``abi``, ``bytecode``)."""
-    try:
-        from scripts.compile_contracts import load_artifact as _load
-
-        return _load(name)
-    except ImportError:  # pragma: no cover - scripts/ not importable (installed package)
-        return json.loads((ROOT / "contracts" / "build" / f"{name}.json").read_text(encoding="utf-8"))
-
-
-@cache
 def _error_selectors() -> dict[bytes, tuple[str, list[str]]]:
     out: dict[bytes, tuple[str, list[str]]] = {}
-    for name in ("EnterpriseRegistry", "AnchorRegistry", "WorkTicket", "ReceivableToken"):
+    for name in CONTRACT_NAMES:
         for item in load_artifact(name)["abi"]:
             if item["type"] == "error":
                 types = [i["type"] for i in item["inputs"]]

@@ -170,7 +170,7 @@ def check_finality_seals(chain: ChainClient, block_number: int, block_hash: str,
     if cached is not None:
         return cached
     try:
-        from ledger.qbft_extra import block_hash_from_rpc_block, quorum, recover_seal_signers_from_rpc_block
+        from provenance.qbft_header import block_hash_from_rpc_block, quorum, recover_seal_signers_from_rpc_block
     except ImportError as exc:  # pragma: no cover - ledger/ not installed
         return SealVerdict(False, f"QBFT header support unavailable: {exc}")
     try:

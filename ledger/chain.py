@@ -2,7 +2,7 @@
 
 A QBFT block is an ordinary Shanghai block (difficulty 0, nonce 0, mixHash = Besu's BFT constant,
 coinbase = proposer) whose extraData is ``RLP([vanity, validators, vote, round, seals])``
-(:mod:`ledger.qbft_extra`). py-evm stores and links blocks by ``keccak(rlp(header))``; we give it
+(:mod:`provenance.qbft_header`). py-evm stores and links blocks by ``keccak(rlp(header))``; we give it
 each header with round 0 and no seals in extraData, so py-evm's own block hash **is** the QBFT block
 hash (which excludes round and seals). The round and commit seals of each finalized block are
 stored beside it under ``qbft-seal:<hash>`` and merged back into extraData when the block is served
@@ -42,7 +42,8 @@ from eth_utils import ValidationError, keccak, to_canonical_address
 
 from ledger import fasttrie
 from ledger.consensus.errors import InvalidBlock
-from ledger.qbft_extra import (
+from ledger.storage import LmdbAtomicDB
+from provenance.qbft_header import (
     BFT_MIX_HASH,
     ExtraData,
     Vote,
@@ -51,7 +52,6 @@ from ledger.qbft_extra import (
     quorum,
     recover_seal_signer,
 )
-from ledger.storage import LmdbAtomicDB
 
 log = logging.getLogger("ledger.chain")
 fasttrie.install()  # one-pass transactions/receipts roots (same results as py-evm's HexaryTrie, faster)

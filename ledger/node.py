@@ -18,7 +18,7 @@ connect (the list is re-read from ``node.json`` when that file changes, so an op
 observer without a restart).
 
 ``byzantine`` ("equivocate" or "garbage") is a **debug fault** used by the fault-injection harness
-(:mod:`scripts.faults`): an equivocating node sends a second, conflicting PROPOSAL/PREPARE/COMMIT for
+(:mod:`ledger.faults`): an equivocating node sends a second, conflicting PROPOSAL/PREPARE/COMMIT for
 every one it sends; a garbage node additionally floods its peers with malformed frames, messages
 signed by unknown keys, stale replays and duplicates. Never set it in production.
 """
@@ -79,7 +79,6 @@ from ledger.consensus import (
     make_signer,
     sign_payload,
 )
-from ledger.qbft_extra import Vote
 from ledger.rpc import RpcError, make_rpc_app
 from ledger.transport import (
     KIND_CONSENSUS,
@@ -90,6 +89,7 @@ from ledger.transport import (
     Transport,
 )
 from ledger.txpool import DEFAULT_MAX_BLOCK_TXS, PoolFull, TxPool
+from provenance.qbft_header import Vote
 
 log = logging.getLogger("ledger.node")
 

@@ -477,7 +477,7 @@ def eth_sendRawTransaction(ctx: NodeContext, params: list[Any]) -> str:
 
 def qbft_getValidatorsByBlockNumber(ctx: NodeContext, params: list[Any]) -> list[str]:
     """Validators of the block (Besu semantics: the set recorded in that block's extraData)."""
-    from ledger.qbft_extra import decode_extra_data
+    from provenance.qbft_header import decode_extra_data
 
     header = resolve_block(ctx.ledger, param(params, 0, "block", "latest"))
     return [to_checksum_address(v) for v in decode_extra_data(header.extra_data).validators]

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import rlp
 from eth_utils import keccak
 
-from ledger.qbft_extra import recover_seal_signer
+from provenance.qbft_header import recover_seal_signer
 
 log = logging.getLogger("ledger.transport")
 

@@ -1,6 +1,6 @@
 """Factory suite: a steel mill posting coil certificates and EPCIS capture documents, single and bulk.
 
-Run by hand (the API running, ``python -m scripts.load_setup`` done)::
+Run by hand (the API running, ``python -m api.cli.load_setup`` done)::
 
     .venv/bin/locust -f load/factory.py --headless -u 16 -r 8 -t 30s --host http://127.0.0.1:8000 \\
         --csv bench/factory --only-summary

@@ -1,7 +1,7 @@
 """Shared helpers of the locust suites: the load configuration, payloads and failure reasons.
 
 The suites read ``TRACELEDGER_LOAD_CONFIG`` (default ``bench/load-config.json``), a JSON file written
-by ``python -m scripts.load_setup`` (or by ``traceledger bench``)::
+by ``python -m api.cli.load_setup`` (or by ``traceledger bench``)::
 
     {"api": "http://127.0.0.1:8000",
      "factory": {"api_key": "tlk_…", "prefix": "88.1.1"},
@@ -46,7 +46,7 @@ def config() -> dict[str, Any]:
         if _config is None:
             path = Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
             if not path.is_file():
-                raise RuntimeError(f"load configuration {path} not found: run `python -m scripts.load_setup --api URL "
+                raise RuntimeError(f"load configuration {path} not found: run `python -m api.cli.load_setup --api URL "
                                    f"--admin-token TOKEN` first (or set {CONFIG_ENV})")
             _config = json.loads(path.read_text())
         return _config
@@ -100,7 +100,7 @@ def certificate() -> dict[str, Any]:
 
 def epcis_document(events: int, *, mill_prefix: str) -> dict[str, Any]:
     """A new EPCIS document of about ``events`` events from the supply-chain generator (unique heats)."""
-    from scripts.supply_chain import generate
+    from provenance.supply_chain import generate
 
     seed = next(_counter)
     chain = generate(target_events=events, mill_prefix=mill_prefix, seed=seed)

@@ -10,9 +10,10 @@ from eth_utils import to_checksum_address
 from fastapi import HTTPException, status
 from sqlmodel import Session, select
 
-from api.chain import ChainClient, ChainError, ChainUnavailable, load_artifact, with_retry
+from api.chain import ChainClient, ChainError, ChainUnavailable, with_retry
 from api.models import Enterprise
 from api.state import AppState
+from contracts import load_artifact
 
 T = TypeVar("T")
 

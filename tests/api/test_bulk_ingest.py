@@ -19,7 +19,7 @@ from api.verification import BatchTree
 from provenance.merkle import hash_leaf, inclusion_proof
 from provenance.samples import load_samples
 from provenance.signing import sign_record
-from scripts.supply_chain import generate
+from provenance.supply_chain import generate
 from tests.api.conftest import auth, create_enterprise
 
 

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from api.epcis_models import EpcisEvent
 from api.models import Record
 from provenance.epcis import canonical_epc
-from scripts.supply_chain import bad_heat_event, generate
+from provenance.supply_chain import bad_heat_event, generate
 from tests.api.conftest import auth, create_enterprise
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "epcis"

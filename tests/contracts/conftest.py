@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -23,15 +21,9 @@ _MODULE_NAME = "traceledger_compile_contracts"
 
 
 def _load_compile_module() -> ModuleType:
-    # Loaded by path: scripts/ is not necessarily an importable package under pytest.
-    if _MODULE_NAME in sys.modules:
-        return sys.modules[_MODULE_NAME]
-    spec = importlib.util.spec_from_file_location(_MODULE_NAME, ROOT / "scripts" / "compile_contracts.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[_MODULE_NAME] = module
-    spec.loader.exec_module(module)
-    return module
+    import contracts.compile
+
+    return contracts.compile
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ def test_artifacts_match_sources(compiler) -> None:
     assert EXPECTED <= set(artifacts)
     problems = compiler.diff_artifacts(artifacts)
     assert not problems, (
-        "contracts/build is out of date, run `python scripts/compile_contracts.py`:\n" + "\n".join(problems)
+        "contracts/build is out of date, run `traceledger contracts compile`:\n" + "\n".join(problems)
     )
     for name, artifact in artifacts.items():
         assert artifact["compiler"]["evmVersion"] == "shanghai", name

@@ -11,9 +11,9 @@ from eth.vm.forks.shanghai.transactions import ShanghaiTransactionBuilder
 from eth_account import Account
 from eth_utils import to_checksum_address
 
+from ledger.bench_chain import ANCHOR_INIT, BenchResult, interleave, markdown, measure_ceiling, percentile, sign_calls
 from ledger.chain import GenesisConfig, Ledger, encode_block
 from ledger.node import contract_address
-from scripts.bench_chain import ANCHOR_INIT, BenchResult, interleave, markdown, measure_ceiling, percentile, sign_calls
 
 CHAIN_ID = 881088
 

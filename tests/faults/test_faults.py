@@ -1,6 +1,6 @@
 """Fault injection on a real 4-validator network (+ an observer) under a steady transaction load.
 
-One network per module (``scripts.faults.FaultNetwork``: separate OS processes, free ports, every
+One network per module (``ledger.faults.FaultNetwork``: separate OS processes, free ports, every
 validator pair linked through a TCP proxy of the harness); the scenarios run in file order, each
 ending with the check that every node has the same block hash and state root at every height.
 """
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from scripts.faults import SCENARIOS, FaultNetwork
+from ledger.faults import SCENARIOS, FaultNetwork
 
 pytestmark = pytest.mark.integration
 

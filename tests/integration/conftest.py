@@ -10,7 +10,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from scripts.stack import Stack
+from api.devnet import Stack
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.bench import main as bench_main
+from api.cli.bench import main as bench_main
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ def test_demo_on_shared_certificates() -> None:
     if not folder.is_dir():
         pytest.skip(f"shared EN 10168 fixtures not found at {folder} (../shared/data beside the project)")
     proc = subprocess.run(
-        [sys.executable, "-m", "scripts.cli", "demo", "--certificates", str(folder)],
+        [sys.executable, "-m", "api.cli.main", "demo", "--certificates", str(folder)],
         capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "250"},
     )
     out = proc.stdout + proc.stderr

@@ -18,10 +18,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from api.devnet import Stack
+from provenance.bundle import load_validators, verify_bundle
 from provenance.epcis import canonical_epc
-from scripts.bundle_verify import load_validators, verify_bundle
-from scripts.stack import Stack
-from scripts.supply_chain import generate
+from provenance.supply_chain import generate
 
 from .conftest import SHARED_DATA
 
@@ -114,7 +114,7 @@ def test_bundle_verifies_offline_and_tampering_is_named(stack: Stack, api: httpx
     path.write_text(json.dumps(bundle))
     # the CLI, offline, with the validator addresses; then with --rpc cross-check
     env = {**os.environ, "COLUMNS": "200"}
-    cli = [sys.executable, "-m", "scripts.cli", "verify-bundle", str(path), "--validators", _validators(stack)]
+    cli = [sys.executable, "-m", "api.cli.main", "verify-bundle", str(path), "--validators", _validators(stack)]
     proc = subprocess.run(cli, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "BUNDLE VERIFIED" in proc.stdout

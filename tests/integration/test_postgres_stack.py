@@ -8,8 +8,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from api.devnet import Stack
 from provenance.samples import load_samples
-from scripts.stack import Stack
 from tests.api.conftest import pg_schema
 
 from .conftest import wait_anchored

@@ -21,10 +21,10 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from api.devnet import Stack
 from api.leader import advisory_key
 from provenance.samples import load_samples
-from scripts.stack import Stack
-from scripts.supply_chain import generate
+from provenance.supply_chain import generate
 from tests.api.conftest import pg_schema
 
 from .conftest import path_of, wait_anchored

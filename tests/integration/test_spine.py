@@ -18,10 +18,15 @@ from eth_account import Account
 from web3 import Web3
 from web3.middleware import ExtraDataToPOAMiddleware
 
+from api.devnet import Stack
 from ledger.network import rpc
-from ledger.qbft_extra import block_hash_from_rpc_block, decode_extra_data, quorum, recover_seal_signers_from_rpc_block
+from provenance.qbft_header import (
+    block_hash_from_rpc_block,
+    decode_extra_data,
+    quorum,
+    recover_seal_signers_from_rpc_block,
+)
 from provenance.samples import load_samples
-from scripts.stack import Stack
 
 from .conftest import path_of, wait_anchored
 
@@ -140,7 +145,7 @@ def test_d_web3_reads_sealed_finalized_block(stack: Stack, anchored: list[str]) 
 
 
 def test_web3_deploys_and_calls_contracts(stack: Stack) -> None:
-    from api.chain import load_artifact
+    from contracts import load_artifact
 
     w3 = Web3(Web3.HTTPProvider(stack.spec.rpc_urls[2]))
     w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)

@@ -9,7 +9,7 @@ import rlp
 
 from ledger.chain import Ledger, decode_block, encode_block
 from ledger.consensus.errors import InvalidBlock
-from ledger.qbft_extra import (
+from provenance.qbft_header import (
     BFT_MIX_HASH,
     ExtraData,
     decode_extra_data,

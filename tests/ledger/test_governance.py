@@ -10,8 +10,8 @@ from eth_utils import keccak, to_checksum_address
 from ledger.chain import Ledger, VoteTally, apply_vote, encode_block
 from ledger.consensus.errors import InvalidBlock
 from ledger.node import Node
-from ledger.qbft_extra import ExtraData, Vote, decode_extra_data, encode_extra_data
 from ledger.rpc import dispatch
+from provenance.qbft_header import ExtraData, Vote, decode_extra_data, encode_extra_data
 from tests.ledger.helpers import KEY_BY_ADDRESS, SORTED_KEYS, VALIDATORS, free_port, make_genesis, seals_for
 
 NEWCOMER_KEY = keys.PrivateKey(keccak(b"newcomer"))

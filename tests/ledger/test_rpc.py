@@ -9,8 +9,8 @@ from eth_utils import keccak, to_checksum_address
 
 from ledger.chain import Ledger
 from ledger.node import contract_address
-from ledger.qbft_extra import block_hash_from_rpc_block, decode_extra_data, recover_seal_signers_from_rpc_block
 from ledger.rpc import dispatch, make_rpc_app
+from provenance.qbft_header import block_hash_from_rpc_block, decode_extra_data, recover_seal_signers_from_rpc_block
 from tests.ledger.helpers import (
     CHAIN_ID,
     FUNDED,

@@ -17,8 +17,9 @@ from eth_account import Account
 from web3 import Web3
 from web3.middleware import ExtraDataToPOAMiddleware
 
-from api.chain import decode_revert, load_artifact, revert_data_of
-from scripts.stack import Stack
+from api.chain import decode_revert, revert_data_of
+from api.devnet import Stack
+from contracts import load_artifact
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from eth_account import Account
 
-from scripts.stack import Stack
+from api.devnet import Stack
 
 from .conftest import Chain, auth, gov
 

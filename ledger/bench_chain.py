@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/bench_chain.py [--validators 4] [--txs 4000] [--rate 250] [--senders 40]
+    python -m ledger.bench_chain [--validators 4] [--txs 4000] [--rate 250] [--senders 40]
                                   [--batch 20] [--block-period 1.0] [--json out.json] [--keep-data]
 
 What it does, on a throwaway network (free ports, temporary data directory, ``ledger.network``):
@@ -45,11 +45,8 @@ import httpx
 from eth_account import Account
 from eth_utils import to_checksum_address
 
-if __package__ in (None, ""):  # `python scripts/bench_chain.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ledger.network import init_network, rpc, start_validator, stop_processes, wait_for_rpc  # noqa: E402
-from ledger.node import contract_address  # noqa: E402
+from ledger.network import init_network, rpc, start_validator, stop_processes, wait_for_rpc
+from ledger.node import contract_address
 
 GWEI = 10**9
 #: Runtime: SSTORE(calldata[0:32], calldata[32:64]); LOG1(memory[0:32] = calldata[32:64], topic calldata[0:32]).

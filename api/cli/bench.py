@@ -2,7 +2,7 @@
 
 Starts a throwaway network (``--validators`` QBFT validator processes, the contracts) and the API
 (``--workers`` uvicorn workers on PostgreSQL when reachable, else SQLite; one anchoring worker elected
-through the database), prepares data (:mod:`scripts.load_setup`), then measures:
+through the database), prepares data (:mod:`api.cli.load_setup`), then measures:
 
 1. **bulk EPCIS ingest**: ``--ingest-docs`` generated documents of ``--ingest-events`` events each,
    posted by ``--ingest-concurrency`` clients (documents generated before the clock starts);
@@ -172,7 +172,7 @@ def db_engine(stack: Any) -> Any:
 # ------------------------------------------------------------------------------------------- 1+2. ingest
 def ingest_documents(count: int, events: int, prefix: str) -> list[dict[str, Any]]:
     """``count`` EPCIS documents of ``events`` events each, from the generator, unique per document."""
-    from scripts.supply_chain import generate
+    from provenance.supply_chain import generate
 
     chain = generate(target_events=events * count + 200, mill_prefix=prefix, seed=11)
     all_events = [e for _, d in chain.documents for e in d["epcisBody"]["eventList"]]
@@ -278,8 +278,8 @@ def measure_idle_anchoring(stack: Any, api_key: str, count: int = 20, spacing_s:
     """
     from sqlalchemy import text
 
+    from api.cli.load_setup import wait_anchored
     from provenance.samples import load_samples
-    from scripts.load_setup import wait_anchored
 
     docs = [d for _, d in load_samples()]
     tag = secrets.token_hex(3).upper()
@@ -365,7 +365,7 @@ def micro_benchmarks(seconds: float = 1.0) -> dict[str, Any]:
     from provenance.merkle import hash_leaf, root_from_leaf_hashes
     from provenance.samples import load_samples
     from provenance.signing import recover_record_signer, sign_record
-    from scripts.supply_chain import generate
+    from provenance.supply_chain import generate
 
     cert = load_samples()[0][1]
     key = hashlib.sha256(b"bench").digest()
@@ -589,8 +589,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (see the module doc); exit code 0 when the report was written."""
-    from scripts.load_setup import prepare
-    from scripts.stack import Stack
+    from api.cli.load_setup import prepare
+    from api.devnet import Stack
 
     args = parse_args(argv)
     started = time.monotonic()

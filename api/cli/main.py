@@ -7,7 +7,7 @@ Commands::
     traceledger verify IDENTIFIER [--api URL]
     traceledger node --config DIR/validator-1/node.json
     traceledger contracts compile [--check]
-    traceledger validators list|add|remove|discard …   (see scripts/cli_chain.py)
+    traceledger validators list|add|remove|discard …   (see ledger/cli.py)
     traceledger faults [--scenario all]
 """
 
@@ -48,7 +48,7 @@ def network_up(
     block_period: Annotated[float, typer.Option(help="Seconds between blocks.")] = 1.0,
 ) -> None:
     """Start the validators and the API, deploy the contracts on first start, and run until Ctrl-C/SIGTERM."""
-    from scripts.stack import Stack
+    from api.devnet import Stack
 
     stack = Stack(data_dir=data_dir, validators=validators, api_port=api_port, rpc_base_port=rpc_port,
                   p2p_base_port=p2p_port, block_period_s=block_period)
@@ -136,7 +136,7 @@ def demo(
     ``--scenario receivables`` / ``work-tickets`` run the on-chain business workflows instead; ``all`` runs
     everything.
     """
-    from scripts.stack import Stack
+    from api.devnet import Stack
 
     if scenario not in ("certificates", "receivables", "work-tickets", "all"):
         raise typer.BadParameter(f"unknown scenario {scenario!r}: certificates, receivables, work-tickets or all",
@@ -242,7 +242,7 @@ def demo(
 
 def _workflow_scenarios(client: httpx.Client, stack: Any, scenarios: tuple[str, ...]) -> int:
     """Run the receivables / work-ticket scenarios on a running stack; returns the failed expectations."""
-    from scripts.workflow_demo import receivables_scenario, work_ticket_scenario
+    from api.cli.demo import receivables_scenario, work_ticket_scenario
 
     failures = 0
     for name in scenarios:
@@ -259,7 +259,7 @@ def _workflow_demo(scenarios: tuple[str, ...], *, validators: int, keep: bool) -
     """Throwaway network for the workflow scenarios only; exit code 0 when every expectation held."""
     import shutil
 
-    from scripts.stack import Stack
+    from api.devnet import Stack
 
     tmp = Path(tempfile.mkdtemp(prefix="traceledger-demo-"))
     stack = Stack(data_dir=tmp, validators=validators, api_port=None, rpc_base_port=None, p2p_base_port=None)
@@ -279,7 +279,7 @@ def _workflow_demo(scenarios: tuple[str, ...], *, validators: int, keep: bool) -
 
 def _lineage_scenario(client: httpx.Client, admin_token: str, mill: dict[str, Any]) -> int:
     """Demo: a small steel-to-parts chain in EPCIS 2.0, a bad heat flagged, its recall list; returns failures."""
-    from scripts.supply_chain import bad_heat_event, generate
+    from provenance.supply_chain import bad_heat_event, generate
 
     gov = {"Authorization": f"Bearer {admin_token}"}
     ents = {"mill": mill}
@@ -361,7 +361,7 @@ def verify_bundle_cmd(
     rpc: Annotated[str | None, typer.Option(help="Optionally cross-check block hashes with any one validator")] = None,
 ) -> None:
     """Verify a provenance bundle offline; exit code 0 only when every check holds (1 otherwise, 2 bad input)."""
-    from scripts.bundle_verify import load_validators, verify_bundle
+    from provenance.bundle import load_validators, verify_bundle
 
     try:
         bundle = json.loads(file.read_text())
@@ -385,10 +385,10 @@ def verify_bundle_cmd(
 def bench(ctx: typer.Context) -> None:
     """Throwaway network + API, locust suites headless, micro-benchmarks → bench/report.md + bench/report.json.
 
-    Options are those of ``scripts/bench.py`` (``traceledger bench --help-bench`` lists them), e.g.
+    Options are those of ``api/cli/bench.py`` (``traceledger bench --help-bench`` lists them), e.g.
     ``--duration 15 --users 32 --database auto|postgresql|sqlite --workers 2 --validators 4``.
     """
-    from scripts.bench import main as bench_main
+    from api.cli.bench import main as bench_main
 
     args = list(ctx.args)
     raise typer.Exit(bench_main(["--help"] if args == ["--help-bench"] else args))
@@ -398,7 +398,7 @@ def bench(ctx: typer.Context) -> None:
 def contracts_compile(check: Annotated[bool, typer.Option(help="Only compare with the committed artifacts.")] = False
                       ) -> None:
     """Compile contracts/*.sol with the pinned solc-js (evmVersion shanghai) into contracts/build/."""
-    from scripts.compile_contracts import main
+    from contracts.compile import main
 
     raise typer.Exit(main(["--check"] if check else []) or 0)
 
@@ -420,7 +420,7 @@ def contracts_deploy(
     console.print(f"TRACELEDGER_RECEIVABLE_TOKEN={deployed['ReceivableToken']}")
 
 
-from scripts.cli_chain import faults_command, validators_app  # noqa: E402 - operator commands of issue 3
+from ledger.cli import faults_command, validators_app  # noqa: E402 - operator commands of issue 3
 
 app.add_typer(validators_app, name="validators")
 app.command("faults")(faults_command)

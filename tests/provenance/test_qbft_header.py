@@ -7,7 +7,7 @@ import rlp
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 
-from ledger.qbft_extra import (
+from provenance.qbft_header import (
     BFT_MIX_HASH,
     ExtraData,
     InvalidExtraData,

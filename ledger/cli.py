@@ -1,4 +1,4 @@
-"""Operator commands for the validator network, mounted on ``traceledger`` by :mod:`scripts.cli`.
+"""Operator commands for the validator network, mounted on ``traceledger`` by :mod:`api.cli.main`.
 
 ::
 
@@ -114,11 +114,11 @@ def validators_discard(
 
 def faults_command(
     scenario: Annotated[list[str] | None, typer.Option(
-        help="scenario (repeatable): all or one of scripts.faults.SCENARIOS [default: all]")] = None,
+        help="scenario (repeatable): all or one of ledger.faults.SCENARIOS [default: all]")] = None,
     validators: Annotated[int, typer.Option(help="validator processes")] = 4,
 ) -> None:
-    """Run the fault-injection harness (scripts/faults.py) on a throwaway network; exit 1 if a scenario fails."""
-    from scripts.faults import main
+    """Run the fault-injection harness (ledger/faults.py) on a throwaway network; exit 1 if a scenario fails."""
+    from ledger.faults import main
 
     scenario = scenario or ["all"]
     argv = [f"--scenario={s}" for s in scenario] + [f"--validators={validators}"]

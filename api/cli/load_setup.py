@@ -2,12 +2,12 @@
 
 Usage::
 
-    .venv/bin/python -m scripts.load_setup --api http://127.0.0.1:8000 --admin-token TOKEN \\
+    .venv/bin/python -m api.cli.load_setup --api http://127.0.0.1:8000 --admin-token TOKEN \\
         [--certificates 500] [--out bench/load-config.json]
 
 Registers a mill (manufacturer), posts ``--certificates`` coil certificates through the batch endpoint,
 captures a generated steel→parts supply chain whose welded sub-frame has ~50 upstream records
-(:func:`scripts.supply_chain.generate` with ``lineage_fan_in=16``), waits until everything is anchored,
+(:func:`provenance.supply_chain.generate` with ``lineage_fan_in=16``), waits until everything is anchored,
 and — when the API has receivables — registers a core enterprise, a supplier and a bank, confirms one
 payable per ``--receivables`` and lets the supplier ask the bank to finance it (ERC-3525 allowance), so
 the bank suite has tokens it may check. Any step of the receivables story that fails is reported in
@@ -87,7 +87,7 @@ def setup_receivables(client: httpx.Client, admin_token: str, count: int) -> dic
 def prepare(api_url: str, admin_token: str, *, certificates: int = 500, receivables: int = 2,
             timeout_s: float = 180.0) -> dict[str, Any]:
     """Load data for the suites (see the module doc); returns the configuration dict."""
-    from scripts.supply_chain import generate
+    from provenance.supply_chain import generate
 
     with httpx.Client(base_url=api_url, timeout=120) as client:
         mill = enterprise(client, admin_token, "Load Test Steel Mill", ["manufacturer"])

@@ -2,8 +2,8 @@
 
 Usage (a person at a terminal; also what ``tests/faults`` run)::
 
-    python scripts/faults.py --scenario all [--validators 4] [--keep-data] [--json out.json]
-    python scripts/faults.py --scenario kill_one --scenario partition
+    python -m ledger.faults --scenario all [--validators 4] [--keep-data] [--json out.json]
+    python -m ledger.faults --scenario kill_one --scenario partition
 
 Scenarios (:data:`SCENARIOS`), each followed by a check that every node has the same block hash at
 every height and a report of finality gaps (block timestamp deltas above ``3 × block period``):
@@ -58,10 +58,7 @@ import rlp
 from eth_account import Account
 from eth_keys import keys
 
-if __package__ in (None, ""):  # `python scripts/faults.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ledger.network import (  # noqa: E402
+from ledger.network import (
     NetworkSpec,
     ValidatorSpec,
     add_node,
@@ -73,8 +70,8 @@ from ledger.network import (  # noqa: E402
     stop_processes,
     wait_for_rpc,
 )
-from ledger.qbft_extra import recover_seal_signers_from_rpc_block  # noqa: E402
-from ledger.transport import KIND_HANDSHAKE, frame, handshake_digest  # noqa: E402
+from ledger.transport import KIND_HANDSHAKE, frame, handshake_digest
+from provenance.qbft_header import recover_seal_signers_from_rpc_block
 
 GWEI = 10**9
 LOAD_SENDERS = 4
@@ -641,7 +638,7 @@ def _cli(*args: str) -> str:
     """Run ``traceledger validators ARGS…`` in-process; returns its output, raises ScenarioFailed on exit ≠ 0."""
     from typer.testing import CliRunner
 
-    from scripts.cli_chain import validators_app
+    from ledger.cli import validators_app
 
     result = CliRunner().invoke(validators_app, list(args), terminal_width=200)
     if result.exit_code != 0:

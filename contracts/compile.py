@@ -11,8 +11,9 @@ JSON input on stdin. Settings are fixed for reproducibility and for the chain we
 Artifacts go to ``contracts/build/<ContractName>.json`` (sorted keys, indent 2, trailing
 newline). Usage::
 
-    python scripts/compile_contracts.py          # (re)write the artifacts
-    python scripts/compile_contracts.py --check  # exit 1 if committed artifacts are stale
+    traceledger contracts compile          # (re)write the artifacts
+    traceledger contracts compile --check  # exit 1 if committed artifacts are stale
+    python -m contracts.compile [--check]  # the same without the CLI
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-CONTRACTS_DIR = ROOT / "contracts"
+from contracts import load_artifact  # noqa: F401 - re-exported: the one artifact loader
+
+CONTRACTS_DIR = Path(__file__).resolve().parent
+ROOT = CONTRACTS_DIR.parent
 BUILD_DIR = CONTRACTS_DIR / "build"
 PACKAGE_JSON = ROOT / "package.json"
 
@@ -46,9 +49,6 @@ process.stdin.on('end', () => {
   process.stdout.write(JSON.stringify({ version: solc.version(), output }));
 });
 """
-
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
 
 class CompileError(RuntimeError):
     """The toolchain is missing or solc reported errors."""
@@ -197,19 +197,6 @@ def render(artifact: dict) -> str:
 # ---------------------------------------------------------------------------- artifacts
 
 
-def load_artifact(name: str) -> dict:
-    """Read the committed artifact ``contracts/build/<name>.json`` (abi, bytecode, ...)."""
-    if not _NAME_RE.fullmatch(name):
-        raise ValueError(f"invalid contract name: {name!r}")
-    path = BUILD_DIR / f"{name}.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(
-            f"{path} not found: run `python scripts/compile_contracts.py` to build the contracts"
-        ) from exc
-
-
 def diff_artifacts(artifacts: dict[str, dict]) -> list[str]:
     """Differences between the artifacts on disk and ``artifacts`` (empty list = up to date)."""
     problems: list[str] = []
@@ -261,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             print("contract artifacts differ from a fresh compile:", file=sys.stderr)
             for line in problems:
                 print(f"  {line}", file=sys.stderr)
-            print("run `python scripts/compile_contracts.py` and commit contracts/build/", file=sys.stderr)
+            print("run `traceledger contracts compile` and commit contracts/build/", file=sys.stderr)
             return 1
         print(f"contract artifacts up to date ({', '.join(sorted(artifacts))})")
         return 0

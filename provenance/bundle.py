@@ -115,9 +115,9 @@ def transactions_root(raws: list[bytes]) -> bytes:
 
 def verify_bundle(bundle: Any, validators: list[str], *, rpc_url: str | None = None) -> list[BundleCheck]:
     """All checks of a bundle (see module docstring); the bundle verifies iff every check is ok."""
-    from ledger.qbft_extra import block_hash_from_rpc_block, quorum, recover_seal_signers_from_rpc_block
     from provenance.errors import InvalidProof, InvalidSignature
     from provenance.merkle import hash_leaf, verify_inclusion
+    from provenance.qbft_header import block_hash_from_rpc_block, quorum, recover_seal_signers_from_rpc_block
     from provenance.signing import recover_record_signer
 
     checks: list[BundleCheck] = []
