@@ -217,3 +217,37 @@ def verify_block_command(
             console.print(f"[red]FAILED[/red] {p}")
         raise typer.Exit(1)
     console.print("[green]VERIFIED[/green] hash recomputed and sealed by a quorum of the trusted validators")
+
+
+def export_genesis_command(
+    data_dir: Annotated[str, typer.Option(help="the network's data dir (holds network.json)")] = "data",
+    out: Annotated[str | None, typer.Option(help="write here instead of standard output")] = None,
+) -> None:
+    """Print the network's genesis as a Besu QBFT genesis file (config.qbft, extraData, alloc).
+
+    The file starts a Besu network with the same chain id, validators, allocations and timing; see
+    ledger/besu_genesis.py for the field mapping and why the genesis hash differs from ours.
+    """
+    import json
+    from pathlib import Path
+
+    from ledger.besu_genesis import besu_genesis
+    from ledger.chain import GenesisConfig
+    from ledger.network import load_network
+
+    try:
+        spec = load_network(data_dir)
+        node = json.loads(spec.validators[0].config_path.read_text(encoding="utf-8"))
+    except (OSError, KeyError, ValueError, IndexError) as exc:
+        raise typer.BadParameter(f"{data_dir}: no readable network.json / node.json ({exc})",
+                                 param_hint="--data-dir") from exc
+    doc = besu_genesis(GenesisConfig.from_json(node["genesis"]),
+                       block_period_s=float(node.get("block_period_s", 1.0)),
+                       request_timeout_s=float(node.get("request_timeout_s", 1.0)))
+    text = json.dumps(doc, indent=2) + "\n"
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        console.print(f"wrote {out} (Besu QBFT genesis: chain id {doc['config']['chainId']}, "
+                      f"{len(GenesisConfig.from_json(node['genesis']).validators)} validators)")
+    else:
+        typer.echo(text, nl=False)
