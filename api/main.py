@@ -30,6 +30,7 @@ from api.routes import (
 )
 from api.routes import epcis as epcis_routes
 from api.routes import lineage as lineage_routes
+from api.routes import network as network_routes
 from api.security import KeyCache
 from api.settings import Settings, get_settings
 from api.state import AppState
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     app.include_router(bulk_routes.router)  # POST /v1/coils/certificates/batch
     app.include_router(epcis_routes.router)
     app.include_router(lineage_routes.router)
+    app.include_router(network_routes.router)  # GET /v1/network
     return app
 
 

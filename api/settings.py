@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("./data"), validation_alias=_env("TRACELEDGER_DATA_DIR", "data_dir"))
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL", "database_url"))
     rpc_url: str | None = Field(None, validation_alias=_env("TRACELEDGER_RPC_URL", "rpc_url"))
+    #: every validator's JSON-RPC URL, comma-separated (``network up`` sets it; listed by ``GET /v1/network``)
+    rpc_urls: str | None = Field(None, validation_alias=_env("TRACELEDGER_RPC_URLS", "rpc_urls"))
     admin_token: str | None = Field(None, validation_alias=_env("TRACELEDGER_ADMIN_TOKEN", "admin_token"))
     admin_private_key: str | None = Field(None, validation_alias=_env("TRACELEDGER_ADMIN_KEY", "admin_private_key"))
     enterprise_registry_address: str | None = Field(

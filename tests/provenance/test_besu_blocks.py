@@ -180,3 +180,26 @@ def test_cli_exit_2_on_unreadable_input(tmp_path):
     assert _cli(str(path), "--validators", KALEIDO_VALIDATORS[0]).exit_code == 2
     assert _cli(str(KALEIDO_BLOCK)).exit_code == 2  # neither --validators nor --genesis
     assert _cli(str(KALEIDO_BLOCK), "--validators", "0x12").exit_code == 2
+
+
+def test_besu_codec_known_raw_encoding():
+    """The raw encoding in Besu's QbftExtraDataCodecTest (vanity 0x01…0x20, validators 0x…01 and
+    0x…02, an add vote for 0x…01, round 0xFEDCBA, seals (r=1, s=10, v=0) and (r=10, s=1, v=0))."""
+    raw = bytes.fromhex(
+        "f8f0a00102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20ea940000000000000000"
+        "000000000000000000000001940000000000000000000000000000000000000002d7940000000000000000"
+        "00000000000000000000000181ff83fedcbaf886b841000000000000000000000000000000000000000000"
+        "0000000000000000000001000000000000000000000000000000000000000000000000000000000000000a"
+        "00b841000000000000000000000000000000000000000000000000000000000000000a0000000000000000"
+        "00000000000000000000000000000000000000000000000100")
+    addr1, addr2 = (1).to_bytes(20, "big"), (2).to_bytes(20, "big")
+
+    def seal(r: int, s: int) -> bytes:
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big") + b"\x00"
+
+    extra = decode_extra_data(raw)
+    from provenance.qbft_header import Vote
+
+    assert extra == ExtraData(bytes(range(1, 33)), (addr1, addr2), Vote(addr1, True), 0xFEDCBA,
+                              (seal(1, 10), seal(10, 1)))
+    assert encode_extra_data(extra) == raw
