@@ -157,7 +157,9 @@ class ProxyHub:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
 
     def add(self, src: int, dst: int, target_port: int) -> LinkProxy:
-        """Put a proxy on the link ``src`` → ``dst`` (1-based validator indexes) toward p2p port ``target_port``; returns it."""
+        """Put a proxy on the link ``src`` → ``dst`` (1-based validator indexes) toward p2p port ``target_port``;
+        returns it.
+        """
         proxy = LinkProxy(f"{src}->{dst}", free_port(), target_port)
         self._run(proxy.start())
         self.links[(src, dst)] = proxy
@@ -267,7 +269,9 @@ class FaultNetwork:
 
     # ---------------------------------------------------------------- lifecycle
     def start(self, timeout: float = 60.0, load_rate: float = 4.0) -> FaultNetwork:
-        """Write the network, put proxies between every pair, start every node and the load; waits until blocks are produced (``timeout`` seconds; raises ScenarioFailed). Returns ``self``."""
+        """Write the network, put proxies between every pair, start every node and the load; waits until blocks are
+        produced (``timeout`` seconds; raises ScenarioFailed). Returns ``self``.
+        """
         self.data_dir = Path(self.data_dir).resolve()
         self.sender_keys = ["0x" + os.urandom(32).hex() for _ in range(LOAD_SENDERS)]
         alloc = {Account.from_key(k).address: 10**24 for k in self.sender_keys}
@@ -392,7 +396,9 @@ class FaultNetwork:
                          lambda: min(self.heights(nodes).values()) >= target, timeout)
 
     def wait_caught_up(self, laggard: ValidatorSpec, reference: ValidatorSpec, timeout: float) -> float:
-        """Wait until ``laggard`` reaches ``reference``'s height now; returns the seconds waited, raises ScenarioFailed after ``timeout``."""
+        """Wait until ``laggard`` reaches ``reference``'s height now; returns the seconds waited, raises ScenarioFailed
+        after ``timeout``.
+        """
         target = self.height(reference)
         return self.wait(f"{laggard.name} to catch up to block {target}", lambda: self.height(laggard) >= target,
                          timeout)
@@ -482,7 +488,9 @@ def scenario_kill_one(net: FaultNetwork) -> dict[str, Any]:
 
 
 def scenario_stop_two(net: FaultNetwork) -> dict[str, Any]:
-    """Freeze one validator and crash another (two of four, beyond f = 1): nothing is finalized and no node diverges; after recovery finalization resumes."""
+    """Freeze one validator and crash another (two of four, beyond f = 1): nothing is finalized and no node diverges;
+    after recovery finalization resumes.
+    """
     frozen, crashed = net.node(net.validators - 1), net.node(net.validators)
     live = _honest(net, net.validators - 1, net.validators)
     net.pause(frozen)
@@ -505,7 +513,9 @@ def scenario_stop_two(net: FaultNetwork) -> dict[str, Any]:
 
 
 def scenario_wipe(net: FaultNetwork) -> dict[str, Any]:
-    """Wipe a validator's chain database: it re-syncs the whole chain (counted by ``qbft_blocks_synced``) and proposes again."""
+    """Wipe a validator's chain database: it re-syncs the whole chain (counted by ``qbft_blocks_synced``) and proposes
+    again.
+    """
     victim = net.node(2)
     others = _honest(net, 2)
     height_before = net.height(others[0])
@@ -719,7 +729,9 @@ def markdown(results: list[ScenarioResult]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line of the harness (``python -m ledger.faults --help``); returns 0 when every scenario passed, 1 otherwise."""
+    """Command line of the harness (``python -m ledger.faults --help``); returns 0 when every scenario passed, 1
+    otherwise.
+    """
     parser = argparse.ArgumentParser(description="Apply faults to a local QBFT network and check it heals")
     parser.add_argument("--scenario", action="append", choices=["all", *SCENARIOS], default=None,
                         help="scenario to run (repeatable; default all, in the listed order)")
