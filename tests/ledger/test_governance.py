@@ -87,11 +87,15 @@ def test_voted_in_validator_is_in_extradata_and_seals_next_blocks(tmp_path) -> N
     try:
         raws = [commit_with_vote(ledger, p, Vote(NEWCOMER, True)) for p in (A, B, C)]
         assert decode_extra_data(ledger.header_at(2).extra_data).validators == VALIDATORS
-        assert NEWCOMER in decode_extra_data(ledger.header_at(3).extra_data).validators
+        # Besu's rule: block 3 carries the deciding vote but lists (and is sealed by) the set before it;
+        # the change takes effect from block 4, whose extraData lists the new set
+        assert decode_extra_data(ledger.header_at(3).extra_data).validators == VALIDATORS
         assert decode_extra_data(ledger.header_at(1).extra_data).vote == Vote(NEWCOMER, True)
+        assert ledger.validators(3) == VALIDATORS
         assert ledger.validators(4) == tuple(sorted((*VALIDATORS, NEWCOMER)))
         # 5 validators: quorum 4; the newcomer's seal now counts, 3 seals no longer suffice
         block = ledger.build_block([], NEWCOMER)
+        assert decode_extra_data(block.header.extra_data).validators == tuple(sorted((*VALIDATORS, NEWCOMER)))
         raw = encode_block(block)
         with pytest.raises(InvalidBlock, match="quorum"):
             ledger.verify_seals(block, 0, seals_for(ledger, raw, 0, SORTED_KEYS[:3]))
@@ -134,10 +138,13 @@ def test_proposal_with_wrong_validator_list_is_refused(tmp_path) -> None:
         for p in (A, B):
             raw = commit_with_vote(ledger, p, Vote(NEWCOMER, True))
             other.import_sealed(raw, 0, ledger.seal_record(keccak_hash(raw)).seals)
-        # C votes for the newcomer but "forgets" to apply the tally: the list must include the newcomer
+        # C casts the deciding vote but applies it to its own block's list at once (the old, non-Besu rule):
+        # block 3 must list the set *before* its vote, so the early newcomer is refused
         honest = ledger.build_block([], C, vote=Vote(NEWCOMER, True))
         extra = decode_extra_data(honest.header.extra_data)
-        forged_extra = encode_extra_data(ExtraData(extra.vanity, VALIDATORS, extra.vote), include_round=False)
+        assert extra.validators == VALIDATORS
+        early = tuple(sorted((*VALIDATORS, NEWCOMER)))
+        forged_extra = encode_extra_data(ExtraData(extra.vanity, early, extra.vote), include_round=False)
         forged = honest.copy(header=honest.header.copy(extra_data=forged_extra))
         with pytest.raises(InvalidBlock, match="vote tally"):
             other.validate_block(3, C, encode_block(forged))
@@ -227,7 +234,11 @@ def test_validators_by_block_number_reflects_changes(node: Node) -> None:
     for p in (A, B, C):
         commit_with_vote(node.ledger, p, Vote(NEWCOMER, True))
     before = call(node, "qbft_getValidatorsByBlockNumber", "0x2")["result"]
-    after = call(node, "qbft_getValidatorsByBlockNumber", "latest")["result"]
+    deciding = call(node, "qbft_getValidatorsByBlockNumber", "0x3")["result"]
     assert to_checksum_address(NEWCOMER) not in before
+    # Besu semantics: a block's validators are those that seal it; the deciding block 3 is sealed by the old set
+    assert to_checksum_address(NEWCOMER) not in deciding and len(deciding) == 4
+    commit_with_vote(node.ledger, D, None, signers=SORTED_KEYS[:4])  # quorum(5) = 4 of the old validators
+    after = call(node, "qbft_getValidatorsByBlockNumber", "latest")["result"]
     assert to_checksum_address(NEWCOMER) in after and len(after) == 5
     assert NEWCOMER in node._allowed_peers()  # node permissioning admits the latest set
