@@ -399,3 +399,61 @@ def verify_sealed_block(block: Mapping[str, Any], validators: Sequence[str]) -> 
         block_hash="0x" + computed.hex(), served_hash=served_hex, seal_hash="0x" + digest.hex(), quorum=need,
         validators=trusted, extra_validators=extra_set, seals=tuple(checks), problems=tuple(problems),
         notes=tuple(notes))
+
+
+def faulty_tolerance(n: int) -> int:
+    """``f = (n - 1) // 3``: how many of ``n`` validators may be Byzantine while QBFT stays safe."""
+    if n < 1:
+        raise ValueError(f"validator count must be >= 1, got {n}")
+    return (n - 1) // 3
+
+
+class UntrustedValidatorChange(ValueError):
+    """A block offered as a validator-set change is not vouched for by the trusted set."""
+
+
+def advance_trusted_validators(trusted: Sequence[str], block: Mapping[str, Any]) -> tuple[str, ...]:
+    """Move trust from ``trusted`` (the validator set of some earlier height) to the set ``block`` lists.
+
+    Besu's rule makes every block's extraData list the validators that seal it, so a later block
+    proves its own set once we know that enough of the *trusted* set stands behind it (the skipping
+    verification of BFT light clients, with trust level 1/3):
+
+    * its hash recomputes and its commit seals recover to at least ``quorum(|S'|)`` distinct members of
+      its own list ``S'`` (the block is final under ``S'``), and
+    * at least ``f(|S|) + 1`` distinct members of the trusted set ``S`` sealed it, so at least one
+      honest validator of ``S`` — which seals only canonical blocks — vouches for it.
+
+    Sound as long as the trusted set kept more than two thirds honest validators up to that block
+    (QBFT's own assumption). Returns ``S'`` (checksum addresses, sorted); raises
+    :class:`UntrustedValidatorChange` naming the shortfall, ``ValueError`` for an unreadable block.
+    """
+    fields = header_fields_from_rpc_block(block)
+    extra = decode_extra_data(fields[EXTRA_DATA_INDEX])
+    listed = tuple(sorted(to_checksum_address(v) for v in extra.validators))
+    if not listed:
+        raise UntrustedValidatorChange(f"block {fields[8]} lists no validators")
+    served = block.get("hash")
+    computed = block_hash_from_header_fields(fields)
+    if served is not None and _field_bytes(served) != computed:
+        raise UntrustedValidatorChange(f"block {fields[8]}: hash does not recompute")
+    digest = seal_hash_from_header_fields(fields)
+    signers: set[str] = set()
+    for seal in extra.seals:
+        try:
+            signers.add(to_checksum_address(recover_seal_signer(digest, seal)))
+        except ValueError as exc:
+            raise UntrustedValidatorChange(f"block {fields[8]}: a commit seal does not recover") from exc
+    own = signers & set(listed)
+    if len(own) < quorum(len(listed)):
+        raise UntrustedValidatorChange(
+            f"block {fields[8]}: {len(own)} of its {len(listed)} listed validators sealed it, quorum is "
+            f"{quorum(len(listed))}")
+    trusted_set = {to_checksum_address(v) for v in trusted}
+    vouching = signers & trusted_set
+    need = faulty_tolerance(len(trusted_set)) + 1
+    if len(vouching) < need:
+        raise UntrustedValidatorChange(
+            f"block {fields[8]}: {len(vouching)} validators of the trusted set sealed it, {need} needed "
+            "(more than a third) to trust its new validator list")
+    return listed

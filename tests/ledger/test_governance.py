@@ -242,3 +242,55 @@ def test_validators_by_block_number_reflects_changes(node: Node) -> None:
     after = call(node, "qbft_getValidatorsByBlockNumber", "latest")["result"]
     assert to_checksum_address(NEWCOMER) in after and len(after) == 5
     assert NEWCOMER in node._allowed_peers()  # node permissioning admits the latest set
+
+
+# ----------------------------------------------- trusting a later validator set (offline verifiers)
+def _served(ledger: Ledger, number: int) -> dict:
+    from ledger.rpc import block_json
+
+    return block_json(ledger, ledger.chain.get_canonical_block_by_number(number), False)
+
+
+def test_a_verifier_follows_an_add_and_a_remove_from_the_genesis_set(tmp_path) -> None:
+    """Besu's rule makes each block list its sealers, so a verifier that trusts only the genesis set can
+    move its trust to each new set through the first block that lists it (sealed by > 1/3 of the old)."""
+    from provenance.qbft_header import advance_trusted_validators, verify_sealed_block
+
+    ledger = Ledger(tmp_path / "a", make_genesis())
+    try:
+        for p in (A, B, C):
+            commit_with_vote(ledger, p, Vote(NEWCOMER, True))
+        five = [*SORTED_KEYS, NEWCOMER_KEY]
+        commit_with_vote(ledger, D, None, signers=SORTED_KEYS)  # block 4: first block of the 5-validator set
+        for p in (A, B, C):  # blocks 5-7 vote D out; block 8 is the first without D
+            commit_with_vote(ledger, p, Vote(D, False), signers=five[:4])
+        commit_with_vote(ledger, A, None, signers=[KEY_BY_ADDRESS[x] for x in (A, B, C)])
+        genesis = [to_checksum_address(v) for v in VALIDATORS]
+        assert verify_sealed_block(_served(ledger, 8), genesis).notes  # block 8 lists another set than genesis
+        five_set = advance_trusted_validators(genesis, _served(ledger, 4))
+        assert to_checksum_address(NEWCOMER) in five_set and len(five_set) == 5
+        three_set = advance_trusted_validators(five_set, _served(ledger, 8))
+        assert sorted(three_set) == sorted(to_checksum_address(x) for x in (A, B, C))
+        assert verify_sealed_block(_served(ledger, 8), three_set).ok
+    finally:
+        ledger.close()
+
+
+def test_a_validator_set_not_vouched_for_by_the_trusted_set_is_refused(tmp_path) -> None:
+    """A forger who holds new keys can seal a block listing only them; without > 1/3 of the trusted
+    validators' seals that list is not accepted."""
+    from provenance.qbft_header import UntrustedValidatorChange, advance_trusted_validators
+
+    strangers = [keys.PrivateKey(keccak(b"stranger%d" % i)) for i in range(4)]
+    forged_genesis = make_genesis()
+    forged_genesis = type(forged_genesis)(**{**forged_genesis.__dict__, "validators": tuple(
+        sorted(k.public_key.to_canonical_address() for k in strangers))})
+    forged = Ledger(tmp_path / "forged", forged_genesis)
+    try:
+        block = forged.build_block([], sorted(k.public_key.to_canonical_address() for k in strangers)[0])
+        raw = encode_block(block)
+        forged.commit(raw, 0, seals_for(forged, raw, 0, strangers[:3]))
+        with pytest.raises(UntrustedValidatorChange, match="trusted set"):
+            advance_trusted_validators([to_checksum_address(v) for v in VALIDATORS], _served(forged, 1))
+    finally:
+        forged.close()
