@@ -29,6 +29,7 @@ from api.routes import (
     work_tickets,
 )
 from api.routes import epcis as epcis_routes
+from api.routes import handle as handle_routes
 from api.routes import lineage as lineage_routes
 from api.security import KeyCache
 from api.settings import Settings, get_settings
@@ -102,6 +103,8 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     app.include_router(bulk_routes.router)  # POST /v1/coils/certificates/batch
     app.include_router(epcis_routes.router)
     app.include_router(lineage_routes.router)
+    # standards bindings (issue 10): Handle REST API
+    app.include_router(handle_routes.router)
     return app
 
 
