@@ -28,6 +28,7 @@ from api.routes import (
     verify,
     work_tickets,
 )
+from api.routes import digital_link as digital_link_routes
 from api.routes import epcis as epcis_routes
 from api.routes import handle as handle_routes
 from api.routes import lineage as lineage_routes
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     app.include_router(lineage_routes.router)
     # standards bindings (issue 10): Handle REST API
     app.include_router(handle_routes.router)
+    app.include_router(digital_link_routes.router)  # GS1 Digital Link resolver: /01/…, /00/…, /414/…
     return app
 
 
