@@ -30,6 +30,7 @@ from api.routes import (
 )
 from api.routes import digital_link as digital_link_routes
 from api.routes import epcis as epcis_routes
+from api.routes import epcis_rest as epcis_rest_routes
 from api.routes import handle as handle_routes
 from api.routes import lineage as lineage_routes
 from api.security import KeyCache
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     # standards bindings (issue 10): Handle REST API
     app.include_router(handle_routes.router)
     app.include_router(digital_link_routes.router)  # GS1 Digital Link resolver: /01/…, /00/…, /414/…
+    app.include_router(epcis_rest_routes.router)  # EPCIS 2.0 REST binding: /capture, /events, /epcs, …
     return app
 
 
