@@ -98,6 +98,15 @@ def test_capture_poll_query_round_trip(client: TestClient, manufacturer: dict[st
         assert [e["eventID"] for e in _events(r)] == [events[1]["eventID"]]
         assert r.headers["TL-Event-Hash-ID"] == job["events"][1]["eventHashID"]
     assert client.get("/events/urn:uuid:nothing").json()["type"] == "epcisException:NoSuchResourceException"
+    # /v1 stays, learns the three filters and no longer ignores an unknown parameter
+    v1 = client.get("/v1/epcis/events", params={"EQ_eventID": events[1]["eventID"]}).json()
+    assert [e["eventID"] for e in v1["epcisBody"]["queryResults"]["resultsBody"]["eventList"]] == [events[1]["eventID"]]
+    v1 = client.get("/v1/epcis/events", params={"MATCH_epcClass": LGTIN, "EQ_action": "OBSERVE"}).json()
+    assert len(v1["epcisBody"]["queryResults"]["resultsBody"]["eventList"]) == 1
+    r = client.get("/v1/epcis/events", params={"EQ_eventId": "x"})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "query.EQ_eventId"
+    r = client.get("/v1/epcis/events", params={"EQ_action": "LOOK"})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "query.EQ_action"
 
 
 def test_paging_link_and_discovery(client: TestClient, manufacturer: dict[str, Any]) -> None:
