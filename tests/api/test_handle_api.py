@@ -4,50 +4,28 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from pyhandle.client.resthandleclient import RESTHandleClient
 from pyhandle.handleexceptions import HandleNotFoundException
 
-from api.main import create_app
 from api.settings import Settings
 from tests.api.conftest import auth, create_enterprise, sample
+from tests.api.live_server import serve
 
 Z_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def live(settings: Settings) -> Iterator[str]:
-    """The API served by uvicorn on a free loopback port (pyhandle speaks HTTP through requests)."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    """The API under uvicorn on a free loopback port (pyhandle speaks HTTP through requests)."""
+    with serve(settings) as url:
+        yield url
 
 
 def _post_certificate(base: str) -> tuple[str, dict[str, Any]]:
