@@ -149,7 +149,7 @@ def parse_digital_link(path: str, query: str = "") -> DigitalLinkRequest:
     for c in candidates:
         try:
             key = canonical_epc(c)
-        except EpcisInvalid as exc:  # pragma: no cover - biip accepted it; canonical_epc is stricter on nothing
+        except EpcisInvalid as exc:  # biip accepted the URI; our own canonical form refuses it too
             raise InvalidDigitalLink(exc.issues[0].message) from exc
         if key not in keys:
             keys.append(key)

@@ -101,7 +101,8 @@ def _resolve(request: Request, session: Any, state: Any) -> Response:
     headers["Vary"] = "Accept"
     if _wants_linkset(request, link_type):
         return JSONResponse(linkset(self_uri, links), media_type=LINKSET_JSON, headers=headers)
-    term = link_type_uri(link_type)[len(GS1_VOC):] if link_type and link_type_uri(link_type) else "pip"
+    wanted = link_type_uri(link_type) if link_type else None
+    term = wanted[len(GS1_VOC):] if wanted else "pip"  # a link type we do not have: the default link
     return RedirectResponse(links[term]["href"], status_code=307, headers=headers)
 
 
@@ -116,9 +117,11 @@ for _ai in SUPPORTED_PRIMARY_KEYS:
         400 problem (malformed URI, check digit), 404 problem (unknown key)."""
         return _resolve(request, session, state)
 
-    router.add_api_route(f"/{_ai}/{{rest:path}}", _get, methods=["GET", "HEAD"], include_in_schema=_ai == "01",
-                         name=f"gs1_resolve_{_ai}", response_class=Response,
+    router.add_api_route(f"/{_ai}/{{rest:path}}", _get, methods=["GET"], name=f"gs1_resolve_{_ai}",
+                         response_class=Response,
                          summary=f"GS1 Digital Link resolver, primary key /{_ai} ({SUPPORTED_PRIMARY_KEYS[_ai]})")
+    router.add_api_route(f"/{_ai}/{{rest:path}}", _get, methods=["HEAD"], name=f"gs1_resolve_{_ai}_head",
+                         response_class=Response, include_in_schema=False)
     router.add_api_route(f"/{_ai}/{{rest:path}}", _options, methods=["OPTIONS"], include_in_schema=False)
 
 

@@ -163,6 +163,10 @@ def test_rollback_and_proceed(client: TestClient, manufacturer: dict[str, Any]) 
     assert [e["eventID"] for e in _events(client.get("/events"))] == [good["eventID"]]
     r = client.post("/capture", json=_doc([good]), headers=auth(key) | {"GS1-Capture-Error-Behaviour": "maybe"})
     assert r.status_code == 400 and r.json()["type"] == "epcisException:ValidationException"
+    r = client.post("/capture", json=_doc([good] * 10_001), headers=auth(key))  # over GS1-EPCIS-Capture-Limit
+    assert r.status_code == 413 and r.json()["type"] == "epcisException:CaptureLimitExceededException"
+    r = client.post("/capture", json={"type": "EPCISMasterDataDocument"}, headers=auth(key))
+    assert r.status_code == 400 and "EPCISDocument" in r.json()["detail"]
 
 
 def test_post_event_and_dishonest_members(client: TestClient, manufacturer: dict[str, Any]) -> None:
