@@ -329,6 +329,16 @@ def _options(allow: str, **extra: str) -> Response:
     return Response(status_code=204, headers={"Allow": allow, **DISCOVERY_HEADERS, **extra})
 
 
+def _add_options(path: str, allow: str = "OPTIONS, GET") -> None:
+    """``OPTIONS path`` → 204 with ``Allow`` and the version headers (the binding's discovery answer)."""
+
+    def discover() -> Response:
+        return _options(allow)
+
+    router.add_api_route(path, discover, methods=["OPTIONS"], include_in_schema=False,
+                         name="options " + path)
+
+
 # ------------------------------------------------------------------------------------------- capture
 def _behaviour(request: Request) -> str:
     value = request.headers.get("GS1-Capture-Error-Behaviour", "rollback").strip().lower()
@@ -584,6 +594,8 @@ def _vocabulary(name: str, column: Any, param: str, normalise: Callable[[str], s
             return problem(404, EXC + "NoSuchResourceException", f"No such {param}", value, instance=request.url.path)
         return run_query(request, session, state, {param: value})
 
+    for path in (f"/{name}", f"/{name}/{{value:path}}/events", f"/{name}/{{value:path}}"):
+        _add_options(path)
     router.add_api_route(f"/{name}", listing, methods=["GET"], summary=f"All {name} (Collection, paged)")
     router.add_api_route(f"/{name}/{{value:path}}/events", events_of, methods=["GET"],
                          summary=f"Events with this {param.split('_', 1)[1]} (EPCISQueryDocument)")
@@ -598,6 +610,9 @@ def _epc_or_none(value: str) -> str | None:
         return None
 
 
+for _path in ("/capture/{capture_id}", "/events/{event_id:path}", "/eventTypes", "/eventTypes/{event_type}",
+              "/eventTypes/{event_type}/events"):
+    _add_options(_path)
 _vocabulary("epcs", col(EpcisObject.key), "MATCH_anyEPC", _epc_or_none)
 _vocabulary("bizSteps", col(EpcisEvent.biz_step), "EQ_bizStep", lambda v: cbv_short("bizStep", v))
 _vocabulary("bizLocations", col(EpcisEvent.biz_location), "EQ_bizLocation", _epc_or_none)

@@ -146,6 +146,9 @@ def test_paging_link_and_discovery(client: TestClient, manufacturer: dict[str, A
     assert opts.status_code == 204 and int(opts.headers["GS1-EPCIS-Capture-Limit"]) >= 1000
     assert int(opts.headers["GS1-EPCIS-Capture-File-Size-Limit"]) == 16 * 1024 * 1024
     assert "POST" in opts.headers["allow"] and opts.headers["GS1-Capture-Error-Behaviour"] == "all"
+    for path in ("/events", "/eventTypes/ObjectEvent/events", "/bizSteps", "/epcs/x/events"):
+        opts = client.options(path)
+        assert opts.status_code == 204 and "GET" in opts.headers["allow"] and opts.headers["GS1-EPCIS-Max"] == "2.0.0"
     jobs = client.get("/capture", headers=auth(key))
     assert jobs.status_code == 200 and len(jobs.json()) == 1
 
