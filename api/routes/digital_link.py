@@ -10,8 +10,10 @@
 * errors: **400** problem body for a malformed request URI (check digits, AI formats, qualifier order),
   **404** problem body for a well-formed key that names no object here.
 
-Lookup: a serial that was never captured falls back to its lot, then to its GTIN (the keys of
-:func:`provenance.digital_link.parse_digital_link`), as the standard's qualifier-path walk does.
+Lookup: a lot that was never captured falls back to its GTIN (the keys of
+:func:`provenance.digital_link.parse_digital_link`), as the standard's qualifier-path walk does; a serial
+that was never captured does **not** (404 naming the related lot or GTIN page in ``related``): a counterfeit
+serial on a genuine lot's label must not land on the lot's verified page.
 Objects are the EPCIS objects captured so far (``epcis_objects``), each with an ``88.x.y/…`` identifier.
 """
 
@@ -36,6 +38,7 @@ from provenance.digital_link import (
     link_type_uri,
     parse_digital_link,
 )
+from provenance.epcis import epc_kind
 
 router = APIRouter(tags=["gs1-digital-link"])
 
@@ -84,15 +87,21 @@ def _resolve(request: Request, session: Any, state: Any) -> Response:
     except InvalidDigitalLink as exc:
         return problem(400, PROBLEM_BASE + "invalid-uri", "Invalid GS1 Digital Link URI", str(exc),
                        instance=request.url.path, headers=CORS)
-    obj = None
-    for key in dl.lookup_keys:
-        obj = session.exec(select(EpcisObject).where(col(EpcisObject.key) == key)).first()
-        if obj is not None:
-            break
+    base = state.settings.public_base_url
+    found = {o.key: o for o in session.exec(select(EpcisObject).where(col(EpcisObject.key).in_(dl.lookup_keys)))}
+    first = dl.lookup_keys[0]
+    if epc_kind(first) == "instance" and first not in found:
+        # A serial nobody captured is not sent to its lot's or GTIN's page: a counterfeit serial printed on a
+        # genuine lot's label must not land on that lot's verified page. The less specific object is named.
+        related = next((found[k] for k in dl.lookup_keys[1:] if k in found), None)
+        extra = {"related": f"{base}/id/{quoted(related.identifier)}"} if related is not None else {}
+        return problem(404, PROBLEM_BASE + "not-found", "Not Found",
+                       f"{dl.uri}: this serial is not known to this resolver", instance=request.url.path,
+                       headers=CORS, **extra)
+    obj = next((found[k] for k in dl.lookup_keys if k in found), None)
     if obj is None:
         return problem(404, PROBLEM_BASE + "not-found", "Not Found",
                        f"{dl.uri} names no object known to this resolver", instance=request.url.path, headers=CORS)
-    base = state.settings.public_base_url
     links = links_for(base, obj.identifier, obj.key)
     link_type = dl.params.get("linkType")
     self_uri = base + dl.uri[len("https://id.gs1.org"):]

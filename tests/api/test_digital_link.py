@@ -89,11 +89,16 @@ def test_resolver_redirects_linkset_and_errors(client: TestClient, captured: dic
             assert ctx[f"https://gs1.org/voc/{term}"][0]["href"].startswith("https://trace.example/"), term
         epcis = ctx["https://gs1.org/voc/epcis"][0]["href"]
         assert epcis.endswith("/epcs/" + quote(canonical_epc(SGTIN), safe="") + "/events")
-    # the lot resolves to the LGTIN object; an unknown serial of that lot falls back to the lot
+    # the lot resolves to the LGTIN object
     lot_ident = f"{captured['prefix']}/01.{GTIN}.10.K52000"
     assert client.get(f"/01/{GTIN}/10/K52000", follow_redirects=False).headers["location"].endswith(lot_ident)
-    assert client.get(f"/01/{GTIN}/10/K52000/21/NEW-1", follow_redirects=False).headers["location"].endswith(
-        lot_ident)
+    # a counterfeiter prints an unknown serial on the genuine lot's label: no redirect to the lot's verified
+    # page, a 404 that only names the lot as related
+    fake = client.get(f"/01/{GTIN}/10/K52000/21/FAKE-1", follow_redirects=False)
+    assert fake.status_code == 404 and "serial is not known" in fake.json()["detail"]
+    assert fake.json()["related"] == f"https://trace.example/id/{lot_ident}"
+    # the serial alone still resolves when lot and serial are both given
+    assert client.get(f"/01/{GTIN}/10/K52000/21/P-77", follow_redirects=False).status_code == 307
     # unknown GTIN → 404 problem; bad check digit → 400 problem
     other = "0401234522222" + gs1_check_digit("0401234522222")
     r = client.get(f"/01/{other}/21/1", follow_redirects=False)
