@@ -177,7 +177,7 @@ def id_page(identifier: str, request: Request, session: SessionDep, state: State
         if is_valid_identifier(identifier) and not identifier.partition("/")[2]:
             record_or_404(session, identifier)
         try:
-            return HTMLResponse(lineage_page(session, state, identifier).replace("</style>", PHONE_CSS + "</style>", 1))
+            return HTMLResponse(_object_page(session, state, identifier, lineage_page(session, state, identifier)))
         except HTTPException as exc:
             if exc.status_code != 404 or not is_valid_identifier(identifier):
                 raise
@@ -234,3 +234,18 @@ def record_json(session: Session, state: Any, rec: Record) -> dict[str, Any]:
         "resolution": resolution(session, rec, state.settings.public_base_url),
         "verification": verify_record(session, rec, chain=state.chain, seal_cache=state.seal_cache),
     }
+
+
+def _object_page(session: Session, state: Any, identifier: str, html: str) -> str:
+    """The lineage page of a traced object with the phone layout and its QR code (the GS1 Digital Link URI
+    for objects identified by GS1 keys, see ``/v1/identifiers/{id}/qr.svg``)."""
+    from api.routes.identifiers import quoted
+    from api.routes.lineage import node_or_error
+
+    html = html.replace("</style>", PHONE_CSS + "</style>", 1)
+    node = node_or_error(session, identifier)
+    if node.identifier is None:
+        return html
+    src = f"{state.settings.public_base_url}/v1/identifiers/{quoted(node.identifier)}/qr.svg"
+    img = f'<img src="{escape(src)}" alt="QR code for {escape(node.identifier)}" width="160" height="160">'
+    return html.replace("</h1>", "</h1>\n" + img, 1)

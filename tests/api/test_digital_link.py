@@ -118,6 +118,8 @@ def test_qr_encodes_digital_link_for_gs1_objects_and_id_for_coils(client: TestCl
     assert qr_content("https://trace.example", ident, canonical_epc(SGTIN)) == want
     svg = client.get(f"/v1/identifiers/{ident}/qr.svg")
     assert svg.status_code == 200 and svg.content == render_qr(want, "svg")
+    page = client.get(f"/id/{ident}")  # the part's page shows that QR code
+    assert page.status_code == 200 and f'src="https://trace.example/v1/identifiers/{ident}/qr.svg"' in page.text
     coil = ingested["identifier"]
     svg = client.get(f"/v1/identifiers/{coil}/qr.svg")
     assert svg.content == render_qr(f"https://trace.example/id/{coil}", "svg")
