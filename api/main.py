@@ -102,13 +102,13 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
 
     for module in (enterprises, certificates, identifiers, verify, pages, health, persons, work_tickets, receivables):
         app.include_router(module.router)
-    app.include_router(bulk_routes.router)  # POST /v1/coils/certificates/batch
-    app.include_router(epcis_routes.router)
-    app.include_router(lineage_routes.router)
     # standards bindings (issue 10): Handle REST API at /api/handles/…
     app.include_router(handle_routes.router)
     app.include_router(digital_link_routes.router)  # GS1 Digital Link resolver: /01/…, /00/…, /414/…
     app.include_router(epcis_rest_routes.router)  # EPCIS 2.0 REST binding: /capture, /events, /epcs, …
+    app.include_router(bulk_routes.router)  # POST /v1/coils/certificates/batch
+    app.include_router(epcis_routes.router)
+    app.include_router(lineage_routes.router)
     return app
 
 
