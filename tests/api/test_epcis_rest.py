@@ -149,8 +149,13 @@ def test_paging_link_and_discovery(client: TestClient, manufacturer: dict[str, A
     for path in ("/events", "/eventTypes/ObjectEvent/events", "/bizSteps", "/epcs/x/events"):
         opts = client.options(path)
         assert opts.status_code == 204 and "GET" in opts.headers["allow"] and opts.headers["GS1-EPCIS-Max"] == "2.0.0"
+    # an EPCISQueryDocument (e.g. another repository's query answer) is captured too
+    from api.routes.epcis_rest import query_document
+
+    job = _capture(client, key, query_document([_event(7)]))
+    assert job["success"] is True and job["events"][0]["eventID"] == _event(7)["eventID"]
     jobs = client.get("/capture", headers=auth(key))
-    assert jobs.status_code == 200 and len(jobs.json()) == 1
+    assert jobs.status_code == 200 and len(jobs.json()) == 2
 
 
 def test_rollback_and_proceed(client: TestClient, manufacturer: dict[str, Any]) -> None:
