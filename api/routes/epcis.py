@@ -19,8 +19,9 @@ from sqlalchemy.exc import IntegrityError
 
 from api import metrics
 from api.deps import CurrentEnterprise, SessionDep, StateDep
-from api.epcis_models import EpcisEvent  # noqa: F401  (registers the EPCIS tables)
-from api.epcis_store import BadRequest, capture_document, query_events
+from api.epcis.capture import capture_document
+from api.epcis.query import query_document, query_events
+from api.errors import UnprocessableError
 from provenance.signing import sign_record
 
 router = APIRouter(prefix="/v1/epcis", tags=["epcis"])
@@ -58,11 +59,6 @@ def limit_body(content_length: Annotated[int | None, Header()] = None) -> None:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"EPCIS document exceeds {MAX_CAPTURE_BYTES} bytes")
 
 
-def bad_request(exc: BadRequest) -> HTTPException:
-    """422 with ``detail: [{field, rule, message, event_index?}]``."""
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.issues)
-
-
 @router.post("/capture", dependencies=[Depends(limit_body)], status_code=status.HTTP_201_CREATED)
 def capture(
     document: Annotated[Any, Body(description="EPCISDocument (JSON / JSON-LD, EPCIS 2.0 §8.2)")],
@@ -98,9 +94,9 @@ def capture(
         result = capture_document(session, enterprise=enterprise, doc=document, schema=schema, chain_id=chain_id,
                                   sign=sign)
         session.commit()
-    except BadRequest as exc:
+    except UnprocessableError:
         session.rollback()
-        raise bad_request(exc) from exc
+        raise
     except IntegrityError as exc:
         session.rollback()
         raise HTTPException(status.HTTP_409_CONFLICT,
@@ -148,16 +144,5 @@ def events(
         "MATCH_anyEPC": MATCH_anyEPC, "GE_eventTime": [GE_eventTime] if GE_eventTime else None,
         "LT_eventTime": [LT_eventTime] if LT_eventTime else None, "EQ_bizLocation": EQ_bizLocation,
     }.items() if v}
-    try:
-        found, token = query_events(session, params, per_page=perPage, page_token=nextPageToken)
-    except BadRequest as exc:
-        raise bad_request(exc) from exc
-    from api.epcis_store import now_iso
-
-    body: dict[str, Any] = {
-        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
-        "type": "EPCISQueryDocument", "schemaVersion": "2.0", "creationDate": now_iso(),
-        "epcisBody": {"queryResults": {"queryName": "SimpleEventQuery", "resultsBody": {"eventList": found}}},
-        "nextPageToken": token,
-    }
-    return body
+    found, token = query_events(session, params, per_page=perPage, page_token=nextPageToken)
+    return query_document(found, token)

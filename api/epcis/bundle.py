@@ -1,16 +1,16 @@
-"""Lineage verification and offline provenance bundles (built on :mod:`api.epcis_store`)."""
+"""Offline provenance bundles: the upstream lineage of a node with every record, inclusion proof,
+anchor and QBFT block header needed to check it without the API (``traceledger verify-bundle``)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from api.chain import ChainClient, ChainError, ChainUnavailable
-from api.epcis_store import Node, lineage_detail, lineage_record_ids, now_iso, records_by_identifier, walk
-from api.models import Batch, Enterprise, Record
-from api.verification import SealCache, verify_record
+from api.epcis.graph import Node, lineage_detail, lineage_record_ids, records_by_identifier, walk
+from api.models import Batch, Enterprise, Record, utc_iso, utcnow
 from provenance.merkle import hash_leaf, inclusion_proof
 
 BUNDLE_FORMAT = "traceledger-provenance-bundle/1"
@@ -19,67 +19,6 @@ HEADER_KEYS = (
     "difficulty", "number", "gasLimit", "gasUsed", "timestamp", "extraData", "mixHash", "nonce",
     "baseFeePerGas", "withdrawalsRoot",
 )
-
-
-class _MemoChain:
-    """Delegates to a ChainClient, caching ``get_anchor`` per root for one lineage verification."""
-
-    def __init__(self, chain: ChainClient) -> None:
-        self._chain = chain
-        self._anchors: dict[bytes, Any] = {}
-
-    def get_anchor(self, root: bytes) -> Any:
-        if root not in self._anchors:
-            self._anchors[root] = self._chain.get_anchor(root)
-        return self._anchors[root]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._chain, name)
-
-
-def verify_lineage(session: Session, node: Node, *, chain: ChainClient | None, seal_cache: SealCache,
-                   depth: int) -> dict[str, Any]:
-    """Verify every record of the upstream lineage of ``node`` with :func:`verify_record`.
-
-    Answer: ``{identifier, key, lineage: "upstream", verified, records_checked, nodes: [{key, identifier,
-    level, verified, records: [{identifier, kind, verified, failed: [{name, detail}]}]}],
-    first_failure: {key, identifier, record, check, detail} | null}``. Nodes are in breadth-first
-    order from ``node`` (level 0) towards the heats; ``first_failure`` is the nearest failing node.
-    """
-    lin = walk(session, node, direction="upstream", depth=depth)
-    detail = lineage_detail(session, lin)
-    ids = lineage_record_ids(session, detail)
-    recs = records_by_identifier(session, ids)
-    memo: Any = _MemoChain(chain) if chain is not None else None
-    verdicts: dict[str, dict[str, Any]] = {}
-    owner_ids = sorted({r.enterprise_id for r in recs.values()})
-    owners = {e.id: e for e in session.exec(select(Enterprise).where(col(Enterprise.id).in_(owner_ids))).all()}
-    batches: dict[int, Batch] = {}
-    for ident in ids:
-        rec = recs.get(ident)
-        if rec is None:
-            verdicts[ident] = {"identifier": ident, "kind": None, "verified": False,
-                               "failed": [{"name": "record", "detail": "record missing"}]}
-            continue
-        res = verify_record(session, rec, chain=memo, seal_cache=seal_cache, owner=owners.get(rec.enterprise_id),
-                            batches=batches)
-        verdicts[ident] = {"identifier": ident, "kind": rec.kind, "verified": res["verified"],
-                           "failed": [{"name": c["name"], "detail": c["detail"]} for c in res["checks"] if not c["ok"]]}
-    nodes_out = []
-    first: dict[str, Any] | None = None
-    for n in detail["nodes"]:
-        rs = [verdicts[r["identifier"]] for r in n["records"]]
-        ok = all(r["verified"] for r in rs)
-        nodes_out.append({"key": n["key"], "identifier": n["identifier"], "level": n["level"], "label": n["label"],
-                          "verified": ok, "records": rs})
-        if not ok and first is None:
-            bad = next(r for r in rs if not r["verified"])
-            check = bad["failed"][0] if bad["failed"] else {"name": "?", "detail": ""}
-            first = {"key": n["key"], "identifier": n["identifier"], "record": bad["identifier"],
-                     "check": check["name"], "detail": check["detail"]}
-    return {"identifier": node.identifier, "key": node.key, "lineage": "upstream",
-            "verified": first is None and bool(ids), "records_checked": len(ids), "nodes": nodes_out,
-            "first_failure": first}
 
 
 def _block_header(block: dict[str, Any]) -> dict[str, Any]:
@@ -147,7 +86,7 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
             if isinstance(raw, dict):
                 blocks[b.block_number] = _block_header(json.loads(json.dumps(raw)))
     return {
-        "format": BUNDLE_FORMAT, "identifier": node.identifier, "key": node.key, "generated_at": now_iso(),
+        "format": BUNDLE_FORMAT, "identifier": node.identifier, "key": node.key, "generated_at": utc_iso(utcnow()),
         "lineage": {
             "nodes": [{"key": n["key"], "identifier": n["identifier"], "epc": n["epc"], "level": n["level"],
                        "label": n["label"], "records": [r["identifier"] for r in n["records"]]}
@@ -158,8 +97,3 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
         "anchors": anchors,
         "blocks": [blocks[k] for k in sorted(blocks)],
     }
-
-
-def record_count(session: Session) -> int:
-    """Number of records (helper for benchmarks)."""
-    return len(session.exec(select(col(Record.id))).all())
