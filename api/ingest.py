@@ -15,7 +15,7 @@
    commit before the 2xx, :func:`store`); the anchoring worker is then woken (:func:`announce`).
 
 ``POST /v1/coils/certificates`` calls :func:`ingest_certificate`, ``POST /v1/coils/certificates/batch``
-:func:`ingest_certificates`, ``POST /v1/epcis/capture`` :func:`api.epcis.capture.capture` (which uses
+:func:`ingest_certificates`, ``POST /v1/epcis/capture`` :func:`api.epcis.capture.capture_events` (which uses
 :func:`prepare`, :class:`RecordSigner`, :func:`record_row`, :func:`store`, :func:`announce`). Errors are
 raised as :class:`api.errors.UnprocessableError` (422), :class:`api.errors.ConflictError` (409),
 ``HTTPException`` 403 (role) and :class:`api.chain.ChainUnavailable` (503, chain id unknown); route

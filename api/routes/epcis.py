@@ -15,14 +15,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, Response, status
-from sqlalchemy.exc import IntegrityError
 
-from api import metrics
 from api.deps import CurrentEnterprise, SessionDep, StateDep
-from api.epcis.capture import capture_document
+from api.epcis.capture import capture_events
 from api.epcis.query import query_document, query_events
-from api.errors import UnprocessableError
-from provenance.signing import sign_record
 
 router = APIRouter(prefix="/v1/epcis", tags=["epcis"])
 
@@ -80,39 +76,12 @@ def capture(
     record ``<prefix>/ev-<hash hex>`` of kind ``epcis_event`` signed by the capturing enterprise
     (EIP-712) and anchored with the next Merkle batch. An event carrying ``errorDeclaration``
     (EPCIS 2.0 §7.4.1.4) is stored as ``<prefix>/ed-<hash hex>`` and retracts the original event.
+    The pipeline is :func:`api.epcis.capture.capture_events` (steps of :mod:`api.ingest`).
     """
-    schema = load_schema()
-    chain_id = state.chain_id()
-    key_holder: dict[str, bytes] = {}
-
-    def sign(identifier: str, kind: str, digest: bytes) -> tuple[str, bool]:
-        if "k" not in key_holder:
-            key_holder["k"] = state.keys.private_key(enterprise.keystore, state.settings.keystore_passphrase)
-        return "0x" + sign_record(key_holder["k"], identifier, kind, digest, chain_id).hex(), False
-
-    try:
-        result = capture_document(session, enterprise=enterprise, doc=document, schema=schema, chain_id=chain_id,
-                                  sign=sign)
-        session.commit()
-    except UnprocessableError:
-        session.rollback()
-        raise
-    except IntegrityError as exc:
-        session.rollback()
-        raise HTTPException(status.HTTP_409_CONFLICT,
-                            "a concurrent capture stored some of these events; repeat the request") from exc
-    if result.created:
-        metrics.RECORDS_INGESTED.labels(kind="epcis_event").inc(result.created)
-        metrics.PENDING.inc(result.created)
-        state.worker.notify()
-    else:
+    result = capture_events(session, state, enterprise, document, load_schema())
+    if not result.created:
         response.status_code = status.HTTP_200_OK
-    return {
-        "eventIDs": result.event_ids,
-        "captured": result.created,
-        "duplicates": sum(1 for e in result.events if e["status"] in ("duplicate", "declaration_duplicate")),
-        "events": result.events,
-    }
+    return result.body()
 
 
 @router.get("/events")
