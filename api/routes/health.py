@@ -60,7 +60,7 @@ def healthz(session: SessionDep, state: StateDep) -> JSONResponse:
         # exactly one API process holds the database-wide anchoring lease (api.leader)
         "leader": w.is_leader,
         "pid": os.getpid(),
-        "last_run": w.last_run.isoformat() if w.last_run else None,
+        "last_run": utc_iso(w.last_run) if w.last_run else None,
         "last_error": w.last_error or state.bootstrap_error,
     }
     if state.settings.anchoring_enabled and state.chain is not None and not w.alive:
