@@ -13,6 +13,7 @@ from sqlalchemy import text
 from api import crud, metrics
 from api.chain import ChainError, ChainUnavailable, with_retry
 from api.deps import SessionDep, StateDep
+from api.models import utc_iso
 
 router = APIRouter(tags=["ops"])
 
