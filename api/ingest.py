@@ -425,12 +425,24 @@ def _check_batch(prepared: list[BatchItem], signer: RecordSigner) -> tuple[dict[
     return first, problems
 
 
-def _stored_digests(session: Session, identifiers: list[str]) -> dict[str, str]:
+def _stored_digests(session: Session, first: dict[str, BatchItem]) -> dict[str, str]:
+    """Digests already stored under the batch's identifiers (chunked IN reads).
+
+    Raises:
+        ConflictError: 409 listing ``{field: certificates[i]…, rule: "conflict", message}`` for every coil
+            that holds a different certificate (replacements go through the single POST with ``supersedes``).
+    """
     stored: dict[str, str] = {}
-    for chunk in in_chunks(identifiers):
+    for chunk in in_chunks(list(first)):
         rows = session.exec(select(col(Record.identifier), col(Record.record_digest))
                             .where(col(Record.identifier).in_(chunk))).all()
         stored.update({ident: digest for ident, digest in rows})
+    conflicts = [Issue(p.where, "conflict", f"coil identifier {ident} already holds a different certificate "
+                                            f"(digest {stored[ident]}); post a replacement with "
+                                            f"POST /v1/coils/certificates?supersedes={ident}")
+                 for ident, p in first.items() if ident in stored and stored[ident] != p.record.digest_hex]
+    if conflicts:
+        raise ConflictError(conflicts)
     return stored
 
 
@@ -459,13 +471,7 @@ def ingest_certificates(session: Session, state: AppState, enterprise: Enterpris
     first, found = _check_batch(prepared, signer)
     if problems or found:
         raise UnprocessableError(problems + found)
-    stored = _stored_digests(session, list(first))
-    conflicts = [Issue(p.where, "conflict", f"coil identifier {ident} already holds a different certificate "
-                                            f"(digest {stored[ident]}); post a replacement with "
-                                            f"POST /v1/coils/certificates?supersedes={ident}")
-                 for ident, p in first.items() if ident in stored and stored[ident] != p.record.digest_hex]
-    if conflicts:
-        raise ConflictError(conflicts)
+    stored = _stored_digests(session, first)
     result = BatchResult(count=len(items))
     rows: list[dict[str, Any]] = []
     now = utcnow()

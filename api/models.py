@@ -16,9 +16,10 @@ def utcnow() -> datetime:
 
 
 def utc_iso(dt: datetime) -> str:
-    """ISO 8601 in UTC with ``Z``, e.g. ``2026-11-30T12:00:00.123456Z`` (naive values are taken as UTC)."""
+    """ISO 8601 in UTC with ``Z`` and always six fraction digits, e.g. ``2026-11-30T12:00:00.000000Z``
+    (27 characters, so string order is time order); naive values are taken as UTC."""
     aware = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-    return aware.isoformat().replace("+00:00", "Z")
+    return aware.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -38,18 +38,32 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
     transactions: [full transaction objects]}]}``. Blocks come from ``eth_getBlockByNumber(n, true)``;
     without a chain (or for pending records) anchors/blocks are missing and the verifier says so.
     """
-    lin = walk(session, node, direction="upstream", depth=depth)
-    detail = lineage_detail(session, lin)
+    detail = lineage_detail(session, walk(session, node, direction="upstream", depth=depth))
     ids = lineage_record_ids(session, detail)
-    recs = records_by_identifier(session, ids)
+    stored = records_by_identifier(session, ids)
+    records_out, batches = _bundle_records(session, [stored[i] for i in ids if i in stored])
+    anchors, blocks = _anchors_and_blocks(batches, chain)
+    return {
+        "format": BUNDLE_FORMAT, "identifier": node.identifier, "key": node.key, "generated_at": utc_iso(utcnow()),
+        "lineage": {
+            "nodes": [{"key": n["key"], "identifier": n["identifier"], "epc": n["epc"], "level": n["level"],
+                       "label": n["label"], "records": [r["identifier"] for r in n["records"]]}
+                      for n in detail["nodes"]],
+            "edges": [{"from": e["from"], "to": e["to"], "event": e["event"]["identifier"]} for e in detail["edges"]],
+        },
+        "records": records_out,
+        "anchors": anchors,
+        "blocks": [blocks[k] for k in sorted(blocks)],
+    }
+
+
+def _bundle_records(session: Session, recs: list[Record]) -> tuple[list[dict[str, Any]], dict[int, Batch]]:
+    """Bundle entries of ``recs`` (with owner and RFC 9162 inclusion proof when anchored) and their batches."""
     ents: dict[int, Enterprise] = {}
     batches: dict[int, Batch] = {}
     leaves_cache: dict[int, list[bytes]] = {}
     records_out = []
-    for ident in ids:
-        rec: Record | None = recs.get(ident)
-        if rec is None:
-            continue
+    for rec in recs:
         ent = ents.get(rec.enterprise_id) or session.get(Enterprise, rec.enterprise_id)
         if ent is not None:
             ents[rec.enterprise_id] = ent
@@ -70,6 +84,13 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
             "enterprise": {"prefix": ent.prefix, "name": ent.name, "address": ent.address} if ent else None,
             "proof": proof,
         })
+    return records_out, batches
+
+
+def _anchors_and_blocks(batches: dict[int, Batch], chain: ChainClient | None
+                        ) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
+    """The anchors of ``batches`` (batch id order) and their blocks by number (``eth_getBlockByNumber(n,
+    true)``; a block the chain cannot give is left out, and the offline verifier names it)."""
     anchors = []
     blocks: dict[int, dict[str, Any]] = {}
     contract = getattr(chain, "anchor_registry", None) if chain is not None else None
@@ -85,15 +106,4 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
                 raw = None
             if isinstance(raw, dict):
                 blocks[b.block_number] = _block_header(json.loads(json.dumps(raw)))
-    return {
-        "format": BUNDLE_FORMAT, "identifier": node.identifier, "key": node.key, "generated_at": utc_iso(utcnow()),
-        "lineage": {
-            "nodes": [{"key": n["key"], "identifier": n["identifier"], "epc": n["epc"], "level": n["level"],
-                       "label": n["label"], "records": [r["identifier"] for r in n["records"]]}
-                      for n in detail["nodes"]],
-            "edges": [{"from": e["from"], "to": e["to"], "event": e["event"]["identifier"]} for e in detail["edges"]],
-        },
-        "records": records_out,
-        "anchors": anchors,
-        "blocks": [blocks[k] for k in sorted(blocks)],
-    }
+    return anchors, blocks

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -147,15 +148,34 @@ def lineage_detail(session: Session, lin: Lineage) -> dict[str, Any]:
     A node's records: its coil certificate (if the node is one), the non-retracted Object/Transaction
     events naming it, and the graph's edge events that produced it (upstream) or consumed it.
     """
-    keys = lin.order
+    objs, naming = _naming_events(session, lin)
+    events = _events_by_pk(session, {pk for pks in naming.values() for pk in pks})
+    recs = _records_by_id(session, [ev.record_id for ev in events.values()])
+    briefs = {pk: _event_brief(ev, recs[ev.record_id]) for pk, ev in events.items()}
+    certs = _certificates(session, lin.order)
+    nodes = []
+    for k in lin.order:
+        ordered = sorted((pk for pk in naming[k] if pk in events), key=lambda pk: _utc(events[pk].event_time))
+        nodes.append(_node(k, lin.level[k], objs.get(k), [briefs[pk] for pk in ordered],
+                           certs.get(k[len(HDL_SCHEME):]) if k.startswith(HDL_SCHEME) else None))
+    idents = {n["key"]: n["identifier"] for n in nodes}
+    edges = [{"from": s, "to": d, "from_identifier": idents.get(s), "to_identifier": idents.get(d),
+              "event": briefs[pk]} for s, d, pk in lin.edges if pk in events]
+    return {"root": lin.root.key, "identifier": lin.root.identifier, "direction": lin.direction, "depth": lin.depth,
+            "nodes": nodes, "edges": edges}
+
+
+def _naming_events(session: Session, lin: Lineage) -> tuple[dict[str, EpcisObject], dict[str, list[int]]]:
+    """The mapped objects of the walk's nodes, and per node the event pks naming it: non-retracted
+    Object/Transaction events listing its EPC, plus the walk's edge events touching it."""
     objs: dict[str, EpcisObject] = {}
-    naming: dict[str, list[int]] = {k: [] for k in keys}
-    for chunk in in_chunks(keys):
-        for obj in session.exec(select(EpcisObject).where(col(EpcisObject.key).in_(list(chunk)))).all():
+    naming: dict[str, list[int]] = {k: [] for k in lin.order}
+    for chunk in in_chunks(lin.order):
+        for obj in session.exec(select(EpcisObject).where(col(EpcisObject.key).in_(chunk))).all():
             objs[obj.key] = obj
         stmt = (select(EpcisEventEpc.epc, EpcisEventEpc.event_pk)
                 .join(EpcisEvent, col(EpcisEvent.id) == EpcisEventEpc.event_pk)
-                .where(col(EpcisEventEpc.epc).in_(list(chunk)), col(EpcisEvent.retracted).is_(False),
+                .where(col(EpcisEventEpc.epc).in_(chunk), col(EpcisEvent.retracted).is_(False),
                        col(EpcisEvent.event_type).in_(["ObjectEvent", "TransactionEvent"])))
         for epc, pk in session.exec(stmt).all():
             naming[epc].append(pk)
@@ -163,54 +183,55 @@ def lineage_detail(session: Session, lin: Lineage) -> dict[str, Any]:
         for k in (src, dst):
             if k in naming and pk not in naming[k]:
                 naming[k].append(pk)
-    all_pks = {pk for pks in naming.values() for pk in pks}
+    return objs, naming
+
+
+def _events_by_pk(session: Session, pks: Iterable[int]) -> dict[int, EpcisEvent]:
     events: dict[int, EpcisEvent] = {}
-    for chunk in in_chunks(sorted(all_pks)):
-        for ev in session.exec(select(EpcisEvent).where(col(EpcisEvent.id).in_(list(chunk)))).all():
+    for chunk in in_chunks(sorted(set(pks))):
+        for ev in session.exec(select(EpcisEvent).where(col(EpcisEvent.id).in_(chunk))).all():
             assert ev.id is not None
             events[ev.id] = ev
-    recs = _records_by_id(session, [ev.record_id for ev in events.values()])
-    cert_ids = [k[len(HDL_SCHEME):] for k in keys if k.startswith(HDL_SCHEME)]
+    return events
+
+
+def _certificates(session: Session, keys: Sequence[str]) -> dict[str, Record]:
+    """Coil certificate records of the ``hdl:88.x.y/suffix`` nodes among ``keys``, by identifier."""
     certs: dict[str, Record] = {}
-    for chunk in in_chunks(cert_ids):
-        for rec in session.exec(select(Record).where(col(Record.identifier).in_(list(chunk)),
+    for chunk in in_chunks([k[len(HDL_SCHEME):] for k in keys if k.startswith(HDL_SCHEME)]):
+        for rec in session.exec(select(Record).where(col(Record.identifier).in_(chunk),
                                                      Record.kind == RECORD_KIND_COIL)).all():
             certs[rec.identifier] = rec
+    return certs
 
-    def ev_brief(pk: int) -> dict[str, Any]:
-        ev = events[pk]
-        rec = recs[ev.record_id]
-        return {"identifier": rec.identifier, "kind": rec.kind, "record_digest": rec.record_digest,
-                "status": rec.status, "eventID": ev.event_hash, "type": ev.event_type, "action": ev.action,
-                "bizStep": ev.biz_step, "disposition": ev.disposition, "eventTime": utc_iso(ev.event_time)}
 
-    nodes = []
-    for k in keys:
-        obj = objs.get(k)
-        ident = obj.identifier if obj else (k[len(HDL_SCHEME):] if k.startswith(HDL_SCHEME) else None)
-        node_events = sorted((ev_brief(pk) for pk in naming[k] if pk in events), key=lambda e: e["eventTime"])
-        records = list(node_events)
-        cert_out = None
-        cert = certs.get(k[len(HDL_SCHEME):]) if k.startswith(HDL_SCHEME) else None
-        if cert is not None:
-            cert_out = {"identifier": cert.identifier, "record_digest": cert.record_digest, "status": cert.status,
-                        "summary": _cert_summary(cert)}
-            records.insert(0, {"identifier": cert.identifier, "kind": cert.kind, "record_digest": cert.record_digest,
-                               "status": cert.status, "eventID": None, "type": "certificate", "action": None,
-                               "bizStep": None, "disposition": None,
-                               "eventTime": utc_iso(cert.created_at)})
-        verdicts = [e["disposition"] for e in node_events if e["disposition"] in ("conformant", "non_conformant")]
-        nodes.append({
-            "key": k, "identifier": ident, "epc": obj.raw if obj else k, "kind": obj.kind if obj else epc_kind(k),
-            "level": lin.level[k], "label": _label(k, cert_out),
+def _event_brief(ev: EpcisEvent, rec: Record) -> dict[str, Any]:
+    return {"identifier": rec.identifier, "kind": rec.kind, "record_digest": rec.record_digest,
+            "status": rec.status, "eventID": ev.event_hash, "type": ev.event_type, "action": ev.action,
+            "bizStep": ev.biz_step, "disposition": ev.disposition, "eventTime": utc_iso(ev.event_time)}
+
+
+def _node(key: str, level: int, obj: EpcisObject | None, node_events: list[dict[str, Any]],
+          cert: Record | None) -> dict[str, Any]:
+    """One node of :func:`lineage_detail`; ``node_events`` in event-time order."""
+    records = list(node_events)
+    cert_out = None
+    if cert is not None:
+        cert_out = {"identifier": cert.identifier, "record_digest": cert.record_digest, "status": cert.status,
+                    "summary": _cert_summary(cert)}
+        records.insert(0, {"identifier": cert.identifier, "kind": cert.kind, "record_digest": cert.record_digest,
+                           "status": cert.status, "eventID": None, "type": "certificate", "action": None,
+                           "bizStep": None, "disposition": None, "eventTime": utc_iso(cert.created_at)})
+    verdicts = [e["disposition"] for e in node_events if e["disposition"] in ("conformant", "non_conformant")]
+    ident = obj.identifier if obj else (key[len(HDL_SCHEME):] if key.startswith(HDL_SCHEME) else None)
+    return {"key": key, "identifier": ident, "epc": obj.raw if obj else key,
+            "kind": obj.kind if obj else epc_kind(key), "level": level, "label": _label(key, cert_out),
             "non_conformant": bool(verdicts) and verdicts[-1] == "non_conformant",
-            "certificate": cert_out, "records": records,
-        })
-    idents = {n["key"]: n["identifier"] for n in nodes}
-    edges = [{"from": s, "to": d, "from_identifier": idents.get(s), "to_identifier": idents.get(d),
-              "event": ev_brief(pk)} for s, d, pk in lin.edges if pk in events]
-    return {"root": lin.root.key, "identifier": lin.root.identifier, "direction": lin.direction, "depth": lin.depth,
-            "nodes": nodes, "edges": edges}
+            "certificate": cert_out, "records": records}
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def _cert_summary(rec: Record) -> dict[str, Any]:

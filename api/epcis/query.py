@@ -68,38 +68,7 @@ def query_events(session: Session, params: dict[str, list[str]], *, per_page: in
     """
     filters = json.dumps({k: sorted(_split(v)) for k, v in sorted(params.items())}, sort_keys=True)
     stmt = select(EpcisEvent, Record).join(Record, col(Record.id) == EpcisEvent.record_id).where(
-        col(EpcisEvent.is_declaration).is_(False))
-    types = _split(params.get("eventType"))
-    for t in types:
-        if t not in EVENT_TYPES:
-            raise UnprocessableError([Issue("query.eventType", "enum", f"unknown event type {t!r}")])
-    if types:
-        stmt = stmt.where(col(EpcisEvent.event_type).in_(types))
-    steps = [cbv_short("bizStep", v) for v in _split(params.get("EQ_bizStep"))]
-    if steps:
-        stmt = stmt.where(col(EpcisEvent.biz_step).in_(steps))
-    disps = [cbv_short("disposition", v) for v in _split(params.get("EQ_disposition"))]
-    if disps:
-        stmt = stmt.where(col(EpcisEvent.disposition).in_(disps))
-    locs = _split(params.get("EQ_bizLocation"))
-    if locs:
-        stmt = stmt.where(col(EpcisEvent.biz_location).in_(_epc_keys(locs, "EQ_bizLocation")))
-    for name, op in (("GE_eventTime", "ge"), ("LT_eventTime", "lt")):
-        vals = params.get(name)
-        if vals:
-            try:
-                t = parse_time(vals[-1])
-            except ValueError as exc:
-                raise UnprocessableError([Issue(f"query.{name}", "date-time", str(exc))]) from exc
-            stmt = stmt.where(col(EpcisEvent.event_time) >= t if op == "ge" else col(EpcisEvent.event_time) < t)
-    for name, roles in (("MATCH_epc", ("epc", "child")), ("MATCH_anyEPC", ("epc", "child", "parent", "input",
-                                                                            "output"))):
-        vals = _split(params.get(name))
-        if vals:
-            keys = _epc_keys(vals, name)
-            sub = select(EpcisEventEpc.event_pk).where(col(EpcisEventEpc.epc).in_(keys),
-                                                        col(EpcisEventEpc.role).in_(roles))
-            stmt = stmt.where(col(EpcisEvent.id).in_(sub))
+        col(EpcisEvent.is_declaration).is_(False), *_conditions(params))
     if page_token:
         stmt = stmt.where(col(EpcisEvent.id) > _untoken(page_token, filters))
     rows = session.exec(stmt.order_by(col(EpcisEvent.id)).limit(per_page + 1)).all()
@@ -108,6 +77,44 @@ def query_events(session: Session, params: dict[str, list[str]], *, per_page: in
     events = [event_out(ev, rec) for ev, rec in rows]
     token = _token(rows[-1][0].id, filters) if more and rows and rows[-1][0].id is not None else None
     return events, token
+
+
+MATCH_ROLES = {"MATCH_epc": ("epc", "child"), "MATCH_anyEPC": ("epc", "child", "parent", "input", "output")}
+"""EPC roles each MATCH_ parameter looks at (EPCIS 2.0 §8.2.7.1)."""
+
+
+def _conditions(params: dict[str, list[str]]) -> list[Any]:
+    """SQL conditions of the query parameters; UnprocessableError naming ``query.<name>`` for bad values."""
+    conds: list[Any] = []
+    types = _split(params.get("eventType"))
+    for t in types:
+        if t not in EVENT_TYPES:
+            raise UnprocessableError([Issue("query.eventType", "enum", f"unknown event type {t!r}")])
+    if types:
+        conds.append(col(EpcisEvent.event_type).in_(types))
+    steps = [cbv_short("bizStep", v) for v in _split(params.get("EQ_bizStep"))]
+    if steps:
+        conds.append(col(EpcisEvent.biz_step).in_(steps))
+    disps = [cbv_short("disposition", v) for v in _split(params.get("EQ_disposition"))]
+    if disps:
+        conds.append(col(EpcisEvent.disposition).in_(disps))
+    locs = _split(params.get("EQ_bizLocation"))
+    if locs:
+        conds.append(col(EpcisEvent.biz_location).in_(_epc_keys(locs, "EQ_bizLocation")))
+    for name in ("GE_eventTime", "LT_eventTime"):
+        if params.get(name):
+            try:
+                t = parse_time(params[name][-1])
+            except ValueError as exc:
+                raise UnprocessableError([Issue(f"query.{name}", "date-time", str(exc))]) from exc
+            conds.append(col(EpcisEvent.event_time) >= t if name == "GE_eventTime" else col(EpcisEvent.event_time) < t)
+    for name, roles in MATCH_ROLES.items():
+        vals = _split(params.get(name))
+        if vals:
+            sub = select(EpcisEventEpc.event_pk).where(col(EpcisEventEpc.epc).in_(_epc_keys(vals, name)),
+                                                        col(EpcisEventEpc.role).in_(roles))
+            conds.append(col(EpcisEvent.id).in_(sub))
+    return conds
 
 
 def event_out(ev: EpcisEvent, rec: Record) -> dict[str, Any]:

@@ -88,6 +88,25 @@ def _badge(ok: bool | None) -> str:
     return '<span class="badge ok">✓ verified</span>' if ok else '<span class="badge bad">✗ not verified</span>'
 
 
+def _timeline_html(detail: dict[str, Any]) -> str:
+    """``<li>`` items of every record of a lineage, once each, in event-time order (fixed-width UTC strings)."""
+    timeline_rows = []
+    seen_ev: set[str] = set()
+    for n in detail["nodes"]:
+        for r in n["records"]:
+            if r["identifier"] in seen_ev:
+                continue
+            seen_ev.add(r["identifier"])
+            timeline_rows.append((r["eventTime"], r, n))
+    timeline_rows.sort(key=lambda t: t[0])
+    return "".join(
+        f'<li class="ev"><time>{_e(t[:19].replace("T", " "))}</time> <b>{_e(r["bizStep"] or r["type"])}</b>'
+        f' {_e(r["type"])} · {_e(n["label"])} <code>{_e(n["identifier"])}</code>'
+        + (f' · <span class="{"bad" if r["disposition"] == "non_conformant" else "ok"}">{_e(r["disposition"])}</span>'
+           if r["disposition"] else "") + "</li>"
+        for t, r, n in timeline_rows)
+
+
 def lineage_section(session: Session, state: Any, identifier: str) -> str | None:
     """HTML of the lineage timeline + tree + per-node badges for ``identifier``; None if not a graph node."""
     try:
@@ -123,21 +142,7 @@ def lineage_section(session: Session, state: Any, identifier: str) -> str | None
                     f'{_e(s.get("grade"))}, heat {_e(s.get("heat"))}, {_e(s.get("manufacturer"))}</div>')
         return f'<li data-key="{escape(key)}">{name(n)}{cert}' + (f"<ul>{inner}</ul>" if inner else "") + "</li>"
 
-    timeline_rows = []
-    seen_ev: set[str] = set()
-    for n in detail["nodes"]:
-        for r in n["records"]:
-            if r["identifier"] in seen_ev:
-                continue
-            seen_ev.add(r["identifier"])
-            timeline_rows.append((r["eventTime"], r, n))
-    timeline_rows.sort(key=lambda t: t[0])
-    items = "".join(
-        f'<li class="ev"><time>{_e(t[:19].replace("T", " "))}</time> <b>{_e(r["bizStep"] or r["type"])}</b>'
-        f' {_e(r["type"])} · {_e(n["label"])} <code>{_e(n["identifier"])}</code>'
-        + (f' · <span class="{"bad" if r["disposition"] == "non_conformant" else "ok"}">{_e(r["disposition"])}</span>'
-           if r["disposition"] else "") + "</li>"
-        for t, r, n in timeline_rows)
+    items = _timeline_html(detail)
     overall = _badge(ver["verified"])
     first = ver.get("first_failure")
     fail = (f'<p class="bad">First failing node: <code>{_e(first["identifier"] or first["key"])}</code> — '

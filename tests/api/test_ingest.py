@@ -187,7 +187,10 @@ def test_timestamps_are_utc_with_z(client: TestClient, manufacturer: dict[str, A
     res = client.get(f"/v1/identifiers/{ingested['identifier']}").json()
     assert res["values"] and all(_is_utc_z(v["timestamp"]) for v in res["values"]), res["values"]
     assert _is_utc_z(client.get("/v1/epcis/events").json()["creationDate"])
-    assert utc_iso(datetime(2026, 3, 1, 8, 0)) == "2026-03-01T08:00:00Z"
+    assert utc_iso(datetime(2026, 3, 1, 8, 0)) == "2026-03-01T08:00:00.000000Z"
+    # fixed width: string order is time order (a whole second sorts before its fractions)
+    assert sorted([utc_iso(datetime(2026, 3, 1, 8, 0, 0, 500000)), utc_iso(datetime(2026, 3, 1, 8, 0))])[0] == (
+        "2026-03-01T08:00:00.000000Z")
 
 
 def test_lineage_event_times_are_utc_with_z(client: TestClient) -> None:
