@@ -11,6 +11,7 @@ Shapes (declared in the OpenAPI document by :func:`install_handlers`):
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -80,6 +81,31 @@ class ValidationProblem(BaseModel):
     detail: list[IssueSchema]
 
 
+class RefusalDetail(BaseModel):
+    """Why the chain refused a workflow step: the contract's custom error name and a message."""
+
+    reason: str | None = Field(description="Solidity custom error name, e.g. `SamePerson`, `NotMember`")
+    message: str
+
+
+class ChainRefusal(BaseModel):
+    """403/404/409/422 body of a work-ticket or receivable step the contract refused."""
+
+    detail: RefusalDetail
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+CHAIN_REFUSAL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"description": "Validation problems, or a step the contract refused as invalid",
+          "content": {"application/json": {"schema": {"anyOf": [_ref("ValidationProblem"), _ref("ChainRefusal")]}}}},
+}
+"""``responses=`` for routers whose handlers may answer a :class:`ChainRefusal` 422 (a route-declared 422 is
+kept by :func:`truthful_openapi`)."""
+
+
 class Problem(BaseModel):
     """Any other error body (401, 403, 404, 409, 413, 502, 503, 500)."""
 
@@ -112,30 +138,29 @@ def _request_issues(exc: RequestValidationError) -> list[Issue]:
     return found
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
 def truthful_openapi(app: FastAPI) -> dict[str, Any]:
     """The app's OpenAPI document with the real error shapes.
 
     FastAPI declares ``HTTPValidationError`` (``{detail: [{loc, msg, type}]}``) as the 422 of every
     operation with parameters; our handlers answer :class:`ValidationProblem` instead. This replaces
-    that 422 with ``ValidationProblem``, adds ``Problem`` as the ``default`` (any other error) response
+    that default 422 with ``ValidationProblem`` (a 422 a route declares itself, e.g.
+    :data:`CHAIN_REFUSAL_RESPONSES`, is kept), adds ``Problem`` as the ``default`` (any other error) response
     of every operation, and drops the unused FastAPI schemas (in place, once: cached on ``app.openapi_schema``).
     """
     doc = FastAPI.openapi(app)  # FastAPI's document, generated once and cached on app.openapi_schema
     if "ValidationProblem" in doc.get("components", {}).get("schemas", {}):
         return doc
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-    for model in (IssueSchema, ValidationProblem, Problem):
+    for model in (IssueSchema, ValidationProblem, Problem, ChainRefusal):
         found = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(found.pop("$defs", {}))
         schemas[found.get("title", model.__name__)] = found
     for path_item in doc.get("paths", {}).values():
         for operation in path_item.values():
             responses = operation.setdefault("responses", {})
-            if "422" in responses or operation.get("parameters") or operation.get("requestBody"):
+            has_input = bool(operation.get("parameters") or operation.get("requestBody"))
+            own_422 = "422" in responses and "HTTPValidationError" not in json.dumps(responses["422"])
+            if (has_input or "422" in responses) and not own_422:
                 responses["422"] = {"description": "Validation problems, each naming its field",
                                     "content": {"application/json": {"schema": _ref("ValidationProblem")}}}
             responses.setdefault("default", {"description": "Error (message or issues)",

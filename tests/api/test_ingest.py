@@ -12,10 +12,12 @@ from urllib.parse import quote
 
 import pytest
 from eth_account import Account
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator, ValidationError
 from sqlmodel import Session, create_engine, select
 
+from api.errors import CHAIN_REFUSAL_RESPONSES, install_handlers
 from api.models import Enterprise, Record, utc_iso
 from api.settings import Settings
 from provenance.canonical import canonicalize
@@ -200,3 +202,30 @@ def test_lineage_event_times_are_utc_with_z(client: TestClient) -> None:
     up = client.get(f"/v1/lineage/{quote(part, safe='')}").json()
     times = [r["eventTime"] for n in up["nodes"] for r in n["records"]]
     assert times and all(Z_TIME.match(t) for t in times), times
+
+
+def test_a_route_declared_422_is_kept_and_resolvable() -> None:
+    """Routers that may answer a chain refusal as 422 declare it; the document keeps their shape."""
+    app = FastAPI()
+    install_handlers(app)
+
+    @app.post("/step", responses=CHAIN_REFUSAL_RESPONSES)
+    def step(body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
+    @app.get("/plain/{n}")
+    def plain(n: int) -> int:
+        return n
+
+    doc = app.openapi()
+    step_422 = doc["paths"]["/step"]["post"]["responses"]["422"]["content"]["application/json"]["schema"]
+    assert step_422 == {"anyOf": [{"$ref": "#/components/schemas/ValidationProblem"},
+                                  {"$ref": "#/components/schemas/ChainRefusal"}]}
+    plain_422 = doc["paths"]["/plain/{n}"]["get"]["responses"]["422"]["content"]["application/json"]["schema"]
+    assert plain_422 == {"$ref": "#/components/schemas/ValidationProblem"}
+    refusal = {"detail": {"reason": "SamePerson", "message": "issue refused by the chain: SamePerson"}}
+    _schema_validator(doc, "ChainRefusal").validate(refusal)
+    with TestClient(app) as c:
+        r = c.get("/plain/x")
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "path.n"
+    _schema_validator(doc, "ValidationProblem").validate(r.json())
