@@ -112,6 +112,26 @@ def test_another_members_key_cannot_sign_for_the_mill(client: TestClient, settin
     assert client.get(f"/v1/identifiers/{IDENT}").status_code == 404
 
 
+def test_replayed_mill_signatures_are_refused(client: TestClient, settings: Settings,
+                                             manufacturer: dict[str, Any]) -> None:
+    """Genuine mill signatures taken from elsewhere (another certificate, another chain) do not carry over."""
+    h = auth(manufacturer["api_key"])
+    key = _key(settings, manufacturer["id"])
+    a, b = sample(), sample("dd13_coil_nw24-119052")
+    b_ident = "88.1.1/HK53016-CNW24-119052"
+    sig_a = _sig(key, IDENT, a)
+    other_chain = "0x" + sign_record(key, b_ident, "coil_certificate", hashlib.sha256(canonicalize(b)).digest(),
+                                     1).hex()
+    for forged in (sig_a, other_chain):
+        r = client.post(URL, json=b, headers={**h, HEADER: forged})
+        assert r.status_code == 422 and r.json()["detail"][0]["rule"] == "signer", r.text
+    batch = client.post(URL + "/batch", json={"certificates": [{"document": a, "signature": sig_a},
+                                                               {"document": b, "signature": sig_a}]}, headers=h)
+    assert batch.status_code == 422
+    assert [d["field"] for d in batch.json()["detail"]] == ["certificates[1].signature"]
+    assert client.get(f"/v1/identifiers/{IDENT}").status_code == 404  # all or nothing: a was not stored either
+
+
 # ------------------------------------------------------------------------------ the Issue type
 def test_issue_json_form_and_mapping_access() -> None:
     plain = Issue("Certificate.ProductDescription.B07", "schema.required", "missing")
