@@ -10,7 +10,8 @@
 5. **signature**: a device signature (header ``X-Record-Signature`` or the batch item's ``signature``,
    65 bytes r‖s‖v over the EIP-712 ``Record(identifier, kind, digest)``) must recover to the
    enterprise account — checked for duplicates too — otherwise the API signs with the enterprise's
-   keystore key (:class:`RecordSigner`);
+   keystore key (:class:`RecordSigner`). The revision policy comes first because the signature
+   covers the identifier the record is stored under (``<coil>.r<N>`` for a replacement);
 6. **one row builder** (:func:`record_row`) and **persist** (:func:`persist`: multi-row INSERT, then one
    commit before the 2xx, :func:`store`); the anchoring worker is then woken (:func:`announce`).
 
