@@ -87,6 +87,7 @@ def capture(
 @router.get("/events")
 def events(
     request: Request,
+    response: Response,
     session: SessionDep,
     eventType: Annotated[list[str] | None, Query()] = None,  # noqa: N803 - EPCIS parameter names
     EQ_bizStep: Annotated[list[str] | None, Query()] = None,  # noqa: N803
@@ -114,4 +115,6 @@ def events(
         "LT_eventTime": [LT_eventTime] if LT_eventTime else None, "EQ_bizLocation": EQ_bizLocation,
     }.items() if v}
     found, token = query_events(session, params, per_page=perPage, page_token=nextPageToken)
+    if token is not None:
+        response.headers["Link"] = f'<{request.url.include_query_params(nextPageToken=token)}>; rel="next"'
     return query_document(found, token)

@@ -222,6 +222,16 @@ def test_lineage_event_times_are_utc_with_z(client: TestClient) -> None:
     up = client.get(f"/v1/lineage/{quote(part, safe='')}").json()
     times = [r["eventTime"] for n in up["nodes"] for r in n["records"]]
     assert times and all(Z_TIME.match(t) for t in times), times
+    # the query's next page is announced in the body and in a Link header (EPCIS 2.0 REST binding)
+    page = client.get("/v1/epcis/events", params={"perPage": 2, "eventType": "ObjectEvent"})
+    token = page.json()["nextPageToken"]
+    assert token and page.headers["Link"].endswith('>; rel="next"') and f"nextPageToken={token}" in page.headers["Link"]
+    nxt = client.get(page.headers["Link"][1:].split(">;", 1)[0])
+
+    def ids(r: Any) -> list[str]:
+        return [e["eventID"] for e in r.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]]
+
+    assert nxt.status_code == 200 and ids(nxt) and not set(ids(nxt)) & set(ids(page))
 
 
 def test_a_route_declared_422_is_kept_and_resolvable() -> None:
