@@ -3,7 +3,7 @@
 A capture job is a row in ``epcis_capture_jobs`` (so every API process behind a load balancer answers
 ``GET /capture/{captureID}``), created ``running`` when the document is received and finished by
 :func:`run_capture_job` after the answer was sent. The capture is the existing code path,
-:func:`api.epcis_store.capture_document`: every event becomes a signed record anchored with the next
+:func:`api.epcis.capture.capture_document`: every event becomes a signed record anchored with the next
 Merkle batch, exactly as through ``POST /v1/epcis/capture``.
 
 ``GS1-Capture-Error-Behaviour`` (EPCIS 2.0 REST binding):
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,10 +30,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from api import metrics
-from api.epcis_models import EpcisEvent
-from api.epcis_store import BadRequest, capture_document
+from api.epcis.capture import capture_document
+from api.epcis.models import EpcisEvent
+from api.errors import UnprocessableError
+from api.ingest import RecordSigner
 from api.models import Enterprise, utcnow
-from provenance.signing import sign_record
+from provenance.errors import Issue
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +93,12 @@ def create_job(session: Session, *, enterprise: Enterprise, behaviour: str, even
     return job
 
 
-def issue_problem(issue: dict[str, Any]) -> dict[str, Any]:
-    """An issue ``{field, rule, message[, event_index]}`` of the store as an RFC 7807 ValidationException."""
+def issue_problem(issue: Issue) -> dict[str, Any]:
+    """An :class:`Issue` ``{field, rule, message[, event_index]}`` of capture as an RFC 7807 ValidationException."""
     out: dict[str, Any] = {"type": EXC + "ValidationException", "title": "Invalid EPCIS document", "status": 400,
-                           "detail": f"{issue.get('field')}: {issue.get('message')}", "pointer": issue.get("field")}
-    if issue.get("event_index") is not None:
-        out["eventIndex"] = issue["event_index"]
+                           "detail": f"{issue.field}: {issue.message}", "pointer": issue.field}
+    if issue.event_index is not None:
+        out["eventIndex"] = issue.event_index
     return out
 
 
@@ -110,21 +111,6 @@ def event_id_conflicts(session: Session, client_ids: list[str]) -> list[str]:
         .group_by(EpcisEvent.event_id).having(func.count(func.distinct(EpcisEvent.event_hash)) > 1)
     ).all()
     return sorted(r for r in rows if r)
-
-
-Signer = Callable[[str, str, bytes], tuple[str, bool]]
-
-
-def make_signer(state: Any, enterprise: Enterprise, chain_id: int) -> Signer:
-    """The API signs each record with the capturing enterprise's keystore key (EIP-712), as ``/v1`` capture."""
-    holder: dict[str, bytes] = {}
-
-    def sign(identifier: str, kind: str, digest: bytes) -> tuple[str, bool]:
-        if "k" not in holder:
-            holder["k"] = state.keys.private_key(enterprise.keystore, state.settings.keystore_passphrase)
-        return "0x" + sign_record(holder["k"], identifier, kind, digest, chain_id).hex(), False
-
-    return sign
 
 
 def _client_ids(doc: dict[str, Any]) -> list[str]:
@@ -147,14 +133,13 @@ def capture(session: Session, *, state: Any, enterprise: Enterprise, doc: dict[s
     ``{index, eventID (client's, else the hash ID), eventHashID, identifier, status}``.
 
     Raises:
-        BadRequest: invalid document (issues carry ``event_index``); nothing stored.
+        UnprocessableError: invalid document (issues carry ``event_index``); nothing stored.
         EventIdConflict: a client eventID already names a different event; nothing stored.
         IntegrityError: a concurrent capture stored some of these events; nothing stored.
     """
-    chain_id = state.chain_id()
+    signer = RecordSigner.for_request(state, enterprise)
     try:
-        result = capture_document(session, enterprise=enterprise, doc=doc, schema=schema, chain_id=chain_id,
-                                  sign=make_signer(state, enterprise, chain_id))
+        result = capture_document(session, enterprise=enterprise, doc=doc, schema=schema, signer=signer)
         conflicts = event_id_conflicts(session, _client_ids(doc))
         if conflicts:
             raise EventIdConflict(conflicts)
@@ -207,7 +192,7 @@ def run_capture_job(engine: Any, state: Any, capture_id: str, enterprise_id: int
                     got, _created = capture(session, state=state, enterprise=enterprise, doc=todo, schema=schema)
                     events = [dict(e, index=index_map[e["index"]]) for e in got]
                     break
-                except BadRequest as exc:
+                except UnprocessableError as exc:
                     problems = []
                     for i in exc.issues:
                         p = issue_problem(i)

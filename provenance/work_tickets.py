@@ -27,7 +27,7 @@ build the EIP-712 documents a person signs on a device (contract functions ``iss
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,7 +36,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 
 from provenance.canonical import canonicalize, record_digest
-from provenance.errors import InvalidIdentifier, InvalidSignature, ProvenanceError
+from provenance.errors import DocumentInvalid, InvalidIdentifier, InvalidSignature, Issue, ProvenanceError
 from provenance.identifiers import parse_identifier
 
 __all__ = [
@@ -77,12 +77,12 @@ EIP712_NAME = "TraceLedger WorkTicket"
 EIP712_VERSION = "1"
 
 
-class TicketInvalid(ProvenanceError, ValueError):
-    """A ticket document failed validation; ``issues`` lists ``{field, rule, message}``."""
+class TicketInvalid(DocumentInvalid, ValueError):
+    """A ticket document failed validation; ``issues`` lists every :class:`Issue` ``(field, rule, message)``."""
 
-    def __init__(self, issues: list[dict[str, str]]) -> None:
-        super().__init__("; ".join(f"{i['field']}: {i['message']}" for i in issues))
-        self.issues = issues
+    def __init__(self, issues: Iterable[Issue | Mapping[str, Any]]) -> None:
+        found = [Issue.coerce(i) for i in issues]
+        super().__init__(found, "; ".join(f"{i.field}: {i.message}" for i in found))
 
 
 class TicketStepRefused(ProvenanceError):
@@ -128,11 +128,11 @@ class TicketDocument:
     document: dict[str, Any]
 
 
-def _issue(field: str, rule: str, message: str) -> dict[str, str]:
-    return {"field": field, "rule": rule, "message": message}
+def _issue(field: str, rule: str, message: str) -> Issue:
+    return Issue(field, rule, message)
 
 
-def _timestamp(value: Any, field: str, issues: list[dict[str, str]]) -> int | None:
+def _timestamp(value: Any, field: str, issues: list[Issue]) -> int | None:
     if not isinstance(value, str):
         issues.append(_issue(field, "type", "must be an ISO 8601 date-time string with a UTC offset"))
         return None
@@ -147,7 +147,7 @@ def _timestamp(value: Any, field: str, issues: list[dict[str, str]]) -> int | No
     return int(parsed.timestamp())
 
 
-def _text_list(value: Any, field: str, issues: list[dict[str, str]], *, required: bool) -> tuple[str, ...]:
+def _text_list(value: Any, field: str, issues: list[Issue], *, required: bool) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         issues.append(_issue(field, "type", "must be a list of non-empty strings"))
         return ()
@@ -173,7 +173,7 @@ def validate_ticket_document(doc: Any) -> TicketDocument:
     Raises:
         TicketInvalid: listing every problem with its field name.
     """
-    issues: list[dict[str, str]] = []
+    issues: list[Issue] = []
     if not isinstance(doc, dict):
         raise TicketInvalid([_issue("document", "type", "must be a JSON object")])
     equipment = doc.get("equipment")

@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from sqlmodel import col, select
 
 from api.deps import SessionDep, StateDep
-from api.epcis_models import EpcisObject
+from api.epcis.models import EpcisObject
 from api.problems import problem
 from api.routes.identifiers import quoted
 from provenance.digital_link import (

@@ -58,9 +58,11 @@ from api.capture_jobs import (
     run_capture_job,
 )
 from api.deps import CurrentEnterprise, SessionDep, StateDep
-from api.epcis_models import EpcisEvent, EpcisEventEpc, EpcisObject
-from api.epcis_store import BadRequest, event_out, now_iso, parse_time, query_events
-from api.models import Enterprise, Record
+from api.epcis.capture import parse_time
+from api.epcis.models import EpcisEvent, EpcisEventEpc, EpcisObject
+from api.epcis.query import event_out, query_events
+from api.errors import UnprocessableError
+from api.models import Enterprise, Record, utc_iso, utcnow
 from api.problems import problem
 from api.routes.epcis import MAX_CAPTURE_BYTES, load_schema
 from provenance.epcis import DL_HOST, EVENT_TYPES, EpcisInvalid, canonical_epc, cbv_short
@@ -80,7 +82,7 @@ VERSION_HEADERS = {"GS1-EPCIS-Version": EPCIS_VERSION, "GS1-CBV-Version": CBV_VE
 DISCOVERY_HEADERS = {**VERSION_HEADERS, "GS1-EPCIS-Min": EPCIS_VERSION, "GS1-EPCIS-Max": EPCIS_VERSION,
                      "GS1-CBV-Min": CBV_VERSION, "GS1-CBV-Max": CBV_VERSION, "GS1-EPC-Format": "Never_Translates"}
 
-#: parameters the store's query handles itself (``api.epcis_store.query_events``)
+#: parameters the store's query handles itself (``api.epcis.query.query_events``)
 STORE_PARAMS = ("eventType", "EQ_bizStep", "EQ_disposition", "MATCH_epc", "MATCH_anyEPC", "GE_eventTime",
                 "LT_eventTime", "EQ_bizLocation")
 #: further parameters handled here as SQL conditions
@@ -273,7 +275,8 @@ def extra_conditions(values: dict[str, list[str]]) -> list[Any]:
 
 def query_document(events: list[dict[str, Any]]) -> dict[str, Any]:
     """An EPCISQueryDocument (EPCIS 2.0 §12) of ``events`` for the SimpleEventQuery."""
-    return {"@context": CONTEXT, "type": "EPCISQueryDocument", "schemaVersion": "2.0", "creationDate": now_iso(),
+    return {"@context": CONTEXT, "type": "EPCISQueryDocument", "schemaVersion": "2.0",
+            "creationDate": utc_iso(utcnow()),
             "epcisBody": {"queryResults": {"queryName": "SimpleEventQuery", "resultsBody": {"eventList": events}}}}
 
 
@@ -292,7 +295,7 @@ def run_query(request: Request, session: Session, state: Any, fixed: dict[str, s
     try:
         events, token = query_events(session, params, per_page=_per_page(request), page_token=_unwrap_token(request),
                                      extra=extra)
-    except BadRequest as exc:
+    except UnprocessableError as exc:
         raise QueryParameterError("; ".join(f"{i['field'].removeprefix('query.')}: {i['message']}"
                                             for i in exc.issues)) from exc
     return JSONResponse(query_document(events), headers=_page_headers(request, state, token))
@@ -388,7 +391,8 @@ def as_epcis_document(doc: Any) -> dict[str, Any]:
             raise _Problem(400, "ValidationException", "EPCISQueryDocument has no epcisBody.queryResults."
                                                        "resultsBody.eventList")
         return {"@context": doc.get("@context", CONTEXT), "type": "EPCISDocument",
-                "schemaVersion": doc.get("schemaVersion", "2.0"), "creationDate": doc.get("creationDate", now_iso()),
+                "schemaVersion": doc.get("schemaVersion", "2.0"),
+                "creationDate": doc.get("creationDate", utc_iso(utcnow())),
                 "epcisBody": {"eventList": events}}
     if kind != "EPCISDocument":
         raise _Problem(400, "ValidationException", f"type must be EPCISDocument or EPCISQueryDocument, got {kind!r}")
@@ -492,7 +496,7 @@ async def post_event(request: Request, enterprise: CurrentEnterprise, state: Sta
         return exc.response(request)
     event = dict(event)
     context = event.pop("@context", CONTEXT)
-    doc = {"@context": context, "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": now_iso(),
+    doc = {"@context": context, "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": utc_iso(utcnow()),
            "epcisBody": {"eventList": [event]}}
     schema = load_schema()
 
@@ -502,7 +506,7 @@ async def post_event(request: Request, enterprise: CurrentEnterprise, state: Sta
 
     try:
         results, created = await run_in_threadpool(_capture)
-    except BadRequest as exc:
+    except UnprocessableError as exc:
         problems = [issue_problem(i) for i in exc.issues]
         return problem(400, EXC + "ValidationException", "Invalid EPCIS event",
                        "; ".join(p["detail"] for p in problems[:5]), instance=request.url.path, errors=problems)

@@ -39,7 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from api.deps import SessionDep, StateDep
-from api.epcis_models import EpcisObject
+from api.epcis.models import EpcisObject
 from api.models import Batch, Enterprise, Record
 from api.routes.identifiers import quoted
 from provenance.errors import InvalidIdentifier

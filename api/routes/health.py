@@ -13,6 +13,7 @@ from sqlalchemy import text
 from api import crud, metrics
 from api.chain import ChainError, ChainUnavailable, with_retry
 from api.deps import SessionDep, StateDep
+from api.models import utc_iso
 
 router = APIRouter(tags=["ops"])
 
@@ -63,7 +64,7 @@ def healthz(session: SessionDep, state: StateDep) -> JSONResponse:
         # exactly one API process holds the database-wide anchoring lease (api.leader)
         "leader": w.is_leader,
         "pid": os.getpid(),
-        "last_run": w.last_run.isoformat() if w.last_run else None,
+        "last_run": utc_iso(w.last_run) if w.last_run else None,
         "last_error": w.last_error or state.bootstrap_error,
     }
     if state.settings.anchoring_enabled and state.chain is not None and not w.alive:

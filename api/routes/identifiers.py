@@ -6,6 +6,7 @@ The QR routes are declared before the resolution route: ``{identifier:path}`` al
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -16,7 +17,7 @@ from sqlmodel import Session, col, select
 from api import crud
 from api.deps import SessionDep, StateDep
 from api.errors import UnprocessableError, issue
-from api.models import Batch, Enterprise, Record
+from api.models import Batch, Enterprise, Record, utc_iso
 from api.qr import MEDIA_TYPES, cached_qr, qr_content
 from provenance.errors import InvalidIdentifier
 from provenance.identifiers import parse_identifier
@@ -58,8 +59,8 @@ def links(base_url: str, identifier: str) -> dict[str, str]:
     }
 
 
-def _iso(dt: Any) -> str | None:
-    return dt.isoformat() if dt is not None else None
+def _iso(dt: datetime | None) -> str | None:
+    return utc_iso(dt) if dt is not None else None
 
 
 def resolution(session: Session, rec: Record, base_url: str, *, owner: Enterprise | None = None,
@@ -131,7 +132,7 @@ def resolution(session: Session, rec: Record, base_url: str, *, owner: Enterpris
 def _qr(identifier: str, fmt: str, session: Session, state: Any) -> Response:
     gs1_key = None
     if crud.get_record(session, identifier=identifier) is None:  # an EPCIS object: QR of its Digital Link
-        from api.epcis_models import EpcisObject
+        from api.epcis.models import EpcisObject
 
         obj = session.exec(select(EpcisObject).where(EpcisObject.identifier == identifier)).first()
         if obj is None:

@@ -11,7 +11,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from api.db import make_engine
-from api.epcis_models import EpcisEvent, EpcisObject, LineageEdge
+from api.epcis.models import EpcisEvent, EpcisObject, LineageEdge
 from api.leader import AnchorLease
 from api.models import Record
 from api.settings import Settings
