@@ -11,22 +11,37 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from api import lifeline
+from api.ports import DataDirLock, PortNeed, check_ports
 from ledger.network import (
     NetworkSpec,
     free_port,
     init_network,
     rpc,
-    start_validator,
     stop_processes,
     wait_for_rpc,
 )
+
+
+def _spawn(module: str, args: list[str], log_path: Path, env: dict[str, str] | None = None
+           ) -> subprocess.Popen[bytes]:
+    """``python -m module args`` in its own session, logging to ``log_path``, dying with this process
+    (PR_SET_PDEATHSIG when started from the main thread, and the :mod:`api.lifeline` watchdog)."""
+    import threading
+
+    log = open(log_path, "ab")  # noqa: SIM115 - the child owns it
+    parent = os.getpid()
+    return subprocess.Popen(
+        lifeline.command(parent, module, args), env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=lifeline.preexec(parent, pdeathsig=threading.current_thread() is threading.main_thread()),
+    )
 
 
 @dataclass
@@ -54,6 +69,7 @@ class Stack:
     #: run the anchoring worker as its own process (``python -m api.anchoring_service``), not in the API
     anchoring_process: bool = False
     anchor_proc: subprocess.Popen[bytes] | None = None
+    _lock: DataDirLock | None = field(default=None, init=False, repr=False)
 
     # ------------------------------------------------------------------ network
     def init(self) -> NetworkSpec:
@@ -85,7 +101,8 @@ class Stack:
 
     def start_validator(self, index: int) -> subprocess.Popen[bytes]:
         assert self.spec is not None
-        proc = start_validator(self.spec.validators[index - 1])
+        v = self.spec.validators[index - 1]
+        proc = _spawn("ledger.node", ["--config", str(v.config_path), "--log-level", "INFO"], v.log_path)
         self.validator_procs[index] = proc
         return proc
 
@@ -111,6 +128,34 @@ class Stack:
             raise RuntimeError(f"contracts deployed at unexpected addresses {deployed}: the admin account "
                                "must make no transaction before the deployment")
         return deployed
+
+    def port_needs(self) -> list[PortNeed]:
+        """Every TCP port this stack will listen on (after :meth:`init`), with how to pick another."""
+        assert self.spec is not None
+        needs = [PortNeed(int(self.api_port or 0), "the API", "choose another: make up API_PORT=… (network up --api-port …)")]
+        for v in self.spec.validators:
+            needs.append(PortNeed(int(v.rpc_url.rsplit(":", 1)[1].split("/")[0]), f"JSON-RPC of validator {v.index}",
+                                  "choose another: make up RPC_PORT=… (network up --rpc-port …) with a new "
+                                  "DATA_DIR, or stop that process"))
+            needs.append(PortNeed(v.p2p_port, f"p2p of validator {v.index}",
+                                  "choose another: make up P2P_PORT=… (network up --p2p-port …) with a new "
+                                  "DATA_DIR, or stop that process"))
+        return needs
+
+    def preflight(self) -> None:
+        """Before anything starts: take the data directory's lock, then check every port.
+
+        Raises :class:`api.ports.DataDirBusy` (another launcher runs on this data dir) or
+        :class:`api.ports.PortInUse` (one line naming the port and, where visible, the holding process).
+        Call after :meth:`init`; the lock is released by :meth:`stop` (or by the kernel at exit).
+        """
+        self._lock = DataDirLock(self.data_dir)
+        self._lock.acquire()
+        try:
+            check_ports(self.port_needs(), self.api_host)
+        except Exception:
+            self._lock.release()
+            raise
 
     # ------------------------------------------------------------------ API
     def api_url(self) -> str:
@@ -144,11 +189,9 @@ class Stack:
         return env
 
     def start_api(self, timeout: float = 60.0) -> subprocess.Popen[bytes]:
-        log = open(self.data_dir / "api.log", "ab")  # noqa: SIM115 - the child owns it
-        cmd = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", self.api_host, "--port", str(self.api_port),
-               "--log-level", "warning", "--workers", str(self.api_workers)]
-        self.api_proc = subprocess.Popen(cmd, env=self.api_env(), stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+        args = ["api.main:app", "--host", self.api_host, "--port", str(self.api_port),
+                "--log-level", "warning", "--workers", str(self.api_workers)]
+        self.api_proc = _spawn("uvicorn", args, self.data_dir / "api.log", self.api_env())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.api_proc.poll() is not None:
@@ -164,11 +207,9 @@ class Stack:
 
     def start_anchoring(self) -> subprocess.Popen[bytes]:
         """Start the stand-alone anchoring process (log: ``<data_dir>/anchoring.log``)."""
-        log = open(self.data_dir / "anchoring.log", "ab")  # noqa: SIM115 - the child owns it
         env = self.api_env()
         env["TRACELEDGER_ANCHORING_ENABLED"] = "true"
-        self.anchor_proc = subprocess.Popen([sys.executable, "-m", "api.anchoring_service"], env=env, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+        self.anchor_proc = _spawn("api.anchoring_service", [], self.data_dir / "anchoring.log", env)
         return self.anchor_proc
 
     def stop_anchoring(self) -> None:
@@ -200,6 +241,9 @@ class Stack:
         self.stop_api()
         stop_processes(list(self.validator_procs.values()))
         self.validator_procs.clear()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> Stack:
         return self.start()

@@ -47,8 +47,14 @@ def network_up(
     p2p_port: Annotated[int, typer.Option(help="P2P port of validator 1 (validator i uses p2p_port+i-1).")] = 30303,
     block_period: Annotated[float, typer.Option(help="Seconds between blocks.")] = 1.0,
 ) -> None:
-    """Start the validators and the API, deploy the contracts on first start, and run until Ctrl-C/SIGTERM."""
+    """Start the validators and the API, deploy the contracts on first start, and run until Ctrl-C/SIGTERM.
+
+    Before anything starts it takes DATA_DIR/network.lock (a second launcher on the same data dir stops
+    with the running pid) and checks every port (a taken port stops it in one line naming the holder).
+    The validators and the API die with this process, even after a ``kill -9``.
+    """
     from api.devnet import Stack
+    from api.ports import DataDirBusy, PortInUse
 
     stack = Stack(data_dir=data_dir, validators=validators, api_port=api_port, rpc_base_port=rpc_port,
                   p2p_base_port=p2p_port, block_period_s=block_period)
@@ -56,23 +62,23 @@ def network_up(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         spec = stack.init()
-        with console.status(f"starting {validators} validators…"):
+        try:
+            stack.preflight()
+        except (DataDirBusy, PortInUse) as exc:
+            console.print(f"[red]cannot start: {exc}[/red]", highlight=False)
+            raise typer.Exit(2) from None
+        first = spec.validators[0]
+        if first.rpc_url.rsplit(":", 1)[1] != str(rpc_port) or first.p2p_port != p2p_port:
+            console.print(f"[yellow]{spec.data_dir} was created with JSON-RPC port {first.rpc_url.rsplit(':', 1)[1]} "
+                          f"and p2p port {first.p2p_port} (fixed in network.json); --rpc-port/--p2p-port apply to "
+                          "a new --data-dir only[/yellow]", highlight=False)
+        with console.status(f"starting {len(spec.validators)} validators…"):
             stack.start_validators()
         with console.status("deploying contracts (first start only)…"):
             contracts = stack.deploy_contracts()
         with console.status("starting the API…"):
             stack.start_api()
-        console.print(f"[bold]TraceLedger network[/bold] chain id {spec.chain_id}, data in {spec.data_dir}")
-        for v in spec.validators:
-            console.print(f"validator {v.index}  rpc {v.rpc_url}  address {v.address}  log {v.log_path}")
-        console.print(f"contract  EnterpriseRegistry {contracts['EnterpriseRegistry']}")
-        console.print(f"contract  AnchorRegistry     {contracts['AnchorRegistry']}")
-        for name in ("WorkTicket", "ReceivableToken"):
-            if name in contracts:
-                console.print(f"contract  {name:<18} {contracts[name]}")
-        console.print(f"api       {stack.api_url()}  (docs {stack.api_url()}/docs, metrics {stack.api_url()}/metrics)")
-        console.print(f"admin     token in {spec.data_dir / 'admin-token'}: {stack.admin_token}")
-        console.print("Ctrl-C stops everything.")
+        _print_banner(stack, spec, contracts)
         while not stop.is_set():
             for index, proc in list(stack.validator_procs.items()):
                 if proc.poll() is not None:
@@ -84,9 +90,44 @@ def network_up(
             stop.wait(1.0)
     except KeyboardInterrupt:
         pass
+    except typer.Exit:
+        raise
+    except (RuntimeError, TimeoutError) as exc:  # a component did not come up: say which, no traceback
+        console.print(f"[red]cannot start: {exc}[/red]", highlight=False)
+        raise typer.Exit(1) from None
     finally:
-        console.print("stopping…")
+        if stack.validator_procs or stack.api_proc is not None:
+            console.print("stopping…")
         stack.stop()
+
+
+def _print_banner(stack: Any, spec: Any, contracts: dict[str, str]) -> None:
+    """What runs where, and the first two things a newcomer can type."""
+    import os
+    import shutil
+
+    api = stack.api_url()
+    console.print(f"[bold]TraceLedger network[/bold] chain id {spec.chain_id}, data in {spec.data_dir}")
+    for v in spec.validators:
+        console.print(f"validator {v.index}  rpc {v.rpc_url}  address {v.address}  log {v.log_path}")
+    for name in ("EnterpriseRegistry", "AnchorRegistry", "WorkTicket", "ReceivableToken"):
+        if name in contracts:
+            console.print(f"contract  {name:<18} {contracts[name]}")
+    console.print(f"api       {api}  (docs {api}/docs, metrics {api}/metrics, log {spec.data_dir / 'api.log'})")
+    console.print(f"admin     governance (admin) token in {spec.data_dir / 'admin-token'}: {stack.admin_token}")
+    cli = shutil.which("traceledger")
+    venv_cli = Path(".venv/bin/traceledger")
+    if cli is None or not os.environ.get("VIRTUAL_ENV"):
+        hint = (f"{venv_cli} --help  (or: source .venv/bin/activate, then traceledger --help)"
+                if venv_cli.exists() else "traceledger --help")
+    else:
+        hint = "traceledger --help"
+    console.print(f"cli       {hint}", highlight=False, markup=False)
+    console.print(f"try       curl -s {api}/healthz", highlight=False, markup=False)
+    console.print(f"          curl -s -X POST {api}/v1/enterprises -H \"Authorization: Bearer $(cat "
+                  f"{spec.data_dir / 'admin-token'})\" -H 'Content-Type: application/json' "
+                  "-d '{\"name\": \"Demo Steel Mill\", \"roles\": [\"manufacturer\"]}'", highlight=False, markup=False)
+    console.print("Ctrl-C stops everything.")
 
 
 @app.command()
