@@ -132,7 +132,8 @@ class Stack:
     def port_needs(self) -> list[PortNeed]:
         """Every TCP port this stack will listen on (after :meth:`init`), with how to pick another."""
         assert self.spec is not None
-        needs = [PortNeed(int(self.api_port or 0), "the API", "choose another: make up API_PORT=… (network up --api-port …)")]
+        needs = [PortNeed(int(self.api_port or 0), "the API",
+                          "choose another: make up API_PORT=… (network up --api-port …)")]
         for v in self.spec.validators:
             needs.append(PortNeed(int(v.rpc_url.rsplit(":", 1)[1].split("/")[0]), f"JSON-RPC of validator {v.index}",
                                   "choose another: make up RPC_PORT=… (network up --rpc-port …) with a new "
