@@ -162,11 +162,17 @@ class Stack:
     def api_url(self) -> str:
         return f"http://{self.api_host}:{self.api_port}"
 
+    def public_base_url(self) -> str:
+        """``TRACELEDGER_PUBLIC_BASE_URL`` (or the old ``PUBLIC_BASE_URL``) from the environment, else the API URL."""
+        return (os.environ.get("TRACELEDGER_PUBLIC_BASE_URL") or os.environ.get("PUBLIC_BASE_URL")
+                or self.api_url())
+
     def api_env(self) -> dict[str, str]:
         assert self.spec is not None and self.admin_token is not None
         api_dir = self.data_dir / "api"
         api_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
+        public_base_url = self.public_base_url()
         env.update({
             "TRACELEDGER_DATA_DIR": str(api_dir),
             "TRACELEDGER_RPC_URL": self.spec.rpc_urls[0],
@@ -178,7 +184,8 @@ class Stack:
             "TRACELEDGER_WORK_TICKET": self.spec.work_ticket,
             "TRACELEDGER_RECEIVABLE_TOKEN": self.spec.receivable_token,
             "TRACELEDGER_CHAIN_ID": str(self.spec.chain_id),
-            "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", self.api_url()),
+            "TRACELEDGER_PUBLIC_BASE_URL": public_base_url,
+            "PUBLIC_BASE_URL": public_base_url,  # the old name, for APIs of older versions
         })
         if self.database_url:
             env["DATABASE_URL"] = self.database_url

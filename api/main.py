@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from api.anchoring import AnchoringWorker
@@ -31,7 +32,7 @@ from api.routes import (
 from api.routes import epcis as epcis_routes
 from api.routes import lineage as lineage_routes
 from api.security import KeyCache
-from api.settings import Settings, get_settings
+from api.settings import Settings, get_settings, loopback_base_url_warning
 from api.state import AppState
 from api.verification import SealCache
 
@@ -68,6 +69,8 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if warning := loopback_base_url_warning(settings):
+            log.warning(warning)
         # several uvicorn workers start together: table creation and bootstrap run one process at a time
         await run_in_threadpool(serialized, engine, init_db, engine)
         if settings.bootstrap_enabled:
@@ -86,7 +89,10 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
             worker.stop()
             engine.dispose()
 
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) from assets bundled in the fastapi-offline package, served at
+    # /static-offline-docs: the docs work on an air-gapped plant network (no CDN)
+    app = FastAPIOffline(
+        swagger_ui_parameters={"validatorUrl": None},
         title="TraceLedger API",
         version="0.1.0",
         description="Steel-coil certificate ingestion, Handle-style identifiers, anchoring and verification.",
