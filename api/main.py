@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from api.anchoring import AnchoringWorker
@@ -15,6 +14,7 @@ from api.asgi import RequestCounter
 from api.bootstrap import ensure_service_enterprise, ensure_service_registered
 from api.chain import ChainClient
 from api.db import init_db, make_engine
+from api.docs_offline import install_offline_docs
 from api.errors import install_handlers
 from api.leader import serialized
 from api.routes import bulk as bulk_routes
@@ -89,10 +89,9 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
             worker.stop()
             engine.dispose()
 
-    # Swagger UI (/docs) and ReDoc (/redoc) from assets bundled in the fastapi-offline package, served at
-    # /static-offline-docs: the docs work on an air-gapped plant network (no CDN)
-    app = FastAPIOffline(
-        swagger_ui_parameters={"validatorUrl": None},
+    app = FastAPI(
+        docs_url=None,  # /docs and /redoc without a CDN: install_offline_docs below
+        redoc_url=None,
         title="TraceLedger API",
         version="0.1.0",
         description="Steel-coil certificate ingestion, Handle-style identifiers, anchoring and verification.",
@@ -100,6 +99,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     )
     app.state.tl = state
     install_handlers(app)
+    install_offline_docs(app)  # Swagger UI + ReDoc assets from the fastapi-offline package, with a self-only CSP
 
     app.add_middleware(RequestCounter)  # pure ASGI: request counts by route template, method and status
 

@@ -29,6 +29,9 @@ def test_docs_pages_reference_only_assets_of_the_api_itself(client: TestClient, 
     outside = [u for u in urls if re.match(r"(https?:)?//", u)]
     assert not outside, f"{page} loads {outside} from outside the API"
     assert "fonts.googleapis" not in r.text and "cdn.jsdelivr" not in r.text
+    # a third-party URL inside a bundle (ReDoc's logo on cdn.redoc.ly) is blocked by the page's policy
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    assert "img-src 'self' data:" in r.headers["content-security-policy"]
     for url in urls:
         if url.startswith("/static-offline-docs/"):
             asset = client.get(url)
