@@ -17,6 +17,7 @@ from api.db import init_db, make_engine
 from api.docs_offline import install_offline_docs
 from api.errors import install_handlers
 from api.leader import serialized
+from api.openapi_docs import install_openapi_docs
 from api.routes import bulk as bulk_routes
 from api.routes import (
     certificates,
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     app.state.tl = state
     install_handlers(app)
     install_offline_docs(app)  # Swagger UI + ReDoc assets from the fastapi-offline package, with a self-only CSP
+    install_openapi_docs(app)  # Bearer scheme described, an example per request body, every schema documented
 
     app.add_middleware(RequestCounter)  # pure ASGI: request counts by route template, method and status
 
