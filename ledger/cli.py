@@ -112,9 +112,14 @@ def validators_discard(
         console.print(f"{url}: {'discarded' if dropped else 'no pending vote'}")
 
 
+#: the names of ledger.faults.SCENARIOS, listed in ``faults --help`` (tests/cli/test_help_texts.py keeps them equal)
+FAULT_SCENARIOS = ("unknown_peer", "kill_one", "stop_two", "wipe", "partition", "equivocate", "garbage", "observer",
+                   "governance")
+
+
 def faults_command(
     scenario: Annotated[list[str] | None, typer.Option(
-        help="scenario (repeatable): all or one of ledger.faults.SCENARIOS [default: all]")] = None,
+        help=f"scenario (repeatable): all, {', '.join(FAULT_SCENARIOS)} [default: all]")] = None,
     validators: Annotated[int, typer.Option(help="validator processes")] = 4,
 ) -> None:
     """Run the fault-injection harness (ledger/faults.py) on a throwaway network; exit 1 if a scenario fails."""

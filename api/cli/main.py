@@ -2,8 +2,8 @@
 
 Commands::
 
-    traceledger network up [--validators 4] [--data-dir DIR] [--api-port 8000]
-    traceledger demo [--certificates DIR]
+    traceledger network up [--validators 4] [--data-dir DIR] [--api-port 8000] [--rpc-port 8545] [--p2p-port 30303]
+    traceledger demo [--certificates DIR] [--scenario certificates|receivables|work-tickets|all]
     traceledger verify IDENTIFIER [--api URL]
     traceledger node --config DIR/validator-1/node.json
     traceledger contracts compile [--check]
@@ -18,6 +18,7 @@ import signal
 import tempfile
 import threading
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -51,7 +52,7 @@ def network_up(
 
     Before anything starts it takes DATA_DIR/network.lock (a second launcher on the same data dir stops
     with the running pid) and checks every port (a taken port stops it in one line naming the holder).
-    The validators and the API die with this process, even after a ``kill -9``.
+    The validators and the API die with this process, even after a kill -9.
     """
     from api.devnet import Stack
     from api.ports import DataDirBusy, PortInUse
@@ -160,6 +161,15 @@ def _load_certificates(directory: Path | None) -> list[tuple[str, Any]]:
     return out
 
 
+class DemoScenario(StrEnum):
+    """What ``traceledger demo`` runs."""
+
+    certificates = "certificates"
+    receivables = "receivables"
+    work_tickets = "work-tickets"
+    all = "all"
+
+
 @app.command()
 def demo(
     certificates: Annotated[Path | None, typer.Option(help="Folder of EN 10168 certificate JSON files "
@@ -168,17 +178,18 @@ def demo(
     keep: Annotated[bool, typer.Option(help="Keep the throwaway data directory.")] = False,
     lineage: Annotated[bool, typer.Option(help="Also run the parts-lineage scenario (EPCIS events, bad heat, "
                                                "recall list).")] = True,
-    scenario: Annotated[str, typer.Option(help="certificates (default: as without this option) | receivables | "
-                                               "work-tickets | all (certificates, then both workflows).")
-                        ] = "certificates",
+    scenario: Annotated[DemoScenario, typer.Option(help="certificates: the certificate demo (and lineage); "
+                                                        "receivables / work-tickets: that on-chain workflow only; "
+                                                        "all: certificates, then both workflows.")
+                        ] = DemoScenario.certificates,
 ) -> None:
     """On a throwaway network: register a mill, post every certificate, wait for anchoring, verify each.
 
-    ``--scenario receivables`` / ``work-tickets`` run the on-chain business workflows instead; ``all`` runs
-    everything.
+    --scenario receivables or work-tickets runs that on-chain business workflow instead; all runs everything.
     """
     from api.devnet import Stack
 
+    scenario = DemoScenario(scenario).value  # type: ignore[assignment]
     if scenario not in ("certificates", "receivables", "work-tickets", "all"):
         raise typer.BadParameter(f"unknown scenario {scenario!r}: certificates, receivables, work-tickets or all",
                                  param_hint="--scenario")
@@ -450,7 +461,8 @@ def contracts_deploy(
     admin_key_file: Annotated[Path, typer.Option("--admin-key-file", help="File holding the governance account's "
                                                  "hex private key (the registry admin)")],
 ) -> None:
-    """Deploy EnterpriseRegistry and AnchorRegistry to another EVM network and print the env vars for the API."""
+    """Deploy EnterpriseRegistry, AnchorRegistry, WorkTicket and ReceivableToken to another EVM network and print
+    the API's env vars for all four."""
     from api.chain import deploy_contracts
 
     deployed = deploy_contracts(rpc_url, admin_key_file.read_text().strip())
