@@ -355,20 +355,23 @@ def _lineage_scenario(client: httpx.Client, admin_token: str, mill: dict[str, An
     console.print(f"lineage: {chain.event_count} EPCIS events captured; heat {heat} ({heat_epc}) "
                   "flagged non_conformant")
     down = client.get(f"/v1/lineage/{quote(heat_epc, safe='')}", params={"direction": "downstream"}).json()
+    from api.cli.demo import recall_rows
+
     table = Table(title=f"Recall list for heat {heat}")
     for col in ("level", "object", "identifier", "non-conformant"):
         table.add_column(col, overflow="fold")
-    for n in down["recall"]:
-        table.add_row(str(n["level"]), n["label"], n["identifier"] or n["key"], "yes" if n["non_conformant"] else "")
+    for level, label, ident, mark in recall_rows(down):
+        table.add_row(level, label, ident, f"[red]{mark}[/red]" if mark else "")
     console.print(table)
     part = sorted(p for p, h in chain.truth.part_heat.items() if h == heat)[0]
     deadline = time.monotonic() + 120
     body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        body = client.get(f"/v1/verify/{quote(part, safe='')}", params={"lineage": "upstream"}).json()
-        if body.get("verified"):
-            break
-        time.sleep(1.0)
+    with console.status(f"waiting for the upstream lineage of part {part} to be anchored and verified…"):
+        while time.monotonic() < deadline:
+            body = client.get(f"/v1/verify/{quote(part, safe='')}", params={"lineage": "upstream"}).json()
+            if body.get("verified"):
+                break
+            time.sleep(1.0)
     parts = len(chain.truth.downstream[heat]["parts"])
     console.print(f"lineage: recall list of heat {heat}: {len(down['recall'])} objects ({parts} parts); "
                   f"upstream lineage of part {part}: {body.get('records_checked')} records, "
