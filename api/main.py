@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from api import dashboard
 from api.anchoring import AnchoringWorker
 from api.asgi import RequestCounter
 from api.bootstrap import ensure_service_enterprise, ensure_service_registered
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     app.include_router(bulk_routes.router)  # POST /v1/coils/certificates/batch
     app.include_router(epcis_routes.router)
     app.include_router(lineage_routes.router)
+    app.include_router(dashboard.router)  # GET /dashboard: the operator's page (api/dashboard.py)
     return app
 
 
