@@ -193,7 +193,8 @@ table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;p
 border-bottom:1px solid #e3e6ea;white-space:nowrap}th{color:#5b6575;font-weight:600}
 .ok{color:#137333}.bad{color:#b3261e}.mono{font-family:ui-monospace,Menlo,monospace}
 .kpis{display:flex;flex-wrap:wrap;gap:8px}.kpi{flex:1 1 120px;background:#f0f3f7;border-radius:6px;padding:8px}
-.kpi b{display:block;font-size:20px}svg{width:100%;height:auto;display:block}
+.kpi b{display:block;font-size:20px}svg{width:100%;height:auto;display:block;overflow:visible}
+@media (min-width:1000px){#validators,#blocks{grid-column:span 2}}
 """
 
 
