@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if warning := loopback_base_url_warning(settings):
+        if warning := loopback_base_url_warning(settings.public_base_url):
             log.warning(warning)
         # several uvicorn workers start together: table creation and bootstrap run one process at a time
         await run_in_threadpool(serialized, engine, init_db, engine)

@@ -122,21 +122,21 @@ class Settings(BaseSettings):
         return bool(self.rpc_url and self.enterprise_registry_address and self.anchor_registry_address)
 
 
-def loopback_base_url_warning(settings: Settings) -> str | None:
-    """The start-up warning when ``public_base_url`` names a loopback host (QR codes then open only on
-    this machine), else None."""
+def loopback_base_url_warning(public_base_url: str) -> str | None:
+    """The start-up warning when ``public_base_url`` (``Settings.public_base_url``) names a loopback host
+    (QR codes then open only on this machine), else None."""
     import ipaddress
     from urllib.parse import urlsplit
 
-    host = urlsplit(settings.public_base_url).hostname or ""
+    host = urlsplit(public_base_url).hostname or ""
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
     if not loopback:
         return None
-    return (f"TRACELEDGER_PUBLIC_BASE_URL is {settings.public_base_url}: QR codes and /id links open only on this "
-            "machine; on a plant network set it to the address other hosts reach the API at "
+    return (f"TRACELEDGER_PUBLIC_BASE_URL is {public_base_url.rstrip('/')}: QR codes and /id links open only on "
+            "this machine; on a plant network set it to the address other hosts reach the API at "
             "(e.g. http://10.20.0.5:8000)")
 
 

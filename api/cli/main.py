@@ -80,14 +80,24 @@ def network_up(
         with console.status("starting the API…"):
             stack.start_api()
         _print_banner(stack, spec, contracts)
+        restarts: dict[int, list[float]] = {}
         while not stop.is_set():
             for index, proc in list(stack.validator_procs.items()):
                 if proc.poll() is not None:
-                    console.print(f"[red]validator {index} exited with code {proc.returncode}; restarting[/red]")
+                    recent = [t for t in restarts.get(index, []) if time.monotonic() - t < 60] + [time.monotonic()]
+                    restarts[index] = recent
+                    log = spec.validators[index - 1].log_path
+                    if len(recent) > 3:
+                        console.print(f"[red]validator {index} exited {len(recent)} times within a minute (code "
+                                      f"{proc.returncode}); stopping — see {log}[/red]", highlight=False)
+                        raise typer.Exit(1)
+                    console.print(f"[red]validator {index} exited with code {proc.returncode}; restarting "
+                                  f"(log {log})[/red]", highlight=False)
                     stack.start_validator(index)
             if stack.api_proc is not None and stack.api_proc.poll() is not None:
-                console.print(f"[red]the API exited with code {stack.api_proc.returncode}; see api.log[/red]")
-                break
+                console.print(f"[red]the API exited with code {stack.api_proc.returncode}; see "
+                              f"{spec.data_dir / 'api.log'}[/red]", highlight=False)
+                raise typer.Exit(1)
             stop.wait(1.0)
     except KeyboardInterrupt:
         pass
@@ -123,6 +133,12 @@ def _print_banner(stack: Any, spec: Any, contracts: dict[str, str]) -> None:
                 if venv_cli.exists() else "traceledger --help")
     else:
         hint = "traceledger --help"
+    from api.settings import loopback_base_url_warning
+
+    public = stack.public_base_url()
+    console.print(f"qr        QR codes encode {public}/id/<identifier>", highlight=False, markup=False)
+    if warning := loopback_base_url_warning(public):
+        console.print(f"[yellow]warning   {warning}[/yellow]", highlight=False)
     console.print(f"cli       {hint}", highlight=False, markup=False)
     console.print(f"try       curl -s {api}/healthz", highlight=False, markup=False)
     console.print(f"          curl -s -X POST {api}/v1/enterprises -H \"Authorization: Bearer $(cat "

@@ -56,7 +56,7 @@ def test_public_base_url_reads_the_new_name_first_and_the_old_one_as_alias(monke
     ("http://127.0.1.1", True), ("http://10.20.0.5:8000", False), ("https://trace.plant.example", False),
 ])
 def test_loopback_base_url_is_warned_about(url: str, warns: bool) -> None:
-    warning = loopback_base_url_warning(Settings(public_base_url=url))
+    warning = loopback_base_url_warning(Settings(public_base_url=url).public_base_url)
     assert (warning is not None) == warns
     if warns:
         assert "TRACELEDGER_PUBLIC_BASE_URL" in warning and url.rstrip("/") in warning

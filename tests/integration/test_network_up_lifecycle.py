@@ -39,7 +39,8 @@ def test_kill_9_of_network_up_leaves_no_validator_or_api(tmp_path: Path) -> None
             "--api-port", str(api_port), "--rpc-port", str(rpc_port), "--p2p-port", str(p2p_port)]
     log = tmp_path / "up.log"
     with open(log, "wb") as out:
-        up = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "400"})
+        env = {k: v for k, v in os.environ.items() if k not in ("TRACELEDGER_PUBLIC_BASE_URL", "PUBLIC_BASE_URL")}
+        up = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env={**env, "COLUMNS": "400"})
     try:
         deadline = time.monotonic() + 120
         while "Ctrl-C stops everything" not in log.read_text() and time.monotonic() < deadline:
@@ -49,6 +50,8 @@ def test_kill_9_of_network_up_leaves_no_validator_or_api(tmp_path: Path) -> None
         assert "Ctrl-C stops everything" in banner, banner
         assert f"curl -s http://127.0.0.1:{api_port}/healthz" in banner
         assert "Authorization: Bearer" in banner and "traceledger --help" in banner
+        assert f"QR codes encode http://127.0.0.1:{api_port}/id/<identifier>" in banner
+        assert "warning   TRACELEDGER_PUBLIC_BASE_URL is" in banner  # loopback: phones cannot open the QR codes
         assert httpx.get(f"http://127.0.0.1:{api_port}/healthz", timeout=10).status_code == 200
         assert (data_dir / "network.lock").read_text().strip() == str(up.pid)
 
