@@ -23,7 +23,7 @@ P2P_PORT ?= 30303
 DATA_DIR ?= data
 
 up: install
-	$(VENV)/bin/traceledger network up --api-port $(API_PORT) --rpc-port $(RPC_PORT) --p2p-port $(P2P_PORT) \
+	@$(VENV)/bin/traceledger network up --api-port $(API_PORT) --rpc-port $(RPC_PORT) --p2p-port $(P2P_PORT) \
 		--data-dir $(DATA_DIR)
 
 test: install

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from api import lifeline
-from api.ports import DataDirLock, PortNeed, check_ports
+from api.ports import DataDirLock, PortNeed, check_ports, stack_port_needs
 from ledger.network import (
     NetworkSpec,
     free_port,
@@ -69,7 +69,8 @@ class Stack:
     #: run the anchoring worker as its own process (``python -m api.anchoring_service``), not in the API
     anchoring_process: bool = False
     anchor_proc: subprocess.Popen[bytes] | None = None
-    _lock: DataDirLock | None = field(default=None, init=False, repr=False)
+    #: ``<data_dir>/network.lock`` held while this launcher runs (:meth:`preflight`); released by :meth:`stop`
+    data_dir_lock: DataDirLock | None = field(default=None, init=False, repr=False)
 
     # ------------------------------------------------------------------ network
     def init(self) -> NetworkSpec:
@@ -132,16 +133,8 @@ class Stack:
     def port_needs(self) -> list[PortNeed]:
         """Every TCP port this stack will listen on (after :meth:`init`), with how to pick another."""
         assert self.spec is not None
-        needs = [PortNeed(int(self.api_port or 0), "the API",
-                          "choose another: make up API_PORT=… (network up --api-port …)")]
-        for v in self.spec.validators:
-            needs.append(PortNeed(int(v.rpc_url.rsplit(":", 1)[1].split("/")[0]), f"JSON-RPC of validator {v.index}",
-                                  "choose another: make up RPC_PORT=… (network up --rpc-port …) with a new "
-                                  "DATA_DIR, or stop that process"))
-            needs.append(PortNeed(v.p2p_port, f"p2p of validator {v.index}",
-                                  "choose another: make up P2P_PORT=… (network up --p2p-port …) with a new "
-                                  "DATA_DIR, or stop that process"))
-        return needs
+        return stack_port_needs(int(self.api_port or 0), [
+            (v.index, int(v.rpc_url.rsplit(":", 1)[1].split("/")[0]), v.p2p_port) for v in self.spec.validators])
 
     def preflight(self) -> None:
         """Before anything starts: take the data directory's lock, then check every port.
@@ -150,12 +143,12 @@ class Stack:
         :class:`api.ports.PortInUse` (one line naming the port and, where visible, the holding process).
         Call after :meth:`init`; the lock is released by :meth:`stop` (or by the kernel at exit).
         """
-        self._lock = DataDirLock(self.data_dir)
-        self._lock.acquire()
+        self.data_dir_lock = DataDirLock(self.data_dir)
+        self.data_dir_lock.acquire()
         try:
             check_ports(self.port_needs(), self.api_host)
         except Exception:
-            self._lock.release()
+            self.data_dir_lock.release()
             raise
 
     # ------------------------------------------------------------------ API
@@ -249,9 +242,9 @@ class Stack:
         self.stop_api()
         stop_processes(list(self.validator_procs.values()))
         self.validator_procs.clear()
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
+        if self.data_dir_lock is not None:
+            self.data_dir_lock.release()
+            self.data_dir_lock = None
 
     def __enter__(self) -> Stack:
         return self.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import socket
 from dataclasses import dataclass
@@ -87,6 +88,32 @@ class PortNeed:
     port: int
     purpose: str
     hint: str
+
+
+def stack_port_needs(api_port: int, nodes: list[tuple[int, int, int]]) -> list[PortNeed]:
+    """The ports of a stack: the API's and, per validator ``(index, rpc_port, p2p_port)``, its JSON-RPC and p2p."""
+    needs = [PortNeed(api_port, "the API", "choose another: make up API_PORT=… (network up --api-port …)")]
+    for index, rpc_port, p2p_port in nodes:
+        needs.append(PortNeed(rpc_port, f"JSON-RPC of validator {index}", "choose another: make up RPC_PORT=… "
+                              "(network up --rpc-port …) with a new DATA_DIR, or stop that process"))
+        needs.append(PortNeed(p2p_port, f"p2p of validator {index}", "choose another: make up P2P_PORT=… "
+                              "(network up --p2p-port …) with a new DATA_DIR, or stop that process"))
+    return needs
+
+
+def launch_port_needs(data_dir: Path, *, validators: int, api_port: int, rpc_port: int, p2p_port: int
+                      ) -> list[PortNeed]:
+    """Ports ``network up`` will use, known before anything is imported or written: those fixed in
+    ``<data_dir>/network.json`` when the network exists (a restart keeps its ports), else the flags'
+    (validator i: ``rpc_port + i - 1``, ``p2p_port + i - 1``)."""
+    manifest = Path(data_dir) / "network.json"
+    if manifest.exists():
+        raw = json.loads(manifest.read_text())
+        nodes = [(int(v["index"]), int(v["rpc_url"].rsplit(":", 1)[1].split("/")[0]), int(v["p2p_port"]))
+                 for v in raw["validators"]]
+    else:
+        nodes = [(i + 1, rpc_port + i, p2p_port + i) for i in range(validators)]
+    return stack_port_needs(api_port, nodes)
 
 
 def check_ports(needs: list[PortNeed], host: str = "127.0.0.1") -> None:

@@ -17,14 +17,20 @@ through ``qbft_getValidatorsByBlockNumber``.
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from eth_utils import is_hex_address, to_checksum_address
 from rich.console import Console
 from rich.table import Table
 
-from ledger.network import rpc
+
+def rpc(url: str, method: str, params: list[Any] | None = None, timeout: float = 5.0) -> Any:  # noqa: ANN401
+    """:func:`ledger.network.rpc`, imported on first use: ledger.network pulls in py-evm, which would add
+    seconds to the start of every ``traceledger`` command (issue 17: ``network up`` answers a busy port in < 5 s)."""
+    from ledger.network import rpc as network_rpc
+
+    return network_rpc(url, method, params, timeout)
 
 validators_app = typer.Typer(help="QBFT validator governance (votes in block headers).", no_args_is_help=True)
 console = Console(soft_wrap=True)

@@ -54,20 +54,28 @@ def network_up(
     with the running pid) and checks every port (a taken port stops it in one line naming the holder).
     The validators and the API die with this process, even after a kill -9.
     """
+    from api.ports import DataDirBusy, DataDirLock, PortInUse, check_ports, launch_port_needs
+
+    # pre-flight before the heavy imports (py-evm) and before anything is written or started: < 5 s to one line
+    lock = DataDirLock(data_dir)
+    try:
+        lock.acquire()
+        check_ports(launch_port_needs(data_dir, validators=validators, api_port=api_port, rpc_port=rpc_port,
+                                      p2p_port=p2p_port))
+    except (DataDirBusy, PortInUse) as exc:
+        lock.release()
+        console.print(f"[red]cannot start: {exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+
     from api.devnet import Stack
-    from api.ports import DataDirBusy, PortInUse
 
     stack = Stack(data_dir=data_dir, validators=validators, api_port=api_port, rpc_base_port=rpc_port,
                   p2p_base_port=p2p_port, block_period_s=block_period)
+    stack.data_dir_lock = lock  # released by stack.stop()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         spec = stack.init()
-        try:
-            stack.preflight()
-        except (DataDirBusy, PortInUse) as exc:
-            console.print(f"[red]cannot start: {exc}[/red]", highlight=False)
-            raise typer.Exit(2) from None
         first = spec.validators[0]
         if first.rpc_url.rsplit(":", 1)[1] != str(rpc_port) or first.p2p_port != p2p_port:
             console.print(f"[yellow]{spec.data_dir} was created with JSON-RPC port {first.rpc_url.rsplit(':', 1)[1]} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -110,3 +111,15 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state not in ("Z", "X")
+
+
+def test_a_restart_checks_the_ports_fixed_in_network_json_not_the_flags(tmp_path: Path) -> None:
+    from api.ports import launch_port_needs
+
+    fresh = launch_port_needs(tmp_path, validators=2, api_port=8000, rpc_port=8545, p2p_port=30303)
+    assert [n.port for n in fresh] == [8000, 8545, 30303, 8546, 30304]
+    (tmp_path / "network.json").write_text(json.dumps({"validators": [
+        {"index": 1, "rpc_url": "http://127.0.0.1:9545", "p2p_port": 31303}]}))
+    kept = launch_port_needs(tmp_path, validators=4, api_port=8000, rpc_port=8545, p2p_port=30303)
+    assert [(n.port, n.purpose) for n in kept] == [(8000, "the API"), (9545, "JSON-RPC of validator 1"),
+                                                   (31303, "p2p of validator 1")]
