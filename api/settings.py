@@ -8,6 +8,8 @@ Environment variables (all optional):
 * ``TRACELEDGER_ENV`` -- ``development`` (default) or ``production``; outside development the
   keystore passphrase must be set explicitly.
 * ``TRACELEDGER_RPC_URL`` -- JSON-RPC endpoint of the chain (HTTP).
+* ``TRACELEDGER_RPC_URLS`` -- comma-separated JSON-RPC endpoints of every validator, shown on
+  ``/dashboard`` (read there from the environment; ``network up`` sets it).
 * ``TRACELEDGER_ADMIN_TOKEN`` -- bearer token for governance endpoints (``POST /v1/enterprises``).
 * ``TRACELEDGER_ADMIN_KEY`` -- hex private key of the governance account (registry admin, funder).
 * ``TRACELEDGER_ENTERPRISE_REGISTRY`` / ``TRACELEDGER_ANCHOR_REGISTRY`` -- contract addresses.
