@@ -94,6 +94,11 @@ class AnchoringWorker:
 
     # ------------------------------------------------------------------ thread
     @property
+    def bootstrapped(self) -> bool:
+        """True once this worker registered (and funded) the operator on chain itself."""
+        return self._bootstrapped
+
+    @property
     def alive(self) -> bool:
         """True while the worker thread runs."""
         return self._thread is not None and self._thread.is_alive()

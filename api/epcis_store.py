@@ -402,7 +402,7 @@ def _epc_keys(values: list[str], field: str) -> list[str]:
 
 
 def query_events(session: Session, params: dict[str, list[str]], *, per_page: int,
-                 page_token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+                 page_token: str | None, extra: Sequence[Any] = ()) -> tuple[list[dict[str, Any]], str | None]:
     """Run a SimpleEventQuery subset; returns ``(events, next_page_token)``.
 
     Parameters (EPCIS 2.0 §8.2.7.1; repeated or comma-separated values are OR-ed): ``eventType``,
@@ -411,6 +411,10 @@ def query_events(session: Session, params: dict[str, list[str]], *, per_page: in
     / ``LT_eventTime`` (ISO 8601 with offset), ``EQ_bizLocation``. Each event is returned as captured
     with ``eventID`` set to its hash ID when it had none, plus an ``errorDeclaration`` when retracted.
     Order: capture order; keyset pagination by ``nextPageToken``.
+
+    ``extra``: further SQL conditions on :class:`EpcisEvent` (the EPCIS REST binding's other simple-query
+    parameters, built in ``api/routes/epcis_rest.py``); name their parameters in ``params`` too, so that a
+    page token stays bound to the whole query.
     """
     filters = json.dumps({k: sorted(_split(v)) for k, v in sorted(params.items())}, sort_keys=True)
     stmt = select(EpcisEvent, Record).join(Record, col(Record.id) == EpcisEvent.record_id).where(
@@ -446,6 +450,8 @@ def query_events(session: Session, params: dict[str, list[str]], *, per_page: in
             sub = select(EpcisEventEpc.event_pk).where(col(EpcisEventEpc.epc).in_(keys),
                                                         col(EpcisEventEpc.role).in_(roles))
             stmt = stmt.where(col(EpcisEvent.id).in_(sub))
+    for cond in extra:  # issue 10: conditions of the EPCIS REST binding (EQ_eventID, EQ_action, MATCH_epcClass…)
+        stmt = stmt.where(cond)
     if page_token:
         stmt = stmt.where(col(EpcisEvent.id) > _untoken(page_token, filters))
     rows = session.exec(stmt.order_by(col(EpcisEvent.id)).limit(per_page + 1)).all()

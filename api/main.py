@@ -31,8 +31,12 @@ from api.routes import (
     verify,
     work_tickets,
 )
+from api.routes import digital_link as digital_link_routes
 from api.routes import epcis as epcis_routes
+from api.routes import epcis_rest as epcis_rest_routes
+from api.routes import handle as handle_routes
 from api.routes import lineage as lineage_routes
+from api.routes import network as network_routes
 from api.security import KeyCache
 from api.settings import Settings, get_settings, loopback_base_url_warning
 from api.state import AppState
@@ -108,9 +112,14 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
 
     for module in (enterprises, certificates, identifiers, verify, pages, health, persons, work_tickets, receivables):
         app.include_router(module.router)
+    # standards bindings (issue 10): Handle REST API at /api/handles/…
+    app.include_router(handle_routes.router)
+    app.include_router(digital_link_routes.router)  # GS1 Digital Link resolver: /01/…, /00/…, /414/…
+    app.include_router(epcis_rest_routes.router)  # EPCIS 2.0 REST binding: /capture, /events, /epcs, …
     app.include_router(bulk_routes.router)  # POST /v1/coils/certificates/batch
     app.include_router(epcis_routes.router)
     app.include_router(lineage_routes.router)
+    app.include_router(network_routes.router)  # GET /v1/network
     app.include_router(dashboard.router)  # GET /dashboard: the operator's page (api/dashboard.py)
     return app
 

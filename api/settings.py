@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("./data"), validation_alias=_env("TRACELEDGER_DATA_DIR", "data_dir"))
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL", "database_url"))
     rpc_url: str | None = Field(None, validation_alias=_env("TRACELEDGER_RPC_URL", "rpc_url"))
+    #: every validator's JSON-RPC URL, comma-separated (``network up`` sets it; listed by ``GET /v1/network``)
+    rpc_urls: str | None = Field(None, validation_alias=_env("TRACELEDGER_RPC_URLS", "rpc_urls"))
     admin_token: str | None = Field(None, validation_alias=_env("TRACELEDGER_ADMIN_TOKEN", "admin_token"))
     admin_private_key: str | None = Field(None, validation_alias=_env("TRACELEDGER_ADMIN_KEY", "admin_private_key"))
     enterprise_registry_address: str | None = Field(
@@ -91,7 +93,9 @@ class Settings(BaseSettings):
     anchoring_enabled: bool = Field(True, validation_alias=_env("TRACELEDGER_ANCHORING_ENABLED", "anchoring_enabled"))
     bootstrap_enabled: bool = Field(True, validation_alias=_env("TRACELEDGER_BOOTSTRAP_ENABLED", "bootstrap_enabled"))
     chain_id: int | None = Field(None, validation_alias=_env("TRACELEDGER_CHAIN_ID", "chain_id"))
-    fund_wei: int = Field(1000 * 10**18, ge=0, validation_alias=_env("TRACELEDGER_FUND_WEI", "fund_wei"))
+    #: wei sent to each newly registered account; unset = what the admin can afford (at most 1,000 ether,
+    #: at most 1/20 of the admin's balance: ``ChainClient.affordable_funding``)
+    fund_wei: int | None = Field(None, ge=0, validation_alias=_env("TRACELEDGER_FUND_WEI", "fund_wei"))
     rpc_timeout_s: float = Field(10.0, gt=0, validation_alias=_env("TRACELEDGER_RPC_TIMEOUT_S", "rpc_timeout_s"))
     receipt_timeout_s: float = Field(
         60.0, gt=0, validation_alias=_env("TRACELEDGER_RECEIPT_TIMEOUT_S", "receipt_timeout_s")

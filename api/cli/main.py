@@ -500,10 +500,17 @@ def contracts_deploy(
     console.print(f"TRACELEDGER_RECEIVABLE_TOKEN={deployed['ReceivableToken']}")
 
 
-from ledger.cli import faults_command, validators_app  # noqa: E402 - operator commands of issue 3
+from ledger.cli import (  # noqa: E402 - operator commands
+    export_genesis_command,
+    faults_command,
+    validators_app,
+    verify_block_command,
+)
 
 app.add_typer(validators_app, name="validators")
 app.command("faults")(faults_command)
+app.command("verify-block")(verify_block_command)
+network_app.command("export-genesis")(export_genesis_command)
 
 
 if __name__ == "__main__":

@@ -119,6 +119,15 @@ def capture(
     }
 
 
+_V1_PARAMS = frozenset({"eventType", "EQ_bizStep", "EQ_disposition", "MATCH_epc", "MATCH_anyEPC", "GE_eventTime",
+                        "LT_eventTime", "EQ_bizLocation", "perPage", "nextPageToken", "EQ_eventID", "EQ_action",
+                        "MATCH_epcClass"})
+
+
+def _split_pipes(values: list[str]) -> list[str]:
+    return [x for v in values for x in v.split("|") if x]
+
+
 @router.get("/events")
 def events(
     request: Request,
@@ -133,23 +142,44 @@ def events(
     EQ_bizLocation: Annotated[list[str] | None, Query()] = None,  # noqa: N803
     perPage: Annotated[int, Query(ge=1, le=1000)] = 100,  # noqa: N803
     nextPageToken: Annotated[str | None, Query()] = None,  # noqa: N803
+    EQ_eventID: Annotated[list[str] | None, Query()] = None,  # noqa: N803
+    EQ_action: Annotated[list[str] | None, Query()] = None,  # noqa: N803
+    MATCH_epcClass: Annotated[list[str] | None, Query()] = None,  # noqa: N803
 ) -> dict[str, Any]:
     """Query captured events (EPCIS 2.0 §8.2.7.1 SimpleEventQuery subset, REST binding §12.6).
 
     Parameters: ``eventType``, ``EQ_bizStep``, ``EQ_disposition``, ``MATCH_epc``, ``MATCH_anyEPC``,
     ``GE_eventTime``, ``LT_eventTime``, ``EQ_bizLocation`` (repeat or comma-separate values to OR them),
-    ``perPage`` (1–1000, default 100), ``nextPageToken``. Answer: an EPCISQueryDocument
+    ``perPage`` (1–1000, default 100), ``nextPageToken``; ``EQ_eventID`` (client eventID or hash ID),
+    ``EQ_action``, ``MATCH_epcClass`` as in the REST binding (``api/routes/epcis_rest.py``, which serves the
+    whole simple-query set at ``GET /events``). Any other parameter → 422 (``query.<name>``, rule
+    ``unknown``): a filter is never silently ignored. Answer: an EPCISQueryDocument
     ``{@context, type, schemaVersion, creationDate, epcisBody: {queryResults: {queryName:
     "SimpleEventQuery", resultsBody: {eventList}}}, nextPageToken}``; also a ``Link: <…>; rel="next"``
     header. Errors: 422 naming the parameter (``query.<name>``).
     """
+    unknown = sorted(set(request.query_params) - _V1_PARAMS)
+    if unknown:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [
+            {"field": f"query.{name}", "rule": "unknown", "message": f"unknown query parameter {name!r}; supported: "
+             f"{', '.join(sorted(_V1_PARAMS))} (the REST binding GET /events supports more)"} for name in unknown])
+    from api.routes.epcis_rest import QueryParameterError, extra_conditions
+
+    rest = {k: _split_pipes(v) for k, v in (("EQ_eventID", EQ_eventID), ("EQ_action", EQ_action),
+                                            ("MATCH_epcClass", MATCH_epcClass)) if v}
+    try:
+        extra = extra_conditions(rest)
+    except QueryParameterError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [
+            {"field": "query." + str(exc).split(":", 1)[0].split(" ", 1)[0], "rule": "value", "message": str(exc)}]
+        ) from exc
     params = {k: v for k, v in {
         "eventType": eventType, "EQ_bizStep": EQ_bizStep, "EQ_disposition": EQ_disposition, "MATCH_epc": MATCH_epc,
         "MATCH_anyEPC": MATCH_anyEPC, "GE_eventTime": [GE_eventTime] if GE_eventTime else None,
         "LT_eventTime": [LT_eventTime] if LT_eventTime else None, "EQ_bizLocation": EQ_bizLocation,
-    }.items() if v}
+    }.items() if v} | rest
     try:
-        found, token = query_events(session, params, per_page=perPage, page_token=nextPageToken)
+        found, token = query_events(session, params, per_page=perPage, page_token=nextPageToken, extra=extra)
     except BadRequest as exc:
         raise bad_request(exc) from exc
     from api.epcis_store import now_iso
