@@ -58,6 +58,20 @@ ROLE_BITS: dict[str, int] = {
 }
 """Role names and their EnterpriseRegistry bit flags."""
 
+#: API-level enterprise roles without a flag of their own in EnterpriseRegistry, and the on-chain role
+#: they hold. ``plant_operator``: a power or process plant operator (a utility) that issues GB 26860 work
+#: tickets to its own staff and maintenance contractors and confirms their payables; on chain it is a
+#: core enterprise until EnterpriseRegistry gets a PLANT_OPERATOR flag.
+ROLE_ALIASES: dict[str, str] = {"plant_operator": "core_enterprise"}
+
+
+def enterprise_role_bits(roles: list[str]) -> int:
+    """EnterpriseRegistry role flags (bitwise OR) of API role names (:data:`ROLE_BITS`, :data:`ROLE_ALIASES`)."""
+    bits = 0
+    for role in roles:
+        bits |= ROLE_BITS[ROLE_ALIASES.get(role, role)]
+    return bits
+
 RECORD_KIND_COIL = "coil_certificate"
 
 

@@ -17,14 +17,20 @@ through ``qbft_getValidatorsByBlockNumber``.
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from eth_utils import is_hex_address, to_checksum_address
 from rich.console import Console
 from rich.table import Table
 
-from ledger.network import rpc
+
+def rpc(url: str, method: str, params: list[Any] | None = None, timeout: float = 5.0) -> Any:  # noqa: ANN401
+    """:func:`ledger.network.rpc`, imported on first use: ledger.network pulls in py-evm, which would add
+    seconds to the start of every ``traceledger`` command (issue 17: ``network up`` answers a busy port in < 5 s)."""
+    from ledger.network import rpc as network_rpc
+
+    return network_rpc(url, method, params, timeout)
 
 validators_app = typer.Typer(help="QBFT validator governance (votes in block headers).", no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -112,9 +118,14 @@ def validators_discard(
         console.print(f"{url}: {'discarded' if dropped else 'no pending vote'}")
 
 
+#: the names of ledger.faults.SCENARIOS, listed in ``faults --help`` (tests/cli/test_help_texts.py keeps them equal)
+FAULT_SCENARIOS = ("unknown_peer", "kill_one", "stop_two", "wipe", "partition", "equivocate", "garbage", "observer",
+                   "governance")
+
+
 def faults_command(
     scenario: Annotated[list[str] | None, typer.Option(
-        help="scenario (repeatable): all or one of ledger.faults.SCENARIOS [default: all]")] = None,
+        help=f"scenario (repeatable): all, {', '.join(FAULT_SCENARIOS)} [default: all]")] = None,
     validators: Annotated[int, typer.Option(help="validator processes")] = 4,
 ) -> None:
     """Run the fault-injection harness (ledger/faults.py) on a throwaway network; exit 1 if a scenario fails."""

@@ -26,6 +26,7 @@ from web3.logs import DISCARD
 from api.deps import CurrentEnterprise, SessionDep, StateDep
 from api.errors import UnprocessableError, issue
 from api.models import Enterprise
+from api.revert_reasons import explain
 from api.state import AppState
 from api.workflows.common import (
     call_view,
@@ -392,11 +393,33 @@ def discount_receivable(token_id: TokenId, body: DiscountBody, ent: CurrentEnter
     PaymentReferenceUsed / InsufficientBalance.
     """
     chain = require_chain(state)
-    rt, _, _ = _load_visible(state, ent, token_id)
+    try:
+        rt, _, _ = _load_visible(state, ent, token_id)
+    except HTTPException as exc:  # the bank's allowance was spent by its own discount: say so (issue 17)
+        financed = _financed_from(state, ent, token_id) if exc.status_code == 404 else None
+        if financed is None:
+            raise
+        refused = explain("AlreadyDiscounted", {"tokenId": token_id, "financed_token_id": financed})
+        raise HTTPException(status.HTTP_409_CONFLICT, refused.detail("discount")) from exc
     fn = rt.functions.discount(token_id, body.fen(), body.rate_bps, body.payment_reference)
     receipt = send_or_refuse(chain, enterprise_key(state, ent), fn, "discount")
     new_id = _new_token(rt, receipt)
     return {**_view(session, state, ent, new_id), "tx_hash": tx_hex(receipt), "block_number": receipt["blockNumber"]}
+
+
+def _financed_from(state: AppState, ent: Enterprise, token_id: int) -> int | None:
+    """Id of the financed token that bank ``ent`` already discounted out of ``token_id``, or None."""
+    rt = contract(state, "ReceivableToken")
+    try:
+        root = _token(rt, token_id)["root"]
+    except HTTPException:
+        return None
+    me = to_checksum_address(ent.address)
+    for tid in call_view(lambda: rt.functions.tokensOfPayable(root).call(), "tokensOfPayable"):
+        bank, _, from_id, *_ = call_view(lambda t=tid: rt.functions.getDiscount(t).call(), "getDiscount")
+        if int(from_id) == token_id and to_checksum_address(bank) == me:
+            return int(tid)
+    return None
 
 
 @router.post("/{token_id}/settle")

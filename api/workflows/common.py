@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 
 from api.chain import ChainClient, ChainError, ChainUnavailable, with_retry
 from api.models import Enterprise
+from api.revert_reasons import explain_chain_error
 from api.state import AppState
 from contracts import load_artifact
 
@@ -39,6 +40,9 @@ REFUSAL_STATUS: dict[str, int] = {
 
 def refusal(exc: ChainError, what: str) -> HTTPException:
     """HTTP error for a chain refusal: 403/404/409/422 by custom error name (``reason``), else 502."""
+    explained = explain_chain_error(exc)  # name, arguments by meaning and a sentence (api/revert_reasons.py)
+    if explained is not None:
+        return HTTPException(REFUSAL_STATUS.get(explained.name, explained.status), explained.detail(what))
     code = REFUSAL_STATUS.get(exc.reason or "", status.HTTP_502_BAD_GATEWAY)
     return HTTPException(code, {"reason": exc.reason, "message": f"{what} refused by the chain: {exc}"})
 

@@ -102,7 +102,13 @@ def test_three_tier_receivables(api: httpx.Client, stack: Stack, chain: Chain) -
     assert r.status_code == 422  # a holder cannot approve itself
     r = api.post(f"/v1/receivables/{t3}/discount", headers=auth(bank),
                  json={"value": 1, "rate_bps": 100, "payment_reference": "CQB-2026-88121"})
-    assert r.status_code == 404  # the mill's emptied token is no longer offered to the bank
+    # the bank already financed from t3 (its allowance is spent): 409 AlreadyDiscounted in words, not 404
+    assert r.status_code == 409 and r.json()["detail"]["reason"] == "AlreadyDiscounted", r.text
+    assert r.json()["detail"]["arguments"] == {"tokenId": t3, "financed_token_id": financed["id"]}
+    assert f"receivable {t3} is already discounted" in r.json()["detail"]["message"]
+    r = api.post(f"/v1/receivables/{t3}/discount", headers=auth(other),
+                 json={"value": 1, "rate_bps": 100, "payment_reference": "CQB-2026-88122"})
+    assert r.status_code == 404  # anyone else still learns nothing about t3
 
     mine = {t["id"]: t for t in api.get("/v1/receivables", headers=auth(tier2)).json()["tokens"]}
     assert mine[t2]["value"] == 25_000_000
@@ -176,8 +182,13 @@ def test_work_ticket_through_api(api: httpx.Client, stack: Stack, chain: Chain) 
 
     r = step(contractor, "brief", leader)  # out of order: not permitted yet
     assert r.status_code == 409 and r.json()["detail"]["reason"] == "WrongStatus"
+    # in words: statuses and actions by name, not WrongStatus(1, 1, 2)
+    assert r.json()["detail"]["arguments"] == {"ticketId": tid, "status": "issued", "action": "brief"}
+    assert f"ticket {tid} is `issued`; `brief` needs `permitted`" in r.json()["detail"]["message"]
     r = step(grid, "permit", issuer)  # wrong person: the ticket names Li Na
     assert r.status_code == 403 and r.json()["detail"]["reason"] == "NotNamedPerson"
+    assert r.json()["detail"]["arguments"]["action"] == "permit"
+    assert f"`permit` on ticket {tid} is for {permitter['address']}" in r.json()["detail"]["message"]
     r = step(grid, "permit", leader)  # the contractor's key is not the grid's to use
     assert r.status_code == 403
     assert step(grid, "permit", permitter).status_code == 201
