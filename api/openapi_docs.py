@@ -21,7 +21,6 @@ import copy
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 
 BEARER_DESCRIPTION = (
     "Send `Authorization: Bearer <key>`. The key is either an enterprise's API key (the `api_key` of "
@@ -178,13 +177,15 @@ def document_openapi(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def install_openapi_docs(app: FastAPI) -> None:
-    """Make ``app.openapi()`` return :func:`document_openapi` of FastAPI's schema (built once, cached)."""
+    """Make ``app.openapi()`` return :func:`document_openapi` of the document ``app.openapi`` gave so far
+    (the truthful error shapes of :func:`api.errors.install_handlers`, itself FastAPI's generated schema):
+    built once, cached. Install after :func:`api.errors.install_handlers`."""
+    previous = app.openapi
+    documented: dict[str, Any] = {}
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = document_openapi(get_openapi(
-                title=app.title, version=app.version, openapi_version=app.openapi_version,
-                description=app.description, routes=app.routes, servers=app.servers))
-        return app.openapi_schema
+        if "doc" not in documented:
+            documented["doc"] = document_openapi(previous())
+        return documented["doc"]
 
     app.openapi = openapi  # type: ignore[method-assign]
