@@ -27,6 +27,7 @@ from api.deps import CurrentEnterprise, SessionDep, StateDep
 from api.errors import UnprocessableError, issue
 from api.models import Enterprise
 from api.state import AppState
+from api.workflows.adapters import EnterpriseRole, ReceivableReader, RegistryReader, TokenRecord
 from api.workflows.common import (
     call_view,
     contract,
@@ -143,104 +144,102 @@ def _chain_now(state: AppState) -> int:
     return int(ts, 16) if isinstance(ts, str) else int(ts)
 
 
-def _token(rt: Any, token_id: int) -> dict[str, Any]:
-    slot, balance, owner, parent, root, original, created_at, created_block, financed, redeemed = call_view(
-        lambda: rt.functions.getToken(token_id).call(), f"receivable {token_id}")
-    return {"slot": slot, "balance": balance, "owner": to_checksum_address(owner), "parent": parent, "root": root,
-            "original": original, "created_at": created_at, "created_block": created_block, "financed": financed,
-            "redeemed": redeemed}
+def _token(rt: ReceivableReader, token_id: int) -> TokenRecord:
+    return rt.token(token_id)
 
 
-def _visible(rt: Any, ent: Enterprise, token_id: int, tok: dict[str, Any], chain_ids: list[int]) -> bool:
+def _visible(rt: ReceivableReader, ent: Enterprise, token_id: int, tok: TokenRecord, chain_ids: list[int]) -> bool:
     me = to_checksum_address(ent.address)
-    if tok["owner"] == me or decode_slot(tok["slot"]).issuer == me:
+    if tok.owner == me or decode_slot(tok.slot).issuer == me:
         return True
     for upstream in chain_ids[1:]:
-        if _token(rt, upstream)["owner"] == me:
+        if _token(rt, upstream).owner == me:
             return True
     if call_view(lambda: rt.functions.allowance(token_id, me).call(), "allowance") > 0:
         return True
     return to_checksum_address(call_view(lambda: rt.functions.getApproved(token_id).call(), "getApproved")) == me
 
 
-def _load_visible(state: AppState, ent: Enterprise, token_id: int) -> tuple[Any, dict[str, Any], list[int]]:
-    rt = contract(state, "ReceivableToken")
+def _reader(state: AppState) -> ReceivableReader:
+    return ReceivableReader(contract(state, "ReceivableToken"))
+
+
+def _load_visible(state: AppState, ent: Enterprise, token_id: int) -> tuple[ReceivableReader, TokenRecord, list[int]]:
+    rt = _reader(state)
     try:
         tok = _token(rt, token_id)
     except HTTPException as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"receivable {token_id} not found") from exc
-    chain_ids = [int(i) for i in call_view(lambda: rt.functions.chainOf(token_id).call(), "chainOf")]
+    chain_ids = rt.chain_of(token_id)
     if not _visible(rt, ent, token_id, tok, chain_ids):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"receivable {token_id} not found or not visible to you")
     return rt, tok, chain_ids
 
 
-def _discount(session: Session, rt: Any, token_id: int) -> dict[str, Any] | None:
-    bank, holder, from_id, value, rate, price, ref, ts = call_view(
-        lambda: rt.functions.getDiscount(token_id).call(), "getDiscount")
-    if int(bank, 16) == 0:
+def _discount(session: Session, rt: ReceivableReader, token_id: int) -> dict[str, Any] | None:
+    d = rt.discount(token_id)
+    if not d.exists:
         return None
-    return {"bank": party(session, bank), "holder": party(session, holder), "from_token_id": from_id, "value": value,
-            "amount": format_amount(value), "rate_bps": rate, "price": price, "price_amount": format_amount(price),
-            "payment_reference": ref, "time": iso(ts), "timestamp": ts}
+    return {"bank": party(session, d.bank), "holder": party(session, d.holder), "from_token_id": d.fromTokenId,
+            "value": d.value, "amount": format_amount(d.value), "rate_bps": d.rateBps, "price": d.price,
+            "price_amount": format_amount(d.price), "payment_reference": d.paymentReference, "time": iso(d.timestamp),
+            "timestamp": d.timestamp}
 
 
-def _settlement(session: Session, rt: Any, token_id: int) -> dict[str, Any] | None:
-    holder, value, ref, ts = call_view(lambda: rt.functions.getSettlement(token_id).call(), "getSettlement")
-    if int(holder, 16) == 0:
+def _settlement(session: Session, rt: ReceivableReader, token_id: int) -> dict[str, Any] | None:
+    st = rt.settlement(token_id)
+    if not st.exists:
         return None
-    return {"holder": party(session, holder), "value": value, "amount": format_amount(value),
-            "payment_reference": ref, "time": iso(ts), "timestamp": ts}
+    return {"holder": party(session, st.holder), "value": st.value, "amount": format_amount(st.value),
+            "payment_reference": st.paymentReference, "time": iso(st.timestamp), "timestamp": st.timestamp}
 
 
-def _chain_entries(session: Session, rt: Any, chain_ids: list[int]) -> list[dict[str, Any]]:
+def _chain_entries(session: Session, rt: ReceivableReader, chain_ids: list[int]) -> list[dict[str, Any]]:
     out = []
     for tid in reversed(chain_ids):  # the confirmed payable first
         t = _token(rt, tid)
         disc = _discount(session, rt, tid)
-        kind = "issued" if t["parent"] == 0 else ("discounted" if disc else "split")
-        out.append({"token_id": tid, "kind": kind, "from_token_id": t["parent"] or None,
-                    "holder": party(session, t["owner"]), "value_received": t["original"],
-                    "amount_received": format_amount(t["original"]), "time": iso(t["created_at"]),
-                    "block_number": t["created_block"],
+        kind = "issued" if t.parent == 0 else ("discounted" if disc else "split")
+        out.append({"token_id": tid, "kind": kind, "from_token_id": t.parent or None,
+                    "holder": party(session, t.owner), "value_received": t.originalValue,
+                    "amount_received": format_amount(t.originalValue), "time": iso(t.createdAt),
+                    "block_number": t.createdBlock,
                     **({"discount": {k: disc[k] for k in ("rate_bps", "price", "payment_reference")}} if disc else {})})
     return out
 
 
-def _status(tok: dict[str, Any], now: int) -> str:
-    if tok["redeemed"]:
+def _status(tok: TokenRecord, now: int) -> str:
+    if tok.redeemed:
         return "redeemed"
-    if tok["balance"] == 0:
+    if tok.balance == 0:
         return "empty"
-    if now >= decode_slot(tok["slot"]).maturity:
+    if now >= decode_slot(tok.slot).maturity:
         return "matured"
     return "outstanding"
 
 
 def _view(session: Session, state: AppState, ent: Enterprise, token_id: int) -> dict[str, Any]:
     rt, tok, chain_ids = _load_visible(state, ent, token_id)
-    slot = decode_slot(tok["slot"])
-    invoice, issuer, beneficiary, face, settled, issued_at = call_view(
-        lambda: rt.functions.getPayable(tok["root"]).call(), "getPayable")
+    slot = decode_slot(tok.slot)
+    pay = rt.payable(tok.root)
     out: dict[str, Any] = {
-        "id": token_id, "slot": hex(tok["slot"]), "issuer": party(session, slot.issuer), "currency": slot.currency,
-        "maturity": slot.maturity, "maturity_time": iso(slot.maturity), "holder": party(session, tok["owner"]),
-        "value": tok["balance"], "amount": format_amount(tok["balance"]), "original_value": tok["original"],
-        "status": _status(tok, _chain_now(state)), "financed": tok["financed"],
-        "payable": {"token_id": tok["root"], "invoice_digest": "0x" + bytes(invoice).hex(),
-                    "confirmed_by": party(session, issuer), "beneficiary": party(session, beneficiary),
-                    "face_value": face, "face_amount": format_amount(face), "settled_value": settled,
-                    "issued_at": iso(issued_at)},
+        "id": token_id, "slot": hex(tok.slot), "issuer": party(session, slot.issuer), "currency": slot.currency,
+        "maturity": slot.maturity, "maturity_time": iso(slot.maturity), "holder": party(session, tok.owner),
+        "value": tok.balance, "amount": format_amount(tok.balance), "original_value": tok.originalValue,
+        "status": _status(tok, _chain_now(state)), "financed": tok.financed,
+        "payable": {"token_id": tok.root, "invoice_digest": "0x" + pay.invoiceDigest.hex(),
+                    "confirmed_by": party(session, pay.issuer), "beneficiary": party(session, pay.beneficiary),
+                    "face_value": pay.faceValue, "face_amount": format_amount(pay.faceValue),
+                    "settled_value": pay.settledValue, "issued_at": iso(pay.issuedAt)},
         "discount": _discount(session, rt, token_id), "settlement": _settlement(session, rt, token_id),
         "chain": _chain_entries(session, rt, chain_ids),
     }
     if slot.issuer == to_checksum_address(ent.address):  # the issuer sees every holder of its payable
-        family = call_view(lambda: rt.functions.tokensOfPayable(tok["root"]).call(), "tokensOfPayable")
         holders = []
-        for tid in family:
-            t = _token(rt, int(tid))
-            holders.append({"token_id": int(tid), "holder": party(session, t["owner"]), "value": t["balance"],
-                            "amount": format_amount(t["balance"]), "redeemed": t["redeemed"]})
+        for tid in rt.ids("tokensOfPayable", tok.root):
+            t = _token(rt, tid)
+            holders.append({"token_id": tid, "holder": party(session, t.owner), "value": t.balance,
+                            "amount": format_amount(t.balance), "redeemed": t.redeemed})
         out["holders"] = holders
     return out
 
@@ -261,7 +260,7 @@ def issue_receivable(body: IssueBody, ent: CurrentEnterprise, session: SessionDe
     (the same invoice cannot be financed twice).
     """
     chain = require_chain(state)
-    rt = contract(state, "ReceivableToken")
+    rt = _reader(state)
     value = body.fen()
     to = _enterprise(session, body.to_enterprise_id, "to_enterprise_id")
     if (body.invoice is None) == (body.invoice_digest is None):
@@ -285,16 +284,15 @@ def my_receivables(ent: CurrentEnterprise, session: SessionDep, state: StateDep)
 
     Answer: ``{holder, tokens: [{id, value, amount, currency, maturity, issuer, status, financed}]}``.
     """
-    rt = contract(state, "ReceivableToken")
-    ids = call_view(lambda: rt.functions.tokensOf(ent.address).call(), "tokensOf")
+    rt = _reader(state)
     now = _chain_now(state)
     tokens = []
-    for tid in ids:
-        t = _token(rt, int(tid))
-        slot = decode_slot(t["slot"])
-        tokens.append({"id": int(tid), "value": t["balance"], "amount": format_amount(t["balance"]),
+    for tid in rt.ids("tokensOf", to_checksum_address(ent.address)):
+        t = _token(rt, tid)
+        slot = decode_slot(t.slot)
+        tokens.append({"id": tid, "value": t.balance, "amount": format_amount(t.balance),
                        "currency": slot.currency, "maturity": slot.maturity, "issuer": party(session, slot.issuer),
-                       "status": _status(t, now), "financed": t["financed"], "payable_token_id": t["root"]})
+                       "status": _status(t, now), "financed": t.financed, "payable_token_id": t.root})
     return {"holder": party(session, ent.address), "tokens": tokens}
 
 
@@ -309,25 +307,24 @@ def check_receivable(token_id: TokenId, ent: CurrentEnterprise, session: Session
     """What a bank asks before financing: genuine? outstanding? already financed? confirmed by whom?
     how much is free to finance (fen)? The full chain back to the confirmed payable is included."""
     rt, tok, chain_ids = _load_visible(state, ent, token_id)
-    slot = decode_slot(tok["slot"])
-    invoice, issuer, _, face, _, issued_at = call_view(lambda: rt.functions.getPayable(tok["root"]).call(),
-                                                       "getPayable")
-    registry = contract(state, "EnterpriseRegistry")
-    issuer_is_core = bool(call_view(lambda: registry.functions.hasRole(issuer, 4).call(), "hasRole"))
+    slot = decode_slot(tok.slot)
+    pay = rt.payable(tok.root)
+    registry = RegistryReader(contract(state, "EnterpriseRegistry"))
+    issuer_is_core = registry.has_role(pay.issuer, EnterpriseRole.CORE_ENTERPRISE)
     chain_entries = _chain_entries(session, rt, chain_ids)
-    genuine = (issuer_is_core and to_checksum_address(issuer) == slot.issuer and chain_entries[0]["kind"] == "issued"
-               and call_view(lambda: rt.functions.tokenOfInvoice(bytes(invoice)).call(), "tokenOfInvoice")
-               == tok["root"])
+    genuine = (issuer_is_core and pay.issuer == slot.issuer and chain_entries[0]["kind"] == "issued"
+               and call_view(lambda: rt.functions.tokenOfInvoice(pay.invoiceDigest).call(), "tokenOfInvoice")
+               == tok.root)
     now = _chain_now(state)
     outstanding = _status(tok, now) == "outstanding"
-    free = tok["balance"] if outstanding and not tok["financed"] else 0
+    free = tok.balance if outstanding and not tok.financed else 0
     allowance = call_view(lambda: rt.functions.allowance(token_id, ent.address).call(), "allowance")
     seconds_left = max(0, slot.maturity - now)
     return {
-        "token_id": token_id, "genuine": genuine, "outstanding": outstanding, "already_financed": tok["financed"],
-        "confirmed_by": party(session, issuer), "invoice_digest": "0x" + bytes(invoice).hex(),
-        "payable_token_id": tok["root"], "face_value": face, "confirmed_at": iso(issued_at),
-        "holder": party(session, tok["owner"]), "value": tok["balance"], "amount": format_amount(tok["balance"]),
+        "token_id": token_id, "genuine": genuine, "outstanding": outstanding, "already_financed": tok.financed,
+        "confirmed_by": party(session, pay.issuer), "invoice_digest": "0x" + pay.invoiceDigest.hex(),
+        "payable_token_id": tok.root, "face_value": pay.faceValue, "confirmed_at": iso(pay.issuedAt),
+        "holder": party(session, tok.owner), "value": tok.balance, "amount": format_amount(tok.balance),
         "currency": slot.currency, "maturity": slot.maturity, "maturity_time": iso(slot.maturity),
         "seconds_to_maturity": seconds_left, "free_to_finance": free, "free_to_finance_amount": format_amount(free),
         "offered_to_you": allowance, "chain": chain_entries,
@@ -360,7 +357,7 @@ def transfer_receivable(token_id: TokenId, body: TransferBody, ent: CurrentEnter
     chain = require_chain(state)
     rt, tok, _ = _load_visible(state, ent, token_id)
     to = _enterprise(session, body.to_enterprise_id, "to_enterprise_id")
-    fn = rt.get_function_by_signature("transferFrom(address,address,uint256)")(tok["owner"], to.address, token_id)
+    fn = rt.get_function_by_signature("transferFrom(address,address,uint256)")(tok.owner, to.address, token_id)
     receipt = send_or_refuse(chain, enterprise_key(state, ent), fn, "transfer")
     return {"token_id": token_id, "holder": party(session, to.address), "tx_hash": tx_hex(receipt),
             "block_number": receipt["blockNumber"]}
