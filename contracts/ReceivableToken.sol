@@ -347,7 +347,7 @@ contract ReceivableToken is IERC3525 {
     /// financed token of the bank; the rate (basis points per year), the price paid
     /// (`value - value * rateBps * secondsToMaturity / (10000 * 365 days)`, rounded down discount;
     /// refused with `DiscountExceedsValue` when rate x time reaches 100 %) and the bank's payment
-    /// reference (unique per bank and holder) are recorded in the same transaction.
+    /// reference (unique among the bank's discounts) are recorded in the same transaction.
     function discount(uint256 fromTokenId, uint256 value, uint16 rateBps, string calldata paymentReference)
         external
         returns (uint256 tokenId)
@@ -368,7 +368,7 @@ contract ReceivableToken is IERC3525 {
         if (rateBps > o.maxRateBps) revert RateAboveOffer(rateBps, o.maxRateBps);
         if (value > offered) revert InsufficientAllowance(fromTokenId, msg.sender, offered, value);
         uint256 price = discountPrice(value, rateBps, uint64(from.slot) - block.timestamp);
-        _useReference("discount", msg.sender, holder, paymentReference);
+        _useReference("discount", msg.sender, address(0), paymentReference);
         o.value = offered - value;
         emit ApprovalValue(fromTokenId, msg.sender, o.value);
 
@@ -751,7 +751,8 @@ contract ReceivableToken is IERC3525 {
         delete _ownedIndex[tokenId];
     }
 
-    /// Payment references are unique per (kind, payer, payee): a bank's per holder, an issuer's per holder.
+    /// Payment references are unique per (kind, payer, payee): a bank's among all its discounts
+    /// (payee address(0)), an issuer's per holder it pays.
     function _useReference(string memory kind, address payer, address payee, string calldata paymentReference)
         private
     {

@@ -6,10 +6,15 @@ seconds (``maturity`` also accepts ISO 8601 with an offset). Every endpoint need
 key; the transaction is signed by that enterprise's account.
 
 Access (who may read a token): its holder; the issuer (core enterprise) of its slot; a holder of a
-token it was split from (upstream in its chain); and an enterprise the holder asked to finance it
-(ERC-3525 value allowance or ERC-721 approval, see ``POST /v1/receivables/{id}/approve``) -- this is
-how a bank sees a token it is asked to finance. Anybody else gets 404, as for a token that does not
-exist, so unrelated receivables stay invisible.
+token it was split from (upstream in its chain); and a bank the holder asked to finance it (a live
+financing offer, see ``POST /v1/receivables/{id}/approve``) -- this is how a bank sees a token it is
+asked to finance. Anybody else gets 404, as for a token that does not exist, so unrelated
+receivables stay invisible.
+
+Only the holder moves value (the contract has no operators); a bank takes value only by
+``discount`` within the holder's offer (bank, value, maximum rate, expiry). Settlement is two-sided:
+the issuer marks a payment (``settle``), the holder confirms (``confirm-settlement``) or disputes it
+within the contract's ``DISPUTE_WINDOW`` (7 days), after which anyone may ``finalize-settlement``.
 """
 
 from __future__ import annotations
@@ -98,9 +103,18 @@ class TransferBody(BaseModel):
 
 
 class ApproveBody(_Amount):
-    """Body of ``POST /v1/receivables/{id}/approve``: ask ``operator_enterprise_id`` (a bank) to finance."""
+    """Body of ``POST /v1/receivables/{id}/approve``: offer ``operator_enterprise_id`` (a bank) to finance
+    up to the value at an annual rate of at most ``max_rate_bps``, until ``expires_at`` (default: maturity)."""
 
     operator_enterprise_id: int
+    max_rate_bps: int = Field(ge=0, le=10000, description="highest annual discount rate accepted (basis points)")
+    expires_at: int | str | None = Field(None, description="unix seconds or ISO 8601 with offset; default maturity")
+
+
+class DisputeBody(BaseModel):
+    """Body of ``POST /v1/receivables/{id}/dispute-settlement`` (the holder)."""
+
+    reason: str = Field(min_length=1, max_length=500, description="why the marked payment is disputed")
 
 
 class DiscountBody(_Amount):
@@ -155,9 +169,7 @@ def _visible(rt: ReceivableReader, ent: Enterprise, token_id: int, tok: TokenRec
     for upstream in chain_ids[1:]:
         if _token(rt, upstream).owner == me:
             return True
-    if call_view(lambda: rt.functions.allowance(token_id, me).call(), "allowance") > 0:
-        return True
-    return to_checksum_address(call_view(lambda: rt.functions.getApproved(token_id).call(), "getApproved")) == me
+    return call_view(lambda: rt.functions.allowance(token_id, me).call(), "allowance") > 0
 
 
 def _reader(state: AppState) -> ReceivableReader:
@@ -191,7 +203,9 @@ def _settlement(session: Session, rt: ReceivableReader, token_id: int) -> dict[s
     if not st.exists:
         return None
     return {"holder": party(session, st.holder), "value": st.value, "amount": format_amount(st.value),
-            "payment_reference": st.paymentReference, "time": iso(st.timestamp), "timestamp": st.timestamp}
+            "payment_reference": st.paymentReference, "status": st.status_name,
+            "marked_at": iso(st.markedAt), "time": iso(st.timestamp) if st.timestamp else None,
+            "timestamp": st.timestamp or None}
 
 
 def _chain_entries(session: Session, rt: ReceivableReader, chain_ids: list[int]) -> list[dict[str, Any]]:
@@ -208,9 +222,11 @@ def _chain_entries(session: Session, rt: ReceivableReader, chain_ids: list[int])
     return out
 
 
-def _status(tok: TokenRecord, now: int) -> str:
+def _status(tok: TokenRecord, now: int, settlement_marked: bool = False) -> str:
     if tok.redeemed:
         return "redeemed"
+    if settlement_marked:
+        return "settlement_pending"
     if tok.balance == 0:
         return "empty"
     if now >= decode_slot(tok.slot).maturity:
@@ -226,7 +242,8 @@ def _view(session: Session, state: AppState, ent: Enterprise, token_id: int) -> 
         "id": token_id, "slot": hex(tok.slot), "issuer": party(session, slot.issuer), "currency": slot.currency,
         "maturity": slot.maturity, "maturity_time": iso(slot.maturity), "holder": party(session, tok.owner),
         "value": tok.balance, "amount": format_amount(tok.balance), "original_value": tok.originalValue,
-        "status": _status(tok, _chain_now(state)), "financed": tok.financed,
+        "status": _status(tok, _chain_now(state), rt.settlement(token_id).status_name == "marked"),
+        "financed": tok.financed,
         "payable": {"token_id": tok.root, "invoice_digest": "0x" + pay.invoiceDigest.hex(),
                     "confirmed_by": party(session, pay.issuer), "beneficiary": party(session, pay.beneficiary),
                     "face_value": pay.faceValue, "face_amount": format_amount(pay.faceValue),
@@ -317,8 +334,11 @@ def check_receivable(token_id: TokenId, ent: CurrentEnterprise, session: Session
                == tok.root)
     now = _chain_now(state)
     outstanding = _status(tok, now) == "outstanding"
-    free = tok.balance if outstanding and not tok.financed else 0
-    allowance = call_view(lambda: rt.functions.allowance(token_id, ent.address).call(), "allowance")
+    # what the contract guarantees: unfinanced, not matured/redeemed, holder an active member
+    free = int(call_view(lambda: rt.functions.freeToFinance(token_id).call(), "freeToFinance"))
+    me = to_checksum_address(ent.address)
+    allowance = int(call_view(lambda: rt.functions.allowance(token_id, me).call(), "allowance"))
+    offer = rt.offer(token_id, me)
     seconds_left = max(0, slot.maturity - now)
     return {
         "token_id": token_id, "genuine": genuine, "outstanding": outstanding, "already_financed": tok.financed,
@@ -328,6 +348,8 @@ def check_receivable(token_id: TokenId, ent: CurrentEnterprise, session: Session
         "currency": slot.currency, "maturity": slot.maturity, "maturity_time": iso(slot.maturity),
         "seconds_to_maturity": seconds_left, "free_to_finance": free, "free_to_finance_amount": format_amount(free),
         "offered_to_you": allowance, "chain": chain_entries,
+        "offer_to_you": {"value": allowance, "max_rate_bps": offer.maxRateBps, "expires_at": offer.expiry,
+                         "expires_at_time": iso(offer.expiry)} if allowance else None,
         "price_at_100_bps": discount_price(free, 100, seconds_left),
     }
 
@@ -366,17 +388,25 @@ def transfer_receivable(token_id: TokenId, body: TransferBody, ent: CurrentEnter
 @router.post("/{token_id}/approve")
 def approve_receivable(token_id: TokenId, body: ApproveBody, ent: CurrentEnterprise, session: SessionDep,
                        state: StateDep) -> dict:
-    """Holder asks an enterprise (a bank) to finance ``value`` of the token: ERC-3525 value allowance.
+    """Holder offers a bank to finance ``value`` of the token on the holder's terms
+    (``ReceivableToken.offerFinancing``: bank, value, ``max_rate_bps``, ``expires_at``).
 
-    The bank then sees the token and its chain and can ``discount`` up to that value.
+    The bank then sees the token and its chain and can ``discount`` up to that value at no more
+    than that rate before the expiry; nothing else can consume the offer. Errors: 422 SelfApproval /
+    InvalidExpiry / InvalidRate / NotBank (the operator is not an active bank); 403 NotHolder;
+    409 AlreadyDiscounted (financed value is never offered again) / InsufficientBalance / Matured.
     """
     chain = require_chain(state)
-    rt, _, _ = _load_visible(state, ent, token_id)
+    rt, tok, _ = _load_visible(state, ent, token_id)
     operator = _enterprise(session, body.operator_enterprise_id, "operator_enterprise_id")
-    fn = rt.get_function_by_signature("approve(uint256,address,uint256)")(token_id, operator.address, body.fen())
+    expiry = decode_slot(tok.slot).maturity if body.expires_at is None else _maturity(body.expires_at)
+    if not 0 < expiry < 2**64:
+        raise UnprocessableError([issue("expires_at", "range", "expires_at must be unix seconds in 1..2**64-1")])
+    fn = rt.functions.offerFinancing(token_id, operator.address, body.fen(), body.max_rate_bps, expiry)
     receipt = send_or_refuse(chain, enterprise_key(state, ent), fn, "approve")
     return {"token_id": token_id, "operator": party(session, operator.address), "value": body.fen(),
-            "amount": format_amount(body.fen()), "tx_hash": tx_hex(receipt)}
+            "amount": format_amount(body.fen()), "max_rate_bps": body.max_rate_bps, "expires_at": expiry,
+            "tx_hash": tx_hex(receipt)}
 
 
 @router.post("/{token_id}/discount", status_code=status.HTTP_201_CREATED)
@@ -385,8 +415,9 @@ def discount_receivable(token_id: TokenId, body: DiscountBody, ent: CurrentEnter
     """The calling bank takes ``value`` of the token at ``rate_bps``; the value transfer, the rate, the price
     and the bank's payment reference are one transaction. 201 with the bank's new (financed) token.
 
-    Errors: 403 NotBank / NotAuthorized / InsufficientAllowance; 409 AlreadyDiscounted / Matured /
-    PaymentReferenceUsed / InsufficientBalance.
+    Errors: 403 NotBank / NotAuthorized (no live offer to you) / InsufficientAllowance / RateAboveOffer;
+    409 AlreadyDiscounted / Matured / OfferExpired / PaymentReferenceUsed (per bank) /
+    InsufficientBalance; 422 DiscountExceedsValue (rate x time reaches 100 %).
     """
     chain = require_chain(state)
     rt, _, _ = _load_visible(state, ent, token_id)
@@ -399,12 +430,46 @@ def discount_receivable(token_id: TokenId, body: DiscountBody, ent: CurrentEnter
 @router.post("/{token_id}/settle")
 def settle_receivable(token_id: TokenId, body: SettleBody, ent: CurrentEnterprise, session: SessionDep,
                       state: StateDep) -> dict:
-    """The issuer marks payment of a holder's token at maturity; the whole value is redeemed.
+    """The issuer marks payment of a holder's whole value at maturity (``settle``); the value is redeemed
+    only when the holder confirms or the 7-day dispute window passes. Status ``settlement_pending``.
 
-    Errors: 403 NotIssuer; 409 NotMatured / Redeemed / NothingToSettle / PaymentReferenceUsed.
+    Errors: 403 NotIssuer; 409 NotMatured / Redeemed / NothingToSettle / SettlementPending /
+    PaymentReferenceUsed (references are unique per issuer and holder); 422 NotMember.
     """
+    return _settlement_step(token_id, ent, session, state, "settle", token_id, body.payment_reference)
+
+
+@router.post("/{token_id}/confirm-settlement")
+def confirm_settlement(token_id: TokenId, ent: CurrentEnterprise, session: SessionDep, state: StateDep) -> dict:
+    """The holder confirms receipt of the marked payment: the value is redeemed (status ``redeemed``).
+
+    Errors: 403 NotHolder; 409 NoSettlementMarked.
+    """
+    return _settlement_step(token_id, ent, session, state, "confirmSettlement", token_id)
+
+
+@router.post("/{token_id}/dispute-settlement")
+def dispute_settlement(token_id: TokenId, body: DisputeBody, ent: CurrentEnterprise, session: SessionDep,
+                       state: StateDep) -> dict:
+    """The holder disputes a marked payment within the dispute window; the issuer must mark a new one.
+
+    Errors: 403 NotHolder; 409 NoSettlementMarked / DisputeWindowClosed.
+    """
+    return _settlement_step(token_id, ent, session, state, "disputeSettlement", token_id, body.reason)
+
+
+@router.post("/{token_id}/finalize-settlement")
+def finalize_settlement(token_id: TokenId, ent: CurrentEnterprise, session: SessionDep, state: StateDep) -> dict:
+    """Any member redeems a marked payment once the dispute window has passed without a dispute.
+
+    Errors: 409 NoSettlementMarked / DisputeWindowOpen.
+    """
+    return _settlement_step(token_id, ent, session, state, "finalizeSettlement", token_id)
+
+
+def _settlement_step(token_id: int, ent: Enterprise, session: Session, state: AppState, fn_name: str,
+                     *args: Any) -> dict:
     chain = require_chain(state)
     rt, _, _ = _load_visible(state, ent, token_id)
-    fn = rt.functions.settle(token_id, body.payment_reference)
-    receipt = send_or_refuse(chain, enterprise_key(state, ent), fn, "settle")
+    receipt = send_or_refuse(chain, enterprise_key(state, ent), getattr(rt.functions, fn_name)(*args), fn_name)
     return {**_view(session, state, ent, token_id), "tx_hash": tx_hex(receipt), "block_number": receipt["blockNumber"]}

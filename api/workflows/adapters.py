@@ -7,8 +7,9 @@ fails loudly (``KeyError`` naming it) instead of silently reading the wrong fiel
 
 * :class:`EnterpriseRole` / :class:`PersonRole` -- the role bit flags of ``EnterpriseRegistry``.
 * :class:`TicketRecord`, :class:`StepRecord` -- ``WorkTicket.getTicket`` / ``getSteps``.
-* :class:`TokenRecord`, :class:`PayableRecord`, :class:`DiscountRecord`, :class:`SettlementRecord` --
-  ``ReceivableToken.getToken`` / ``getPayable`` / ``getDiscount`` / ``getSettlement``.
+* :class:`TokenRecord`, :class:`PayableRecord`, :class:`DiscountRecord`, :class:`SettlementRecord`,
+  :class:`OfferRecord` -- ``ReceivableToken.getToken`` / ``getPayable`` / ``getDiscount`` /
+  ``getSettlement`` / ``getOffer``.
 * :class:`WorkTicketReader`, :class:`ReceivableReader`, :class:`RegistryReader` -- the reads the
   routes make, with transport retries; a revert (unknown id) becomes HTTP 404 (see
   :func:`api.workflows.common.call_view`).
@@ -212,19 +213,44 @@ class DiscountRecord:
         return self.bank != ZERO_ADDRESS
 
 
+SETTLEMENT_STATUSES: tuple[str, ...] = ("none", "marked", "confirmed", "finalized")
+
+
 @dataclass(frozen=True)
 class SettlementRecord:
-    """``ReceivableToken.Settlement`` of a token (``holder`` is the zero address when none)."""
+    """``ReceivableToken.Settlement`` of a token (``holder`` is the zero address when none): value and
+    payment reference the issuer marked, when (``markedAt``), when redeemed (``timestamp``, 0 while
+    only marked) and ``status`` (index into :data:`SETTLEMENT_STATUSES`)."""
 
     holder: str
     value: int
     paymentReference: str  # noqa: N815
     timestamp: int
+    markedAt: int  # noqa: N815
+    status: int
+
+    @property
+    def status_name(self) -> str:
+        """``none`` / ``marked`` / ``confirmed`` / ``finalized``."""
+        return SETTLEMENT_STATUSES[self.status] if self.status < len(SETTLEMENT_STATUSES) else str(self.status)
 
     @property
     def exists(self) -> bool:
         """False for the all-zero record of a token never settled."""
         return self.holder != ZERO_ADDRESS
+
+
+@dataclass(frozen=True)
+class OfferRecord:
+    """``ReceivableToken.Offer``: a holder's financing offer to one bank as stored (value in the
+    smallest currency unit, highest annual rate in basis points, expiry in unix seconds, epoch of the
+    token's ownership). ``allowance(tokenId, bank)`` says whether it is still live."""
+
+    holder: str
+    value: int
+    maxRateBps: int  # noqa: N815
+    expiry: int
+    epoch: int
 
 
 class ReceivableReader:
@@ -256,6 +282,10 @@ class ReceivableReader:
     def settlement(self, token_id: int) -> SettlementRecord:
         """``getSettlement(tokenId)`` (all-zero record when not settled)."""
         return self._struct(SettlementRecord, "getSettlement", token_id)
+
+    def offer(self, token_id: int, bank: str) -> OfferRecord:
+        """``getOffer(tokenId, bank)``."""
+        return self._struct(OfferRecord, "getOffer", token_id, to_checksum_address(bank))
 
     def chain_of(self, token_id: int) -> list[int]:
         """``chainOf(tokenId)``: the token, its parent, … up to the confirmed payable."""

@@ -74,7 +74,7 @@ def test_three_tier_receivables(api: httpx.Client, stack: Stack, chain: Chain) -
     assert api.get(f"/v1/receivables/{t3}").status_code == 401
 
     r = api.post(f"/v1/receivables/{t3}/approve", headers=auth(mill),
-                 json={"operator_enterprise_id": bank["id"], "amount": "150000.00"})
+                 json={"operator_enterprise_id": bank["id"], "amount": "150000.00", "max_rate_bps": 9000})
     assert r.status_code == 200, r.text
     check = api.get(f"/v1/receivables/{t3}/check", headers=auth(bank)).json()
     assert check["genuine"] is True and check["outstanding"] is True and check["already_financed"] is False
@@ -98,7 +98,7 @@ def test_three_tier_receivables(api: httpx.Client, stack: Stack, chain: Chain) -
     assert check["already_financed"] is True and check["free_to_finance"] == 0 and len(check["chain"]) == 4
     # the financed value cannot be discounted a second time
     r = api.post(f"/v1/receivables/{financed['id']}/approve", headers=auth(bank),
-                 json={"operator_enterprise_id": bank["id"], "value": 1})
+                 json={"operator_enterprise_id": bank["id"], "value": 1, "max_rate_bps": 100})
     assert r.status_code == 422  # a holder cannot approve itself
     r = api.post(f"/v1/receivables/{t3}/discount", headers=auth(bank),
                  json={"value": 1, "rate_bps": 100, "payment_reference": "CQB-2026-88121"})
@@ -117,11 +117,18 @@ def test_three_tier_receivables(api: httpx.Client, stack: Stack, chain: Chain) -
     holders = api.get(f"/v1/receivables/{root}", headers=auth(automaker)).json()["holders"]
     assert sum(h["value"] for h in holders) == 100_000_000
     paid = {}
+    by_name = {e["name"]: e for e in (tier1, tier2, mill, bank)}
     for h in holders:
         if h["value"] == 0:
             continue
         r = api.post(f"/v1/receivables/{h['token_id']}/settle", headers=auth(automaker),
                      json={"payment_reference": f"CHANGAN-PAY-{h['token_id']}"})
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "settlement_pending" and r.json()["value"] == h["value"]
+        # the issuer alone cannot extinguish the holder's claim: the holder confirms receipt
+        r = api.post(f"/v1/receivables/{h['token_id']}/confirm-settlement", headers=auth(automaker))
+        assert r.status_code == 403 and r.json()["detail"]["reason"] == "NotHolder"
+        r = api.post(f"/v1/receivables/{h['token_id']}/confirm-settlement", headers=auth(by_name[h["holder"]["name"]]))
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "redeemed" and r.json()["value"] == 0
         paid[h["holder"]["name"]] = r.json()["settlement"]["value"]

@@ -239,7 +239,7 @@ def test_receivable_token_lifecycle_and_refusals(chain: Chain, members: dict) ->
     # split: tier-1 -> tier-2 400,000.00; refusals first
     chain.refused(transfer_to(root, m["outsider"].address, 1), m["tier1"].address, "NotMember")
     chain.refused(transfer_to(root, m["tier2"].address, face + 1), m["tier1"].address, "InsufficientBalance")
-    chain.refused(transfer_to(root, m["tier2"].address, 1), m["tier2"].address, "NotAuthorized")
+    chain.refused(transfer_to(root, m["tier2"].address, 1), m["tier2"].address, "NotHolder")
     r = chain.do(m["tier1"], transfer_to(root, m["tier2"].address, 400_000 * YUAN))
     t2 = chain.receivables.events.Split().process_receipt(r, errors=DISCARD)[0].args.toTokenId
     r = chain.do(m["tier2"], transfer_to(t2, m["mill"].address, 150_000 * YUAN))
@@ -255,7 +255,8 @@ def test_receivable_token_lifecycle_and_refusals(chain: Chain, members: dict) ->
 
     # discount: the mill asks the bank to finance its 150,000.00
     chain.refused(rt.discount(t3, 150_000 * YUAN, 350, "PAY-1"), m["bank"].address, "NotAuthorized")
-    chain.do(m["mill"], approve_value(t3, m["bank"].address, 150_000 * YUAN))
+    chain.refused(approve_value(t3, m["bank"].address, 150_000 * YUAN), m["mill"].address, "OperatorsUnsupported")
+    chain.do(m["mill"], rt.offerFinancing(t3, m["bank"].address, 150_000 * YUAN, 9000, maturity))
     assert rt.allowance(t3, m["bank"].address).call() == 150_000 * YUAN
     chain.refused(rt.discount(t3, 150_000 * YUAN, 350, "PAY-1"), m["tier2"].address, "NotBank")
     chain.refused(rt.discount(t3, 150_000 * YUAN, 10_001, "PAY-1"), m["bank"].address, "InvalidRate")
@@ -270,14 +271,16 @@ def test_receivable_token_lifecycle_and_refusals(chain: Chain, members: dict) ->
     assert balance(t3).call() == 0 and balance(financed).call() == 150_000 * YUAN
     assert rt.getToken(financed).call()[8] is True  # financed
     # no second discount of the same value: the financed token cannot be discounted again …
-    chain.do(m["bank"], approve_value(financed, m["bank2"].address, 150_000 * YUAN))
+    chain.refused(rt.offerFinancing(financed, m["bank2"].address, 150_000 * YUAN, 300, maturity), m["bank"].address,
+                  "AlreadyDiscounted")
     chain.refused(rt.discount(financed, 150_000 * YUAN, 300, "PAY-2"), m["bank2"].address, "AlreadyDiscounted")
     # … nor mixed into unfinanced value, nor discounted from the emptied source, nor with a used reference
     chain.refused(transfer_tt(financed, t3, 1), m["bank"].address, "SlotMismatch")
     chain.refused(rt.discount(t3, 1, 300, "PAY-3"), m["bank"].address, "InsufficientBalance")
-    chain.do(m["tier1"], approve_value(root, m["bank2"].address, 10 * YUAN))
-    chain.refused(rt.discount(root, 10 * YUAN, 300, "CNAPS-2026-0001"), m["bank2"].address, "PaymentReferenceUsed")
-    chain.refused(rt.discount(root, 11 * YUAN, 300, "PAY-4"), m["bank2"].address, "InsufficientAllowance")
+    chain.do(m["tier1"], rt.offerFinancing(root, m["bank"].address, 10 * YUAN, 300, maturity))
+    chain.refused(rt.discount(root, 10 * YUAN, 300, "CNAPS-2026-0001"), m["bank"].address, "PaymentReferenceUsed")
+    chain.refused(rt.discount(root, 11 * YUAN, 300, "PAY-4"), m["bank"].address, "InsufficientAllowance")
+    chain.refused(rt.discount(root, 10 * YUAN, 301, "PAY-4"), m["bank"].address, "RateAboveOffer")
 
     # settle at maturity
     chain.refused(rt.settle(root, "SET-0"), m["core"].address, "NotMatured")
@@ -290,6 +293,10 @@ def test_receivable_token_lifecycle_and_refusals(chain: Chain, members: dict) ->
     assert family == [root, t2, t3, financed]
     holders = [(tid, balance(tid).call()) for tid in family if balance(tid).call() > 0]
     chain.wait(*[chain.submit(m["core"], rt.settle(tid, f"SET-{tid}")) for tid, _ in holders])
+    assert rt.getPayable(root).call()[4] == 0  # marked, not redeemed: the holders confirm
+    chain.refused(rt.confirmSettlement(financed), m["core"].address, "NotHolder")
+    owners = {m[n].address: m[n] for n in ("tier1", "tier2", "bank")}
+    chain.wait(*[chain.submit(owners[rt.ownerOf(tid).call()], rt.confirmSettlement(tid)) for tid, _ in holders])
     settled = {tid: rt.getSettlement(tid).call() for tid, _ in holders}
     assert sum(s[1] for s in settled.values()) == face
     assert settled[financed][0] == m["bank"].address and settled[financed][1] == 150_000 * YUAN
