@@ -48,6 +48,7 @@ __all__ = [
     "TicketStepRefused",
     "TicketParties",
     "issue_typed_data",
+    "person_registration_typed_data",
     "recover_typed_signer",
     "replay_steps",
     "roles_to_bits",
@@ -383,6 +384,40 @@ def step_typed_data(
         "domain": _domain(chain_id, contract),
         "message": {"ticketId": ticket_id, "action": ACTIONS.index(action), "plannedEnd": planned_end,
                     "nonce": nonce, "deadline": deadline},
+    }
+
+
+REGISTRY_EIP712_NAME = "TraceLedger EnterpriseRegistry"
+
+
+def person_registration_typed_data(
+    *, chain_id: int, contract: str, enterprise: str, person: str, roles: int, qualification: str, deadline: int,
+) -> dict[str, Any]:
+    """EIP-712 document ``PersonRegistration`` a person signs to be registered under ``enterprise``
+    (``EnterpriseRegistry.registerPerson``: proof that the person holds the key of its address).
+
+    ``contract`` is the EnterpriseRegistry address; ``roles`` the GB 26860 role bits (1..15);
+    ``deadline`` the last unix second the signature is valid (the contract refuses roles outside
+    1..15 with ``InvalidPersonRoles``). Raises ValueError for roles that are not a uint32.
+    """
+    if not 0 <= roles < 2**32:
+        raise ValueError(f"roles must be a uint32, got {roles}")
+    return {
+        "types": {
+            "EIP712Domain": _DOMAIN_TYPE,
+            "PersonRegistration": [
+                {"name": "enterprise", "type": "address"},
+                {"name": "person", "type": "address"},
+                {"name": "roles", "type": "uint32"},
+                {"name": "qualification", "type": "string"},
+                {"name": "deadline", "type": "uint256"},
+            ],
+        },
+        "primaryType": "PersonRegistration",
+        "domain": {"name": REGISTRY_EIP712_NAME, "version": EIP712_VERSION, "chainId": chain_id,
+                   "verifyingContract": contract},
+        "message": {"enterprise": enterprise, "person": person, "roles": roles, "qualification": qualification,
+                    "deadline": deadline},
     }
 
 

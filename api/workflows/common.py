@@ -22,7 +22,8 @@ REFUSAL_STATUS: dict[str, int] = {
     # 403: the caller / named person may not do this
     "NotNamedPerson": 403, "NotCrewMember": 403, "MissingRole": 403, "NotIssuer": 403, "NotBank": 403,
     "NotCoreEnterprise": 403, "NotAuthorized": 403, "InsufficientAllowance": 403, "WrongSigner": 403,
-    "NotAdminOrEnterprise": 403, "NotHolder": 403, "RateAboveOffer": 403,
+    "NotAdminOrEnterprise": 403, "NotHolder": 403, "RateAboveOffer": 403, "DeactivatedByAdmin": 403,
+    "InactiveEnterprise": 403, "PersonIsRetired": 409, "QuorumRequired": 403,
     # 409: conflicts with the current on-chain state
     "WrongStatus": 409, "AlreadyAcknowledged": 409, "CrewNotAcknowledged": 409, "ExtensionAlreadyUsed": 409,
     "InvoiceAlreadyIssued": 409, "AlreadyDiscounted": 409, "Redeemed": 409, "Matured": 409, "NotMatured": 409,

@@ -9,6 +9,7 @@ import pytest
 from eth_account import Account
 
 from api.devnet import Stack
+from provenance.work_tickets import sign_typed
 
 from .conftest import Chain, auth, gov
 
@@ -156,7 +157,14 @@ def test_work_ticket_through_api(api: httpx.Client, stack: Stack, chain: Chain) 
     leader = person(contractor, "Zhang Qiang (工作负责人)", ["person_in_charge"])
     crew = [person(contractor, f"Crew {n}", ["crew_member"]) for n in ("Chen", "Liu")]
     device = Account.create()
-    crew.append(person(contractor, "Crew Zhao (device)", ["crew_member"], address=device.address))
+    r = api.post("/v1/persons", headers=auth(contractor),
+                 json={"name": "Crew Zhao (device)", "roles": ["crew_member"], "address": device.address})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "signature"  # proof of possession
+    typed = api.post("/v1/persons/typed-data", headers=auth(contractor),
+                     json={"name": "Crew Zhao (device)", "roles": ["crew_member"], "qualification": "110 kV Xinzhuang",
+                           "address": device.address}).json()
+    crew.append(person(contractor, "Crew Zhao (device)", ["crew_member"], address=device.address,
+                       signature="0x" + sign_typed(device.key, typed).hex(), deadline=typed["message"]["deadline"]))
     assert crew[2]["key_custody"] == "device" and issuer["key_custody"] == "keystore"
     r = api.post("/v1/persons", headers=auth(grid), json={"name": "X", "roles": ["electrician"]})
     assert r.status_code == 422 and r.json()["detail"][0]["field"].startswith("body.roles")
@@ -195,7 +203,6 @@ def test_work_ticket_through_api(api: httpx.Client, stack: Stack, chain: Chain) 
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "signature"
     typed = api.post(f"/v1/work-tickets/{tid}/typed-data", headers=auth(contractor),
                      json={"action": "acknowledge", "person_id": crew[2]["id"]}).json()
-    from provenance.work_tickets import sign_typed
 
     signature = "0x" + sign_typed(device.key, typed).hex()
     r = step(contractor, "acknowledge", crew[2], signature=signature, deadline=typed["message"]["deadline"])

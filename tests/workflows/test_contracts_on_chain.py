@@ -48,7 +48,7 @@ def grid(chain: Chain) -> dict:
     # a funded person that is not registered yet may not transact (-32007)
     with pytest.raises(Exception, match="32007|not permitted"):
         chain.submit(p["issuer"], to=p["issuer"].address, value=0)
-    chain.wait(*[chain.submit(ent, reg.registerPerson(ent.address, p[n].address, r, f"{n}: 110 kV Xinzhuang"))
+    chain.wait(*[chain.submit(ent, chain.register_person(ent, p[n], r, f"{n}: 110 kV Xinzhuang"))
                  for n, r in zip(names, roles, strict=False)])
     return {"enterprise": ent, **p}
 
@@ -62,12 +62,17 @@ def test_person_registry_and_permissioning(chain: Chain, grid: dict) -> None:
     assert not reg.isActiveAnchorer(grid["crew1"].address).call()  # persons do not anchor
     assert reg.hasPersonRole(grid["both"].address, ISSUER | PERMITTER).call()
     # only the enterprise itself or an admin registers its people; no double registration
-    chain.refused(reg.registerPerson(grid["enterprise"].address, grid["outsider"].address, CREW, "x"),
+    chain.refused(chain.register_person(grid["enterprise"], grid["outsider"], CREW, "x"),
                   grid["crew1"].address, "NotAdminOrEnterprise")
-    chain.refused(reg.registerPerson(grid["enterprise"].address, grid["crew1"].address, CREW, "x"),
+    chain.refused(chain.register_person(grid["enterprise"], grid["crew1"], CREW, "x"),
                   grid["enterprise"].address, "PersonExists")
-    chain.refused(reg.registerPerson(grid["enterprise"].address, grid["outsider"].address, 16, "x"),
+    chain.refused(chain.register_person(grid["enterprise"], grid["outsider"], 16, "x"),
                   grid["enterprise"].address, "InvalidPersonRoles")
+    # proof of possession: a registration the person did not sign is refused (no squatting)
+    squat = chain.register_person(grid["enterprise"], grid["outsider"], CREW, "x")
+    forged = chain.registry.functions.registerPerson(grid["enterprise"].address, grid["outsider"].address, CREW,
+                                                     "y", *squat.args[4:])
+    chain.refused(forged, grid["enterprise"].address, "WrongSigner")
     # a registered person's transaction is accepted by the validator
     chain.wait(chain.submit(grid["crew1"], to=grid["crew1"].address, value=0))
 
