@@ -36,8 +36,9 @@ def test_role_flags_match_the_registry(world: World) -> None:
 def test_ticket_and_steps_decode_by_name(world: World) -> None:
     grid = world.enterprise("grid", SUPPLIER, "88.7.1")
     people = {n: world.account(n) for n in ("issuer", "permitter", "leader", "crew1")}
+    assert grid == world.acct["grid"]
     for n, r in (("issuer", ISSUER), ("permitter", PERMITTER), ("leader", LEADER), ("crew1", CREW)):
-        world.do(grid, world.reg.functions.registerPerson(grid, people[n], r, n))
+        world.person("grid", n, r, n)
     now = world.now()
     req = ("88.7.1/XFMR-1", keccak(text="doc"), people["permitter"], people["leader"], [people["crew1"]],
            now + 60, now + 3600)

@@ -74,6 +74,25 @@ class World:
         self.do(self.admin, self.reg.functions.registerEnterprise(a, name, roles, prefix))
         return a
 
+    def person_call(self, enterprise: str, person: str, roles: int, qualification: str = "",
+                    signer: str | None = None, deadline: int | None = None) -> Any:
+        """``registerPerson`` call for accounts ``enterprise`` / ``person`` (names), signed by ``signer``
+        (default: the person itself, i.e. a valid proof of possession)."""
+        from provenance.work_tickets import person_registration_typed_data, sign_typed
+
+        deadline = deadline if deadline is not None else self.now() + 3600
+        typed = person_registration_typed_data(
+            chain_id=self.w3.eth.chain_id, contract=self.reg.address, enterprise=self.acct[enterprise],
+            person=self.account(person), roles=roles, qualification=qualification, deadline=deadline)
+        signature = sign_typed(self.keys[signer or person], typed)
+        return self.reg.functions.registerPerson(self.acct[enterprise], self.acct[person], roles, qualification,
+                                                 deadline, signature)
+
+    def person(self, enterprise: str, person: str, roles: int, qualification: str = "") -> str:
+        """Register ``person`` under ``enterprise`` (sent by the enterprise, signed by the person)."""
+        self.do(self.acct[enterprise], self.person_call(enterprise, person, roles, qualification))
+        return self.acct[person]
+
     # ------------------------------------------------------------------ transactions
     def do(self, sender: str, fn: Any) -> Any:
         """Transact ``fn`` from ``sender``; assert success; return the receipt."""
