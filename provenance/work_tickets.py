@@ -67,10 +67,12 @@ PERSON_ROLES: dict[str, int] = {
 }
 """GB 26860 role names and their ``EnterpriseRegistry`` person flags."""
 
-ACTIONS: tuple[str, ...] = ("issue", "permit", "brief", "acknowledge", "end_work", "terminate", "cancel", "extend")
+ACTIONS: tuple[str, ...] = ("issue", "permit", "brief", "acknowledge", "end_work", "terminate", "cancel", "extend",
+                            "abort")
 """``WorkTicket.Action`` enum order (index = on-chain uint8)."""
 
-STATUSES: tuple[str, ...] = ("none", "issued", "permitted", "briefed", "work_ended", "terminated", "cancelled")
+STATUSES: tuple[str, ...] = ("none", "issued", "permitted", "briefed", "work_ended", "terminated", "cancelled",
+                             "aborted")
 """``WorkTicket.Status`` enum order (index = on-chain uint8)."""
 
 MAX_CREW = 32
@@ -270,9 +272,9 @@ def replay_steps(parties: TicketParties, steps: Sequence[tuple[str, str, int]]) 
              "terminate": parties.permitter, "cancel": parties.issuer, "extend": parties.permitter}
     required = {"permit": ("issued",), "brief": ("permitted",), "acknowledge": ("briefed",),
                 "end_work": ("briefed",), "terminate": ("work_ended",), "cancel": ("issued",),
-                "extend": ("permitted", "briefed")}
+                "extend": ("permitted", "briefed"), "abort": ("issued", "permitted", "briefed", "work_ended")}
     after = {"permit": "permitted", "brief": "briefed", "end_work": "work_ended", "terminate": "terminated",
-             "cancel": "cancelled"}
+             "cancel": "cancelled", "abort": "aborted"}
     for index, (action, actor, new_end) in enumerate(steps):
         where = f"step {index} ({action} by {actor})"
         if index == 0:
@@ -292,6 +294,9 @@ def replay_steps(parties: TicketParties, steps: Sequence[tuple[str, str, int]]) 
             if _norm(actor) in acked:
                 raise TicketStepRefused("AlreadyAcknowledged", f"{where}: acknowledged before")
             acked.add(_norm(actor))
+            continue
+        if action == "abort":  # the contract checked the officer's role and enterprise, which replay cannot see
+            status = after[action]
             continue
         if _norm(actor) != _norm(named[action]):
             raise TicketStepRefused("NotNamedPerson", f"{where}: the named person is {named[action]}")

@@ -53,12 +53,12 @@ from provenance.work_tickets import (
 
 router = APIRouter(tags=["work tickets"])
 
-StepAction = Literal["permit", "brief", "acknowledge", "end_work", "terminate", "cancel", "extend"]
+StepAction = Literal["permit", "brief", "acknowledge", "end_work", "terminate", "cancel", "extend", "abort"]
 _FN = {"permit": "permit", "brief": "brief", "acknowledge": "acknowledge", "end_work": "endWork",
        "terminate": "terminate", "cancel": "cancel"}
 _ROLE_OF_ACTION = {"issue": "ticket_issuer", "permit": "permitting_officer", "brief": "person_in_charge",
                    "acknowledge": "crew_member", "end_work": "person_in_charge", "terminate": "permitting_officer",
-                   "cancel": "ticket_issuer", "extend": "permitting_officer"}
+                   "cancel": "ticket_issuer", "extend": "permitting_officer", "abort": "permitting_officer"}
 
 
 def _signature(v: str | None) -> str | None:
@@ -96,6 +96,7 @@ class StepCreate(BaseModel):
     action: StepAction
     person_id: int
     planned_end: str | None = Field(None, description="extend only: new planned end, ISO 8601 with offset")
+    reason: str | None = Field(None, min_length=1, max_length=500, description="abort only: why the work is aborted")
     signature: str | None = Field(None, description="person's EIP-712 TicketStep signature (device key)")
     deadline: int | None = Field(None, ge=0, description="unix seconds; required with signature")
 
@@ -233,7 +234,14 @@ def add_step(ticket_id: TicketId, body: StepCreate, ent: CurrentEnterprise, sess
         if body.planned_end is None:
             raise UnprocessableError([issue("planned_end", "required", "extend needs the new planned_end")])
         planned_end = _parse_planned_end(body.planned_end)
-    if body.signature is not None:
+    if body.action == "abort":
+        if body.reason is None:
+            raise UnprocessableError([issue("reason", "required", "abort needs a reason")])
+        if body.signature is not None:
+            raise UnprocessableError([issue("signature", "unsupported", "abort is sent by the officer's own key")])
+        receipt = send_or_refuse(chain, _person_key(state, ent, person, "person_id"),
+                                 wt.functions.abort(ticket_id, body.reason), "abort")
+    elif body.signature is not None:
         deadline = _need_deadline(body.deadline)
         call = wt.functions.stepBySig(ticket_id, ACTIONS.index(body.action), planned_end, person.address, deadline,
                                       bytes.fromhex(body.signature[2:]))
@@ -285,6 +293,8 @@ def _view(session: Session, state: Any, ticket_id: int) -> dict[str, Any]:
             lambda c=c: wt.functions.isAcknowledged(ticket_id, c).call(), what="isAcknowledged"))} for c in t.crew],
         "acknowledged": t.acknowledged, "planned_start": iso(t.plannedStart), "planned_end": iso(t.plannedEnd),
         "extended": t.extended,
+        "abort_reason": with_retry(lambda: wt.functions.abortReason(ticket_id).call(), what="abortReason")
+        if t.status_name == "aborted" else None,
         "document": None if row is None else json.loads(row.document),
         "history": history,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -169,11 +170,13 @@ def test_work_ticket_through_api(api: httpx.Client, stack: Stack, chain: Chain) 
     r = api.post("/v1/persons", headers=auth(grid), json={"name": "X", "roles": ["electrician"]})
     assert r.status_code == 422 and r.json()["detail"][0]["field"].startswith("body.roles")
 
-    equipment = "88.7.1/XZ-110kV-T1"
+    # tickets only on the issuing enterprise's own equipment, for a window that has not passed
+    equipment = f"{grid['prefix']}/XZ-110kV-T1"
+    start = datetime.fromtimestamp(chain.block_time(), timezone(timedelta(hours=8))).replace(microsecond=0)
     document = {"equipment": equipment, "work_content": "Replace the 110 kV bushing of main transformer T1",
                 "safety_measures": ["Open breaker 101", "Earth both sides of T1", "Hang warning signs"],
                 "isolation_points": ["Breaker 101", "Disconnector 101-1"],
-                "planned_start": "2026-05-01T08:00:00+08:00", "planned_end": "2026-05-01T18:00:00+08:00"}
+                "planned_start": start.isoformat(), "planned_end": (start + timedelta(hours=10)).isoformat()}
     body = {"document": document, "issuer": issuer["id"], "permitter": permitter["id"], "leader": leader["id"],
             "crew": [c["id"] for c in crew]}
     r = api.post("/v1/work-tickets", headers=auth(grid), json={**body, "document": {**document, "planned_end": "x"}})
@@ -207,7 +210,7 @@ def test_work_ticket_through_api(api: httpx.Client, stack: Stack, chain: Chain) 
     signature = "0x" + sign_typed(device.key, typed).hex()
     r = step(contractor, "acknowledge", crew[2], signature=signature, deadline=typed["message"]["deadline"])
     assert r.status_code == 201, r.text
-    assert step(grid, "extend", permitter, planned_end="2026-05-01T20:00:00+08:00").status_code == 201
+    assert step(grid, "extend", permitter, planned_end=(start + timedelta(hours=12)).isoformat()).status_code == 201
     assert step(contractor, "end_work", leader).status_code == 201
     r = step(grid, "terminate", permitter)
     assert r.status_code == 201 and r.json()["status"] == "terminated"
