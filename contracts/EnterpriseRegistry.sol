@@ -111,7 +111,8 @@ contract EnterpriseRegistry {
 
     mapping(address => Enterprise) private _enterprises;
     address[] private _enterpriseList;
-    /// keccak256(prefix) => enterprise account
+    /// keccak256(ASCII-lowercased prefix) => enterprise account (Handle prefixes are case-insensitive,
+    /// so "88.ab.1" and "88.AB.1" are one prefix: no look-alike registrations)
     mapping(bytes32 => address) private _prefixOwner;
 
     /// dedicated anchoring account => enterprise it anchors for
@@ -283,7 +284,7 @@ contract EnterpriseRegistry {
         if (bytes(name).length == 0) revert EmptyName();
         _checkRoles(roles);
         if (!_validPrefix(bytes(prefix))) revert InvalidPrefix(prefix);
-        bytes32 key = keccak256(bytes(prefix));
+        bytes32 key = _prefixKey(bytes(prefix));
         address owner = _prefixOwner[key];
         if (owner != address(0)) revert PrefixTaken(prefix, owner);
 
@@ -513,7 +514,7 @@ contract EnterpriseRegistry {
 
     /// @notice Enterprise account owning `prefix`, or address(0).
     function enterpriseByPrefix(string calldata prefix) external view returns (address) {
-        return _prefixOwner[keccak256(bytes(prefix))];
+        return _prefixOwner[_prefixKey(bytes(prefix))];
     }
 
     function enterpriseCount() external view returns (uint256) {
@@ -585,6 +586,15 @@ contract EnterpriseRegistry {
         isAdmin[account] = true;
         adminCount += 1;
         emit AdminAdded(account, msg.sender);
+    }
+
+    function _prefixKey(bytes calldata p) private pure returns (bytes32) {
+        bytes memory lower = p;
+        for (uint256 i = 0; i < lower.length; ++i) {
+            bytes1 c = lower[i];
+            if (c >= "A" && c <= "Z") lower[i] = bytes1(uint8(c) + 32);
+        }
+        return keccak256(lower);
     }
 
     function _checkRoles(uint32 roles) private pure {

@@ -323,6 +323,8 @@ contract WorkTicket {
     }
 
     function _enterpriseOf(address person) private view returns (address enterprise) {
+        // only the enterprise is needed (roles and activity are checked through hasPersonRole)
+        // slither-disable-next-line unused-return
         (enterprise,,,) = _registry.getPerson(person);
     }
 

@@ -108,3 +108,12 @@ def test_an_expelled_enterprise_cannot_manage_persons(w: World) -> None:
     w.refused(w.person_call("grid", "crew2", CREW), w.acct["grid"], "InactiveEnterprise")
     w.refused(f.updatePerson(crew, CREW, "x", True), w.acct["grid"], "InactiveEnterprise")
     assert not f.isPermittedSender(crew).call()  # its persons lose their permission with it
+
+
+def test_look_alike_prefixes_are_one_prefix(w: World) -> None:
+    """Handle prefixes are case-insensitive: "88.AB.1" cannot be registered beside "88.ab.1"."""
+    f = w.reg.functions
+    mill = w.account("mill")
+    w.do(w.admin, f.registerEnterprise(mill, "Mill", MANUFACTURER, "88.ab.1"))
+    w.refused(f.registerEnterprise(w.account("copycat"), "Copycat", MANUFACTURER, "88.AB.1"), w.admin, "PrefixTaken")
+    assert f.enterpriseByPrefix("88.Ab.1").call() == mill
