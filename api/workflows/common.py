@@ -37,6 +37,8 @@ REFUSAL_STATUS: dict[str, int] = {
     "OperatorsUnsupported": 422, "ValueTooLarge": 422, "SplitTooSmall": 422, "InvalidExpiry": 422,
     "DiscountExceedsValue": 422, "SplitTooDeep": 409, "OfferExpired": 409, "SettlementPending": 409,
     "NoSettlementMarked": 409, "DisputeWindowOpen": 409, "DisputeWindowClosed": 409,
+    "OutsideWindow": 409, "WindowInPast": 422, "WindowTooLong": 422, "EquipmentNotOwned": 422,
+    "NotPermittedRelayer": 403, "EmptyReason": 422,
     "UnknownTicket": 404, "UnknownToken": 404,
 }
 

@@ -78,6 +78,15 @@ def test_three_tier_receivables(api: httpx.Client, stack: Stack, chain: Chain) -
     r = api.post(f"/v1/receivables/{t3}/approve", headers=auth(mill),
                  json={"operator_enterprise_id": bank["id"], "amount": "150000.00", "max_rate_bps": 9000})
     assert r.status_code == 200, r.text
+    # the offer lets the bank discount, nothing else: no split or transfer to itself (the double-financing path)
+    r = api.post(f"/v1/receivables/{t3}/split", headers=auth(bank),
+                 json={"to_enterprise_id": bank["id"], "amount": "150000.00"})
+    assert r.status_code == 403 and r.json()["detail"]["reason"] == "NotHolder"
+    r = api.post(f"/v1/receivables/{t3}/transfer", headers=auth(bank), json={"to_enterprise_id": bank["id"]})
+    assert r.status_code == 403 and r.json()["detail"]["reason"] == "NotHolder"
+    r = api.post(f"/v1/receivables/{t3}/discount", headers=auth(bank),
+                 json={"amount": "150000.00", "rate_bps": 9001, "payment_reference": "CQB-2026-88119"})
+    assert r.status_code == 403 and r.json()["detail"]["reason"] == "RateAboveOffer"  # the holder's terms hold
     check = api.get(f"/v1/receivables/{t3}/check", headers=auth(bank)).json()
     assert check["genuine"] is True and check["outstanding"] is True and check["already_financed"] is False
     assert check["confirmed_by"]["name"] == "Changan Automobile"
@@ -237,3 +246,25 @@ def test_work_ticket_through_api(api: httpx.Client, stack: Stack, chain: Chain) 
     assert [(t["id"], t["status"]) for t in listing["tickets"]][-2:] == [(tid, "terminated"), (tid2, "cancelled")]
     assert listing["tickets"][-2]["crew"] == ["Crew Chen", "Crew Liu", "Crew Zhao (device)"]
     assert api.get("/v1/work-tickets/99999").status_code == 404
+
+
+def test_expelled_holder_cannot_be_financed_through_api(api: httpx.Client, stack: Stack, chain: Chain) -> None:
+    core = _enterprise(api, stack, "Expel Test Automaker", ["core_enterprise"])
+    supplier = _enterprise(api, stack, "Expel Test Supplier", ["supplier"])
+    bank = _enterprise(api, stack, "Expel Test Bank", ["bank"])
+    body = {"to_enterprise_id": supplier["id"], "currency": "CNY", "amount": "1000.00",
+            "maturity": chain.block_time() + 3600, "invoice_digest": "0x" + "ab" * 32}
+    r = api.post("/v1/receivables", headers=auth(core), json=body)
+    assert r.status_code == 201, r.text
+    token = r.json()["id"]
+    r = api.post(f"/v1/receivables/{token}/approve", headers=auth(supplier),
+                 json={"operator_enterprise_id": bank["id"], "amount": "1000.00", "max_rate_bps": 500})
+    assert r.status_code == 200, r.text
+    assert api.get(f"/v1/receivables/{token}/check", headers=auth(bank)).json()["free_to_finance"] == 100_000
+    # governance expels the supplier: the contract itself refuses to finance its value
+    chain.do(chain.admin, chain.registry.functions.setActive(supplier["address"], False))
+    check = api.get(f"/v1/receivables/{token}/check", headers=auth(bank)).json()
+    assert check["free_to_finance"] == 0
+    r = api.post(f"/v1/receivables/{token}/discount", headers=auth(bank),
+                 json={"amount": "1000.00", "rate_bps": 100, "payment_reference": "EXPEL-1"})
+    assert r.status_code == 422 and r.json()["detail"]["reason"] == "NotMember"
