@@ -346,7 +346,7 @@ contract ReceivableToken is IERC3525 {
     /// `rateBps` (at most the offer's `maxRateBps`, before its expiry): the value moves into a new
     /// financed token of the bank; the rate (basis points per year), the price paid
     /// (`value - value * rateBps * secondsToMaturity / (10000 * 365 days)`, rounded down discount;
-    /// refused with `DiscountExceedsValue` when rate x time reaches 100 %) and the bank's payment
+    /// refused with `DiscountExceedsValue` when rate x time exceeds 100 %) and the bank's payment
     /// reference (unique among the bank's discounts) are recorded in the same transaction.
     function discount(uint256 fromTokenId, uint256 value, uint16 rateBps, string calldata paymentReference)
         external
@@ -388,12 +388,13 @@ contract ReceivableToken is IERC3525 {
 
     /// @notice Price of `value` discounted at `rateBps` per year for `secondsToMaturity` seconds.
     /// Bounds: value <= MAX_VALUE (2^128 - 1), rateBps <= 10000, secondsToMaturity < 2^64, so the
-    /// product stays below 2^206; reverts `DiscountExceedsValue` when the discount reaches the value.
+    /// product stays below 2^206; reverts `DiscountExceedsValue` when the discount would exceed the value
+    /// (rate x time above 100 %).
     function discountPrice(uint256 value, uint16 rateBps, uint256 secondsToMaturity) public pure returns (uint256) {
         if (value > MAX_VALUE) revert ValueTooLarge(value, MAX_VALUE);
         if (rateBps > MAX_RATE_BPS) revert InvalidRate(rateBps);
         if (secondsToMaturity > type(uint64).max) revert DiscountExceedsValue(rateBps, secondsToMaturity);
-        if (uint256(rateBps) * secondsToMaturity >= uint256(MAX_RATE_BPS) * YEAR_SECONDS) {
+        if (uint256(rateBps) * secondsToMaturity > uint256(MAX_RATE_BPS) * YEAR_SECONDS) {
             revert DiscountExceedsValue(rateBps, secondsToMaturity);
         }
         return value - (value * rateBps * secondsToMaturity) / (uint256(MAX_RATE_BPS) * YEAR_SECONDS);

@@ -350,7 +350,7 @@ def check_receivable(token_id: TokenId, ent: CurrentEnterprise, session: Session
         "offered_to_you": allowance, "chain": chain_entries,
         "offer_to_you": {"value": allowance, "max_rate_bps": offer.maxRateBps, "expires_at": offer.expiry,
                          "expires_at_time": iso(offer.expiry)} if allowance else None,
-        "price_at_100_bps": discount_price(free, 100, seconds_left),
+        "price_at_100_bps": discount_price(free, 100, min(seconds_left, 99 * 365 * 86_400)),
     }
 
 
@@ -417,7 +417,7 @@ def discount_receivable(token_id: TokenId, body: DiscountBody, ent: CurrentEnter
 
     Errors: 403 NotBank / NotAuthorized (no live offer to you) / InsufficientAllowance / RateAboveOffer;
     409 AlreadyDiscounted / Matured / OfferExpired / PaymentReferenceUsed (per bank) /
-    InsufficientBalance; 422 DiscountExceedsValue (rate x time reaches 100 %).
+    InsufficientBalance; 422 DiscountExceedsValue (rate x time above 100 %).
     """
     chain = require_chain(state)
     rt, _, _ = _load_visible(state, ent, token_id)

@@ -71,6 +71,9 @@ def test_receivable_records_decode_by_name(world: World) -> None:
     assert (pay.issuer, pay.beneficiary, pay.faceValue, pay.invoiceDigest) == (
         core, supplier, 1000 * YUAN, keccak(text="INV-1"))
     assert not rt.discount(1).exists and not rt.settlement(1).exists
+    world.do(supplier, world.rt.functions.offerFinancing(1, world.acct["bank"], 500 * YUAN, 350, maturity))
+    offer = rt.offer(1, world.acct["bank"])
+    assert (offer.holder, offer.value, offer.maxRateBps, offer.expiry) == (supplier, 500 * YUAN, 350, maturity)
     assert RegistryReader(world.reg).has_role(core, EnterpriseRole.CORE_ENTERPRISE)
     assert not RegistryReader(world.reg).has_role(supplier, EnterpriseRole.BANK)
 

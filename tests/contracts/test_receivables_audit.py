@@ -167,7 +167,8 @@ def test_price_formula_cannot_panic(w: World) -> None:
                                                                                              year - 1)
     w.refused(w.rt.functions.issue(w.acct["supplier"], CNY, maturity, MAX_VALUE + 1, keccak(text="big")),
               w.acct["core"], "ValueTooLarge")
-    for rate, seconds in ((10_000, year), (1, 2**64 - 1)):
+    assert w.rt.functions.discountPrice(1000, 10_000, year).call() == 0 == discount_price(1000, 10_000, year)
+    for rate, seconds in ((10_000, year + 1), (1, 2**64 - 1)):
         data = w.rt.functions.discountPrice(1, rate, seconds)
         with pytest.raises(Exception, match="DiscountExceedsValue|revert"):
             data.call()

@@ -242,6 +242,15 @@ def test_work_ticket_through_api(api: httpx.Client, stack: Stack, chain: Chain) 
     r = api.post(f"/v1/work-tickets/{tid2}/steps", headers=auth(grid), json={"action": "cancel",
                                                                              "person_id": issuer["id"]})
     assert r.status_code == 201 and r.json()["status"] == "cancelled"
+    # a person retires for good: no longer a permitted sender, never re-activated
+    spare = person(grid, "Retiring Officer", ["permitting_officer"])
+    r = api.post(f"/v1/persons/{spare['id']}/retire", headers=auth(contractor))
+    assert r.status_code == 404  # not the contractor's person
+    r = api.post(f"/v1/persons/{spare['id']}/retire", headers=auth(grid))
+    assert r.status_code == 200, r.text
+    assert not chain.registry.functions.isPermittedSender(spare["address"]).call()
+    r = api.post(f"/v1/persons/{spare['id']}/retire", headers=auth(grid))
+    assert r.status_code == 409 and r.json()["detail"]["reason"] == "PersonIsRetired"
     listing = api.get(f"/v1/equipment/{equipment}/work-tickets").json()
     assert [(t["id"], t["status"]) for t in listing["tickets"]][-2:] == [(tid, "terminated"), (tid2, "cancelled")]
     assert listing["tickets"][-2]["crew"] == ["Crew Chen", "Crew Liu", "Crew Zhao (device)"]
