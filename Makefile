@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install up test test-fast lint contracts demo bench clean
+.PHONY: install up test test-fast lint contracts slither demo bench clean
 
 install: $(STAMP)
 
@@ -40,6 +40,10 @@ lint: install
 
 contracts: install
 	$(VENV)/bin/traceledger contracts compile
+
+# Slither (own venv) on the contracts via the solc-js CLI wrapper scripts/solc; triage in contracts/AUDIT.md
+slither: install
+	scripts/slither.sh
 
 demo: install
 	$(VENV)/bin/traceledger demo

@@ -410,12 +410,35 @@ class ChainClient:
     ) -> dict[str, Any]:
         """Send ``AnchorRegistry.anchor(root, size, metadataDigest)`` and return the receipt.
 
-        Raises ChainError with reason ``RootAlreadyAnchored`` for a duplicate root.
+        Anchors are keyed by (anchoring enterprise, root): raises ChainError with reason
+        ``RootAlreadyAnchored`` only when the sender's own enterprise anchored ``root`` before; an
+        anchor of the same root by another enterprise does not count (and does not block this one).
         """
-        if self.get_anchor(root) is not None:  # cheap pre-check; the contract also reverts
-            raise ChainError(f"root 0x{root.hex()} is already anchored", "RootAlreadyAnchored")
+        if self.get_anchor_for(private_key, root) is not None:  # cheap pre-check; the contract also reverts
+            raise ChainError(f"root 0x{root.hex()} is already anchored by this enterprise", "RootAlreadyAnchored")
         call = self._ar().functions.anchor(root, size, metadata_digest)
         return self.send(private_key, call, on_sent=on_sent)
+
+    def get_anchor_of(self, enterprise: str, root: bytes) -> AnchorInfo | None:
+        """``AnchorRegistry.getAnchorOf(enterprise, root)``: the anchor of ``root`` (32 bytes) by that
+        enterprise; None when it never anchored it."""
+        acct = to_checksum_address(enterprise)
+        bn, submitter, size, meta, ts = with_retry(
+            lambda: self._ar().functions.getAnchorOf(acct, root).call(), what="getAnchorOf"
+        )
+        if bn == 0:
+            return None
+        return AnchorInfo(int(bn), to_checksum_address(submitter), int(size), _hex(meta), int(ts))
+
+    def get_anchor_for(self, private_key: bytes | str, root: bytes) -> AnchorInfo | None:
+        """The anchor of ``root`` by the enterprise the account of ``private_key`` anchors for
+        (``EnterpriseRegistry.enterpriseOfAnchorer``); None when that enterprise has not anchored it."""
+        sender = Account.from_key(private_key).address
+        enterprise = with_retry(lambda: self._er().functions.enterpriseOfAnchorer(sender).call(),
+                                what="enterpriseOfAnchorer")
+        if int(enterprise, 16) == 0:
+            return None
+        return self.get_anchor_of(enterprise, root)
 
     def get_anchor(self, root: bytes) -> AnchorInfo | None:
         """``AnchorRegistry.getAnchor(root)``; None when the root was never anchored."""

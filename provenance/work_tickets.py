@@ -48,6 +48,7 @@ __all__ = [
     "TicketStepRefused",
     "TicketParties",
     "issue_typed_data",
+    "person_registration_typed_data",
     "recover_typed_signer",
     "replay_steps",
     "roles_to_bits",
@@ -66,10 +67,12 @@ PERSON_ROLES: dict[str, int] = {
 }
 """GB 26860 role names and their ``EnterpriseRegistry`` person flags."""
 
-ACTIONS: tuple[str, ...] = ("issue", "permit", "brief", "acknowledge", "end_work", "terminate", "cancel", "extend")
+ACTIONS: tuple[str, ...] = ("issue", "permit", "brief", "acknowledge", "end_work", "terminate", "cancel", "extend",
+                            "abort")
 """``WorkTicket.Action`` enum order (index = on-chain uint8)."""
 
-STATUSES: tuple[str, ...] = ("none", "issued", "permitted", "briefed", "work_ended", "terminated", "cancelled")
+STATUSES: tuple[str, ...] = ("none", "issued", "permitted", "briefed", "work_ended", "terminated", "cancelled",
+                             "aborted")
 """``WorkTicket.Status`` enum order (index = on-chain uint8)."""
 
 MAX_CREW = 32
@@ -269,9 +272,9 @@ def replay_steps(parties: TicketParties, steps: Sequence[tuple[str, str, int]]) 
              "terminate": parties.permitter, "cancel": parties.issuer, "extend": parties.permitter}
     required = {"permit": ("issued",), "brief": ("permitted",), "acknowledge": ("briefed",),
                 "end_work": ("briefed",), "terminate": ("work_ended",), "cancel": ("issued",),
-                "extend": ("permitted", "briefed")}
+                "extend": ("permitted", "briefed"), "abort": ("issued", "permitted", "briefed", "work_ended")}
     after = {"permit": "permitted", "brief": "briefed", "end_work": "work_ended", "terminate": "terminated",
-             "cancel": "cancelled"}
+             "cancel": "cancelled", "abort": "aborted"}
     for index, (action, actor, new_end) in enumerate(steps):
         where = f"step {index} ({action} by {actor})"
         if index == 0:
@@ -291,6 +294,9 @@ def replay_steps(parties: TicketParties, steps: Sequence[tuple[str, str, int]]) 
             if _norm(actor) in acked:
                 raise TicketStepRefused("AlreadyAcknowledged", f"{where}: acknowledged before")
             acked.add(_norm(actor))
+            continue
+        if action == "abort":  # the contract checked the officer's role and enterprise, which replay cannot see
+            status = after[action]
             continue
         if _norm(actor) != _norm(named[action]):
             raise TicketStepRefused("NotNamedPerson", f"{where}: the named person is {named[action]}")
@@ -383,6 +389,40 @@ def step_typed_data(
         "domain": _domain(chain_id, contract),
         "message": {"ticketId": ticket_id, "action": ACTIONS.index(action), "plannedEnd": planned_end,
                     "nonce": nonce, "deadline": deadline},
+    }
+
+
+REGISTRY_EIP712_NAME = "TraceLedger EnterpriseRegistry"
+
+
+def person_registration_typed_data(
+    *, chain_id: int, contract: str, enterprise: str, person: str, roles: int, qualification: str, deadline: int,
+) -> dict[str, Any]:
+    """EIP-712 document ``PersonRegistration`` a person signs to be registered under ``enterprise``
+    (``EnterpriseRegistry.registerPerson``: proof that the person holds the key of its address).
+
+    ``contract`` is the EnterpriseRegistry address; ``roles`` the GB 26860 role bits (1..15);
+    ``deadline`` the last unix second the signature is valid (the contract refuses roles outside
+    1..15 with ``InvalidPersonRoles``). Raises ValueError for roles that are not a uint32.
+    """
+    if not 0 <= roles < 2**32:
+        raise ValueError(f"roles must be a uint32, got {roles}")
+    return {
+        "types": {
+            "EIP712Domain": _DOMAIN_TYPE,
+            "PersonRegistration": [
+                {"name": "enterprise", "type": "address"},
+                {"name": "person", "type": "address"},
+                {"name": "roles", "type": "uint32"},
+                {"name": "qualification", "type": "string"},
+                {"name": "deadline", "type": "uint256"},
+            ],
+        },
+        "primaryType": "PersonRegistration",
+        "domain": {"name": REGISTRY_EIP712_NAME, "version": EIP712_VERSION, "chainId": chain_id,
+                   "verifyingContract": contract},
+        "message": {"enterprise": enterprise, "person": person, "roles": roles, "qualification": qualification,
+                    "deadline": deadline},
     }
 
 

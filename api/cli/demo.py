@@ -14,6 +14,7 @@ Each function returns the number of failed expectations (0 = all as expected).
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -122,7 +123,7 @@ def receivables_scenario(client: httpx.Client, admin_token: str, rpc_url: str, c
     t3 = r.json()["token_id"]
     expect(True, f"tier-1 split 400,000.00 to tier-2 (token {t2}); tier-2 passed 150,000.00 to the mill (token {t3})")
     _post(client, f"/v1/receivables/{t3}/approve", mill["api_key"],
-          {"operator_enterprise_id": bank["id"], "amount": "150000.00"}).raise_for_status()
+          {"operator_enterprise_id": bank["id"], "amount": "150000.00", "max_rate_bps": 500}).raise_for_status()
     check = client.get(f"/v1/receivables/{t3}/check", headers={"Authorization": f"Bearer {bank['api_key']}"}).json()
     expect(check.get("genuine") and check.get("outstanding") and not check.get("already_financed"),
            f"bank check: genuine, outstanding, not financed, confirmed by {check.get('confirmed_by', {}).get('name')},"
@@ -142,11 +143,16 @@ def receivables_scenario(client: httpx.Client, admin_token: str, rpc_url: str, c
     wait_for_block_time(client, rpc_url, maturity, console, "maturity", timeout_s=maturity_in_s + 60)
     holders = client.get(f"/v1/receivables/{root}",
                          headers={"Authorization": f"Bearer {automaker['api_key']}"}).json()["holders"]
+    keys = {e["address"].lower(): e["api_key"] for e in (tier1, tier2, mill, bank)}
     for h in holders:
         if h["value"]:
             r = _post(client, f"/v1/receivables/{h['token_id']}/settle", automaker["api_key"],
                       {"payment_reference": f"DEMO-SETTLE-{h['token_id']}"})
-            expect(r.status_code == 200, f"settled {h['amount']} CNY to {h['holder']['name']} ({r.status_code})")
+            expect(r.status_code == 200, f"payment of {h['amount']} CNY to {h['holder']['name']} marked"
+                                         f" ({r.status_code})")
+            holder_key = keys[h["holder"]["address"].lower()]
+            r = _post(client, f"/v1/receivables/{h['token_id']}/confirm-settlement", holder_key, {})
+            expect(r.status_code == 200, f"{h['holder']['name']} confirmed receipt: redeemed ({r.status_code})")
     final = client.get(f"/v1/receivables/{root}", headers={"Authorization": f"Bearer {automaker['api_key']}"}).json()
     expect(final["payable"]["settled_value"] == 100_000_000 and all(h["value"] == 0 for h in final["holders"]),
            f"all holders paid: {final['payable']['settled_value'] / 100:,.2f} CNY settled, every balance 0")
@@ -178,7 +184,9 @@ def work_ticket_scenario(client: httpx.Client, admin_token: str, console: Consol
     equipment = f"{grid['prefix']}/T1-110kV"
     document = {"equipment": equipment, "work_content": "Replace the 110 kV bushing of transformer T1",
                 "safety_measures": ["Open breaker 101", "Earth both sides"], "isolation_points": ["Breaker 101"],
-                "planned_start": "2026-05-01T08:00:00+08:00", "planned_end": "2026-05-01T18:00:00+08:00"}
+                # the contract accepts only windows that have not passed (WorkTicket.GRACE = 15 min)
+                "planned_start": datetime.now(UTC).replace(microsecond=0).isoformat(),
+                "planned_end": (datetime.now(UTC).replace(microsecond=0) + timedelta(hours=10)).isoformat()}
     r = _post(client, "/v1/work-tickets", key, {"document": document, "issuer": people["issuer"]["id"],
                                                 "permitter": people["permitter"]["id"],
                                                 "leader": people["leader"]["id"],

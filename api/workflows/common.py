@@ -23,7 +23,8 @@ REFUSAL_STATUS: dict[str, int] = {
     # 403: the caller / named person may not do this
     "NotNamedPerson": 403, "NotCrewMember": 403, "MissingRole": 403, "NotIssuer": 403, "NotBank": 403,
     "NotCoreEnterprise": 403, "NotAuthorized": 403, "InsufficientAllowance": 403, "WrongSigner": 403,
-    "NotAdminOrEnterprise": 403,
+    "NotAdminOrEnterprise": 403, "NotHolder": 403, "RateAboveOffer": 403, "DeactivatedByAdmin": 403,
+    "InactiveEnterprise": 403, "PersonIsRetired": 409, "QuorumRequired": 403,
     # 409: conflicts with the current on-chain state
     "WrongStatus": 409, "AlreadyAcknowledged": 409, "CrewNotAcknowledged": 409, "ExtensionAlreadyUsed": 409,
     "InvoiceAlreadyIssued": 409, "AlreadyDiscounted": 409, "Redeemed": 409, "Matured": 409, "NotMatured": 409,
@@ -34,6 +35,11 @@ REFUSAL_STATUS: dict[str, int] = {
     "EmptyPaymentReference": 422, "InvalidSignature": 422, "SignatureExpired": 422, "InvalidPersonRoles": 422,
     "SelfApproval": 422, "WrongOwner": 422, "NotReceiver": 422, "ZeroInvoiceDigest": 422, "EmptyEquipment": 422,
     "ZeroDigest": 422, "InvalidAction": 422, "AccountIsPerson": 409,
+    "OperatorsUnsupported": 422, "ValueTooLarge": 422, "SplitTooSmall": 422, "InvalidExpiry": 422,
+    "DiscountExceedsValue": 422, "SplitTooDeep": 409, "OfferExpired": 409, "SettlementPending": 409,
+    "NoSettlementMarked": 409, "DisputeWindowOpen": 409, "DisputeWindowClosed": 409,
+    "OutsideWindow": 409, "WindowInPast": 422, "WindowTooLong": 422, "EquipmentNotOwned": 422,
+    "NotPermittedRelayer": 403, "EmptyReason": 422,
     "UnknownTicket": 404, "UnknownToken": 404,
 }
 
