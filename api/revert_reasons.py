@@ -125,10 +125,48 @@ REASONS: dict[str, tuple[int, str]] = {
     "ZeroRoot": (422, "the Merkle root is zero"),
     "EmptyBatch": (422, "the batch is empty (size 0)"),
     "RootAlreadyAnchored": (409, "Merkle root {root} is already anchored"),
+    # ---------------------------------------------------------------- EnterpriseRegistry governance (m-of-n)
+    "AlreadyApproved": (409, "admin {admin} already approved proposal {id}"),
+    "AlreadyExecuted": (409, "proposal {id} was already executed"),
+    "DelayNotElapsed": (409, "proposal {id} may be executed from {executableAt}, not yet"),
+    "QuorumNotReached": (409, "proposal {id} has {approvals} of the {threshold} admin approvals it needs"),
+    "UnknownProposal": (404, "there is no governance proposal {id}"),
+    "QuorumRequired": (403, "admin changes need a proposal approved by {threshold} admins and a delay of "
+                            "{delaySeconds} s; a single admin cannot make them directly"),
+    "InvalidDelay": (422, "a governance delay of {delaySeconds} s is out of range"),
+    "InvalidThreshold": (422, "a threshold of {threshold} approvals does not fit {adminCount} admins"),
+    "InactiveEnterprise": (403, "enterprise {enterprise} is not an active member"),
+    "DeactivatedByAdmin": (403, "person {person} was deactivated by an admin; only admins can reactivate them"),
+    "PersonIsRetired": (409, "person {person} is retired"),
+    # ---------------------------------------------------------------- WorkTicket time window and exit
+    "EmptyReason": (422, "an abort needs a reason"),
+    "EquipmentNotOwned": (422, "equipment {equipment} belongs to {owner}, not to the issuer's enterprise "
+                               "{issuerEnterprise}"),
+    "NotPermittedRelayer": (403, "{relayer} may not relay signed ticket steps: it is not an active member"),
+    "OutsideWindow": (409, "`{action}` on ticket {ticketId} is allowed from {opens} to {closes}; now is {nowSeconds}"),
+    "WindowInPast": (422, "the planned window {plannedStart} → {plannedEnd} ends before now ({nowSeconds})"),
+    "WindowTooLong": (422, "the planned window {plannedStart} → {plannedEnd} is longer than 7 days"),
+    # ---------------------------------------------------------------- ReceivableToken financing and settlement
+    "DiscountExceedsValue": (422, "{rateBps} bps over {secondsToMaturity} s to maturity would discount more than "
+                                  "the whole value"),
+    "DisputeWindowClosed": (409, "the dispute window of token {tokenId} closed at {closedAt}"),
+    "DisputeWindowOpen": (409, "the dispute window of token {tokenId} is open until {until}; finalize after it"),
+    "InvalidExpiry": (422, "a financing offer expiring at {expiry} must expire before maturity ({maturity})"),
+    "NoSettlementMarked": (409, "the issuer has not marked a settlement for token {tokenId}"),
+    "NotHolder": (403, "{account} is not the holder of this value ({holder} is)"),
+    "OfferExpired": (409, "the financing offer for token {tokenId} expired at {expiry}"),
+    "OperatorsUnsupported": (422, "value allowances, token approvals and operators are not supported: only the "
+                                  "holder moves value, and a bank finances through the holder's financing offer"),
+    "RateAboveOffer": (403, "a discount at {rateBps} bps is above the {maxRateBps} bps the holder offered"),
+    "SettlementPending": (409, "token {tokenId} has a settlement waiting for the holder's confirmation"),
+    "SplitTooDeep": (409, "token {tokenId} is already {depth} splits deep: it cannot be split further"),
+    "SplitTooSmall": (422, "a split of {value} is below the minimum of {minValue}"),
+    "ValueTooLarge": (422, "a value of {value} exceeds the maximum of {maxValue}"),
 }
 
-_TIME_ARGS = {"maturity", "nowSeconds", "plannedStart", "plannedEnd", "requested", "deadline"}
-_FEN_ARGS = {"balance", "value", "allowance"}
+_TIME_ARGS = {"maturity", "nowSeconds", "plannedStart", "plannedEnd", "requested", "deadline", "executableAt",
+              "opens", "closes", "closedAt", "until", "expiry"}
+_FEN_ARGS = {"balance", "value", "allowance", "minValue", "maxValue"}
 
 
 @dataclass(frozen=True)
