@@ -15,6 +15,7 @@ from api.bootstrap import ensure_service_enterprise, ensure_service_registered
 from api.chain import ChainClient
 from api.db import init_db, make_engine
 from api.errors import install_handlers
+from api.json_reader import StrictJsonBody
 from api.leader import serialized
 from api.routes import bulk as bulk_routes
 from api.routes import (
@@ -34,6 +35,7 @@ from api.security import KeyCache
 from api.settings import Settings, get_settings
 from api.state import AppState
 from api.verification import SealCache
+from provenance.strict_json import JsonLimits
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,9 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     app.state.tl = state
     install_handlers(app)
 
+    app.add_middleware(StrictJsonBody, max_body_bytes=settings.max_body_bytes, limits=JsonLimits(
+        max_depth=settings.json_max_depth, max_string_chars=settings.json_max_string_chars,
+        max_array_items=settings.json_max_array_items))  # every write body: bounded read, strict parse
     app.add_middleware(RequestCounter)  # pure ASGI: request counts by route template, method and status
 
     for module in (enterprises, certificates, identifiers, verify, pages, health, persons, work_tickets, receivables):
