@@ -81,7 +81,7 @@ def parse_amount(text: str) -> int:
 
     Raises ValueError with the reason.
     """
-    if not isinstance(text, str) or not re.fullmatch(r"\d{1,30}(\.\d{1,2})?", text.strip()):
+    if not isinstance(text, str) or not re.fullmatch(r"[0-9]{1,30}(\.[0-9]{1,2})?", text.strip(), re.ASCII):
         raise ValueError(f"amount must be a decimal string with at most {VALUE_DECIMALS} decimals, got {text!r}")
     try:
         value = int(Decimal(text.strip()) * 10**VALUE_DECIMALS)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 from sqlalchemy.exc import IntegrityError
 
 from api import crud
+from api.bounds import EnterpriseIdPath
 from api.chain import ChainError, ChainUnavailable
 from api.deps import GovernanceToken, SessionDep, StateDep
 from api.models import ROLE_BITS
@@ -129,7 +130,7 @@ def public_enterprise(ent: object) -> dict:
 
 
 @router.get("/{enterprise_id}", response_model=EnterprisePublic)
-def get_enterprise(enterprise_id: int, session: SessionDep) -> dict:
+def get_enterprise(enterprise_id: EnterpriseIdPath, session: SessionDep) -> dict:
     """Public data of one enterprise; 404 when unknown."""
     ent = crud.get_enterprise(session, enterprise_id=enterprise_id)
     if ent is None:

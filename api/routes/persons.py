@@ -20,6 +20,7 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 from sqlalchemy.exc import IntegrityError
 
+from api.bounds import PersonIdPath
 from api.deps import CurrentEnterprise, SessionDep, StateDep
 from api.security import new_account_keystore
 from api.workflows.common import contract, enterprise_key, require_chain, send_or_refuse, tx_hex
@@ -107,7 +108,7 @@ def create_person(body: PersonCreate, ent: CurrentEnterprise, session: SessionDe
 
 
 @router.get("/{person_id}", response_model=PersonPublic)
-def get_person(person_id: int, session: SessionDep) -> dict:
+def get_person(person_id: PersonIdPath, session: SessionDep) -> dict:
     """Public data of one person; 404 when unknown."""
     person = session.get(Person, person_id)
     if person is None:
