@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.anchoring import AnchoringWorker
 from api.asgi import RequestCounter
 from api.bootstrap import ensure_service_enterprise, ensure_service_registered
+from api.caches import BoundedCache
 from api.chain import ChainClient
 from api.db import init_db, make_engine
 from api.errors import install_handlers
@@ -64,9 +65,11 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     settings = settings or get_settings()
     engine = make_engine(settings)
     chain = chain if chain is not None else build_chain(settings)
-    keys = KeyCache()
+    keys = KeyCache(settings.key_cache_entries)
     worker = AnchoringWorker(engine=engine, settings=settings, chain=chain, keys=keys)
-    state = AppState(settings=settings, engine=engine, chain=chain, keys=keys, seal_cache=SealCache(), worker=worker)
+    seal_cache = SealCache(settings.seal_cache_entries, settings.anchor_cache_entries)
+    state = AppState(settings=settings, engine=engine, chain=chain, keys=keys, seal_cache=seal_cache, worker=worker,
+                     qr_cache=BoundedCache("qr_images", settings.qr_cache_entries))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

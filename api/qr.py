@@ -1,4 +1,4 @@
-"""QR code rendering (PNG via Pillow, SVG path image), cached in memory per URL."""
+"""QR code rendering (PNG via Pillow, SVG path image), cached in memory per URL (bounded LRU)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import io
 
 import qrcode
 import qrcode.image.svg
+
+from api.caches import BoundedCache
 
 MEDIA_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 
@@ -24,8 +26,9 @@ def render_qr(url: str, fmt: str) -> bytes:
     raise ValueError(f"unknown QR format {fmt!r}")
 
 
-def cached_qr(cache: dict[tuple[str, str], bytes], url: str, fmt: str) -> bytes:
-    """``render_qr`` memoised in ``cache`` (images of a URL never change)."""
+def cached_qr(cache: BoundedCache[bytes] | dict[tuple[str, str], bytes], url: str, fmt: str) -> bytes:
+    """``render_qr`` memoised in ``cache`` (images of a URL never change); the app passes a
+    :class:`api.caches.BoundedCache` (LRU of ``TRACELEDGER_QR_CACHE_ENTRIES`` images)."""
     key = (url, fmt)
     data = cache.get(key)
     if data is None:

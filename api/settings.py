@@ -24,6 +24,9 @@ Environment variables (all optional):
 * ``TRACELEDGER_MAX_BODY_BYTES`` (1 MiB), ``TRACELEDGER_JSON_MAX_DEPTH`` (32),
   ``TRACELEDGER_JSON_MAX_STRING_CHARS`` (65,536), ``TRACELEDGER_JSON_MAX_ARRAY_ITEMS`` (100,000) --
   limits of the strict JSON reader in front of every write (``api/json_reader.py``).
+* ``TRACELEDGER_QR_CACHE_ENTRIES`` (10,000 images), ``TRACELEDGER_SEAL_CACHE_ENTRIES`` (100,000 verdicts),
+  ``TRACELEDGER_ANCHOR_CACHE_ENTRIES`` (100,000 anchors), ``TRACELEDGER_KEY_CACHE_ENTRIES`` (4,096 keys) --
+  LRU bounds of the in-process caches (``api/caches.py``; hit/miss/eviction counters at ``/metrics``).
 """
 
 from __future__ import annotations
@@ -100,6 +103,15 @@ class Settings(BaseSettings):
         65_536, ge=1, validation_alias=_env("TRACELEDGER_JSON_MAX_STRING_CHARS", "json_max_string_chars"))
     json_max_array_items: int = Field(
         100_000, ge=1, validation_alias=_env("TRACELEDGER_JSON_MAX_ARRAY_ITEMS", "json_max_array_items"))
+    # Bounded in-process caches (api/caches.py): entries, LRU eviction
+    qr_cache_entries: int = Field(
+        10_000, ge=1, validation_alias=_env("TRACELEDGER_QR_CACHE_ENTRIES", "qr_cache_entries"))
+    seal_cache_entries: int = Field(
+        100_000, ge=1, validation_alias=_env("TRACELEDGER_SEAL_CACHE_ENTRIES", "seal_cache_entries"))
+    anchor_cache_entries: int = Field(
+        100_000, ge=1, validation_alias=_env("TRACELEDGER_ANCHOR_CACHE_ENTRIES", "anchor_cache_entries"))
+    key_cache_entries: int = Field(
+        4096, ge=1, validation_alias=_env("TRACELEDGER_KEY_CACHE_ENTRIES", "key_cache_entries"))
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
