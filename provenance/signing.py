@@ -33,6 +33,10 @@ __all__ = [
     "sign_record",
     "recover_record_signer",
     "record_signing_hash",
+    "person_key_typed_data",
+    "person_key_signing_hash",
+    "sign_person_key",
+    "verify_person_key",
 ]
 
 DOMAIN_NAME = "TraceLedger"
@@ -171,9 +175,15 @@ def recover_record_signer(signature: bytes, identifier: str, kind: str, digest: 
 
     Raises:
         InvalidSignature: wrong length, ``v`` not in {0, 1, 27, 28}, ``r``/``s`` zero or not
-            below the curve order, or no public key recoverable.
+            below the curve order, ``s`` above n/2 (high-s, EIP-2), or no public key recoverable.
         ValueError: invalid record fields (see :func:`record_typed_data`).
     """
+    record_typed_data(identifier, kind, digest, chain_id)  # argument checks (ValueError)
+    return _recover(signature, record_signing_hash(identifier, kind, digest, chain_id))
+
+
+def _recover(signature: bytes, msg_hash: bytes) -> str:
+    """Signer of a 32-byte hash from a 65-byte ``r || s || v`` signature; refuses high-s (EIP-2)."""
     if not isinstance(signature, bytes | bytearray) or len(signature) != 65:
         size = len(signature) if isinstance(signature, bytes | bytearray) else type(signature).__name__
         raise InvalidSignature(f"signature must be 65 bytes r||s||v, got {size}")
@@ -183,12 +193,75 @@ def recover_record_signer(signature: bytes, identifier: str, kind: str, digest: 
         raise InvalidSignature(f"signature v must be 0, 1, 27 or 28, got {v}")
     if not (0 < r < _SECP256K1_N and 0 < s < _SECP256K1_N):
         raise InvalidSignature("signature r and s must be in 1..n-1 (secp256k1 order)")
-    if v < 27:
-        sig = sig[:64] + bytes([v + 27])
-    record_typed_data(identifier, kind, digest, chain_id)  # argument checks (ValueError)
-    msg_hash = record_signing_hash(identifier, kind, digest, chain_id)
+    if s > _SECP256K1_N // 2:
+        raise InvalidSignature("signature s is in the upper half of the curve order: high-s signatures are "
+                               "malleable and refused (EIP-2); sign with a low-s signer (libsecp256k1 does)")
+    v = v - 27 if v >= 27 else v
     try:
-        pub = coincurve.PublicKey.from_signature_and_message(sig[:64] + bytes([sig[64] - 27]), msg_hash, hasher=None)
+        pub = coincurve.PublicKey.from_signature_and_message(sig[:64] + bytes([v]), msg_hash, hasher=None)
     except Exception as exc:  # noqa: BLE001 - coincurve raises ValueError variants
         raise InvalidSignature(f"cannot recover signer: {exc}") from exc
     return _checksum_address(keccak(pub.format(compressed=False)[1:])[12:])
+
+
+# --------------------------------------------------------------------------- proof of key possession
+PERSON_KEY_TYPE = "PersonKey(address enterprise,address person)"
+"""EIP-712 primary type a device signs to prove it holds ``person``'s key for ``enterprise``."""
+
+
+def person_key_typed_data(enterprise: str, person: str, chain_id: int) -> dict[str, Any]:
+    """EIP-712 document (``eth_signTypedData_v4`` shape) proving possession of ``person``'s key.
+
+    The device holding the person's key signs it before its enterprise registers the account
+    (``POST /v1/persons`` with ``address`` and ``key_proof``). Binding the enterprise and the chain id
+    means a proof cannot be reused by another enterprise or on another chain. Domain as for records
+    (``TraceLedger``/``1``/chainId). Raises ValueError for a bad address or chain id.
+    """
+    if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id <= 0:
+        raise ValueError(f"chain_id must be a positive integer, got {chain_id!r}")
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+            ],
+            "PersonKey": [
+                {"name": "enterprise", "type": "address"},
+                {"name": "person", "type": "address"},
+            ],
+        },
+        "primaryType": "PersonKey",
+        "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id},
+        "message": {"enterprise": to_checksum_address(enterprise), "person": to_checksum_address(person)},
+    }
+
+
+def person_key_signing_hash(enterprise: str, person: str, chain_id: int) -> bytes:
+    """The 32-byte EIP-712 hash of :func:`person_key_typed_data`."""
+    struct = keccak(keccak(PERSON_KEY_TYPE.encode("ascii"))
+                    + bytes(12) + bytes.fromhex(to_checksum_address(enterprise)[2:])
+                    + bytes(12) + bytes.fromhex(to_checksum_address(person)[2:]))
+    return keccak(b"\x19\x01" + _domain_separator(chain_id) + struct)
+
+
+def sign_person_key(private_key: bytes, enterprise: str, chain_id: int) -> bytes:
+    """The person's proof of possession: 65 bytes ``r || s || v`` (low-s) over :func:`person_key_typed_data`."""
+    if not isinstance(private_key, bytes | bytearray) or len(private_key) != 32:
+        raise ValueError("private key must be 32 bytes")
+    key = _private_key(bytes(private_key))
+    person = _checksum_address(keccak(key.public_key.format(compressed=False)[1:])[12:])
+    person_key_typed_data(enterprise, person, chain_id)  # argument checks
+    sig = key.sign_recoverable(person_key_signing_hash(enterprise, person, chain_id), hasher=None)
+    return sig[:64] + bytes([sig[64] + 27])
+
+
+def verify_person_key(signature: bytes, enterprise: str, person: str, chain_id: int) -> None:
+    """Check that ``signature`` proves possession of ``person``'s key for ``enterprise`` on ``chain_id``.
+
+    Raises InvalidSignature (malformed, high-s, or signed by another key) or ValueError (bad arguments).
+    """
+    person_key_typed_data(enterprise, person, chain_id)
+    signer = _recover(signature, person_key_signing_hash(enterprise, person, chain_id))
+    if signer != to_checksum_address(person):
+        raise InvalidSignature(f"key_proof was signed by {signer}, not by the person's account {person}")

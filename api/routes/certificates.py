@@ -54,6 +54,22 @@ def parse_signature(value: object, field: str) -> bytes:
     return raw
 
 
+def check_device_signature(header: str, identifier: str, digest: bytes, chain_id: int, account: str) -> bytes:
+    """The 65-byte ``X-Record-Signature`` if it recovers to ``account`` over the record; else 422 naming the header
+    (malformed, high-s (EIP-2), or signed by another key)."""
+    signature = parse_signature(header, f"header.{SIGNATURE_HEADER}")
+    try:
+        signer = recover_record_signer(signature, identifier, RECORD_KIND_COIL, digest, chain_id)
+    except (InvalidSignature, ValueError) as exc:
+        raise UnprocessableError(
+            [issue(f"header.{SIGNATURE_HEADER}", "signature", f"signature does not recover: {exc}")]
+        ) from exc
+    if signer.lower() != account.lower():
+        raise UnprocessableError([issue(f"header.{SIGNATURE_HEADER}", "signer",
+                                        f"signature recovers to {signer}, not the enterprise account {account}")])
+    return signature
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, dependencies=[Depends(limit_body)])
 def ingest_certificate(
     document: Annotated[dict[str, Any], Body(description="EN 10168 certificate JSON")],
@@ -108,6 +124,9 @@ def ingest_certificate(
         revisions = crud.record_revisions(session, base=existing)
         same = next((r for r in revisions if r.record_digest == digest_hex), None)
         if same is not None:
+            if x_record_signature is not None:  # a repost's signature is checked like a first post's
+                check_device_signature(x_record_signature, same.identifier, digest, state.chain_id(),
+                                       enterprise.address)
             response.status_code = status.HTTP_200_OK
             return record_out(same)
         current = revisions[-1]
@@ -132,23 +151,7 @@ def ingest_certificate(
 
     chain_id = state.chain_id()
     if x_record_signature is not None:
-        signature = parse_signature(x_record_signature, f"header.{SIGNATURE_HEADER}")
-        try:
-            signer = recover_record_signer(signature, identifier, RECORD_KIND_COIL, digest, chain_id)
-        except (InvalidSignature, ValueError) as exc:
-            raise UnprocessableError(
-                [issue(f"header.{SIGNATURE_HEADER}", "signature", f"signature does not recover: {exc}")]
-            ) from exc
-        if signer.lower() != enterprise.address.lower():
-            raise UnprocessableError(
-                [
-                    issue(
-                        f"header.{SIGNATURE_HEADER}",
-                        "signer",
-                        f"signature recovers to {signer}, not the enterprise account {enterprise.address}",
-                    )
-                ]
-            )
+        signature = check_device_signature(x_record_signature, identifier, digest, chain_id, enterprise.address)
         by_client = True
     else:
         key = state.keys.private_key(enterprise.keystore, state.settings.keystore_passphrase)

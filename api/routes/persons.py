@@ -6,8 +6,10 @@ A person is its own secp256k1 account, registered on chain by its enterprise
 * ``keystore`` (default): the API generates the key, stores it encrypted beside the enterprise's and
   funds the account with ``TRACELEDGER_PERSON_FUND_WEI`` wei from the enterprise, so the API can send
   the person's steps as transactions signed by that person;
-* ``device``: the body gives the person's ``address``; the person signs each step on its own
-  device (EIP-712, see ``POST /v1/work-tickets/typed-data``) and the API relays the signature.
+* ``device``: the body gives the person's ``address`` and ``key_proof``, the device's EIP-712
+  ``PersonKey(address enterprise,address person)`` signature (proof of possession: the document comes
+  from ``POST /v1/persons/key-challenge``); the person signs each step on its own device (EIP-712, see
+  ``POST /v1/work-tickets/typed-data``) and the API relays the signature.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ from sqlalchemy.exc import IntegrityError
 
 from api.bounds import PersonIdPath
 from api.deps import CurrentEnterprise, SessionDep, StateDep
+from api.errors import UnprocessableError, issue
+from api.routes.certificates import parse_signature
 from api.security import new_account_keystore
 from api.workflows.common import contract, enterprise_key, require_chain, send_or_refuse, tx_hex
 from api.workflows.models import Person
+from provenance.errors import InvalidSignature
+from provenance.signing import person_key_typed_data, verify_person_key
 from provenance.work_tickets import PERSON_ROLES, roles_to_bits
 
 router = APIRouter(prefix="/v1/persons", tags=["persons"])
@@ -39,6 +45,8 @@ class PersonCreate(BaseModel):
     roles: list[PersonRole] = Field(min_length=1, description="GB 26860 roles")
     qualification: str = Field("", max_length=500, description='e.g. "issue tickets: 110 kV Xinzhuang substation"')
     address: str | None = Field(None, description="device-held key: the person's account; omit for a keystore key")
+    key_proof: str | None = Field(None, max_length=140, description="with address: the device's 65-byte EIP-712 "
+                                  "PersonKey signature (0x hex) from POST /v1/persons/key-challenge")
 
     @field_validator("address")
     @classmethod
@@ -82,6 +90,8 @@ def create_person(body: PersonCreate, ent: CurrentEnterprise, session: SessionDe
 
     Errors: 401 API key; 422 body (field named); 409 address already a person; 502/503 chain.
     """
+    if body.address is not None:  # proof of possession, before any work (issue 12)
+        _check_key_proof(body.key_proof, ent.address, body.address, state.chain_id())
     chain = require_chain(state)
     registry = contract(state, "EnterpriseRegistry")
     if body.address is None:
@@ -105,6 +115,39 @@ def create_person(body: PersonCreate, ent: CurrentEnterprise, session: SessionDe
     out = public_person(person)
     out["tx_hash"] = tx_hex(receipt)
     return out
+
+
+class KeyChallenge(BaseModel):
+    """Body of ``POST /v1/persons/key-challenge``."""
+
+    address: str = Field(description="the device-held account to be registered")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        if not is_address(v):
+            raise ValueError("address must be a 0x-prefixed 20-byte hex account")
+        return to_checksum_address(v)
+
+
+@router.post("/key-challenge")
+def key_challenge(body: KeyChallenge, ent: CurrentEnterprise, state: StateDep) -> dict:
+    """EIP-712 ``PersonKey`` document the device signs (``eth_signTypedData_v4``) to prove it holds the key.
+
+    The signature goes into ``POST /v1/persons`` as ``key_proof``. Errors: 401 API key; 422 address.
+    """
+    return person_key_typed_data(ent.address, body.address, state.chain_id())
+
+
+def _check_key_proof(key_proof: str | None, enterprise: str, person: str, chain_id: int) -> None:
+    if key_proof is None:
+        raise UnprocessableError([issue("body.key_proof", "required", "a device-held address needs key_proof: the "
+                                        "device's EIP-712 PersonKey signature (POST /v1/persons/key-challenge)")])
+    signature = parse_signature(key_proof, "body.key_proof")
+    try:
+        verify_person_key(signature, enterprise, person, chain_id)
+    except (InvalidSignature, ValueError) as exc:
+        raise UnprocessableError([issue("body.key_proof", "signature", str(exc))]) from exc
 
 
 @router.get("/{person_id}", response_model=PersonPublic)

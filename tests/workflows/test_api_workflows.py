@@ -9,6 +9,7 @@ import pytest
 from eth_account import Account
 
 from api.devnet import Stack
+from provenance.signing import sign_person_key
 
 from .conftest import Chain, auth, gov
 
@@ -149,7 +150,9 @@ def test_work_ticket_through_api(api: httpx.Client, stack: Stack, chain: Chain) 
     leader = person(contractor, "Zhang Qiang (工作负责人)", ["person_in_charge"])
     crew = [person(contractor, f"Crew {n}", ["crew_member"]) for n in ("Chen", "Liu")]
     device = Account.create()
-    crew.append(person(contractor, "Crew Zhao (device)", ["crew_member"], address=device.address))
+    proof = sign_person_key(bytes(device.key), contractor["address"], stack.spec.chain_id)  # proof of possession
+    crew.append(person(contractor, "Crew Zhao (device)", ["crew_member"], address=device.address,
+                       key_proof="0x" + proof.hex()))
     assert crew[2]["key_custody"] == "device" and issuer["key_custody"] == "keystore"
     r = api.post("/v1/persons", headers=auth(grid), json={"name": "X", "roles": ["electrician"]})
     assert r.status_code == 422 and r.json()["detail"][0]["field"].startswith("body.roles")

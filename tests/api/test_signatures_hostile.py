@@ -1,0 +1,98 @@
+"""Signatures (issue 12): high-s (EIP-2) refused, reposts checked like first posts, device keys proven.
+
+Before: the malleable high-s twin of a valid record signature recovered the same signer and was
+accepted; an identical certificate reposted with a *wrong* ``X-Record-Signature`` answered 200; a
+person could be registered with any address, without proof that the enterprise's device holds its key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+from eth_account import Account
+from fastapi.testclient import TestClient
+
+from provenance.canonical import canonicalize
+from provenance.errors import InvalidSignature
+from provenance.signing import (
+    person_key_typed_data,
+    recover_record_signer,
+    sign_person_key,
+    sign_record,
+    verify_person_key,
+)
+from tests.api.conftest import auth, sample
+from tests.api.test_certificates import _enterprise_key
+
+N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+URL = "/v1/coils/certificates"
+IDENT = "88.1.1/HK52791-CNW24-118734"
+
+
+def high_s(sig: bytes) -> bytes:
+    """The malleable twin (r, n − s, v flipped): recovers the same key unless refused."""
+    s = int.from_bytes(sig[32:64], "big")
+    return sig[:32] + (N - s).to_bytes(32, "big") + bytes([55 - sig[64]])  # 27 <-> 28
+
+
+def test_high_s_twin_is_refused() -> None:
+    key = Account.create()
+    digest = bytes(range(32))
+    sig = sign_record(bytes(key.key), "88.1.1/x", "coil_certificate", digest, 1337)
+    assert recover_record_signer(sig, "88.1.1/x", "coil_certificate", digest, 1337) == key.address
+    with pytest.raises(InvalidSignature, match="EIP-2"):
+        recover_record_signer(high_s(sig), "88.1.1/x", "coil_certificate", digest, 1337)
+
+
+def test_person_key_proof_binds_enterprise_person_and_chain() -> None:
+    device, enterprise, other = Account.create(), Account.create().address, Account.create().address
+    proof = sign_person_key(bytes(device.key), enterprise, 1337)
+    verify_person_key(proof, enterprise, device.address, 1337)
+    # a standard wallet's eth_signTypedData_v4 of the challenge document is the same proof
+    wallet = Account.sign_typed_data(device.key, full_message=person_key_typed_data(enterprise, device.address, 1337))
+    verify_person_key(bytes(wallet.signature), enterprise, device.address, 1337)
+    for args in ((proof, other, device.address, 1337), (proof, enterprise, device.address, 1),
+                 (proof, enterprise, other, 1337), (high_s(proof), enterprise, device.address, 1337)):
+        with pytest.raises(InvalidSignature):
+            verify_person_key(*args)
+
+
+def test_high_s_certificate_signature_refused(client: TestClient, settings: Any,
+                                              manufacturer: dict[str, Any]) -> None:
+    doc = sample()
+    digest = hashlib.sha256(canonicalize(doc)).digest()
+    sig = sign_record(_enterprise_key(settings, manufacturer["id"]), IDENT, "coil_certificate", digest, 1337)
+    h = auth(manufacturer["api_key"])
+    r = client.post(URL, json=doc, headers={**h, "X-Record-Signature": "0x" + high_s(sig).hex()})
+    assert r.status_code == 422 and "EIP-2" in r.json()["detail"][0]["message"]
+    assert client.post(URL, json=doc, headers={**h, "X-Record-Signature": "0x" + sig.hex()}).status_code == 201
+
+
+def test_repost_with_wrong_signature_refused(client: TestClient, manufacturer: dict[str, Any]) -> None:
+    doc = sample()
+    h = auth(manufacturer["api_key"])
+    assert client.post(URL, json=doc, headers=h).status_code == 201
+    digest = hashlib.sha256(canonicalize(doc)).digest()
+    wrong = sign_record(bytes(Account.create().key), IDENT, "coil_certificate", digest, 1337)
+    r = client.post(URL, json=doc, headers={**h, "X-Record-Signature": "0x" + wrong.hex()})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "header.X-Record-Signature"
+    assert client.post(URL, json=doc, headers=h).status_code == 200  # an unsigned repost stays idempotent
+
+
+def test_device_person_needs_proof_of_possession(client: TestClient, manufacturer: dict[str, Any]) -> None:
+    """Refused before the chain is touched (this app has none: a passing check would answer 503)."""
+    h = auth(manufacturer["api_key"])
+    device = Account.create()
+    body = {"name": "Crew Zhao", "roles": ["crew_member"], "address": device.address}
+    r = client.post("/v1/persons", headers=h, json=body)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "body.key_proof"
+    foreign = sign_person_key(bytes(Account.create().key), manufacturer["address"], 1337)
+    r = client.post("/v1/persons", headers=h, json={**body, "key_proof": "0x" + foreign.hex()})
+    assert r.status_code == 422 and "not by the person's account" in r.json()["detail"][0]["message"]
+    challenge = client.post("/v1/persons/key-challenge", headers=h, json={"address": device.address})
+    assert challenge.status_code == 200 and challenge.json()["primaryType"] == "PersonKey"
+    signed = Account.sign_typed_data(device.key, full_message=challenge.json())
+    r = client.post("/v1/persons", headers=h, json={**body, "key_proof": "0x" + bytes(signed.signature).hex()})
+    assert r.status_code == 503  # the proof holds; only the missing chain stops it
