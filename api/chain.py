@@ -8,6 +8,7 @@ Transactions are EIP-1559 (type 2) when the chain reports a base fee, legacy oth
 
 from __future__ import annotations
 
+import ast
 import re
 import threading
 import time
@@ -68,7 +69,17 @@ def revert_data_of(exc: BaseException) -> Any:
         if isinstance(arg, dict) and (arg.get("data") or arg.get("result")):
             return arg
     match = re.search(r"0x[0-9a-fA-F]{8,}", str(exc))
-    return match.group(0) if match else None
+    if match:
+        return match.group(0)
+    # eth-tester reports py-evm's Revert as the repr of its bytes: "b'\\x..'"
+    literal = re.search(r"""b(['"]).*\1""", str(exc), re.DOTALL)
+    if literal:
+        try:
+            value = ast.literal_eval(literal.group(0))
+        except (ValueError, SyntaxError):
+            return None
+        return value if isinstance(value, bytes) and len(value) >= 4 else None
+    return None
 
 
 def decode_revert(data: Any) -> tuple[str | None, str]:

@@ -34,6 +34,8 @@ from provenance.signing import person_key_typed_data, verify_person_key
 from provenance.work_tickets import PERSON_ROLES, roles_to_bits
 
 router = APIRouter(prefix="/v1/persons", tags=["persons"])
+#: gas money kept back for registerPerson + the funding transfer when checking an enterprise's balance (wei)
+PERSON_GAS_RESERVE_WEI = 10**16
 
 PersonRole = Literal["ticket_issuer", "permitting_officer", "person_in_charge", "crew_member"]
 
@@ -88,12 +90,21 @@ def public_person(p: Person) -> dict:
 def create_person(body: PersonCreate, ent: CurrentEnterprise, session: SessionDep, state: StateDep) -> dict:
     """Register a person under the calling enterprise, on chain and in the database.
 
-    Errors: 401 API key; 422 body (field named); 409 address already a person; 502/503 chain.
+    Errors: 401 API key; 422 body (field named, ``key_proof`` for a device key); 409 address already a
+    person, or ``InsufficientFunds`` (checked before any transaction); 502/503 chain.
     """
     if body.address is not None:  # proof of possession, before any work (issue 12)
         _check_key_proof(body.key_proof, ent.address, body.address, state.chain_id())
     chain = require_chain(state)
     registry = contract(state, "EnterpriseRegistry")
+    if body.address is None and state.settings.person_fund_wei:  # no half-done write: check funds first
+        needed = state.settings.person_fund_wei + PERSON_GAS_RESERVE_WEI
+        balance = chain.balance(ent.address)
+        if balance < needed:
+            raise HTTPException(status.HTTP_409_CONFLICT, {
+                "reason": "InsufficientFunds",
+                "message": f"enterprise account {ent.address} holds {balance} wei; registering a keystore person "
+                           f"needs {needed} (TRACELEDGER_PERSON_FUND_WEI + gas reserve)"})
     if body.address is None:
         address, keystore = new_account_keystore(state.settings.keystore_passphrase, state.settings.keystore_scrypt_n)
     else:
