@@ -18,6 +18,7 @@ from api.db import init_db, make_engine
 from api.errors import install_handlers
 from api.json_reader import StrictJsonBody
 from api.leader import serialized
+from api.rate_limits import WriteRateLimit
 from api.routes import bulk as bulk_routes
 from api.routes import (
     certificates,
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     app.add_middleware(StrictJsonBody, max_body_bytes=settings.max_body_bytes, limits=JsonLimits(
         max_depth=settings.json_max_depth, max_string_chars=settings.json_max_string_chars,
         max_array_items=settings.json_max_array_items))  # every write body: bounded read, strict parse
+    app.add_middleware(WriteRateLimit, limit=settings.write_rate_limit)  # per API key, before the body is read
     app.add_middleware(RequestCounter)  # pure ASGI: request counts by route template, method and status
 
     for module in (enterprises, certificates, identifiers, verify, pages, health, persons, work_tickets, receivables):

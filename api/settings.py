@@ -27,6 +27,8 @@ Environment variables (all optional):
 * ``TRACELEDGER_QR_CACHE_ENTRIES`` (10,000 images), ``TRACELEDGER_SEAL_CACHE_ENTRIES`` (100,000 verdicts),
   ``TRACELEDGER_ANCHOR_CACHE_ENTRIES`` (100,000 anchors), ``TRACELEDGER_KEY_CACHE_ENTRIES`` (4,096 keys) --
   LRU bounds of the in-process caches (``api/caches.py``; hit/miss/eviction counters at ``/metrics``).
+* ``TRACELEDGER_WRITE_RATE_LIMIT`` -- writes per API key (``limits`` notation, default
+  ``300/second;6000/minute``; empty disables): 429 with ``Retry-After`` (``api/rate_limits.py``).
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ class Settings(BaseSettings):
         65_536, ge=1, validation_alias=_env("TRACELEDGER_JSON_MAX_STRING_CHARS", "json_max_string_chars"))
     json_max_array_items: int = Field(
         100_000, ge=1, validation_alias=_env("TRACELEDGER_JSON_MAX_ARRAY_ITEMS", "json_max_array_items"))
+    write_rate_limit: str = Field(
+        "300/second;6000/minute", validation_alias=_env("TRACELEDGER_WRITE_RATE_LIMIT", "write_rate_limit"))
     # Bounded in-process caches (api/caches.py): entries, LRU eviction
     qr_cache_entries: int = Field(
         10_000, ge=1, validation_alias=_env("TRACELEDGER_QR_CACHE_ENTRIES", "qr_cache_entries"))
