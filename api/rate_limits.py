@@ -3,7 +3,7 @@
 Every ``POST``/``PUT``/``PATCH``/``DELETE`` is counted against its caller — the SHA-256 of the
 ``Authorization`` header (an enterprise API key or the governance token), or the client address when
 there is none — in a moving window per limit of ``TRACELEDGER_WRITE_RATE_LIMIT`` (``limits`` notation,
-default ``"300/second;6000/minute"``; empty disables). Over the limit the answer is **429** with a
+default ``"300/second"``; empty disables). Over the limit the answer is **429** with a
 ``Retry-After`` header (whole seconds, RFC 9110 §10.2.3) and ``{"detail": [{"field": "header.Authorization",
 "rule": "write_rate_limit", "message": …}]}``, before the body is read or anything else is done.
 Reads are not limited here (they are cached and cheap; put a reverse proxy in front for those).
@@ -34,7 +34,7 @@ def caller_key(scope: Scope) -> str:
 
 
 class WriteRateLimit:
-    """ASGI middleware enforcing ``limit`` (``limits`` notation, e.g. ``"300/second;6000/minute"``) per caller."""
+    """ASGI middleware enforcing ``limit`` (``limits`` notation, e.g. ``"300/second"``) per caller."""
 
     def __init__(self, app: ASGIApp, *, limit: str) -> None:
         self.app = app

@@ -28,7 +28,7 @@ Environment variables (all optional):
   ``TRACELEDGER_ANCHOR_CACHE_ENTRIES`` (100,000 anchors), ``TRACELEDGER_KEY_CACHE_ENTRIES`` (4,096 keys) --
   LRU bounds of the in-process caches (``api/caches.py``; hit/miss/eviction counters at ``/metrics``).
 * ``TRACELEDGER_WRITE_RATE_LIMIT`` -- writes per API key (``limits`` notation, default
-  ``300/second;6000/minute``; empty disables): 429 with ``Retry-After`` (``api/rate_limits.py``).
+  ``300/second``; empty disables): 429 with ``Retry-After`` (``api/rate_limits.py``).
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     json_max_array_items: int = Field(
         100_000, ge=1, validation_alias=_env("TRACELEDGER_JSON_MAX_ARRAY_ITEMS", "json_max_array_items"))
     write_rate_limit: str = Field(
-        "300/second;6000/minute", validation_alias=_env("TRACELEDGER_WRITE_RATE_LIMIT", "write_rate_limit"))
+        "300/second", validation_alias=_env("TRACELEDGER_WRITE_RATE_LIMIT", "write_rate_limit"))
     # Bounded in-process caches (api/caches.py): entries, LRU eviction
     qr_cache_entries: int = Field(
         10_000, ge=1, validation_alias=_env("TRACELEDGER_QR_CACHE_ENTRIES", "qr_cache_entries"))
