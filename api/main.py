@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from api import audit as audit_routes
 from api.anchoring import AnchoringWorker
 from api.asgi import RequestCounter
+from api.audit import AuditMiddleware, AuditWriter
 from api.bootstrap import ensure_service_enterprise, ensure_service_registered
 from api.caches import BoundedCache
 from api.chain import ChainClient
@@ -90,6 +92,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
             yield
         finally:
             worker.stop()
+            audit.close()
             engine.dispose()
 
     app = FastAPI(
@@ -101,6 +104,8 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     app.state.tl = state
     install_handlers(app)
 
+    audit = AuditWriter(engine)
+    app.add_middleware(AuditMiddleware, writer=audit)  # innermost: sees the authenticated caller and the status
     app.add_middleware(StrictJsonBody, max_body_bytes=settings.max_body_bytes, limits=JsonLimits(
         max_depth=settings.json_max_depth, max_string_chars=settings.json_max_string_chars,
         max_array_items=settings.json_max_array_items))  # every write body: bounded read, strict parse
@@ -112,6 +117,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     app.include_router(bulk_routes.router)  # POST /v1/coils/certificates/batch
     app.include_router(epcis_routes.router)
     app.include_router(lineage_routes.router)
+    app.include_router(audit_routes.router)
     return app
 
 
