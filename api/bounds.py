@@ -21,10 +21,11 @@ digits only (no Arabic-Indic or fullwidth digits), at most ``valueDecimals()`` =
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Path
-from pydantic import Field
+from pydantic import AfterValidator, Field, PlainSerializer
 
 MAX_DB_ID = 2**63 - 1
 MAX_UINT256 = 2**256 - 1
@@ -36,6 +37,16 @@ Fen = Annotated[int, Field(ge=1, le=MAX_UINT256, description="amount in fen/cent
 Maturity = Annotated[int, Field(ge=1, le=MAX_UNIX_SECONDS,
                                 description="unix seconds, 1 .. 253402300799 (9999-12-31T23:59:59Z)")]
 UnixSeconds = Annotated[int, Field(ge=0, le=MAX_UNIX_SECONDS, description="unix seconds (0 .. 253402300799)")]
+
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: A timestamp answered as ISO 8601 UTC with ``Z`` (SQLite hands back naive datetimes, stored as UTC).
+UtcDateTime = Annotated[datetime, AfterValidator(_as_utc), PlainSerializer(
+    lambda v: v.isoformat().replace("+00:00", "Z"), return_type=str, when_used="json")]
 
 EnterpriseIdPath = Annotated[int, Path(ge=1, le=MAX_DB_ID, description="enterprise id (1 .. 2**63-1)")]
 PersonIdPath = Annotated[int, Path(ge=1, le=MAX_DB_ID, description="person id (1 .. 2**63-1)")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, status
@@ -10,7 +9,7 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 from sqlalchemy.exc import IntegrityError
 
 from api import crud
-from api.bounds import EnterpriseIdPath
+from api.bounds import EnterpriseIdPath, UtcDateTime
 from api.chain import ChainError, ChainUnavailable
 from api.deps import GovernanceToken, SessionDep, StateDep
 from api.models import ROLE_BITS
@@ -60,7 +59,7 @@ class EnterprisePublic(BaseModel):
     address: str
     active: bool
     registered_on_chain: bool
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class EnterpriseCreated(EnterprisePublic):

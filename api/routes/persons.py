@@ -14,7 +14,6 @@ A person is its own secp256k1 account, registered on chain by its enterprise
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from eth_utils import is_address, to_checksum_address
@@ -22,7 +21,7 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 from sqlalchemy.exc import IntegrityError
 
-from api.bounds import PersonIdPath
+from api.bounds import PersonIdPath, UtcDateTime
 from api.deps import CurrentEnterprise, SessionDep, StateDep
 from api.errors import UnprocessableError, issue
 from api.routes.certificates import parse_signature
@@ -75,7 +74,7 @@ class PersonPublic(BaseModel):
     qualification: str
     address: str
     key_custody: Literal["keystore", "device"]
-    created_at: datetime
+    created_at: UtcDateTime
     tx_hash: str | None = Field(None, description="registerPerson transaction (creation answer only)")
 
 

@@ -73,3 +73,11 @@ def test_amounts_are_ascii_decimals_within_precision(text: str) -> None:
 
 def test_amount_ok() -> None:
     assert parse_amount("150000.00") == 15_000_000 and parse_amount("0.01") == 1
+
+
+def test_created_at_is_utc_z(client: TestClient) -> None:
+    """Before: ``GET /v1/enterprises/{id}`` answered ``created_at`` without a timezone (SQLite)."""
+    ent = client.post("/v1/enterprises", json={"name": "Zulu Mill", "roles": ["manufacturer"]},
+                      headers={"Authorization": "Bearer gov-token-for-tests"}).json()
+    assert ent["created_at"].endswith("Z")
+    assert client.get(f"/v1/enterprises/{ent['id']}").json()["created_at"].endswith("Z")
