@@ -20,6 +20,7 @@ from api.db import init_db, make_engine
 from api.errors import install_handlers
 from api.json_reader import StrictJsonBody
 from api.leader import serialized
+from api.openapi_shapes import declare_error_shapes
 from api.rate_limits import WriteRateLimit
 from api.routes import bulk as bulk_routes
 from api.routes import (
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     )
     app.state.tl = state
     install_handlers(app)
+    declare_error_shapes(app)  # the OpenAPI 422 shape is the one api.errors sends
 
     audit = AuditWriter(engine)
     app.add_middleware(AuditMiddleware, writer=audit)  # innermost: sees the authenticated caller and the status

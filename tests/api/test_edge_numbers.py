@@ -81,3 +81,16 @@ def test_created_at_is_utc_z(client: TestClient) -> None:
                       headers={"Authorization": "Bearer gov-token-for-tests"}).json()
     assert ent["created_at"].endswith("Z")
     assert client.get(f"/v1/enterprises/{ent['id']}").json()["created_at"].endswith("Z")
+
+
+def test_openapi_declares_the_real_422_shape(client: TestClient) -> None:
+    """Before: the document declared FastAPI's ``{loc, msg, type}`` while responses are ``{field, rule, message}``."""
+    import jsonschema
+
+    doc = client.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    assert set(schemas["ValidationError"]["required"]) == {"field", "rule", "message"}
+    r = client.get(f"/v1/enterprises/{2**64}")
+    assert r.status_code == 422
+    resolver_doc = {"components": doc["components"], **schemas["HTTPValidationError"]}
+    jsonschema.validate(r.json(), resolver_doc)
