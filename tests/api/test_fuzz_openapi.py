@@ -1,6 +1,7 @@
 """Schemathesis against the API's own OpenAPI document (issue 12): every operation, bounded examples,
 with an enterprise API key (the governance token for ``POST /v1/enterprises``), on a real EVM
-(eth-tester, all four contracts), failing on any 5xx.
+(eth-tester, all four contracts), failing on any 5xx and on any response body that violates the schema
+declared for its status (``response_schema_conformance``).
 
 Deterministic (``derandomize``) so CI reruns the same cases; ``FUZZ_EXAMPLES`` (default 20 per
 operation) bounds the run to about a minute on the 2-core machine.
@@ -20,6 +21,7 @@ eth_tester = pytest.importorskip("eth_tester")
 
 from fastapi.testclient import TestClient  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
 
 from api.chain import ChainClient, deploy_contracts_with  # noqa: E402
 from api.main import create_app  # noqa: E402
@@ -76,6 +78,11 @@ def test_no_server_errors(fuzz_app: tuple[Any, dict[str, str]]) -> None:
         def check(case: Any, headers: dict[str, str]) -> None:
             response = case.call(headers=headers)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            try:
+                case.validate_response(response, checks=[response_schema_conformance], headers=headers)
+            except (AssertionError, BaseExceptionGroup) as exc:  # Failure / FailureGroup
+                failures.append(f"{case.method} {case.formatted_path} -> {response.status_code} violates the "
+                                f"declared schema: {str(exc)[:300]}")
             if response.status_code >= 500:
                 failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: "
                                 f"{response.text[:200]} (curl: {case.as_curl_command(headers=headers)[:400]})")
