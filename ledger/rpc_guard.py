@@ -17,7 +17,7 @@ small amount of loop time. This module holds:
   ``max_fee_history_blocks``     (geth/Besu: 1024)               1024 blocks per eth_feeHistory (capped)
   ``max_reward_percentiles``     (geth: 100)                     100 percentiles per eth_feeHistory
   ``max_pending_calls``          —                               8 execution requests waiting per node
-  ``rate_per_s`` / ``rate_burst`` —                              1000 requests/s, burst 2000, per client IP
+  ``rate_per_s`` / ``rate_burst`` —                              5000 requests/s, burst 20000, per client IP
   ============================== =============================== ===========================================
 
 * :func:`parse_body` — strict JSON for request bodies (:mod:`provenance.strict_json`): ``NaN``/``Infinity``,
@@ -73,8 +73,8 @@ class RpcLimits:
     max_fee_history_blocks: int = 1024
     max_reward_percentiles: int = 100
     max_pending_calls: int = 8
-    rate_per_s: float = 1000.0
-    rate_burst: int = 2000
+    rate_per_s: float = 5000.0
+    rate_burst: int = 20_000
 
     @classmethod
     def from_config(cls, rpc_config: dict[str, Any] | None) -> RpcLimits:
