@@ -605,7 +605,7 @@ def _error(req_id: Any, code: int, message: str, data_: Any = None) -> dict[str,
 
 
 async def _answer(ctx: NodeContext, request: Any, extra: dict[str, Callable[..., Any]] | None,
-                  executor: CallExecutor | None) -> dict | None:
+                  executor: CallExecutor | None, client: str = "local") -> dict | None:
     """One request: execution methods through ``executor`` (when given), everything else by :func:`dispatch`."""
     if (executor is None or not isinstance(request, dict) or request.get("method") not in EXECUTION_METHODS
             or "id" not in request or not valid_id(request.get("id"))):
@@ -620,7 +620,7 @@ async def _answer(ctx: NodeContext, request: Any, extra: dict[str, Callable[...,
             raise RpcError(INVALID_PARAMS, "invalid params: call object expected")
     except RpcError as exc:
         return _error(req_id, exc.code, exc.message, exc.data)
-    status, result, message, data_ = await executor.execute(method, params[:1], header.hash)
+    status, result, message, data_ = await executor.execute(method, params[:1], header.hash, client)
     if status == "ok":
         return {"jsonrpc": "2.0", "id": req_id, "result": result}
     return _error(req_id, result, message, data_)
@@ -662,12 +662,12 @@ def make_rpc_app(ctx: NodeContext, extra: dict[str, Callable[..., Any]] | None =
                                                    f"client (burst {limits.rate_burst}); a batch counts each entry")
             answers = []
             for entry in body:
-                answer = await _answer(ctx, entry, extra, executor)
+                answer = await _answer(ctx, entry, extra, executor, client)
                 if answer is not None:
                     answers.append(answer)
                 await asyncio.sleep(0)  # let consensus messages in between batch entries
             return JSONResponse(answers)
-        return JSONResponse(await _answer(ctx, body, extra, executor))
+        return JSONResponse(await _answer(ctx, body, extra, executor, client))
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "block": ctx.ledger.height, "peers": ctx.peer_count()})

@@ -16,7 +16,8 @@ small amount of loop time. This module holds:
   ``max_logs_range``             ``--rpc-max-logs-range``        5000 blocks per eth_getLogs
   ``max_fee_history_blocks``     (geth/Besu: 1024)               1024 blocks per eth_feeHistory (capped)
   ``max_reward_percentiles``     (geth: 100)                     100 percentiles per eth_feeHistory
-  ``max_pending_calls``          —                               8 execution requests waiting per node
+  ``max_pending_calls``          —                               64 execution requests waiting per node,
+  ``max_pending_calls_per_client``                               4 per client IP (served round-robin)
   ``rate_per_s`` / ``rate_burst`` —                              5000 requests/s, burst 20000, per client IP
   ============================== =============================== ===========================================
 
@@ -40,7 +41,7 @@ import multiprocessing
 import os
 import signal
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields
@@ -72,7 +73,8 @@ class RpcLimits:
     max_logs_range: int = 5000
     max_fee_history_blocks: int = 1024
     max_reward_percentiles: int = 100
-    max_pending_calls: int = 8
+    max_pending_calls: int = 64
+    max_pending_calls_per_client: int = 4
     rate_per_s: float = 5000.0
     rate_burst: int = 20_000
 
@@ -216,9 +218,11 @@ def _worker_execute(method: str, params: list[Any], block_hash: bytes, gas_cap: 
 class CallExecutor:
     """Runs ``eth_call``/``eth_estimateGas`` in one niced worker process (spawned on first use).
 
-    At most one execution runs at a time; up to ``limits.max_pending_calls`` wait (more: ``-32005``).
-    The worker stops a call at ``limits.call_timeout_s``; if it does not answer within 5 s more it is
-    killed and replaced.
+    One execution runs at a time. Waiting calls are served **round-robin across clients** (a client
+    sending many loop calls delays another client by at most one call per turn); at most
+    ``limits.max_pending_calls_per_client`` wait per client and ``limits.max_pending_calls`` in all
+    (more: ``-32005``). The worker stops a call at ``limits.call_timeout_s``; if it does not answer
+    within ``GRACE_S`` more it is killed and replaced.
     """
 
     GRACE_S = 5.0
@@ -230,8 +234,10 @@ class CallExecutor:
         self.limits = limits
         self.niceness = niceness
         self._pool: ProcessPoolExecutor | None = None
-        self._lock: asyncio.Lock | None = None
+        self._queues: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
         self._waiting = 0
+        self._busy = False
+        self._last: str | None = None
         self._warm = False
 
     def _get_pool(self) -> ProcessPoolExecutor:
@@ -252,28 +258,69 @@ class CallExecutor:
                 proc.kill()
         pool.shutdown(wait=False, cancel_futures=True)
 
-    async def execute(self, method: str, params: list[Any], block_hash: bytes) -> tuple[str, Any, Any, Any]:
-        """Run ``method`` at ``block_hash`` in the worker; the same tuple as :func:`_worker_execute`."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
+    def _grant_next(self) -> None:
+        """Give the worker to the next waiting client in rotation (its oldest call)."""
+        while not self._busy and self._queues:
+            client = next(iter(self._queues))
+            if client == self._last and len(self._queues) > 1:  # the client served last goes behind the others
+                self._queues.move_to_end(client)
+                client = next(iter(self._queues))
+            waiters = self._queues[client]
+            turn = waiters.popleft()
+            if waiters:
+                self._queues.move_to_end(client)
+            else:
+                del self._queues[client]
+            if not turn.done():  # skip calls whose client went away
+                self._busy = True
+                self._last = client
+                turn.set_result(None)
+
+    def _release(self) -> None:
+        self._busy = False
+        self._grant_next()
+
+    async def execute(self, method: str, params: list[Any], block_hash: bytes,
+                      client: str = "local") -> tuple[str, Any, Any, Any]:
+        """Run ``method`` at ``block_hash`` in the worker for ``client`` (its address); the same tuple as
+        :func:`_worker_execute`."""
+        waiters = self._queues.get(client)
         if self._waiting >= self.limits.max_pending_calls:
             return ("error", LIMIT_EXCEEDED, f"too many execution requests waiting (max_pending_calls "
                                              f"{self.limits.max_pending_calls}); retry later", None)
+        if waiters is not None and len(waiters) >= self.limits.max_pending_calls_per_client:
+            cap = self.limits.max_pending_calls_per_client
+            return ("error", LIMIT_EXCEEDED, f"too many execution requests waiting from this client "
+                                             f"(max_pending_calls_per_client {cap}); retry later", None)
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queues.setdefault(client, deque()).append(turn)
         self._waiting += 1
         try:
-            async with self._lock:
-                timeout = self.limits.call_timeout_s
-                # a fresh worker first imports py-evm and opens the database: allow it STARTUP_S more
-                budget = timeout + self.GRACE_S + (0.0 if self._warm else self.STARTUP_S)
-                try:
-                    future = asyncio.get_running_loop().run_in_executor(
-                        self._get_pool(), _worker_execute, method, params, block_hash, self.limits.gas_cap, timeout)
-                    answer = await asyncio.wait_for(future, budget)
-                except (TimeoutError, BrokenProcessPool):
-                    self.close()
-                    return ("error", LIMIT_EXCEEDED,
-                            f"{method} exceeded the execution time limit of {timeout:g} s (call_timeout_s)", None)
-                self._warm = True
-                return answer
+            self._grant_next()
+            try:
+                await turn
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():  # granted, then cancelled: pass the worker on
+                    self._release()
+                raise
         finally:
             self._waiting -= 1
+        try:
+            return await self._run(method, params, block_hash)
+        finally:
+            self._release()
+
+    async def _run(self, method: str, params: list[Any], block_hash: bytes) -> tuple[str, Any, Any, Any]:
+        timeout = self.limits.call_timeout_s
+        # a fresh worker first imports py-evm and opens the database: allow it STARTUP_S more
+        budget = timeout + self.GRACE_S + (0.0 if self._warm else self.STARTUP_S)
+        try:
+            future = asyncio.get_running_loop().run_in_executor(
+                self._get_pool(), _worker_execute, method, params, block_hash, self.limits.gas_cap, timeout)
+            answer = await asyncio.wait_for(future, budget)
+        except (TimeoutError, BrokenProcessPool):
+            self.close()
+            return ("error", LIMIT_EXCEEDED,
+                    f"{method} exceeded the execution time limit of {timeout:g} s (call_timeout_s)", None)
+        self._warm = True
+        return answer

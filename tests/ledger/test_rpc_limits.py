@@ -170,6 +170,35 @@ def test_infinite_loop_call_runs_in_worker_and_times_out(chain):  # noqa: F811
     assert worst_lag < 0.5, f"the event loop stalled {worst_lag:.2f} s"
 
 
+def test_execution_queue_is_fair_across_clients(chain):  # noqa: F811
+    """Client A runs one loop call and queues three more (its cap), a fifth is refused; client B's call runs
+    right after A's running call, not after all of A's."""
+    limits = RpcLimits(call_timeout_s=1.0, gas_cap=10**12, max_pending_calls_per_client=3)
+    executor = CallExecutor(str(chain.ledger.db._env.path()).removesuffix("/chain"),
+                            chain.ledger.genesis.to_json(), limits)
+    head = chain.ledger.head.hash
+    quick = [{"to": "0x" + FUNDED.hex(), "data": "0x"}]
+
+    async def scenario() -> tuple[list[tuple], tuple, float, float]:
+        assert (await executor.execute("eth_call", quick, head, "b"))[0] == "ok"  # warm the worker
+        started = time.monotonic()
+        loops = [asyncio.create_task(executor.execute("eth_call", [{"data": LOOP}], head, "a")) for _ in range(5)]
+        await asyncio.sleep(0.05)
+        b_answer = await executor.execute("eth_call", quick, head, "b")
+        b_done = time.monotonic() - started
+        a_answers = await asyncio.gather(*loops)
+        return a_answers, b_answer, b_done, time.monotonic() - started
+
+    try:
+        a_answers, b_answer, b_done, all_done = asyncio.run(scenario())
+    finally:
+        executor.close()
+    assert b_answer[0] == "ok"
+    assert [a[1] for a in a_answers].count(-32005) == 5
+    assert "max_pending_calls_per_client" in a_answers[4][2]  # the 5th: A already had 3 waiting
+    assert b_done < 1.9 and all_done > 3.5, (b_done, all_done)
+
+
 def test_executor_refuses_when_queue_full(chain):  # noqa: F811
     executor = CallExecutor("/nonexistent", {}, RpcLimits(max_pending_calls=0))
     answer = asyncio.run(executor.execute("eth_call", [{}], b"\x00" * 32))
