@@ -184,10 +184,32 @@ def _on_alarm(signum: int, frame: Any) -> None:
     raise _CallTimeout()
 
 
-def _worker_init(data_dir: str, genesis_json: dict[str, Any], niceness: int) -> None:
-    """Worker process start: lower priority, install the time-limit alarm, open the chain read-only."""
+def _die_with_parent(parent_pid: int) -> None:
+    """Never outlive the node: SIGKILL on parent death (Linux ``PR_SET_PDEATHSIG``), else a watchdog thread."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        if libc.prctl(1, signal.SIGKILL, 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError):
+        import threading
+
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    if os.getppid() != parent_pid:  # the node died before prctl took effect
+        os._exit(1)
+
+
+def _worker_init(data_dir: str, genesis_json: dict[str, Any], niceness: int, parent_pid: int) -> None:
+    """Worker process start: die with the node, lower priority, install the time-limit alarm, open the chain."""
     from ledger.chain import GenesisConfig, Ledger
 
+    _die_with_parent(parent_pid)
     if niceness:
         os.nice(niceness)
     signal.signal(signal.SIGALRM, _on_alarm)
@@ -244,7 +266,8 @@ class CallExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init, initargs=(self.data_dir, self.genesis_json, self.niceness))
+                initializer=_worker_init,
+                initargs=(self.data_dir, self.genesis_json, self.niceness, os.getpid()))
         return self._pool
 
     def close(self) -> None:
@@ -318,9 +341,12 @@ class CallExecutor:
             future = asyncio.get_running_loop().run_in_executor(
                 self._get_pool(), _worker_execute, method, params, block_hash, self.limits.gas_cap, timeout)
             answer = await asyncio.wait_for(future, budget)
-        except (TimeoutError, BrokenProcessPool):
+        except TimeoutError:
             self.close()
             return ("error", LIMIT_EXCEEDED,
                     f"{method} exceeded the execution time limit of {timeout:g} s (call_timeout_s)", None)
+        except BrokenProcessPool as exc:  # the worker died (killed, or failed to start): a fresh one next time
+            self.close()
+            return ("error", -32603, f"internal error: the execution worker stopped ({exc}); retry", None)
         self._warm = True
         return answer

@@ -208,3 +208,48 @@ def test_executor_refuses_when_queue_full(chain):  # noqa: F811
 def test_limits_from_node_config():
     limits = RpcLimits.from_config({"host": "127.0.0.1", "port": 8545, "gas_cap": "1000", "call_timeout_s": 2})
     assert limits.gas_cap == 1000 and limits.call_timeout_s == 2.0 and limits.max_batch_size == 1024
+
+
+WORKER_OWNER = """
+import asyncio, os, sys
+from ledger.chain import Ledger
+from ledger.rpc_guard import CallExecutor, RpcLimits
+from tests.ledger.helpers import make_genesis
+led = Ledger(sys.argv[1], make_genesis())
+ex = CallExecutor(sys.argv[1], led.genesis.to_json(), RpcLimits())
+async def main():
+    assert (await ex.execute("eth_call", [{"data": "0x"}], led.head.hash))[0] == "ok"
+    print(*[p.pid for p in ex._pool._processes.values()], flush=True)
+    await asyncio.sleep(60)
+asyncio.run(main())
+"""
+
+
+def test_worker_dies_with_a_killed_node(tmp_path):
+    """A SIGKILLed validator must not leave its execution worker behind (PR_SET_PDEATHSIG)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    owner = subprocess.Popen([sys.executable, "-c", WORKER_OWNER, str(tmp_path / "node")], cwd=root,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(owner.stdout.readline())
+        os.kill(worker, 0)  # alive
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        if state in ("Z", "X"):  # dead; only waiting for whoever reaps orphans
+            return
+        time.sleep(0.2)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError(f"execution worker {worker} outlived its node")
