@@ -88,7 +88,7 @@ def test_non_json_ids_are_parse_errors(client, raw_id):
     assert r.json()["error"]["code"] == -32700 and r.json()["id"] is None
 
 
-@pytest.mark.parametrize("bad_id", [2**70, "x" * 300, True, {"a": 1}, [1], 1.5])
+@pytest.mark.parametrize("bad_id", [2**70, "x" * 300, True, {"a": 1}, [1], 1.5, "\ud800"])
 def test_insane_ids_are_invalid_requests(client, bad_id):
     r = client.post("/", json={"jsonrpc": "2.0", "id": bad_id, "method": "eth_chainId"})
     assert r.json()["error"]["code"] == -32600 and r.json()["id"] is None
