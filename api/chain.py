@@ -8,6 +8,7 @@ Transactions are EIP-1559 (type 2) when the chain reports a base fee, legacy oth
 
 from __future__ import annotations
 
+import ast
 import re
 import threading
 import time
@@ -72,7 +73,17 @@ def revert_data_of(exc: BaseException) -> Any:
         if isinstance(arg, dict) and (arg.get("data") or arg.get("result")):
             return arg
     match = re.search(r"0x[0-9a-fA-F]{8,}", str(exc))
-    return match.group(0) if match else None
+    if match:
+        return match.group(0)
+    # eth-tester reports py-evm's Revert as the repr of its bytes: "b'\\x..'"
+    literal = re.search(r"""b(['"]).*\1""", str(exc), re.DOTALL)
+    if literal:
+        try:
+            value = ast.literal_eval(literal.group(0))
+        except (ValueError, SyntaxError):
+            return None
+        return value if isinstance(value, bytes) and len(value) >= 4 else None
+    return None
 
 
 def decode_revert(data: Any) -> tuple[str | None, str]:
@@ -315,8 +326,31 @@ class ChainClient:
             raise ChainUnavailable(f"no receipt for {tx_hash!r} within the timeout") from exc
         receipt = dict(receipt)
         if receipt.get("status") != 1:
-            raise ChainError(f"transaction {_hex(receipt['transactionHash'])} reverted", None)
+            reason, text = self.revert_reason(receipt)
+            raise ChainError(f"transaction {_hex(receipt['transactionHash'])} reverted: {text}", reason)
         return receipt
+
+    def revert_reason(self, receipt: dict[str, Any]) -> tuple[str | None, str]:
+        """Why a mined transaction reverted: ``(CustomErrorName | None, text)``.
+
+        Receipts carry no revert data, so the transaction is replayed with ``eth_call`` (same sender,
+        target, data, value and gas) on the state **after** its block: a competing transaction that won
+        a race (earlier in the same block or before) is then visible and the call reverts with the same
+        custom error the loser hit, decoded through the contracts' ABIs. Never raises: an unreachable
+        node or a replay that succeeds gives ``(None, …)``.
+        """
+        try:
+            tx = with_retry(lambda: self.w3.eth.get_transaction(receipt["transactionHash"]),
+                            what="eth_getTransactionByHash")
+            call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx.get("value", 0),
+                    "gas": tx["gas"]}
+            self.w3.eth.call(call, block_identifier=receipt["blockNumber"])
+        except (ChainUnavailable, *_TRANSIENT) as exc:
+            return None, f"revert reason unknown (replay failed: {exc})"
+        except Exception as exc:  # noqa: BLE001 - ContractCustomError / ContractLogicError / Web3RPCError
+            reason, text = decode_revert(revert_data_of(exc))
+            return reason, text
+        return None, "reverted (the replay on the block's state succeeds; e.g. out of gas)"
 
     def transfer(self, private_key: bytes | str, to: str, value_wei: int) -> dict[str, Any]:
         """Send ``value_wei`` to ``to``; returns the receipt."""

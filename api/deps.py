@@ -37,7 +37,7 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
-def current_enterprise(session: SessionDep, credentials: BearerDep) -> Enterprise:
+def current_enterprise(request: Request, session: SessionDep, credentials: BearerDep) -> Enterprise:
     """Enterprise authenticated by ``Authorization: Bearer <api_key>``.
 
     Raises: 401 when the header is missing or the key unknown; 403 when the enterprise is inactive.
@@ -49,13 +49,14 @@ def current_enterprise(session: SessionDep, credentials: BearerDep) -> Enterpris
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid API key", _UNAUTHORIZED)
     if not ent.active:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"enterprise {ent.id} is inactive")
+    request.state.audit_actor = ("enterprise", ent.id)  # the audit log's "who" (api/audit.py)
     return ent
 
 
 CurrentEnterprise = Annotated[Enterprise, Depends(current_enterprise)]
 
 
-def governance_token(state: StateDep, credentials: BearerDep) -> str:
+def governance_token(request: Request, state: StateDep, credentials: BearerDep) -> str:
     """Check ``Authorization: Bearer <TRACELEDGER_ADMIN_TOKEN>``.
 
     Raises: 401 without a bearer token, 403 with a wrong one, 503 when no admin token is configured.
@@ -69,6 +70,7 @@ def governance_token(state: StateDep, credentials: BearerDep) -> str:
         )
     if not tokens_equal(credentials.credentials, expected):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid governance token")
+    request.state.audit_actor = ("governance", None)
     return credentials.credentials
 
 

@@ -9,16 +9,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from api import audit as audit_routes
 from api import dashboard
 from api.anchoring import AnchoringWorker
 from api.asgi import RequestCounter
+from api.audit import AuditMiddleware, AuditWriter
 from api.bootstrap import ensure_service_enterprise, ensure_service_registered
+from api.caches import BoundedCache
 from api.chain import ChainClient
 from api.db import init_db, make_engine
 from api.docs_offline import install_offline_docs
 from api.errors import install_handlers
+from api.json_reader import StrictJsonBody
 from api.leader import serialized
 from api.openapi_docs import install_openapi_docs
+from api.rate_limits import WriteRateLimit
 from api.routes import bulk as bulk_routes
 from api.routes import (
     certificates,
@@ -41,6 +46,7 @@ from api.security import KeyCache
 from api.settings import Settings, get_settings, loopback_base_url_warning
 from api.state import AppState
 from api.verification import SealCache
+from provenance.strict_json import JsonLimits
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +75,11 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     settings = settings or get_settings()
     engine = make_engine(settings)
     chain = chain if chain is not None else build_chain(settings)
-    keys = KeyCache()
+    keys = KeyCache(settings.key_cache_entries)
     worker = AnchoringWorker(engine=engine, settings=settings, chain=chain, keys=keys)
-    state = AppState(settings=settings, engine=engine, chain=chain, keys=keys, seal_cache=SealCache(), worker=worker)
+    seal_cache = SealCache(settings.seal_cache_entries, settings.anchor_cache_entries)
+    state = AppState(settings=settings, engine=engine, chain=chain, keys=keys, seal_cache=seal_cache, worker=worker,
+                     qr_cache=BoundedCache("qr_images", settings.qr_cache_entries))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -93,6 +101,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
             yield
         finally:
             worker.stop()
+            audit.close()
             engine.dispose()
 
     app = FastAPI(
@@ -108,6 +117,12 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     install_offline_docs(app)  # Swagger UI + ReDoc assets from the fastapi-offline package, with a self-only CSP
     install_openapi_docs(app)  # Bearer scheme described, an example per request body, every schema documented
 
+    audit = AuditWriter(engine)
+    app.add_middleware(AuditMiddleware, writer=audit)  # innermost: sees the authenticated caller and the status
+    app.add_middleware(StrictJsonBody, max_body_bytes=settings.max_body_bytes, limits=JsonLimits(
+        max_depth=settings.json_max_depth, max_string_chars=settings.json_max_string_chars,
+        max_array_items=settings.json_max_array_items))  # every write body: bounded read, strict parse
+    app.add_middleware(WriteRateLimit, limit=settings.write_rate_limit)  # per API key, before the body is read
     app.add_middleware(RequestCounter)  # pure ASGI: request counts by route template, method and status
 
     for module in (enterprises, certificates, identifiers, verify, pages, health, persons, work_tickets, receivables):
@@ -121,6 +136,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     app.include_router(lineage_routes.router)
     app.include_router(network_routes.router)  # GET /v1/network
     app.include_router(dashboard.router)  # GET /dashboard: the operator's page (api/dashboard.py)
+    app.include_router(audit_routes.router)
     return app
 
 

@@ -1,4 +1,4 @@
-"""QR code content and rendering (PNG via Pillow, SVG path image), cached in memory per URL.
+"""QR code content and rendering (PNG via Pillow, SVG path image), cached in memory per URL (bounded LRU).
 
 Content (:func:`qr_content`): an object identified by a GS1 key gets its **GS1 Digital Link URI** on
 ``PUBLIC_BASE_URL`` (``{base}/01/<GTIN>/21/<serial>``: any GS1 scanner app resolves it, and our resolver
@@ -14,6 +14,7 @@ from urllib.parse import quote
 import qrcode
 import qrcode.image.svg
 
+from api.caches import BoundedCache
 from provenance.digital_link import digital_link_for_key
 
 MEDIA_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
@@ -43,8 +44,9 @@ def render_qr(url: str, fmt: str) -> bytes:
     raise ValueError(f"unknown QR format {fmt!r}")
 
 
-def cached_qr(cache: dict[tuple[str, str], bytes], url: str, fmt: str) -> bytes:
-    """``render_qr`` memoised in ``cache`` (images of a URL never change)."""
+def cached_qr(cache: BoundedCache[bytes] | dict[tuple[str, str], bytes], url: str, fmt: str) -> bytes:
+    """``render_qr`` memoised in ``cache`` (images of a URL never change); the app passes a
+    :class:`api.caches.BoundedCache` (LRU of ``TRACELEDGER_QR_CACHE_ENTRIES`` images)."""
     key = (url, fmt)
     data = cache.get(key)
     if data is None:

@@ -10,6 +10,8 @@ import threading
 
 from eth_account import Account
 
+from api.caches import BoundedCache
+
 API_KEY_PREFIX = "tlk_"
 
 
@@ -39,8 +41,8 @@ class KeyCache:
     """Decrypted private keys by keystore address (and by keystore text, to skip parsing), so scrypt runs once
     per key per process."""
 
-    def __init__(self) -> None:
-        self._keys: dict[str, bytes] = {}
+    def __init__(self, maxsize: int = 4096) -> None:
+        self._keys: BoundedCache[bytes] = BoundedCache("decrypted_keys", maxsize)  # LRU: api/caches.py
         self._lock = threading.Lock()
 
     def private_key(self, keystore_json: str, passphrase: str) -> bytes:

@@ -26,6 +26,14 @@ Environment variables (all optional):
   ``TRACELEDGER_ANCHORING_ENABLED`` (true), ``TRACELEDGER_BOOTSTRAP_ENABLED`` (true).
 * ``TRACELEDGER_CHAIN_ID`` -- EIP-155 chain id; read from the RPC when absent.
 * ``TRACELEDGER_FUND_WEI`` -- amount sent to each new enterprise account (default 1000 ether).
+* ``TRACELEDGER_MAX_BODY_BYTES`` (1 MiB), ``TRACELEDGER_JSON_MAX_DEPTH`` (32),
+  ``TRACELEDGER_JSON_MAX_STRING_CHARS`` (65,536), ``TRACELEDGER_JSON_MAX_ARRAY_ITEMS`` (100,000) --
+  limits of the strict JSON reader in front of every write (``api/json_reader.py``).
+* ``TRACELEDGER_QR_CACHE_ENTRIES`` (10,000 images), ``TRACELEDGER_SEAL_CACHE_ENTRIES`` (100,000 verdicts),
+  ``TRACELEDGER_ANCHOR_CACHE_ENTRIES`` (100,000 anchors), ``TRACELEDGER_KEY_CACHE_ENTRIES`` (4,096 keys) --
+  LRU bounds of the in-process caches (``api/caches.py``; hit/miss/eviction counters at ``/metrics``).
+* ``TRACELEDGER_WRITE_RATE_LIMIT`` -- writes per API key (``limits`` notation, default
+  ``300/second``; empty disables): 429 with ``Retry-After`` (``api/rate_limits.py``).
 """
 
 from __future__ import annotations
@@ -100,6 +108,26 @@ class Settings(BaseSettings):
     receipt_timeout_s: float = Field(
         60.0, gt=0, validation_alias=_env("TRACELEDGER_RECEIPT_TIMEOUT_S", "receipt_timeout_s")
     )
+
+    # Input limits of the strict JSON reader (api/json_reader.py; README "Input limits")
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1, validation_alias=_env("TRACELEDGER_MAX_BODY_BYTES", "max_body_bytes"))
+    json_max_depth: int = Field(32, ge=2, le=256, validation_alias=_env("TRACELEDGER_JSON_MAX_DEPTH", "json_max_depth"))
+    json_max_string_chars: int = Field(
+        65_536, ge=1, validation_alias=_env("TRACELEDGER_JSON_MAX_STRING_CHARS", "json_max_string_chars"))
+    json_max_array_items: int = Field(
+        100_000, ge=1, validation_alias=_env("TRACELEDGER_JSON_MAX_ARRAY_ITEMS", "json_max_array_items"))
+    write_rate_limit: str = Field(
+        "300/second", validation_alias=_env("TRACELEDGER_WRITE_RATE_LIMIT", "write_rate_limit"))
+    # Bounded in-process caches (api/caches.py): entries, LRU eviction
+    qr_cache_entries: int = Field(
+        10_000, ge=1, validation_alias=_env("TRACELEDGER_QR_CACHE_ENTRIES", "qr_cache_entries"))
+    seal_cache_entries: int = Field(
+        100_000, ge=1, validation_alias=_env("TRACELEDGER_SEAL_CACHE_ENTRIES", "seal_cache_entries"))
+    anchor_cache_entries: int = Field(
+        100_000, ge=1, validation_alias=_env("TRACELEDGER_ANCHOR_CACHE_ENTRIES", "anchor_cache_entries"))
+    key_cache_entries: int = Field(
+        4096, ge=1, validation_alias=_env("TRACELEDGER_KEY_CACHE_ENTRIES", "key_cache_entries"))
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from api.anchoring import AnchoringWorker
+from api.caches import BoundedCache
 from api.chain import ChainClient, ChainUnavailable
 from api.security import KeyCache
 from api.settings import Settings
@@ -24,7 +25,7 @@ class AppState:
     keys: KeyCache
     seal_cache: SealCache
     worker: AnchoringWorker
-    qr_cache: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    qr_cache: BoundedCache[bytes] = field(default_factory=lambda: BoundedCache("qr_images", 10_000))
     bootstrap_error: str | None = None
     _chain_id: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)

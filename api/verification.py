@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy.orm import defer
 from sqlmodel import Session
 
+from api.caches import BoundedCache
 from api.chain import ChainClient, ChainError, ChainUnavailable
 from api.models import Batch, Enterprise, Record
 from provenance.errors import InvalidProof, InvalidSignature
@@ -109,9 +110,9 @@ class SealCache:
 
     MAX_TREES = 32
 
-    def __init__(self) -> None:
-        self._data: dict[tuple[int, str], SealVerdict] = {}
-        self._anchors: dict[bytes, Any] = {}
+    def __init__(self, verdicts: int = 100_000, anchors: int = 100_000) -> None:
+        self._data: BoundedCache[SealVerdict] = BoundedCache("seal_verdicts", verdicts)  # LRU, api/caches.py
+        self._anchors: BoundedCache[Any] = BoundedCache("anchors", anchors)
         self._trees: dict[tuple[int, str], BatchTree] = {}
         self._lock = threading.Lock()
 

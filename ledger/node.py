@@ -80,6 +80,7 @@ from ledger.consensus import (
     sign_payload,
 )
 from ledger.rpc import RpcError, make_rpc_app
+from ledger.rpc_guard import CallExecutor, RpcLimits
 from ledger.transport import (
     KIND_CONSENSUS,
     KIND_SYNC_REQUEST,
@@ -575,7 +576,9 @@ class Node:
 
     # ------------------------------------------------------------------ run
     async def run(self) -> None:
-        app = make_rpc_app(self, self.rpc_methods())
+        limits = RpcLimits.from_config(self.config.get("rpc"))  # eth_call/estimateGas off this loop:
+        executor = CallExecutor(str(self.config["data_dir"]), self.config["genesis"], limits)
+        app = make_rpc_app(self, self.rpc_methods(), limits=limits, executor=executor)
         app.router.routes.append(Route("/metrics", self._metrics, methods=["GET"]))
         server = uvicorn.Server(uvicorn.Config(
             app, host=self.config["rpc"]["host"], port=int(self.config["rpc"]["port"]),
@@ -602,6 +605,7 @@ class Node:
         await self.transport.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(server_task, 5)
+        executor.close()
         self.ledger.close()
 
     async def _metrics(self, request: Request) -> Response:

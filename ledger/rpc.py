@@ -1,15 +1,19 @@
 """Standard Ethereum JSON-RPC over HTTP for a validator or observer node.
 
 One small function per method, registered in :data:`METHODS`. Served by Starlette (under uvicorn)
-in the node's event loop, so every call sees a consistent head. Errors follow JSON-RPC 2.0:
-``-32700`` parse error, ``-32600`` invalid request, ``-32601`` unknown method, ``-32602`` invalid
-params, ``-32000`` execution / transaction error (with revert ``data`` for ``eth_call``), and
-``-32007`` (Besu's code) when the sender is not permitted to transact.
+in the node's event loop, so every call sees a consistent head; execution requests (``eth_call``,
+``eth_estimateGas``) go to a separate worker process (:class:`ledger.rpc_guard.CallExecutor`) so they
+cannot stall consensus, and every request is bounded by :class:`ledger.rpc_guard.RpcLimits`. Errors
+follow JSON-RPC 2.0: ``-32700`` parse error, ``-32600`` invalid request, ``-32601`` unknown method,
+``-32602`` invalid params, ``-32005`` limit exceeded (EIP-1474), ``-32000`` execution / transaction
+error (with revert ``data`` for ``eth_call``), and ``-32007`` (Besu's code) when the sender is not
+permitted to transact.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextvars
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -17,7 +21,7 @@ from typing import Any, Protocol
 
 import rlp
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
-from eth.exceptions import HeaderNotFound, TransactionNotFound
+from eth.exceptions import HeaderNotFound, Revert, TransactionNotFound
 from eth.vm.forks.shanghai.transactions import ShanghaiTransactionBuilder
 from eth.vm.spoof import SpoofTransaction
 from eth_utils import (
@@ -34,12 +38,30 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ledger.chain import Ledger
+from ledger.rpc_guard import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    LIMIT_EXCEEDED,
+    CallExecutor,
+    RateLimiter,
+    RequestRefused,
+    RpcLimits,
+    parse_body,
+    read_body,
+    valid_id,
+)
 
 log = logging.getLogger("ledger.rpc")
 
 CLIENT_VERSION = "traceledger/v0.1.0/py-evm-0.12.1b1/qbft"
-#: Blocks one eth_getLogs call may scan.
-MAX_LOG_RANGE = 10_000
+#: Blocks one eth_getLogs call may scan (the default of ``RpcLimits.max_logs_range``, Besu's ``rpc-max-logs-range``).
+MAX_LOG_RANGE = RpcLimits.max_logs_range
+#: The limits of the request being answered (set by :func:`make_rpc_app`; defaults for direct ``dispatch``).
+DEFAULT_LIMITS = RpcLimits()
+CURRENT_LIMITS: contextvars.ContextVar[RpcLimits] = contextvars.ContextVar(
+    "rpc_limits", default=DEFAULT_LIMITS)  # noqa: B039 (RpcLimits is frozen)
+#: Methods that execute EVM code; :func:`make_rpc_app` sends them to the :class:`CallExecutor` when given one.
+EXECUTION_METHODS = frozenset({"eth_call", "eth_estimateGas"})
 
 
 class RpcError(Exception):
@@ -77,14 +99,18 @@ def data(value: bytes) -> str:
 
 
 def parse_qty(value: Any, name: str) -> int:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.startswith("0x"):
+    """A quantity: 0x-hex string (≤ 64 hex digits) or a JSON integer, within ``[0, 2**256)``; else -32602."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.startswith("0x") and 2 < len(value) <= 66:
         try:
-            return int(value, 16)
+            number = int(value, 16)
         except ValueError:
-            pass
-    raise RpcError(-32602, f"invalid params: {name} must be a hex quantity, got {value!r}")
+            number = None
+    if number is None or not 0 <= number < 2**256:
+        raise RpcError(-32602, f"invalid params: {name} must be a hex quantity below 2**256, got {str(value)[:80]!r}")
+    return number
 
 
 def parse_data(value: Any, name: str) -> bytes:
@@ -236,7 +262,9 @@ def _receipts_json(ledger: Ledger, block: BlockAPI) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------ call helpers
-def _spoof_call(ctx: NodeContext, call: dict[str, Any], header: BlockHeaderAPI) -> SpoofTransaction:
+def _spoof_call(ledger: Ledger, call: dict[str, Any], header: BlockHeaderAPI, gas_cap: int) -> SpoofTransaction:
+    """The call object as a transaction; ``gas`` (default: the block gas limit) is capped at ``gas_cap``
+    (Besu ``rpc-gas-cap`` / geth ``RPCGasCap``: a larger value is lowered, not refused)."""
     if not isinstance(call, dict):
         raise RpcError(-32602, "invalid params: call object expected")
     sender = parse_address(call["from"], "from") if call.get("from") else b"\x00" * 20
@@ -244,7 +272,10 @@ def _spoof_call(ctx: NodeContext, call: dict[str, Any], header: BlockHeaderAPI) 
     payload = parse_data(call.get("data") or call.get("input") or "0x", "data")
     value = parse_qty(call.get("value", "0x0"), "value")
     gas = parse_qty(call["gas"], "gas") if call.get("gas") else header.gas_limit
-    vm = ctx.ledger.chain.get_vm(header)
+    if gas >= 2**64:
+        raise RpcError(-32602, f"invalid params: gas must be below 2**64, got {gas}")
+    gas = min(gas, header.gas_limit, gas_cap) if gas_cap > 0 else min(gas, header.gas_limit)
+    vm = ledger.chain.get_vm(header)
     nonce = vm.state.get_nonce(sender)
     unsigned = vm.create_unsigned_transaction(
         nonce=nonce, gas_price=0, gas=gas, to=to, value=value, data=payload)
@@ -252,6 +283,10 @@ def _spoof_call(ctx: NodeContext, call: dict[str, Any], header: BlockHeaderAPI) 
 
 
 def _revert_error(computation_error: Exception) -> RpcError:
+    if not isinstance(computation_error, Revert):  # out of gas, invalid opcode, stack errors…
+        name = type(computation_error).__name__
+        detail = f" ({computation_error})" if str(computation_error) else ""
+        return RpcError(-32000, f"execution failed: {name}{detail}")
     args = getattr(computation_error, "args", ())
     revert_data = args[0] if args and isinstance(args[0], bytes) else b""
     return RpcError(3 if revert_data else -32000, "execution reverted", data(revert_data) if revert_data else None)
@@ -295,10 +330,25 @@ def eth_maxPriorityFeePerGas(ctx: NodeContext, params: list[Any]) -> str:
 
 
 def eth_feeHistory(ctx: NodeContext, params: list[Any]) -> dict[str, Any]:
-    count = min(parse_qty(param(params, 0, "blockCount"), "blockCount"), 1024)
+    """Fee history; ``blockCount`` is capped at ``max_fee_history_blocks`` (as geth and Besu do) and
+    ``rewardPercentiles`` must be ≤ ``max_reward_percentiles`` numbers in [0, 100], non-decreasing
+    (more: -32005; malformed: -32602)."""
+    limits = CURRENT_LIMITS.get()
+    count = min(parse_qty(param(params, 0, "blockCount"), "blockCount"), limits.max_fee_history_blocks)
+    percentiles = param(params, 2, "rewardPercentiles", None) or []
+    if not isinstance(percentiles, list):
+        raise RpcError(INVALID_PARAMS, "invalid params: rewardPercentiles must be a list of numbers")
+    if len(percentiles) > limits.max_reward_percentiles:
+        raise RpcError(LIMIT_EXCEEDED, f"rewardPercentiles has {len(percentiles)} entries; at most "
+                                       f"{limits.max_reward_percentiles} (max_reward_percentiles)")
+    previous = 0.0
+    for p in percentiles:
+        if isinstance(p, bool) or not isinstance(p, int | float) or not previous <= p <= 100:
+            raise RpcError(INVALID_PARAMS, "invalid params: rewardPercentiles must be non-decreasing numbers "
+                                           f"in [0, 100], got {str(p)[:40]}")
+        previous = p
     newest = resolve_block(ctx.ledger, param(params, 1, "newestBlock"))
     oldest = max(0, newest.block_number - count + 1)
-    percentiles = param(params, 2, "rewardPercentiles", [])
     if count <= 0:
         return {"oldestBlock": qty(newest.block_number), "baseFeePerGas": [], "gasUsedRatio": [], "reward": []}
     headers = [ctx.ledger.header_at(n) for n in range(oldest, newest.block_number + 1)]
@@ -340,27 +390,39 @@ def eth_getStorageAt(ctx: NodeContext, params: list[Any]) -> str:
     return data(value.to_bytes(32, "big"))
 
 
-def eth_call(ctx: NodeContext, params: list[Any]) -> str:
-    header = resolve_block(ctx.ledger, param(params, 1, "block", "latest"))
-    spoof = _spoof_call(ctx, param(params, 0, "call"), header)
-    with ctx.ledger.chain.get_vm(header).in_costless_state() as state:
+def execute_at(ledger: Ledger, method: str, params: list[Any], block_hash: bytes, gas_cap: int) -> str:
+    """``eth_call`` or ``eth_estimateGas`` (``method``) of ``params[0]`` on the state after ``block_hash``.
+
+    Runs in the :class:`ledger.rpc_guard.CallExecutor` worker process for JSON-RPC clients, in-process
+    for the node's own registry reads. Raises :class:`RpcError` (revert: code 3 with data, or -32000).
+    """
+    try:
+        header = ledger.chain.get_block_header_by_hash(block_hash)
+    except HeaderNotFound as exc:
+        raise RpcError(-32000, "header not found") from exc
+    spoof = _spoof_call(ledger, param(params, 0, "call"), header, gas_cap)
+    with ledger.chain.get_vm(header).in_costless_state() as state:
         computation = state.costless_execute_transaction(spoof)
     if computation.is_error:
         raise _revert_error(computation.error)
-    return data(computation.output)
+    if method == "eth_call":
+        return data(computation.output)
+    try:
+        return qty(ledger.chain.estimate_gas(spoof, header))
+    except Exception as exc:  # py-evm raises the VM's error types
+        raise RpcError(-32000, f"gas estimation failed: {exc}") from exc
+
+
+def eth_call(ctx: NodeContext, params: list[Any]) -> str:
+    """In-process ``eth_call`` (gas capped); JSON-RPC clients are served by the worker process instead."""
+    header = resolve_block(ctx.ledger, param(params, 1, "block", "latest"))
+    return execute_at(ctx.ledger, "eth_call", params, header.hash, CURRENT_LIMITS.get().gas_cap)
 
 
 def eth_estimateGas(ctx: NodeContext, params: list[Any]) -> str:
+    """In-process ``eth_estimateGas`` (gas capped); JSON-RPC clients are served by the worker process."""
     header = resolve_block(ctx.ledger, param(params, 1, "block", "latest"))
-    spoof = _spoof_call(ctx, param(params, 0, "call"), header)
-    with ctx.ledger.chain.get_vm(header).in_costless_state() as state:
-        computation = state.costless_execute_transaction(spoof)
-    if computation.is_error:
-        raise _revert_error(computation.error)
-    try:
-        return qty(ctx.ledger.chain.estimate_gas(spoof, header))
-    except Exception as exc:  # py-evm raises the VM's error types
-        raise RpcError(-32000, f"gas estimation failed: {exc}") from exc
+    return execute_at(ctx.ledger, "eth_estimateGas", params, header.hash, CURRENT_LIMITS.get().gas_cap)
 
 
 def eth_getBlockByNumber(ctx: NodeContext, params: list[Any]) -> dict[str, Any] | None:
@@ -436,8 +498,10 @@ def eth_getLogs(ctx: NodeContext, params: list[Any]) -> list[dict[str, Any]]:
     else:
         start = resolve_block(ctx.ledger, flt.get("fromBlock", "latest")).block_number
         end = resolve_block(ctx.ledger, flt.get("toBlock", "latest")).block_number
-        if end - start > MAX_LOG_RANGE:
-            raise RpcError(-32005, f"query spans {end - start + 1} blocks; at most {MAX_LOG_RANGE}")
+        max_range = CURRENT_LIMITS.get().max_logs_range
+        if end - start >= max_range:
+            raise RpcError(LIMIT_EXCEEDED, f"query spans {end - start + 1} blocks; at most {max_range} "
+                                           "(max_logs_range)")
         headers = [ctx.ledger.header_at(n) for n in range(start, end + 1)]
     addresses = flt.get("address")
     if isinstance(addresses, str):
@@ -500,6 +564,10 @@ def dispatch(ctx: NodeContext, request: Any, extra: dict[str, Callable[..., Any]
     if not isinstance(request, dict) or not isinstance(request.get("method"), str):
         return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "invalid request"}}
     req_id = request.get("id")
+    if not valid_id(req_id):
+        return {"jsonrpc": "2.0", "id": None, "error": {
+            "code": INVALID_REQUEST, "message": "invalid request: id must be a string (at most 256 characters), "
+                                               "an integer below 2**63 in magnitude, or null"}}
     method = request["method"]
     params = request.get("params") or []
     if not isinstance(params, list):
@@ -529,20 +597,81 @@ def dispatch(ctx: NodeContext, request: Any, extra: dict[str, Callable[..., Any]
     return {"jsonrpc": "2.0", "id": req_id, "result": result}
 
 
-def make_rpc_app(ctx: NodeContext, extra: dict[str, Callable[..., Any]] | None = None) -> Starlette:
-    """Starlette app answering JSON-RPC POSTs at ``/`` (single or batch) and ``GET /healthz``."""
+def _error(req_id: Any, code: int, message: str, data_: Any = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if data_ is not None:
+        err["data"] = data_
+    return {"jsonrpc": "2.0", "id": req_id, "error": err}
+
+
+async def _answer(ctx: NodeContext, request: Any, extra: dict[str, Callable[..., Any]] | None,
+                  executor: CallExecutor | None, client: str = "local") -> dict | None:
+    """One request: execution methods through ``executor`` (when given), everything else by :func:`dispatch`."""
+    if (executor is None or not isinstance(request, dict) or request.get("method") not in EXECUTION_METHODS
+            or "id" not in request or not valid_id(request.get("id"))):
+        return dispatch(ctx, request, extra)
+    req_id, method = request["id"], request["method"]
+    params = request.get("params") or []
+    if not isinstance(params, list):
+        return _error(req_id, INVALID_PARAMS, "params must be a list")
+    try:
+        header = resolve_block(ctx.ledger, param(params, 1, "block", "latest"))
+        if not isinstance(param(params, 0, "call"), dict):
+            raise RpcError(INVALID_PARAMS, "invalid params: call object expected")
+    except RpcError as exc:
+        return _error(req_id, exc.code, exc.message, exc.data)
+    status, result, message, data_ = await executor.execute(method, params[:1], header.hash, client)
+    if status == "ok":
+        return {"jsonrpc": "2.0", "id": req_id, "result": result}
+    return _error(req_id, result, message, data_)
+
+
+def make_rpc_app(ctx: NodeContext, extra: dict[str, Callable[..., Any]] | None = None, *,
+                 limits: RpcLimits | None = None, executor: CallExecutor | None = None) -> Starlette:
+    """Starlette app answering JSON-RPC POSTs at ``/`` (single or batch) and ``GET /healthz``.
+
+    Every POST is bounded by ``limits`` (default :class:`RpcLimits`): body bytes actually read (413),
+    requests per client address (429, ``-32005``), batch size (400, ``-32005``); batch entries are
+    answered one after another with the event loop free in between. With an ``executor``,
+    ``eth_call``/``eth_estimateGas`` run in its worker process, off the consensus loop.
+    """
+    limits = limits or RpcLimits()
+    limiter = RateLimiter(limits.rate_per_s, limits.rate_burst)
+
+    def refuse(status: int, code: int, message: str) -> JSONResponse:
+        return JSONResponse(_error(None, code, message), status_code=status)
 
     async def handle(request: Request) -> Response:
+        CURRENT_LIMITS.set(limits)
+        client = request.client.host if request.client else "unknown"
+        if not limiter.take(client):
+            return refuse(429, LIMIT_EXCEEDED, f"rate limit exceeded: {limits.rate_per_s:g} requests/s per client "
+                                               f"(burst {limits.rate_burst})")
         try:
-            body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return JSONResponse({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}})
+            body = parse_body(await read_body(request.stream(), limits.max_request_content_length))
+        except RequestRefused as exc:
+            return refuse(exc.status, exc.code, exc.message)
         if isinstance(body, list):
-            answers = [a for a in (dispatch(ctx, r, extra) for r in body) if a is not None]
+            if not body:
+                return refuse(200, INVALID_REQUEST, "invalid request: empty batch")
+            if len(body) > limits.max_batch_size:
+                return refuse(400, LIMIT_EXCEEDED, f"batch of {len(body)} requests; at most "
+                                                   f"{limits.max_batch_size} (max_batch_size)")
+            if len(body) > 1 and not limiter.take(client, len(body) - 1):
+                return refuse(429, LIMIT_EXCEEDED, f"rate limit exceeded: {limits.rate_per_s:g} requests/s per "
+                                                   f"client (burst {limits.rate_burst}); a batch counts each entry")
+            answers = []
+            for entry in body:
+                answer = await _answer(ctx, entry, extra, executor, client)
+                if answer is not None:
+                    answers.append(answer)
+                await asyncio.sleep(0)  # let consensus messages in between batch entries
             return JSONResponse(answers)
-        return JSONResponse(dispatch(ctx, body, extra))
+        return JSONResponse(await _answer(ctx, body, extra, executor, client))
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "block": ctx.ledger.height, "peers": ctx.peer_count()})
 
-    return Starlette(routes=[Route("/", handle, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])])
+    app = Starlette(routes=[Route("/", handle, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])])
+    app.state.executor = executor
+    return app

@@ -5,7 +5,9 @@ Terms (ERC-3525 §Specification; supply-chain finance usage):
 * **receivable** -- the right to be paid by the core enterprise (the *issuer*) at *maturity*;
 * **token id / slot / value** -- ERC-3525's triple. The **slot** packs issuer, currency and maturity
   into 256 bits: ``issuer (160 bits) << 96 | ISO 4217 code as 3 ASCII bytes (24 bits) << 64 |
-  maturity in unix seconds (64 bits)``, so value is fungible exactly among receivables of one issuer,
+  maturity in unix seconds (64 bits)`` -- issuer in bits 255..96, **bits 95..88 reserved (zero)**,
+  currency in bits 87..64, maturity in bits 63..0 (the README's layout; ``ReceivableToken.slotFor``
+  computes the same), so value is fungible exactly among receivables of one issuer,
   currency and maturity. The **value** is the amount in the smallest currency unit (fen, cents):
   ``valueDecimals() == 2``; ``1,000,000.00 CNY`` is value ``100_000_000``;
 * **holder** -- owner of a token; **discount** -- a bank buys value before maturity at an annual
@@ -68,9 +70,11 @@ def encode_slot(issuer: str, currency: str, maturity: int) -> int:
 
 
 def decode_slot(slot: int) -> Slot:
-    """Inverse of :func:`encode_slot`."""
+    """Inverse of :func:`encode_slot`; ValueError for a slot outside uint256 or with a reserved bit (95..88) set."""
     if not 0 <= slot < 2**256:
         raise ValueError("slot must be a uint256")
+    if (slot >> 88) & 0xFF:
+        raise ValueError("slot bits 95..88 are reserved and must be zero (issuer << 96 | currency << 64 | maturity)")
     issuer = to_checksum_address((slot >> 96).to_bytes(20, "big"))
     currency = ((slot >> 64) & 0xFFFFFF).to_bytes(3, "big").decode("ascii", "replace")
     return Slot(issuer, currency, slot & (_UINT64 - 1))
@@ -81,7 +85,7 @@ def parse_amount(text: str) -> int:
 
     Raises ValueError with the reason.
     """
-    if not isinstance(text, str) or not re.fullmatch(r"\d{1,30}(\.\d{1,2})?", text.strip()):
+    if not isinstance(text, str) or not re.fullmatch(r"[0-9]{1,30}(\.[0-9]{1,2})?", text.strip(), re.ASCII):
         raise ValueError(f"amount must be a decimal string with at most {VALUE_DECIMALS} decimals, got {text!r}")
     try:
         value = int(Decimal(text.strip()) * 10**VALUE_DECIMALS)

@@ -171,9 +171,15 @@ def recover_record_signer(signature: bytes, identifier: str, kind: str, digest: 
 
     Raises:
         InvalidSignature: wrong length, ``v`` not in {0, 1, 27, 28}, ``r``/``s`` zero or not
-            below the curve order, or no public key recoverable.
+            below the curve order, ``s`` above n/2 (high-s, EIP-2), or no public key recoverable.
         ValueError: invalid record fields (see :func:`record_typed_data`).
     """
+    record_typed_data(identifier, kind, digest, chain_id)  # argument checks (ValueError)
+    return _recover(signature, record_signing_hash(identifier, kind, digest, chain_id))
+
+
+def _recover(signature: bytes, msg_hash: bytes) -> str:
+    """Signer of a 32-byte hash from a 65-byte ``r || s || v`` signature; refuses high-s (EIP-2)."""
     if not isinstance(signature, bytes | bytearray) or len(signature) != 65:
         size = len(signature) if isinstance(signature, bytes | bytearray) else type(signature).__name__
         raise InvalidSignature(f"signature must be 65 bytes r||s||v, got {size}")
@@ -183,12 +189,12 @@ def recover_record_signer(signature: bytes, identifier: str, kind: str, digest: 
         raise InvalidSignature(f"signature v must be 0, 1, 27 or 28, got {v}")
     if not (0 < r < _SECP256K1_N and 0 < s < _SECP256K1_N):
         raise InvalidSignature("signature r and s must be in 1..n-1 (secp256k1 order)")
-    if v < 27:
-        sig = sig[:64] + bytes([v + 27])
-    record_typed_data(identifier, kind, digest, chain_id)  # argument checks (ValueError)
-    msg_hash = record_signing_hash(identifier, kind, digest, chain_id)
+    if s > _SECP256K1_N // 2:
+        raise InvalidSignature("signature s is in the upper half of the curve order: high-s signatures are "
+                               "malleable and refused (EIP-2); sign with a low-s signer (libsecp256k1 does)")
+    v = v - 27 if v >= 27 else v
     try:
-        pub = coincurve.PublicKey.from_signature_and_message(sig[:64] + bytes([sig[64] - 27]), msg_hash, hasher=None)
+        pub = coincurve.PublicKey.from_signature_and_message(sig[:64] + bytes([v]), msg_hash, hasher=None)
     except Exception as exc:  # noqa: BLE001 - coincurve raises ValueError variants
         raise InvalidSignature(f"cannot recover signer: {exc}") from exc
     return _checksum_address(keccak(pub.format(compressed=False)[1:])[12:])

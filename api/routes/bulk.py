@@ -26,7 +26,8 @@ def limit_body(content_length: Annotated[int | None, Header()] = None) -> None:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"batch body exceeds {MAX_BATCH_BYTES} bytes")
 
 
-@router.post("/batch", status_code=status.HTTP_201_CREATED, dependencies=[Depends(limit_body)])
+@router.post("/batch", status_code=status.HTTP_201_CREATED, dependencies=[Depends(limit_body)],
+             responses={200: {"description": "every certificate was stored already (idempotent repost)"}})
 def ingest_batch(
     body: Annotated[dict[str, Any], Body(description='{"certificates": [certificate | {document, signature}]}')],
     enterprise: CurrentEnterprise,

@@ -25,7 +25,8 @@ def limit_body(content_length: Annotated[int | None, Header()] = None) -> None:
 router = APIRouter(prefix="/v1/coils/certificates", tags=["certificates"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[Depends(limit_body)])
+@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[Depends(limit_body)],
+             responses={200: {"description": "identical repost: the stored record (idempotent)"}})
 def ingest_certificate(
     document: Annotated[dict[str, Any], Body(description="EN 10168 certificate JSON")],
     enterprise: CurrentEnterprise,

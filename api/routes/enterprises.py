@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, status
@@ -10,6 +9,7 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 from sqlalchemy.exc import IntegrityError
 
 from api import crud
+from api.bounds import EnterpriseIdPath, UtcDateTime
 from api.chain import ChainError, ChainUnavailable
 from api.deps import GovernanceToken, SessionDep, StateDep
 from api.models import ROLE_ALIASES, ROLE_BITS, enterprise_role_bits
@@ -61,7 +61,7 @@ class EnterprisePublic(BaseModel):
     address: str
     active: bool
     registered_on_chain: bool
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class EnterpriseCreated(EnterprisePublic):
@@ -131,7 +131,7 @@ def public_enterprise(ent: object) -> dict:
 
 
 @router.get("/{enterprise_id}", response_model=EnterprisePublic)
-def get_enterprise(enterprise_id: int, session: SessionDep) -> dict:
+def get_enterprise(enterprise_id: EnterpriseIdPath, session: SessionDep) -> dict:
     """Public data of one enterprise; 404 when unknown."""
     ent = crud.get_enterprise(session, enterprise_id=enterprise_id)
     if ent is None:

@@ -57,7 +57,8 @@ def limit_body(content_length: Annotated[int | None, Header()] = None) -> None:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"EPCIS document exceeds {MAX_CAPTURE_BYTES} bytes")
 
 
-@router.post("/capture", dependencies=[Depends(limit_body)], status_code=status.HTTP_201_CREATED)
+@router.post("/capture", dependencies=[Depends(limit_body)], status_code=status.HTTP_201_CREATED,
+             responses={200: {"description": "every event was stored already (idempotent repost)"}})
 def capture(
     document: Annotated[Any, Body(description="EPCISDocument (JSON / JSON-LD, EPCIS 2.0 §8.2)")],
     enterprise: CurrentEnterprise,

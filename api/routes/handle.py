@@ -45,7 +45,19 @@ from api.routes.identifiers import quoted
 from provenance.errors import InvalidIdentifier
 from provenance.identifiers import ROOT, parse_identifier
 
-router = APIRouter(prefix="/api/handles", tags=["handle"])
+#: The Handle proxy answers its errors in its own JSON, not as an HTTP problem body.
+HANDLE_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "HandleError", "type": "object", "required": ["responseCode"],
+    "properties": {
+        "responseCode": {"type": "integer", "description": "Handle response code: 2 error, 100 handle not found, "
+                                                           "102 invalid handle, 301 server not responsible"},
+        "handle": {"type": "string"}, "message": {"type": "string"},
+    },
+}
+_HANDLE_ERROR = {"description": "Handle error (Handle REST response codes)",
+                 "content": {"application/json": {"schema": HANDLE_ERROR_SCHEMA}}}
+router = APIRouter(prefix="/api/handles", tags=["handle"],
+                   responses={400: _HANDLE_ERROR, 404: _HANDLE_ERROR, 500: _HANDLE_ERROR, "default": _HANDLE_ERROR})
 log = logging.getLogger(__name__)
 
 TTL_S = 86400

@@ -19,7 +19,6 @@ person (``POST /v1/persons/{id}/retire``) is never active again.
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Annotated, Literal
 
 from eth_utils import is_address, to_checksum_address
@@ -27,8 +26,9 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 from sqlalchemy.exc import IntegrityError
 
+from api.bounds import PersonIdPath, UtcDateTime
 from api.deps import CurrentEnterprise, SessionDep, StateDep
-from api.errors import UnprocessableError, issue
+from api.errors import CHAIN_REFUSAL_RESPONSES, UnprocessableError, issue
 from api.security import new_account_keystore
 from api.workflows.common import contract, enterprise_key, require_chain, send_or_refuse, tx_hex
 from api.workflows.models import Person
@@ -37,7 +37,9 @@ from provenance.work_tickets import PERSON_ROLES, person_registration_typed_data
 #: validity of the registration signature the API makes for a keystore-held person key (seconds)
 _SIGNATURE_TTL = 3600
 
-router = APIRouter(prefix="/v1/persons", tags=["persons"])
+router = APIRouter(prefix="/v1/persons", tags=["persons"], responses=CHAIN_REFUSAL_RESPONSES)
+#: gas money kept back for registerPerson + the funding transfer when checking an enterprise's balance (wei)
+PERSON_GAS_RESERVE_WEI = 10**16
 
 PersonRole = Literal["ticket_issuer", "permitting_officer", "person_in_charge", "crew_member"]
 
@@ -90,7 +92,7 @@ class PersonPublic(BaseModel):
     qualification: str
     address: str
     key_custody: Literal["keystore", "device"]
-    created_at: datetime
+    created_at: UtcDateTime
     tx_hash: str | None = Field(None, description="registerPerson transaction (creation answer only)")
 
 
@@ -105,11 +107,24 @@ def public_person(p: Person) -> dict:
 def create_person(body: PersonCreate, ent: CurrentEnterprise, session: SessionDep, state: StateDep) -> dict:
     """Register a person under the calling enterprise, on chain and in the database.
 
-    Errors: 401 API key; 422 body (field named); 409 address already a person; 502/503 chain.
+    Errors: 401 API key; 422 body (field named; ``signature`` for a device key); 409 address already a
+    person, or ``InsufficientFunds`` (checked before any transaction); 502/503 chain.
     """
+    if body.address is not None and (body.signature is None or body.deadline is None):  # before any work
+        raise UnprocessableError([issue("signature", "required", "a device-held person key must sign its "
+                                        "registration: POST /v1/persons/typed-data, then send signature and "
+                                        "deadline")])
     chain = require_chain(state)
     registry = contract(state, "EnterpriseRegistry")
     bits = roles_to_bits(body.roles)
+    if body.address is None and state.settings.person_fund_wei:  # no half-done write: check funds first
+        needed = state.settings.person_fund_wei + PERSON_GAS_RESERVE_WEI
+        balance = chain.balance(ent.address)
+        if balance < needed:
+            raise HTTPException(status.HTTP_409_CONFLICT, {
+                "reason": "InsufficientFunds",
+                "message": f"enterprise account {ent.address} holds {balance} wei; registering a keystore person "
+                           f"needs {needed} (TRACELEDGER_PERSON_FUND_WEI + gas reserve)"})
     if body.address is None:
         address, keystore = new_account_keystore(state.settings.keystore_passphrase, state.settings.keystore_scrypt_n)
         deadline = int(time.time()) + _SIGNATURE_TTL
@@ -119,10 +134,7 @@ def create_person(body: PersonCreate, ent: CurrentEnterprise, session: SessionDe
         signature = sign_typed(state.keys.private_key(keystore, state.settings.keystore_passphrase), typed)
     else:
         address, keystore = body.address, None
-        if body.signature is None or body.deadline is None:
-            raise UnprocessableError([issue("signature", "required", "a device-held person key must sign its "
-                                            "registration: POST /v1/persons/typed-data, then send signature and "
-                                            "deadline")])
+        assert body.signature is not None and body.deadline is not None  # checked on entry
         deadline, signature = body.deadline, bytes.fromhex(body.signature[2:])
     person = Person(enterprise_id=ent.id, name=body.name, roles=body.roles, qualification=body.qualification,
                     address=address, keystore=keystore)
@@ -144,7 +156,7 @@ def create_person(body: PersonCreate, ent: CurrentEnterprise, session: SessionDe
 
 
 @router.get("/{person_id}", response_model=PersonPublic)
-def get_person(person_id: int, session: SessionDep) -> dict:
+def get_person(person_id: PersonIdPath, session: SessionDep) -> dict:
     """Public data of one person; 404 when unknown."""
     person = session.get(Person, person_id)
     if person is None:
@@ -166,7 +178,7 @@ def registration_typed_data(body: PersonCreate, ent: CurrentEnterprise, state: S
 
 
 @router.post("/{person_id}/retire", response_model=PersonPublic)
-def retire_person(person_id: int, ent: CurrentEnterprise, session: SessionDep, state: StateDep) -> dict:
+def retire_person(person_id: PersonIdPath, ent: CurrentEnterprise, session: SessionDep, state: StateDep) -> dict:
     """Retire a person of the calling enterprise for good (``EnterpriseRegistry.retirePerson``).
 
     Errors: 404 unknown person or another enterprise's; 409 PersonIsRetired; 502/503 chain.

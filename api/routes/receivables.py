@@ -20,16 +20,17 @@ within the contract's ``DISPUTE_WINDOW`` (7 days), after which anyone may ``fina
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 from eth_utils import to_checksum_address
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session
 from web3.logs import DISCARD
 
+from api.bounds import MAX_UNIX_SECONDS, DbId, Fen, Maturity, TokenIdPath
 from api.deps import CurrentEnterprise, SessionDep, StateDep
-from api.errors import UnprocessableError, issue
+from api.errors import CHAIN_REFUSAL_RESPONSES, UnprocessableError, issue
 from api.models import Enterprise
 from api.revert_reasons import explain
 from api.state import AppState
@@ -52,12 +53,12 @@ from provenance.receivables import (
     parse_amount,
 )
 
-router = APIRouter(prefix="/v1/receivables", tags=["receivables"])
-TokenId = Annotated[int, Path(ge=1, description="ERC-3525 token id")]
+router = APIRouter(prefix="/v1/receivables", tags=["receivables"], responses=CHAIN_REFUSAL_RESPONSES)
+TokenId = TokenIdPath
 
 
 class _Amount(BaseModel):
-    value: int | None = Field(None, gt=0, description="amount in fen/cents")
+    value: Fen | None = Field(None, description="amount in fen/cents")
     amount: str | None = Field(None, description='decimal amount, e.g. "150000.00"')
 
     def fen(self) -> int:
@@ -74,9 +75,9 @@ class _Amount(BaseModel):
 class IssueBody(_Amount):
     """Body of ``POST /v1/receivables`` (core enterprise confirms a payable)."""
 
-    to_enterprise_id: int = Field(description="the supplier the payable is confirmed to")
+    to_enterprise_id: DbId = Field(description="the supplier the payable is confirmed to")
     currency: str = Field("CNY", pattern=r"^[A-Z]{3}$", description="ISO 4217 code")
-    maturity: int | str = Field(description="unix seconds or ISO 8601 with offset")
+    maturity: Maturity | str = Field(description="unix seconds or ISO 8601 with offset")
     invoice: dict[str, Any] | None = Field(None, description="invoice document; its SHA-256 (RFC 8785) is used")
     invoice_digest: str | None = Field(None, description="0x + 64 hex: digest of the invoice")
 
@@ -94,20 +95,20 @@ class IssueBody(_Amount):
 class SplitBody(_Amount):
     """Body of ``POST /v1/receivables/{id}/split``."""
 
-    to_enterprise_id: int
+    to_enterprise_id: DbId
 
 
 class TransferBody(BaseModel):
     """Body of ``POST /v1/receivables/{id}/transfer`` (the whole token)."""
 
-    to_enterprise_id: int
+    to_enterprise_id: DbId
 
 
 class ApproveBody(_Amount):
     """Body of ``POST /v1/receivables/{id}/approve``: offer ``operator_enterprise_id`` (a bank) to finance
     up to the value at an annual rate of at most ``max_rate_bps``, until ``expires_at`` (default: maturity)."""
 
-    operator_enterprise_id: int
+    operator_enterprise_id: DbId
     max_rate_bps: int = Field(ge=0, le=10000, description="highest annual discount rate accepted (basis points)")
     expires_at: int | str | None = Field(None, description="unix seconds or ISO 8601 with offset; default maturity")
 
@@ -288,8 +289,9 @@ def issue_receivable(body: IssueBody, ent: CurrentEnterprise, session: SessionDe
     except ValueError as exc:
         raise UnprocessableError([issue("invoice", "invalid", str(exc))]) from exc
     maturity = _maturity(body.maturity)
-    if not 0 < maturity < 2**64:
-        raise UnprocessableError([issue("maturity", "range", "maturity must be unix seconds in 1..2**64-1")])
+    if not 0 < maturity <= MAX_UNIX_SECONDS:
+        raise UnprocessableError([issue("maturity", "range",
+                                        f"maturity must be unix seconds in 1..{MAX_UNIX_SECONDS}")])
     call = rt.functions.issue(to.address, body.currency.encode("ascii"), maturity, value, digest)
     receipt = send_or_refuse(chain, enterprise_key(state, ent), call, "issue")
     token_id = _new_token(rt, receipt)
@@ -437,16 +439,16 @@ def discount_receivable(token_id: TokenId, body: DiscountBody, ent: CurrentEnter
 
 def _financed_from(state: AppState, ent: Enterprise, token_id: int) -> int | None:
     """Id of the financed token that bank ``ent`` already discounted out of ``token_id``, or None."""
-    rt = contract(state, "ReceivableToken")
+    rt = _reader(state)
     try:
-        root = _token(rt, token_id)["root"]
+        root = _token(rt, token_id).root
     except HTTPException:
         return None
     me = to_checksum_address(ent.address)
-    for tid in call_view(lambda: rt.functions.tokensOfPayable(root).call(), "tokensOfPayable"):
-        bank, _, from_id, *_ = call_view(lambda t=tid: rt.functions.getDiscount(t).call(), "getDiscount")
-        if int(from_id) == token_id and to_checksum_address(bank) == me:
-            return int(tid)
+    for tid in rt.ids("tokensOfPayable", root):
+        discount = rt.discount(tid)
+        if discount.fromTokenId == token_id and to_checksum_address(discount.bank) == me:
+            return tid
     return None
 
 

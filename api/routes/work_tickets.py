@@ -22,17 +22,18 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from eth_utils import to_checksum_address
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session, col, select
 from web3.logs import DISCARD
 
+from api.bounds import DbId, TicketIdPath, UnixSeconds
 from api.chain import with_retry
 from api.deps import CurrentEnterprise, SessionDep, StateDep
-from api.errors import UnprocessableError, issue
+from api.errors import CHAIN_REFUSAL_RESPONSES, UnprocessableError, issue
 from api.models import Enterprise
 from api.workflows.adapters import StepRecord, TicketRecord, WorkTicketReader
 from api.workflows.common import call_view, contract, enterprise_key, iso, require_chain, send_or_refuse, tx_hex
@@ -51,7 +52,7 @@ from provenance.work_tickets import (
     validate_ticket_document,
 )
 
-router = APIRouter(tags=["work tickets"])
+router = APIRouter(tags=["work tickets"], responses=CHAIN_REFUSAL_RESPONSES)
 
 StepAction = Literal["permit", "brief", "acknowledge", "end_work", "terminate", "cancel", "extend", "abort"]
 _FN = {"permit": "permit", "brief": "brief", "acknowledge": "acknowledge", "end_work": "endWork",
@@ -77,12 +78,12 @@ class TicketCreate(BaseModel):
     """Body of ``POST /v1/work-tickets`` (and of the issue typed-data request)."""
 
     document: dict[str, Any] = Field(description="ticket document, see provenance.work_tickets")
-    issuer: int = Field(description="person id of the ticket issuer (签发人)")
-    permitter: int = Field(description="person id of the permitting officer (许可人)")
-    leader: int = Field(description="person id of the person in charge (工作负责人)")
-    crew: list[int] = Field(min_length=1, max_length=32, description="person ids of the crew (工作班成员)")
+    issuer: DbId = Field(description="person id of the ticket issuer (签发人)")
+    permitter: DbId = Field(description="person id of the permitting officer (许可人)")
+    leader: DbId = Field(description="person id of the person in charge (工作负责人)")
+    crew: list[DbId] = Field(min_length=1, max_length=32, description="person ids of the crew (工作班成员)")
     signature: str | None = Field(None, description="issuer's EIP-712 TicketIssue signature (device key)")
-    deadline: int | None = Field(None, ge=0, description="unix seconds; required with signature")
+    deadline: UnixSeconds | None = Field(None, description="unix seconds; required with signature")
 
     @field_validator("signature")
     @classmethod
@@ -94,11 +95,11 @@ class StepCreate(BaseModel):
     """Body of ``POST /v1/work-tickets/{id}/steps`` (and of the step typed-data request)."""
 
     action: StepAction
-    person_id: int
+    person_id: DbId
     planned_end: str | None = Field(None, description="extend only: new planned end, ISO 8601 with offset")
     reason: str | None = Field(None, min_length=1, max_length=500, description="abort only: why the work is aborted")
     signature: str | None = Field(None, description="person's EIP-712 TicketStep signature (device key)")
-    deadline: int | None = Field(None, ge=0, description="unix seconds; required with signature")
+    deadline: UnixSeconds | None = Field(None, description="unix seconds; required with signature")
 
     @field_validator("signature")
     @classmethod
@@ -202,7 +203,7 @@ def create_ticket(body: TicketCreate, ent: CurrentEnterprise, session: SessionDe
 # --------------------------------------------------------------------------- steps
 
 
-TicketId = Annotated[int, Path(ge=1, description="on-chain ticket id")]
+TicketId = TicketIdPath
 
 
 @router.post("/v1/work-tickets/{ticket_id}/typed-data")
