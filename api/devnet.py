@@ -51,7 +51,7 @@ class Stack:
     spec: NetworkSpec | None = None
     validator_procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     api_proc: subprocess.Popen[bytes] | None = None
-    #: run the anchoring worker as its own process (``python -m api.anchoring_service``), not in the API
+    #: run the anchoring worker as its own process (``python -m api.anchoring.service``), not in the API
     anchoring_process: bool = False
     anchor_proc: subprocess.Popen[bytes] | None = None
 
@@ -139,7 +139,7 @@ class Stack:
         else:
             env.pop("DATABASE_URL", None)
         if self.anchoring_process:
-            env["TRACELEDGER_ANCHORING_ENABLED"] = "false"  # api.anchoring_service anchors instead
+            env["TRACELEDGER_ANCHORING_ENABLED"] = "false"  # api.anchoring.service anchors instead
         env.update(self.extra_env)
         return env
 
@@ -167,7 +167,7 @@ class Stack:
         log = open(self.data_dir / "anchoring.log", "ab")  # noqa: SIM115 - the child owns it
         env = self.api_env()
         env["TRACELEDGER_ANCHORING_ENABLED"] = "true"
-        self.anchor_proc = subprocess.Popen([sys.executable, "-m", "api.anchoring_service"], env=env, stdout=log,
+        self.anchor_proc = subprocess.Popen([sys.executable, "-m", "api.anchoring.service"], env=env, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True)
         return self.anchor_proc
 

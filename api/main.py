@@ -9,13 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api.anchoring import AnchoringWorker
+from api.anchoring import AnchoringWorker, serialized
 from api.asgi import RequestCounter
 from api.bootstrap import ensure_service_enterprise, ensure_service_registered
 from api.chain import ChainClient
 from api.db import init_db, make_engine
 from api.errors import install_handlers
-from api.leader import serialized
 from api.routes import bulk as bulk_routes
 from api.routes import (
     certificates,

@@ -1,7 +1,7 @@
 """Election of the one anchoring worker among several API processes sharing a database.
 
 Every API process (each uvicorn worker, each replica behind a load balancer) runs an
-:class:`~api.anchoring.AnchoringWorker` thread, but only the process holding the **anchoring lease**
+:class:`~api.anchoring.worker.AnchoringWorker` thread, but only the process holding the **anchoring lease**
 batches and anchors; the others stand by and take over within about a second when the holder dies.
 
 * **PostgreSQL**: ``pg_try_advisory_lock(key)`` on a dedicated autocommit connection (not from the
