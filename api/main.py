@@ -54,8 +54,9 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     """Build the FastAPI app.
 
     ``chain`` overrides the client built from ``settings.rpc_url`` (tests pass any Web3 provider).
-    Startup (lifespan): create tables; create the operator key; when the chain is configured,
-    register/fund the operator (errors are reported in /healthz and retried by the worker);
+    Startup (lifespan): upgrade the schema to the newest migration (:mod:`api.migrations`); create the
+    operator key; when the chain is configured, register/fund the operator (errors are reported in
+    /healthz and retried by the worker);
     start the anchoring worker when ``anchoring_enabled``. Shutdown stops the worker.
     """
     settings = settings or get_settings()
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # several uvicorn workers start together: table creation and bootstrap run one process at a time
+        # several uvicorn workers start together: schema migration and bootstrap run one process at a time
         await run_in_threadpool(serialized, engine, init_db, engine)
         if settings.bootstrap_enabled:
             await run_in_threadpool(serialized, engine, ensure_service_enterprise, engine, settings)
