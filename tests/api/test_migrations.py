@@ -225,3 +225,22 @@ def test_workers_starting_together_migrate_once(empty_db: str, tmp_path: Path) -
     assert diff_to_models(engines[0]) == []
     for e in engines:
         e.dispose()
+
+
+def test_cli_db_current_and_upgrade(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli.main import app
+
+    runner = CliRunner()
+    args = ["--data-dir", str(tmp_path)]
+    NO_URL = {"DATABASE_URL": None}  # noqa: N806 - the data dir, not an inherited DATABASE_URL
+    missing = runner.invoke(app, ["db", "current", *args], env=NO_URL)
+    assert missing.exit_code == 1 and "no database at" in missing.output
+    up = runner.invoke(app, ["db", "upgrade", *args], env=NO_URL)
+    assert up.exit_code == 0, up.output
+    assert f"empty, - -> {migrations.head_revision()}" in up.output
+    now = runner.invoke(app, ["db", "current", *args], env=NO_URL)
+    assert now.exit_code == 0 and f"revision  {migrations.head_revision()}" in now.output
+    bad = runner.invoke(app, ["db", "upgrade", *args, "--revision", "nonexistent"], env=NO_URL)
+    assert bad.exit_code == 2 and "upgrade refused" in bad.output
