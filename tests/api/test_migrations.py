@@ -234,13 +234,13 @@ def test_cli_db_current_and_upgrade(tmp_path: Path) -> None:
 
     runner = CliRunner()
     args = ["--data-dir", str(tmp_path)]
-    NO_URL = {"DATABASE_URL": None}  # noqa: N806 - the data dir, not an inherited DATABASE_URL
-    missing = runner.invoke(app, ["db", "current", *args], env=NO_URL)
+    no_url = {"DATABASE_URL": None}  # the data dir, not an inherited DATABASE_URL
+    missing = runner.invoke(app, ["db", "current", *args], env=no_url)
     assert missing.exit_code == 1 and "no database at" in missing.output
-    up = runner.invoke(app, ["db", "upgrade", *args], env=NO_URL)
+    up = runner.invoke(app, ["db", "upgrade", *args], env=no_url)
     assert up.exit_code == 0, up.output
     assert f"empty, - -> {migrations.head_revision()}" in up.output
-    now = runner.invoke(app, ["db", "current", *args], env=NO_URL)
+    now = runner.invoke(app, ["db", "current", *args], env=no_url)
     assert now.exit_code == 0 and f"revision  {migrations.head_revision()}" in now.output
-    bad = runner.invoke(app, ["db", "upgrade", *args, "--revision", "nonexistent"], env=NO_URL)
+    bad = runner.invoke(app, ["db", "upgrade", *args, "--revision", "nonexistent"], env=no_url)
     assert bad.exit_code == 2 and "upgrade refused" in bad.output
