@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 import logging
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -68,8 +69,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+@cache
 def head_revision() -> str:
-    """The newest revision id of the packaged scripts (single head; raises if branches diverged)."""
+    """The newest revision id of the packaged scripts (single head; raises if branches diverged). Cached."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:
         raise RuntimeError(f"no migration revisions under {SCRIPT_LOCATION / 'versions'}")
@@ -115,6 +117,8 @@ def upgrade(engine: Engine, revision: str = "head") -> UpgradeResult:
     with engine.begin() as conn:
         state = schema_state(conn)
         before = current_revision(conn)
+        if revision in ("head", head_revision()) and before == head_revision():
+            return UpgradeResult(state=state, before=before, after=before)  # the usual restart: nothing to do
         cfg = alembic_config(conn)
         if state == "pre-migration":
             log.info("adopting a database made before migrations: recording it at baseline %s", BASELINE)
