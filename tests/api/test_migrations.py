@@ -244,3 +244,47 @@ def test_cli_db_current_and_upgrade(tmp_path: Path) -> None:
     assert now.exit_code == 0 and f"revision  {migrations.head_revision()}" in now.output
     bad = runner.invoke(app, ["db", "upgrade", *args, "--revision", "nonexistent"], env=no_url)
     assert bad.exit_code == 2 and "upgrade refused" in bad.output
+
+
+def test_records_anchored_on_chain_before_the_upgrade_still_verify_on_chain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a chain (eth-tester, in process): batches anchored by the previous release keep their proofs."""
+    eth_tester = pytest.importorskip("eth_tester")
+    from web3 import EthereumTesterProvider, Web3
+
+    from api.chain import ChainClient, deploy_contracts_with
+
+    backend = eth_tester.PyEVMBackend()
+    w3 = Web3(EthereumTesterProvider(eth_tester.EthereumTester(backend)))
+    admin_key = str(backend.account_keys[0])
+    addrs = deploy_contracts_with(ChainClient(w3), admin_key)
+    chain = ChainClient(w3, enterprise_registry=addrs["EnterpriseRegistry"], anchor_registry=addrs["AnchorRegistry"])
+    settings = make_settings(
+        f"sqlite:///{(tmp_path / 'api.db').as_posix()}", tmp_path, chain_id=None, admin_private_key=admin_key,
+        enterprise_registry_address=addrs["EnterpriseRegistry"], anchor_registry_address=addrs["AnchorRegistry"],
+        fund_wei=10**18,
+    )
+    engine = make_engine(settings)
+    load_previous_release_schema(engine)
+    with monkeypatch.context() as m:
+        m.setattr(api.main, "init_db", lambda e: SQLModel.metadata.create_all(e))
+        with TestClient(create_app(settings, chain=chain)) as old:
+            mill = create_enterprise(old)
+            idents = []
+            for name in CERTIFICATES:
+                resp = old.post("/v1/coils/certificates", json=sample(name), headers=auth(mill["api_key"]))
+                assert resp.status_code == 201, resp.text
+                idents.append(resp.json()["identifier"])
+            assert len(old.app.state.tl.worker.run_once()) == 1  # type: ignore[attr-defined]
+    assert "alembic_version" not in inspect(engine).get_table_names()
+    before = dump(engine)
+
+    with TestClient(create_app(settings, chain=chain)) as new:
+        assert version_of(engine) == migrations.head_revision() and dump(engine) == before
+        for ident in idents:
+            checks = {c["name"]: c for c in new.get(f"/v1/verify/{ident}").json()["checks"]}
+            for name in ("record_digest", "signature", "inclusion_proof", "anchored_on_chain"):
+                assert checks[name]["ok"], checks[name]
+            assert checks["finality_seals"]["ok"] is False  # eth-tester blocks carry no QBFT commit seals
+    engine.dispose()
