@@ -165,9 +165,9 @@ class AnchorLease:
 def serialized(engine: Engine, fn: Any, *args: Any) -> Any:
     """Run ``fn(*args)`` while holding the database-wide **start-up lock**, and return its result.
 
-    Several uvicorn workers start at the same moment; creating tables and the operator enterprise must
-    not race (PostgreSQL refuses concurrent ``CREATE TABLE`` of one name with a unique violation on
-    ``pg_type``; two workers could both create an operator). PostgreSQL: a blocking
+    Several uvicorn workers start at the same moment; migrating the schema (:mod:`api.migrations`) and
+    creating the operator enterprise must not race (PostgreSQL refuses concurrent ``CREATE TABLE`` of one
+    name with a unique violation on ``pg_type``; two workers could both create an operator). PostgreSQL: a blocking
     ``pg_advisory_lock`` (key from ``traceledger.startup`` and the schema) on a dedicated connection;
     SQLite: a blocking ``flock`` on ``<database>.startup-lock``; in-memory SQLite: no lock.
     """
