@@ -12,6 +12,8 @@ otherwise from the API settings (``DATABASE_URL`` / ``TRACELEDGER_DATA_DIR``).
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from alembic import context
 from sqlalchemy.engine import Connection
 
@@ -25,8 +27,16 @@ if config.config_file_name is not None:  # the alembic CLI with alembic.ini: its
 metadata = target_metadata()
 
 
+def render_item(type_: str, obj: Any, _autogen_context: Any) -> str | Literal[False]:
+    """Render SQLModel's ``AutoString`` as ``sa.String`` so revisions import nothing of sqlmodel."""
+    if type_ == "type" and type(obj).__name__ == "AutoString":
+        return f"sa.String(length={obj.length})" if obj.length else "sa.String()"
+    return False
+
+
 def _configure_and_run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, compare_type=True)
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, compare_type=True,
+                      render_item=render_item)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -34,7 +44,8 @@ def _configure_and_run(connection: Connection) -> None:
 def run_offline() -> None:
     """``alembic upgrade --sql``: print the DDL for ``sqlalchemy.url``'s dialect instead of running it."""
     url = config.get_main_option("sqlalchemy.url") or _settings_url()
-    context.configure(url=url, target_metadata=metadata, render_as_batch=True, literal_binds=True)
+    context.configure(url=url, target_metadata=metadata, render_as_batch=True, literal_binds=True,
+                      render_item=render_item)
     with context.begin_transaction():
         context.run_migrations()
 
