@@ -4,7 +4,9 @@ The revision scripts live beside this module (``env.py``, ``script.py.mako``, ``
 in the wheel as package data. Revision ``0001`` (:data:`BASELINE`) is the schema of the last release
 made by ``SQLModel.metadata.create_all`` (commit d71c67f).
 
-:func:`upgrade` brings any database to :func:`head_revision`, in one transaction of one connection:
+:func:`upgrade` brings any database to :func:`head_revision` in one transaction of one connection
+(PostgreSQL's DDL is transactional, so a failed upgrade leaves the schema as it was; SQLite commits DDL
+as it goes, and its batch-mode revisions copy a table before swapping it in):
 
 * **empty** — the revisions create every table;
 * **pre-migration** (tables made by ``create_all`` of an earlier release, no ``alembic_version``) —

@@ -106,7 +106,8 @@ def test_previous_release_database_upgrades_and_every_record_still_verifies(
     settings = make_settings(empty_db, tmp_path)
     engine = make_engine(settings)
     load_previous_release_schema(engine)
-    assert migrations.schema_state(engine.connect()) == "pre-migration"
+    with engine.connect() as conn:
+        assert migrations.schema_state(conn) == "pre-migration"
 
     # 1. the previous release runs on it: its start-up was create_all (a no-op here), records arrive by POST
     with monkeypatch.context() as m:
