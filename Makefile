@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install up test test-fast lint contracts demo bench clean
+.PHONY: install up test test-fast lint contracts slither demo bench clean
 
 install: $(STAMP)
 
@@ -16,8 +16,15 @@ $(STAMP): pyproject.toml package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
+# make up API_PORT=8080 RPC_PORT=9545 P2P_PORT=31303 DATA_DIR=data2 (validator i uses RPC_PORT+i-1, P2P_PORT+i-1)
+API_PORT ?= 8000
+RPC_PORT ?= 8545
+P2P_PORT ?= 30303
+DATA_DIR ?= data
+
 up: install
-	$(VENV)/bin/traceledger network up
+	@$(VENV)/bin/traceledger network up --api-port $(API_PORT) --rpc-port $(RPC_PORT) --p2p-port $(P2P_PORT) \
+		--data-dir $(DATA_DIR)
 
 test: install
 	$(VENV)/bin/ruff check .
@@ -33,6 +40,10 @@ lint: install
 
 contracts: install
 	$(VENV)/bin/traceledger contracts compile
+
+# Slither (own venv) on the contracts via the solc-js CLI wrapper scripts/solc; triage in contracts/AUDIT.md
+slither: install
+	scripts/slither.sh
 
 demo: install
 	$(VENV)/bin/traceledger demo

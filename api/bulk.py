@@ -1,4 +1,4 @@
-"""Bulk inserts: many rows per statement (executemany / multi-row INSERT … RETURNING), one commit per request.
+"""Bulk writes and reads: many rows per statement (multi-row INSERT … RETURNING, chunked ``IN``), one commit.
 
 SQLAlchemy 2's "insertmanyvalues" turns ``connection.execute(insert(t).returning(t.c.id), rows)`` into
 multi-row ``INSERT … VALUES (…), (…) RETURNING id`` on PostgreSQL (psycopg 3) and SQLite ≥ 3.35, with
@@ -8,7 +8,7 @@ certificate batch endpoint; the caller owns the transaction and commits once (du
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Table, insert
@@ -16,6 +16,15 @@ from sqlmodel import Session
 
 CHUNK = 1000
 """Rows per INSERT statement (bounded memory and parameter counts on both backends)."""
+
+IN_CHUNK = 500
+"""Values per ``IN (…)`` list of a chunked read."""
+
+
+def in_chunks(items: Sequence[Any], n: int = IN_CHUNK) -> Iterator[list[Any]]:
+    """``items`` in consecutive lists of at most ``n`` (for ``col.in_(chunk)`` reads of thousands of keys)."""
+    for i in range(0, len(items), n):
+        yield list(items[i:i + n])
 
 
 def insert_rows(

@@ -33,6 +33,10 @@ from contracts import CONTRACT_NAMES, load_artifact
 
 T = TypeVar("T")
 ZERO_ADDRESS = "0x" + "00" * 20
+#: Funding of a new enterprise or operator account when ``TRACELEDGER_FUND_WEI`` is unset (wei), at most.
+DEFAULT_FUND_WEI = 1000 * 10**18
+#: ... or this fraction (1/20) of the admin's balance, when that is smaller.
+FUNDING_SHARE_DIVISOR = 20
 
 
 class ChainUnavailable(RuntimeError):
@@ -356,12 +360,13 @@ class ChainClient:
         name: str,
         roles: int,
         prefix: str,
-        fund_wei: int,
+        fund_wei: int | None,
     ) -> dict[str, Any]:
         """Register ``account`` in EnterpriseRegistry (admin tx) and fund it (idempotent).
 
-        Skips the registration when the account already exists with the same prefix and the
-        transfer when the balance already holds at least half of ``fund_wei``. Raises ChainError
+        ``fund_wei`` is the amount sent to the account (wei); ``None`` means what the admin can afford:
+        :meth:`affordable_funding`. Skips the registration when the account already exists with the
+        same prefix and the transfer when the balance already holds at least half of the amount. Raises ChainError
         with ``reason`` ``PrefixTaken`` / ``EnterpriseExists`` / ``NotAdmin`` / ``InvalidPrefix``…
         Returns ``{"registered_tx", "funding_tx"}`` (hex or None).
         """
@@ -380,9 +385,18 @@ class ChainClient:
                 f"account {account} is registered on chain with prefix {existing['prefix']!r}",
                 "EnterpriseExists",
             )
+        if fund_wei is None:
+            fund_wei = self.affordable_funding(admin_key)
         if fund_wei and self.balance(account) < fund_wei // 2:
             out["funding_tx"] = _hex(self.transfer(admin_key, account, fund_wei)["transactionHash"])
         return out
+
+    def affordable_funding(self, admin_key: bytes | str, cap_wei: int = DEFAULT_FUND_WEI) -> int:
+        """Wei to give each new account when no amount is configured: ``cap_wei`` (1,000 ether), or a
+        twentieth of the admin's balance when that is less (a ganache or testnet admin holds far less
+        than our genesis admin), so funding never fails for want of balance. Raises ChainUnavailable."""
+        admin = Account.from_key(admin_key).address
+        return min(cap_wei, self.balance(admin) // FUNDING_SHARE_DIVISOR)
 
     # -------------------------------------------------------------------- anchors
     def anchor_root(
@@ -396,12 +410,35 @@ class ChainClient:
     ) -> dict[str, Any]:
         """Send ``AnchorRegistry.anchor(root, size, metadataDigest)`` and return the receipt.
 
-        Raises ChainError with reason ``RootAlreadyAnchored`` for a duplicate root.
+        Anchors are keyed by (anchoring enterprise, root): raises ChainError with reason
+        ``RootAlreadyAnchored`` only when the sender's own enterprise anchored ``root`` before; an
+        anchor of the same root by another enterprise does not count (and does not block this one).
         """
-        if self.get_anchor(root) is not None:  # cheap pre-check; the contract also reverts
-            raise ChainError(f"root 0x{root.hex()} is already anchored", "RootAlreadyAnchored")
+        if self.get_anchor_for(private_key, root) is not None:  # cheap pre-check; the contract also reverts
+            raise ChainError(f"root 0x{root.hex()} is already anchored by this enterprise", "RootAlreadyAnchored")
         call = self._ar().functions.anchor(root, size, metadata_digest)
         return self.send(private_key, call, on_sent=on_sent)
+
+    def get_anchor_of(self, enterprise: str, root: bytes) -> AnchorInfo | None:
+        """``AnchorRegistry.getAnchorOf(enterprise, root)``: the anchor of ``root`` (32 bytes) by that
+        enterprise; None when it never anchored it."""
+        acct = to_checksum_address(enterprise)
+        bn, submitter, size, meta, ts = with_retry(
+            lambda: self._ar().functions.getAnchorOf(acct, root).call(), what="getAnchorOf"
+        )
+        if bn == 0:
+            return None
+        return AnchorInfo(int(bn), to_checksum_address(submitter), int(size), _hex(meta), int(ts))
+
+    def get_anchor_for(self, private_key: bytes | str, root: bytes) -> AnchorInfo | None:
+        """The anchor of ``root`` by the enterprise the account of ``private_key`` anchors for
+        (``EnterpriseRegistry.enterpriseOfAnchorer``); None when that enterprise has not anchored it."""
+        sender = Account.from_key(private_key).address
+        enterprise = with_retry(lambda: self._er().functions.enterpriseOfAnchorer(sender).call(),
+                                what="enterpriseOfAnchorer")
+        if int(enterprise, 16) == 0:
+            return None
+        return self.get_anchor_of(enterprise, root)
 
     def get_anchor(self, root: bytes) -> AnchorInfo | None:
         """``AnchorRegistry.getAnchor(root)``; None when the root was never anchored."""

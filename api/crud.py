@@ -89,38 +89,6 @@ def record_revisions(session: Session, *, base: Record, limit: int = 1000) -> li
     return out
 
 
-def create_record(
-    session: Session,
-    *,
-    identifier: str,
-    kind: str,
-    enterprise_id: int,
-    document: str,
-    record_digest: str,
-    signature: str,
-    signer: str,
-    signed_by_client: bool,
-    chain_id: int,
-    supersedes: str | None = None,
-) -> Record:
-    """Add a pending record and flush it (IntegrityError on a duplicate identifier)."""
-    rec = Record(
-        supersedes=supersedes,
-        identifier=identifier,
-        kind=kind,
-        enterprise_id=enterprise_id,
-        document=document,
-        record_digest=record_digest,
-        signature=signature,
-        signer=signer,
-        signed_by_client=signed_by_client,
-        chain_id=chain_id,
-    )
-    session.add(rec)
-    session.flush()
-    return rec
-
-
 def count_pending(session: Session) -> int:
     """Number of records not yet anchored (including those in a submitted batch)."""
     return session.exec(select(func.count()).select_from(Record).where(Record.status == "pending")).one()

@@ -11,22 +11,37 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from api import lifeline
+from api.ports import DataDirLock, PortNeed, check_ports, stack_port_needs
 from ledger.network import (
     NetworkSpec,
     free_port,
     init_network,
     rpc,
-    start_validator,
     stop_processes,
     wait_for_rpc,
 )
+
+
+def _spawn(module: str, args: list[str], log_path: Path, env: dict[str, str] | None = None
+           ) -> subprocess.Popen[bytes]:
+    """``python -m module args`` in its own session, logging to ``log_path``, dying with this process
+    (PR_SET_PDEATHSIG when started from the main thread, and the :mod:`api.lifeline` watchdog)."""
+    import threading
+
+    log = open(log_path, "ab")  # noqa: SIM115 - the child owns it
+    parent = os.getpid()
+    return subprocess.Popen(
+        lifeline.command(parent, module, args), env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=lifeline.preexec(parent, pdeathsig=threading.current_thread() is threading.main_thread()),
+    )
 
 
 @dataclass
@@ -54,6 +69,8 @@ class Stack:
     #: run the anchoring worker as its own process (``python -m api.anchoring.service``), not in the API
     anchoring_process: bool = False
     anchor_proc: subprocess.Popen[bytes] | None = None
+    #: ``<data_dir>/network.lock`` held while this launcher runs (:meth:`preflight`); released by :meth:`stop`
+    data_dir_lock: DataDirLock | None = field(default=None, init=False, repr=False)
 
     # ------------------------------------------------------------------ network
     def init(self) -> NetworkSpec:
@@ -85,7 +102,8 @@ class Stack:
 
     def start_validator(self, index: int) -> subprocess.Popen[bytes]:
         assert self.spec is not None
-        proc = start_validator(self.spec.validators[index - 1])
+        v = self.spec.validators[index - 1]
+        proc = _spawn("ledger.node", ["--config", str(v.config_path), "--log-level", "INFO"], v.log_path)
         self.validator_procs[index] = proc
         return proc
 
@@ -112,15 +130,42 @@ class Stack:
                                "must make no transaction before the deployment")
         return deployed
 
+    def port_needs(self) -> list[PortNeed]:
+        """Every TCP port this stack will listen on (after :meth:`init`), with how to pick another."""
+        assert self.spec is not None
+        return stack_port_needs(int(self.api_port or 0), [
+            (v.index, int(v.rpc_url.rsplit(":", 1)[1].split("/")[0]), v.p2p_port) for v in self.spec.validators])
+
+    def preflight(self) -> None:
+        """Before anything starts: take the data directory's lock, then check every port.
+
+        Raises :class:`api.ports.DataDirBusy` (another launcher runs on this data dir) or
+        :class:`api.ports.PortInUse` (one line naming the port and, where visible, the holding process).
+        Call after :meth:`init`; the lock is released by :meth:`stop` (or by the kernel at exit).
+        """
+        self.data_dir_lock = DataDirLock(self.data_dir)
+        self.data_dir_lock.acquire()
+        try:
+            check_ports(self.port_needs(), self.api_host)
+        except Exception:
+            self.data_dir_lock.release()
+            raise
+
     # ------------------------------------------------------------------ API
     def api_url(self) -> str:
         return f"http://{self.api_host}:{self.api_port}"
+
+    def public_base_url(self) -> str:
+        """``TRACELEDGER_PUBLIC_BASE_URL`` (or the old ``PUBLIC_BASE_URL``) from the environment, else the API URL."""
+        return (os.environ.get("TRACELEDGER_PUBLIC_BASE_URL") or os.environ.get("PUBLIC_BASE_URL")
+                or self.api_url())
 
     def api_env(self) -> dict[str, str]:
         assert self.spec is not None and self.admin_token is not None
         api_dir = self.data_dir / "api"
         api_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
+        public_base_url = self.public_base_url()
         env.update({
             "TRACELEDGER_DATA_DIR": str(api_dir),
             "TRACELEDGER_RPC_URL": self.spec.rpc_urls[0],
@@ -132,7 +177,8 @@ class Stack:
             "TRACELEDGER_WORK_TICKET": self.spec.work_ticket,
             "TRACELEDGER_RECEIVABLE_TOKEN": self.spec.receivable_token,
             "TRACELEDGER_CHAIN_ID": str(self.spec.chain_id),
-            "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", self.api_url()),
+            "TRACELEDGER_PUBLIC_BASE_URL": public_base_url,
+            "PUBLIC_BASE_URL": public_base_url,  # the old name, for APIs of older versions
         })
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
@@ -144,11 +190,9 @@ class Stack:
         return env
 
     def start_api(self, timeout: float = 60.0) -> subprocess.Popen[bytes]:
-        log = open(self.data_dir / "api.log", "ab")  # noqa: SIM115 - the child owns it
-        cmd = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", self.api_host, "--port", str(self.api_port),
-               "--log-level", "warning", "--workers", str(self.api_workers)]
-        self.api_proc = subprocess.Popen(cmd, env=self.api_env(), stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+        args = ["api.main:app", "--host", self.api_host, "--port", str(self.api_port),
+                "--log-level", "warning", "--workers", str(self.api_workers)]
+        self.api_proc = _spawn("uvicorn", args, self.data_dir / "api.log", self.api_env())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.api_proc.poll() is not None:
@@ -164,11 +208,9 @@ class Stack:
 
     def start_anchoring(self) -> subprocess.Popen[bytes]:
         """Start the stand-alone anchoring process (log: ``<data_dir>/anchoring.log``)."""
-        log = open(self.data_dir / "anchoring.log", "ab")  # noqa: SIM115 - the child owns it
         env = self.api_env()
         env["TRACELEDGER_ANCHORING_ENABLED"] = "true"
-        self.anchor_proc = subprocess.Popen([sys.executable, "-m", "api.anchoring.service"], env=env, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+        self.anchor_proc = _spawn("api.anchoring.service", [], self.data_dir / "anchoring.log", env)
         return self.anchor_proc
 
     def stop_anchoring(self) -> None:
@@ -200,6 +242,9 @@ class Stack:
         self.stop_api()
         stop_processes(list(self.validator_procs.values()))
         self.validator_procs.clear()
+        if self.data_dir_lock is not None:
+            self.data_dir_lock.release()
+            self.data_dir_lock = None
 
     def __enter__(self) -> Stack:
         return self.start()

@@ -9,12 +9,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from api import dashboard
 from api.anchoring import AnchoringWorker, serialized
 from api.asgi import RequestCounter
 from api.bootstrap import ensure_service_enterprise, ensure_service_registered
 from api.chain import ChainClient
 from api.db import init_db, make_engine
+from api.docs_offline import install_offline_docs
 from api.errors import install_handlers
+from api.openapi_docs import install_openapi_docs
 from api.routes import bulk as bulk_routes
 from api.routes import (
     certificates,
@@ -27,10 +30,14 @@ from api.routes import (
     verify,
     work_tickets,
 )
+from api.routes import digital_link as digital_link_routes
 from api.routes import epcis as epcis_routes
+from api.routes import epcis_rest as epcis_rest_routes
+from api.routes import handle as handle_routes
 from api.routes import lineage as lineage_routes
+from api.routes import network as network_routes
 from api.security import KeyCache
-from api.settings import Settings, get_settings
+from api.settings import Settings, get_settings, loopback_base_url_warning
 from api.state import AppState
 from api.verification import SealCache
 
@@ -68,6 +75,8 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if warning := loopback_base_url_warning(settings.public_base_url):
+            log.warning(warning)
         # several uvicorn workers start together: schema migration and bootstrap run one process at a time
         await run_in_threadpool(serialized, engine, init_db, engine)
         if settings.bootstrap_enabled:
@@ -87,6 +96,8 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
             engine.dispose()
 
     app = FastAPI(
+        docs_url=None,  # /docs and /redoc without a CDN: install_offline_docs below
+        redoc_url=None,
         title="TraceLedger API",
         version="0.1.0",
         description="Steel-coil certificate ingestion, Handle-style identifiers, anchoring and verification.",
@@ -94,14 +105,22 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     )
     app.state.tl = state
     install_handlers(app)
+    install_offline_docs(app)  # Swagger UI + ReDoc assets from the fastapi-offline package, with a self-only CSP
+    install_openapi_docs(app)  # Bearer scheme described, an example per request body, every schema documented
 
     app.add_middleware(RequestCounter)  # pure ASGI: request counts by route template, method and status
 
     for module in (enterprises, certificates, identifiers, verify, pages, health, persons, work_tickets, receivables):
         app.include_router(module.router)
+    # standards bindings (issue 10): Handle REST API at /api/handles/…
+    app.include_router(handle_routes.router)
+    app.include_router(digital_link_routes.router)  # GS1 Digital Link resolver: /01/…, /00/…, /414/…
+    app.include_router(epcis_rest_routes.router)  # EPCIS 2.0 REST binding: /capture, /events, /epcs, …
     app.include_router(bulk_routes.router)  # POST /v1/coils/certificates/batch
     app.include_router(epcis_routes.router)
     app.include_router(lineage_routes.router)
+    app.include_router(network_routes.router)  # GET /v1/network
+    app.include_router(dashboard.router)  # GET /dashboard: the operator's page (api/dashboard.py)
     return app
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, Text
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 
@@ -13,8 +15,37 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def utc_iso(dt: datetime) -> str:
+    """ISO 8601 in UTC with ``Z`` and always six fraction digits, e.g. ``2026-11-30T12:00:00.000000Z``
+    (27 characters, so string order is time order); naive values are taken as UTC."""
+    aware = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return aware.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """``TIMESTAMP WITH TIME ZONE`` that always stores and reads back aware UTC datetimes.
+
+    SQLite keeps no offset (SQLAlchemy writes the wall time and reads a naive value); stored values
+    are therefore converted to UTC first and read values marked UTC, so every ``created_at`` the API
+    answers serialises as ``…Z`` on both backends. Naive values given to it are taken as UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _ts(**kw: object) -> Column:
-    return Column(DateTime(timezone=True), **kw)
+    return Column(UTCDateTime(), **kw)
 
 
 ROLE_BITS: dict[str, int] = {
@@ -26,6 +57,20 @@ ROLE_BITS: dict[str, int] = {
     "regulator": 32,
 }
 """Role names and their EnterpriseRegistry bit flags."""
+
+#: API-level enterprise roles without a flag of their own in EnterpriseRegistry, and the on-chain role
+#: they hold. ``plant_operator``: a power or process plant operator (a utility) that issues GB 26860 work
+#: tickets to its own staff and maintenance contractors and confirms their payables; on chain it is a
+#: core enterprise until EnterpriseRegistry gets a PLANT_OPERATOR flag.
+ROLE_ALIASES: dict[str, str] = {"plant_operator": "core_enterprise"}
+
+
+def enterprise_role_bits(roles: list[str]) -> int:
+    """EnterpriseRegistry role flags (bitwise OR) of API role names (:data:`ROLE_BITS`, :data:`ROLE_ALIASES`)."""
+    bits = 0
+    for role in roles:
+        bits |= ROLE_BITS[ROLE_ALIASES.get(role, role)]
+    return bits
 
 RECORD_KIND_COIL = "coil_certificate"
 

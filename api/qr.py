@@ -1,13 +1,32 @@
-"""QR code rendering (PNG via Pillow, SVG path image), cached in memory per URL."""
+"""QR code content and rendering (PNG via Pillow, SVG path image), cached in memory per URL.
+
+Content (:func:`qr_content`): an object identified by a GS1 key gets its **GS1 Digital Link URI** on
+``PUBLIC_BASE_URL`` (``{base}/01/<GTIN>/21/<serial>``: any GS1 scanner app resolves it, and our resolver
+answers it); an object with only an ``88.x.y/suffix`` identifier (a coil certificate) gets
+``{base}/id/{identifier}``.
+"""
 
 from __future__ import annotations
 
 import io
+from urllib.parse import quote
 
 import qrcode
 import qrcode.image.svg
 
+from provenance.digital_link import digital_link_for_key
+
 MEDIA_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
+
+
+def qr_content(base_url: str, identifier: str, gs1_key: str | None = None) -> str:
+    """URL a QR code encodes: the Digital Link URI of ``gs1_key`` (a canonical ``https://id.gs1.org/…`` EPC
+    key with a primary key we resolve) on ``base_url``, else ``{base_url}/id/{identifier}``."""
+    if gs1_key is not None:
+        uri = digital_link_for_key(gs1_key, base_url)
+        if uri is not None:
+            return uri
+    return f"{base_url.rstrip('/')}/id/{quote(identifier, safe='/')}"
 
 
 def render_qr(url: str, fmt: str) -> bytes:

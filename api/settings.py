@@ -8,6 +8,8 @@ Environment variables (all optional):
 * ``TRACELEDGER_ENV`` -- ``development`` (default) or ``production``; outside development the
   keystore passphrase must be set explicitly.
 * ``TRACELEDGER_RPC_URL`` -- JSON-RPC endpoint of the chain (HTTP).
+* ``TRACELEDGER_RPC_URLS`` -- comma-separated JSON-RPC endpoints of every validator, shown on
+  ``/dashboard`` (read there from the environment; ``network up`` sets it).
 * ``TRACELEDGER_ADMIN_TOKEN`` -- bearer token for governance endpoints (``POST /v1/enterprises``).
 * ``TRACELEDGER_ADMIN_KEY`` -- hex private key of the governance account (registry admin, funder).
 * ``TRACELEDGER_ENTERPRISE_REGISTRY`` / ``TRACELEDGER_ANCHOR_REGISTRY`` -- contract addresses.
@@ -16,7 +18,10 @@ Environment variables (all optional):
 * ``TRACELEDGER_PERSON_FUND_WEI`` -- gas money an enterprise sends each new person account (1 ether).
 * ``TRACELEDGER_KEYSTORE_PASSPHRASE`` -- passphrase of the encrypted enterprise keystores.
 * ``TRACELEDGER_KEYSTORE_SCRYPT_N`` -- scrypt cost of new keystores (default 2**14, see below).
-* ``PUBLIC_BASE_URL`` -- base of the URLs encoded in QR codes (default ``http://127.0.0.1:8000``).
+* ``TRACELEDGER_PUBLIC_BASE_URL`` (old name ``PUBLIC_BASE_URL``, still read) -- base of the URLs
+  encoded in QR codes and shown on ``/id/…`` pages (default ``http://127.0.0.1:8000``). On a plant
+  network set it to the address phones and other hosts reach the API at, e.g.
+  ``http://10.20.0.5:8000``; the API logs a warning at start while it is a loopback address.
 * ``TRACELEDGER_ANCHOR_INTERVAL_S`` (1.0), ``TRACELEDGER_ANCHOR_MAX_BATCH`` (1000),
   ``TRACELEDGER_ANCHORING_ENABLED`` (true), ``TRACELEDGER_BOOTSTRAP_ENABLED`` (true).
 * ``TRACELEDGER_CHAIN_ID`` -- EIP-155 chain id; read from the RPC when absent.
@@ -51,6 +56,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("./data"), validation_alias=_env("TRACELEDGER_DATA_DIR", "data_dir"))
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL", "database_url"))
     rpc_url: str | None = Field(None, validation_alias=_env("TRACELEDGER_RPC_URL", "rpc_url"))
+    #: every validator's JSON-RPC URL, comma-separated (``network up`` sets it; listed by ``GET /v1/network``)
+    rpc_urls: str | None = Field(None, validation_alias=_env("TRACELEDGER_RPC_URLS", "rpc_urls"))
     admin_token: str | None = Field(None, validation_alias=_env("TRACELEDGER_ADMIN_TOKEN", "admin_token"))
     admin_private_key: str | None = Field(None, validation_alias=_env("TRACELEDGER_ADMIN_KEY", "admin_private_key"))
     enterprise_registry_address: str | None = Field(
@@ -75,7 +82,10 @@ class Settings(BaseSettings):
     # so scrypt only has to make an offline guess of a strong passphrase uneconomic, which 2**14
     # still does; raise it in production if unlock latency does not matter.
     keystore_scrypt_n: int = Field(2**14, validation_alias=_env("TRACELEDGER_KEYSTORE_SCRYPT_N", "keystore_scrypt_n"))
-    public_base_url: str = Field("http://127.0.0.1:8000", validation_alias=_env("PUBLIC_BASE_URL", "public_base_url"))
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        validation_alias=_env("TRACELEDGER_PUBLIC_BASE_URL", "PUBLIC_BASE_URL", "public_base_url"),
+    )
     anchor_interval_s: float = Field(
         1.0, gt=0, validation_alias=_env("TRACELEDGER_ANCHOR_INTERVAL_S", "anchor_interval_s")
     )
@@ -83,7 +93,9 @@ class Settings(BaseSettings):
     anchoring_enabled: bool = Field(True, validation_alias=_env("TRACELEDGER_ANCHORING_ENABLED", "anchoring_enabled"))
     bootstrap_enabled: bool = Field(True, validation_alias=_env("TRACELEDGER_BOOTSTRAP_ENABLED", "bootstrap_enabled"))
     chain_id: int | None = Field(None, validation_alias=_env("TRACELEDGER_CHAIN_ID", "chain_id"))
-    fund_wei: int = Field(1000 * 10**18, ge=0, validation_alias=_env("TRACELEDGER_FUND_WEI", "fund_wei"))
+    #: wei sent to each newly registered account; unset = what the admin can afford (at most 1,000 ether,
+    #: at most 1/20 of the admin's balance: ``ChainClient.affordable_funding``)
+    fund_wei: int | None = Field(None, ge=0, validation_alias=_env("TRACELEDGER_FUND_WEI", "fund_wei"))
     rpc_timeout_s: float = Field(10.0, gt=0, validation_alias=_env("TRACELEDGER_RPC_TIMEOUT_S", "rpc_timeout_s"))
     receipt_timeout_s: float = Field(
         60.0, gt=0, validation_alias=_env("TRACELEDGER_RECEIPT_TIMEOUT_S", "receipt_timeout_s")
@@ -114,6 +126,24 @@ class Settings(BaseSettings):
     def chain_configured(self) -> bool:
         """True when an RPC URL and both registry addresses are configured."""
         return bool(self.rpc_url and self.enterprise_registry_address and self.anchor_registry_address)
+
+
+def loopback_base_url_warning(public_base_url: str) -> str | None:
+    """The start-up warning when ``public_base_url`` (``Settings.public_base_url``) names a loopback host
+    (QR codes then open only on this machine), else None."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(public_base_url).hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        return None
+    return (f"TRACELEDGER_PUBLIC_BASE_URL is {public_base_url.rstrip('/')}: QR codes and /id links open only on "
+            "this machine; on a plant network set it to the address other hosts reach the API at "
+            "(e.g. http://10.20.0.5:8000)")
 
 
 @lru_cache

@@ -9,8 +9,8 @@ Chain of checks (each reported with ``name``, ``ok``, ``detail``):
 4. ``anchored_on_chain`` -- ``AnchorRegistry.getAnchor(root)`` shows the root, in the stored block,
    with a non-zero submitter and the batch size.
 5. ``finality_seals`` -- the block's QBFT hash recomputes to ``block.hash`` and at least
-   ``quorum(n)`` distinct commit seals recover to validators of that height (the set in the
-   parent block's extraData, ``qbft_getValidatorsByBlockNumber(number - 1)``).
+   ``quorum(n)`` distinct commit seals recover to validators of that height (Besu's rule: the set in
+   the block's own extraData, ``qbft_getValidatorsByBlockNumber(number)``).
 
 A pending record stops after 2 with a failing ``anchored`` check ("pending anchoring").
 Seal verdicts are cached per (block number, block hash): finalized QBFT blocks never change.
@@ -196,7 +196,7 @@ def check_finality_seals(chain: ChainClient, block_number: int, block_hash: str,
         cache.put(key, verdict)
         return verdict
     try:
-        validators = chain.validators_at(max(block_number - 1, 0))
+        validators = chain.validators_at(block_number)
     except ChainUnavailable as exc:
         return SealVerdict(False, f"cannot read the validator set: {exc}")
     except ChainError as exc:

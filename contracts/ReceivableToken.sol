@@ -45,6 +45,13 @@ interface IERC3525 is IERC721 {
     function transferFrom(uint256 _fromTokenId, address _to, uint256 _value) external returns (uint256);
 }
 
+/// @dev ERC-3525 receiver hook, called when value goes to a token owned by a contract.
+interface IERC3525Receiver {
+    function onERC3525Received(address operator, uint256 fromTokenId, uint256 toTokenId, uint256 value, bytes calldata data)
+        external
+        returns (bytes4);
+}
+
 interface IERC721Receiver {
     function onERC721Received(address operator, address from, uint256 tokenId, bytes calldata data)
         external
@@ -56,24 +63,45 @@ interface IERC721Receiver {
 ///
 /// * A core enterprise (CORE_ENTERPRISE role) confirms a payable to a member supplier: `issue`
 ///   mints a token whose value is the amount in the smallest currency unit (fen / cents,
-///   `valueDecimals() == 2`) against an invoice digest that can be used once only.
+///   `valueDecimals() == 2`, at most `MAX_VALUE`) against an invoice digest that can be used once only.
 /// * Slot = `issuer << 96 | currency << 64 | maturity` (address 160 bits, ISO 4217 code as 3 ASCII
 ///   bytes, maturity in unix seconds 64 bits): value is fungible only within one issuer, currency
 ///   and maturity.
-/// * Holders split value to other members (`transferFrom(tokenId, to, value)` creates a child token),
-///   move whole tokens (ERC-721 transfers) or move value between tokens of the same payable.
-/// * A bank (BANK role) discounts value a holder approved to it (`approve(tokenId, bank, value)`):
-///   `discount` moves the value into a new financed token of the bank and records the rate (basis
-///   points per year, 365-day basis), the price paid and the bank's payment reference in the same
-///   transaction. Financed value can never be discounted again.
-/// * At maturity the issuer settles each holder's token (`settle`), which redeems its whole value.
-/// * Refused: transfers to non-members, overspending, any movement after maturity or redemption,
-///   a second discount of financed value, a second issue against the same invoice.
+/// * **Only the holder moves value.** Holders split value to other members
+///   (`transferFrom(tokenId, to, value)` creates a child token of at least `MIN_SPLIT_VALUE`, at most
+///   `MAX_DEPTH` splits below the payable), move whole tokens (ERC-721 transfers) or move value
+///   between tokens of the same payable. Operators do not exist here: ERC-721 approvals,
+///   operators-for-all and ERC-3525 value allowances are refused (`OperatorsUnsupported`), so no
+///   party other than the holder can move value anywhere.
+/// * **Financing only through `discount`.** The holder offers value to one bank with its own terms
+///   (`offerFinancing(tokenId, bank, value, maxRateBps, expiry)`); the offer can only be consumed by
+///   that bank's `discount` at a rate no worse than `maxRateBps` before `expiry`, and lapses when the
+///   token changes hands. `discount` moves the value into a new financed token of the bank and
+///   records rate, price and the bank's payment reference in the same transaction. Financed value
+///   (and everything split from it) can never be offered or discounted again. `allowance(tokenId,
+///   bank)` reports the live offer.
+/// * **Settlement the holder confirms.** At or after maturity the issuer marks payment of a
+///   holder's token (`settle`, payment reference unique per issuer and holder); the holder confirms
+///   receipt (`confirmSettlement`) or disputes it (`disputeSettlement`, within `DISPUTE_WINDOW`);
+///   after the window anyone may `finalizeSettlement`. Only then is the value redeemed.
+/// * **Members only.** Every state-changing function requires the caller, the holder and the
+///   counterparty to be active members of the EnterpriseRegistry at the time of the call.
+/// * Refused with named custom errors (never a Panic): transfers to non-members, overspending,
+///   any movement after maturity or redemption, a second discount of financed value, a second
+///   issue against the same invoice, worse terms than offered.
 contract ReceivableToken is IERC3525 {
     uint32 public constant CORE_ENTERPRISE = 4;
     uint32 public constant BANK = 8;
     uint16 public constant MAX_RATE_BPS = 10000;
     uint256 public constant YEAR_SECONDS = 365 days;
+    /// @notice Largest value of a payable (2^128 - 1): `value * rateBps * seconds` stays below 2^206.
+    uint256 public constant MAX_VALUE = type(uint128).max;
+    /// @notice Smallest value a split may create (1.00 in the currency): no unsolicited dust tokens.
+    uint256 public constant MIN_SPLIT_VALUE = 100;
+    /// @notice Deepest split chain below a confirmed payable (`chainOf` stays O(MAX_DEPTH)).
+    uint16 public constant MAX_DEPTH = 32;
+    /// @notice Time the holder has to dispute a payment the issuer marked, before anyone may finalize it.
+    uint64 public constant DISPUTE_WINDOW = 7 days;
 
     struct Token {
         uint256 slot;
@@ -89,6 +117,8 @@ contract ReceivableToken is IERC3525 {
         uint64 createdBlock;
         bool financed;
         bool redeemed;
+        /// number of splits between this token and its payable (0 for the payable)
+        uint16 depth;
     }
 
     struct Payable {
@@ -111,11 +141,30 @@ contract ReceivableToken is IERC3525 {
         uint64 timestamp;
     }
 
+    /// A holder's financing offer to one bank (only `discount` by that bank consumes it).
+    struct Offer {
+        address holder;
+        uint256 value;
+        uint16 maxRateBps;
+        uint64 expiry;
+        uint64 epoch;
+    }
+
+    enum SettlementStatus {
+        None,
+        Marked,
+        Confirmed,
+        Finalized
+    }
+
     struct Settlement {
         address holder;
         uint256 value;
         string paymentReference;
+        /// time of redemption (confirmation or finalization); 0 while only marked
         uint64 timestamp;
+        uint64 markedAt;
+        SettlementStatus status;
     }
 
     IMemberRegistry private immutable _registry;
@@ -127,14 +176,16 @@ contract ReceivableToken is IERC3525 {
     mapping(uint256 => uint256[]) private _family;
     mapping(uint256 => Discount) private _discounts;
     mapping(uint256 => Settlement) private _settlements;
+    /// keccak256(kind, payer, payee, reference) => used
     mapping(bytes32 => bool) private _paymentReferenceUsed;
 
     mapping(address => uint256[]) private _owned;
     mapping(uint256 => uint256) private _ownedIndex;
-    mapping(uint256 => address) private _approved;
-    mapping(address => mapping(address => bool)) private _operators;
-    mapping(uint256 => mapping(address => uint256)) private _allowances;
-    mapping(uint256 => address[]) private _allowanceOperators;
+    mapping(uint256 => mapping(address => Offer)) private _offers;
+    mapping(uint256 => address[]) private _offerBanks;
+    mapping(uint256 => mapping(address => bool)) private _offerBankListed;
+    /// bumped when a token changes hands: every earlier offer on it lapses
+    mapping(uint256 => uint64) private _epoch;
 
     event Issued(
         uint256 indexed tokenId, address indexed issuer, address indexed beneficiary, bytes32 invoiceDigest,
@@ -145,6 +196,13 @@ contract ReceivableToken is IERC3525 {
         uint256 indexed tokenId, uint256 indexed fromTokenId, address indexed bank, address holder, uint256 value,
         uint16 rateBps, uint256 price, string paymentReference
     );
+    event FinancingOffered(
+        uint256 indexed tokenId, address indexed holder, address indexed bank, uint256 value, uint16 maxRateBps,
+        uint64 expiry
+    );
+    event SettlementMarked(uint256 indexed tokenId, address indexed issuer, address indexed holder, uint256 value,
+        string paymentReference);
+    event SettlementDisputed(uint256 indexed tokenId, address indexed holder, string paymentReference, string reason);
     event Settled(uint256 indexed tokenId, address indexed holder, uint256 value, string paymentReference);
 
     error ZeroAddress();
@@ -153,8 +211,13 @@ contract ReceivableToken is IERC3525 {
     error NotBank(address account);
     error NotMember(address account);
     error NotIssuer(address account, address issuer);
+    error NotHolder(address account, address holder);
     error NotAuthorized(address caller, uint256 tokenId);
+    error OperatorsUnsupported();
     error ZeroValue();
+    error ValueTooLarge(uint256 value, uint256 maxValue);
+    error SplitTooSmall(uint256 value, uint256 minValue);
+    error SplitTooDeep(uint256 tokenId, uint16 depth);
     error ZeroInvoiceDigest();
     error InvalidCurrency(bytes3 currency);
     error MaturityInPast(uint64 maturity, uint256 nowSeconds);
@@ -167,9 +230,17 @@ contract ReceivableToken is IERC3525 {
     error AlreadyDiscounted(uint256 tokenId);
     error SlotMismatch(uint256 fromTokenId, uint256 toTokenId);
     error InvalidRate(uint16 rateBps);
+    error RateAboveOffer(uint16 rateBps, uint16 maxRateBps);
+    error InvalidExpiry(uint64 expiry, uint64 maturity);
+    error OfferExpired(uint256 tokenId, uint64 expiry);
+    error DiscountExceedsValue(uint16 rateBps, uint256 secondsToMaturity);
     error EmptyPaymentReference();
     error PaymentReferenceUsed(string paymentReference);
     error NothingToSettle(uint256 tokenId);
+    error SettlementPending(uint256 tokenId);
+    error NoSettlementMarked(uint256 tokenId);
+    error DisputeWindowOpen(uint256 tokenId, uint64 until);
+    error DisputeWindowClosed(uint256 tokenId, uint64 closedAt);
     error SelfApproval(address owner);
     error NotReceiver(address to);
     error WrongOwner(uint256 tokenId, address owner, address from);
@@ -208,25 +279,27 @@ contract ReceivableToken is IERC3525 {
     }
 
     // ------------------------------------------------------------ business
-    /// @notice Confirm a payable of `value` (smallest currency unit) to member `to`, maturing at
-    /// `maturity` (unix seconds), against `invoiceDigest` (once only). Caller: a core enterprise.
+    /// @notice Confirm a payable of `value` (smallest currency unit, 1..MAX_VALUE) to member `to`,
+    /// maturing at `maturity` (unix seconds), against `invoiceDigest` (once only). Caller: an active
+    /// core enterprise.
     function issue(address to, bytes3 currency, uint64 maturity, uint256 value, bytes32 invoiceDigest)
         external
         returns (uint256 tokenId)
     {
         if (!_registry.hasRole(msg.sender, CORE_ENTERPRISE)) revert NotCoreEnterprise(msg.sender);
-        if (!_registry.isActive(to)) revert NotMember(to);
+        _member(to);
         if (invoiceDigest == bytes32(0)) revert ZeroInvoiceDigest();
         uint256 existing = _invoiceToken[invoiceDigest];
         if (existing != 0) revert InvoiceAlreadyIssued(invoiceDigest, existing);
         if (value == 0) revert ZeroValue();
+        if (value > MAX_VALUE) revert ValueTooLarge(value, MAX_VALUE);
         for (uint256 i = 0; i < 3; ++i) {
             if (currency[i] < "A" || currency[i] > "Z") revert InvalidCurrency(currency);
         }
         if (maturity <= block.timestamp) revert MaturityInPast(maturity, block.timestamp);
 
         uint256 slot = slotFor(msg.sender, currency, maturity);
-        tokenId = _mint(to, slot, value, 0, 0, false);
+        tokenId = _mint(to, slot, value, 0, 0, false, 0);
         _invoiceToken[invoiceDigest] = tokenId;
         _payables[tokenId] = Payable({
             invoiceDigest: invoiceDigest,
@@ -240,10 +313,41 @@ contract ReceivableToken is IERC3525 {
         emit Issued(tokenId, msg.sender, to, invoiceDigest, value, slot);
     }
 
-    /// @notice Discount `value` of `fromTokenId` (approved to the caller by its holder): the value moves
-    /// into a new financed token of the calling bank; the rate (basis points per year), the price
-    /// paid (`value - value * rateBps * secondsToMaturity / (10000 * 365 days)`, rounded down
-    /// discount) and the bank's payment reference are recorded in the same transaction.
+    /// @notice The holder offers up to `value` of its unfinanced token `tokenId` to `bank` (an active
+    /// BANK) at an annual rate of at most `maxRateBps`, valid until `expiry` (unix seconds, after now
+    /// and at most the maturity). `value == 0` withdraws the offer. Replaces any earlier offer to
+    /// the same bank. Only `discount` by that bank consumes it; it lapses when the token changes hands.
+    function offerFinancing(uint256 tokenId, address bank, uint256 value, uint16 maxRateBps, uint64 expiry)
+        external
+    {
+        Token storage t = _movable(tokenId);
+        _holder(t);
+        if (bank == t.owner) revert SelfApproval(bank);
+        if (bank == address(0)) revert ZeroAddress();
+        if (t.financed) revert AlreadyDiscounted(tokenId);
+        if (value != 0) {
+            if (!_registry.hasRole(bank, BANK)) revert NotBank(bank);
+            if (maxRateBps > MAX_RATE_BPS) revert InvalidRate(maxRateBps);
+            uint64 maturity = uint64(t.slot);
+            if (expiry <= block.timestamp || expiry > maturity) revert InvalidExpiry(expiry, maturity);
+            if (value > t.balance) revert InsufficientBalance(tokenId, t.balance, value);
+        }
+        _offers[tokenId][bank] =
+            Offer({holder: t.owner, value: value, maxRateBps: maxRateBps, expiry: expiry, epoch: _epoch[tokenId]});
+        if (!_offerBankListed[tokenId][bank]) {
+            _offerBankListed[tokenId][bank] = true;
+            _offerBanks[tokenId].push(bank);
+        }
+        emit ApprovalValue(tokenId, bank, value);
+        emit FinancingOffered(tokenId, t.owner, bank, value, maxRateBps, expiry);
+    }
+
+    /// @notice Discount `value` of `fromTokenId` offered to the calling bank by its holder, at
+    /// `rateBps` (at most the offer's `maxRateBps`, before its expiry): the value moves into a new
+    /// financed token of the bank; the rate (basis points per year), the price paid
+    /// (`value - value * rateBps * secondsToMaturity / (10000 * 365 days)`, rounded down discount;
+    /// refused with `DiscountExceedsValue` when rate x time exceeds 100 %) and the bank's payment
+    /// reference (unique among the bank's discounts) are recorded in the same transaction.
     function discount(uint256 fromTokenId, uint256 value, uint16 rateBps, string calldata paymentReference)
         external
         returns (uint256 tokenId)
@@ -252,13 +356,22 @@ contract ReceivableToken is IERC3525 {
         Token storage from = _movable(fromTokenId);
         if (from.financed) revert AlreadyDiscounted(fromTokenId);
         if (rateBps > MAX_RATE_BPS) revert InvalidRate(rateBps);
-        _useReference(paymentReference);
         address holder = from.owner;
         if (holder == msg.sender) revert NotAuthorized(msg.sender, fromTokenId);
-        _spend(fromTokenId, from, value);
+        _member(holder);
+        if (value == 0) revert ZeroValue();
+        if (value > from.balance) revert InsufficientBalance(fromTokenId, from.balance, value);
+        Offer storage o = _offers[fromTokenId][msg.sender];
+        uint256 offered = _liveOffer(fromTokenId, from, o);
+        if (offered == 0) revert NotAuthorized(msg.sender, fromTokenId);
+        if (block.timestamp >= o.expiry) revert OfferExpired(fromTokenId, o.expiry);
+        if (rateBps > o.maxRateBps) revert RateAboveOffer(rateBps, o.maxRateBps);
+        if (value > offered) revert InsufficientAllowance(fromTokenId, msg.sender, offered, value);
+        uint256 price = discountPrice(value, rateBps, uint64(from.slot) - block.timestamp);
+        _useReference("discount", msg.sender, address(0), paymentReference);
+        o.value = offered - value;
+        emit ApprovalValue(fromTokenId, msg.sender, o.value);
 
-        uint256 maturity = uint64(from.slot);
-        uint256 price = value - (value * rateBps * (maturity - block.timestamp)) / (uint256(MAX_RATE_BPS) * YEAR_SECONDS);
         tokenId = _split(fromTokenId, from, msg.sender, value, true);
         _discounts[tokenId] = Discount({
             bank: msg.sender,
@@ -273,28 +386,76 @@ contract ReceivableToken is IERC3525 {
         emit Discounted(tokenId, fromTokenId, msg.sender, holder, value, rateBps, price, paymentReference);
     }
 
-    /// @notice At or after maturity the issuer marks payment of a holder's whole value (redeemed).
+    /// @notice Price of `value` discounted at `rateBps` per year for `secondsToMaturity` seconds.
+    /// Bounds: value <= MAX_VALUE (2^128 - 1), rateBps <= 10000, secondsToMaturity < 2^64, so the
+    /// product stays below 2^206; reverts `DiscountExceedsValue` when the discount would exceed the value
+    /// (rate x time above 100 %).
+    function discountPrice(uint256 value, uint16 rateBps, uint256 secondsToMaturity) public pure returns (uint256) {
+        if (value > MAX_VALUE) revert ValueTooLarge(value, MAX_VALUE);
+        if (rateBps > MAX_RATE_BPS) revert InvalidRate(rateBps);
+        if (secondsToMaturity > type(uint64).max) revert DiscountExceedsValue(rateBps, secondsToMaturity);
+        if (uint256(rateBps) * secondsToMaturity > uint256(MAX_RATE_BPS) * YEAR_SECONDS) {
+            revert DiscountExceedsValue(rateBps, secondsToMaturity);
+        }
+        return value - (value * rateBps * secondsToMaturity) / (uint256(MAX_RATE_BPS) * YEAR_SECONDS);
+    }
+
+    /// @notice At or after maturity the issuer marks payment of a holder's whole value with its
+    /// payment reference (unique per issuer and holder). The value is redeemed only when the holder
+    /// confirms (`confirmSettlement`) or `DISPUTE_WINDOW` passes without a dispute.
     function settle(uint256 tokenId, string calldata paymentReference) external {
         Token storage t = _existing(tokenId);
         address issuer = slotIssuer(t.slot);
         if (msg.sender != issuer) revert NotIssuer(msg.sender, issuer);
+        _member(issuer);
         if (t.redeemed) revert Redeemed(tokenId);
         uint64 maturity = uint64(t.slot);
         if (block.timestamp < maturity) revert NotMatured(tokenId, maturity);
         uint256 value = t.balance;
         if (value == 0) revert NothingToSettle(tokenId);
-        _useReference(paymentReference);
-        t.balance = 0;
-        t.redeemed = true;
-        _payables[t.root].settledValue += value;
-        _settlements[tokenId] = Settlement({
-            holder: t.owner,
-            value: value,
-            paymentReference: paymentReference,
-            timestamp: uint64(block.timestamp)
-        });
-        emit TransferValue(tokenId, 0, value);
-        emit Settled(tokenId, t.owner, value, paymentReference);
+        Settlement storage st = _settlements[tokenId];
+        if (st.status == SettlementStatus.Marked) revert SettlementPending(tokenId);
+        _useReference("settle", issuer, t.owner, paymentReference);
+        st.holder = t.owner;
+        st.value = value;
+        st.paymentReference = paymentReference;
+        st.timestamp = 0;
+        st.markedAt = uint64(block.timestamp);
+        st.status = SettlementStatus.Marked;
+        emit SettlementMarked(tokenId, issuer, t.owner, value, paymentReference);
+    }
+
+    /// @notice The holder confirms it received the payment the issuer marked: the value is redeemed.
+    function confirmSettlement(uint256 tokenId) external {
+        Token storage t = _existing(tokenId);
+        _holder(t);
+        Settlement storage st = _settlements[tokenId];
+        if (st.status != SettlementStatus.Marked) revert NoSettlementMarked(tokenId);
+        _redeem(tokenId, t, st, SettlementStatus.Confirmed);
+    }
+
+    /// @notice The holder says the marked payment did not arrive (within `DISPUTE_WINDOW`): the mark is
+    /// cleared (its reference stays used) and the issuer must mark a new payment.
+    function disputeSettlement(uint256 tokenId, string calldata reason) external {
+        Token storage t = _existing(tokenId);
+        _holder(t);
+        Settlement storage st = _settlements[tokenId];
+        if (st.status != SettlementStatus.Marked) revert NoSettlementMarked(tokenId);
+        uint64 closes = st.markedAt + DISPUTE_WINDOW;
+        if (block.timestamp >= closes) revert DisputeWindowClosed(tokenId, closes);
+        st.status = SettlementStatus.None;
+        emit SettlementDisputed(tokenId, t.owner, st.paymentReference, reason);
+    }
+
+    /// @notice After `DISPUTE_WINDOW` without a dispute any member may finalize a marked payment.
+    function finalizeSettlement(uint256 tokenId) external {
+        Token storage t = _existing(tokenId);
+        _member(msg.sender);
+        Settlement storage st = _settlements[tokenId];
+        if (st.status != SettlementStatus.Marked) revert NoSettlementMarked(tokenId);
+        uint64 closes = st.markedAt + DISPUTE_WINDOW;
+        if (block.timestamp < closes) revert DisputeWindowOpen(tokenId, closes);
+        _redeem(tokenId, t, st, SettlementStatus.Finalized);
     }
 
     // ------------------------------------------------------------ ERC-3525
@@ -310,22 +471,22 @@ contract ReceivableToken is IERC3525 {
         return _existing(tokenId).slot;
     }
 
-    function approve(uint256 tokenId, address operator, uint256 value) external {
-        Token storage t = _existing(tokenId);
-        if (msg.sender != t.owner && !_operators[t.owner][msg.sender]) revert NotAuthorized(msg.sender, tokenId);
-        if (operator == t.owner) revert SelfApproval(operator);
-        if (operator == address(0)) revert ZeroAddress();
-        if (_allowances[tokenId][operator] == 0 && value != 0) _allowanceOperators[tokenId].push(operator);
-        _allowances[tokenId][operator] = value;
-        emit ApprovalValue(tokenId, operator, value);
+    /// @notice Refused: value allowances would let an operator move value (use `offerFinancing`).
+    function approve(uint256, address, uint256) external pure {
+        revert OperatorsUnsupported();
     }
 
+    /// @notice The live financing offer of `tokenId`'s holder to `operator` (0 when none, expired,
+    /// consumed, or the token changed hands).
     function allowance(uint256 tokenId, address operator) external view returns (uint256) {
-        _existing(tokenId);
-        return _allowances[tokenId][operator];
+        Token storage t = _existing(tokenId);
+        Offer storage o = _offers[tokenId][operator];
+        if (block.timestamp >= o.expiry) return 0;
+        return _liveOffer(tokenId, t, o);
     }
 
-    /// @notice Move `value` between two tokens of the same slot and payable, both unfinanced or both financed.
+    /// @notice Move `value` between two tokens of the same slot and payable, both unfinanced or both
+    /// financed. Caller: the holder of `fromTokenId`; the receiving holder must be a member.
     function transferFrom(uint256 fromTokenId, uint256 toTokenId, uint256 value) external {
         Token storage from = _movable(fromTokenId);
         Token storage to = _movable(toTokenId);
@@ -333,19 +494,25 @@ contract ReceivableToken is IERC3525 {
         {
             revert SlotMismatch(fromTokenId, toTokenId);
         }
-        if (!_registry.isActive(to.owner)) revert NotMember(to.owner);
-        _spend(fromTokenId, from, value);
+        _holder(from);
+        _member(to.owner);
+        _checkValue(fromTokenId, from, value);
         from.balance -= value;
         to.balance += value;
         emit TransferValue(fromTokenId, toTokenId, value);
+        _checkValueReceiver(fromTokenId, toTokenId, to.owner, value);
     }
 
-    /// @notice Split `value` off `fromTokenId` into a new token owned by member `to`; returns its id.
-    function transferFrom(uint256 fromTokenId, address to, uint256 value) external returns (uint256) {
+    /// @notice Split `value` (at least MIN_SPLIT_VALUE) off `fromTokenId` into a new token owned by
+    /// member `to`; returns its id. Caller: the holder.
+    function transferFrom(uint256 fromTokenId, address to, uint256 value) external returns (uint256 tokenId) {
         Token storage from = _movable(fromTokenId);
-        if (!_registry.isActive(to)) revert NotMember(to);
-        _spend(fromTokenId, from, value);
-        return _split(fromTokenId, from, to, value, from.financed);
+        _holder(from);
+        _member(to);
+        _checkValue(fromTokenId, from, value);
+        if (value < MIN_SPLIT_VALUE) revert SplitTooSmall(value, MIN_SPLIT_VALUE);
+        tokenId = _split(fromTokenId, from, to, value, from.financed);
+        _checkValueReceiver(fromTokenId, tokenId, to, value);
     }
 
     // ------------------------------------------------------------ ERC-721
@@ -372,26 +539,24 @@ contract ReceivableToken is IERC3525 {
         _transferToken(from, to, tokenId);
     }
 
-    function approve(address approved, uint256 tokenId) external {
-        Token storage t = _existing(tokenId);
-        if (msg.sender != t.owner && !_operators[t.owner][msg.sender]) revert NotAuthorized(msg.sender, tokenId);
-        _approved[tokenId] = approved;
-        emit Approval(t.owner, approved, tokenId);
+    /// @notice Refused: an approved address could move the whole token (only the holder moves value).
+    function approve(address, uint256) external pure {
+        revert OperatorsUnsupported();
     }
 
+    /// @notice Refused for `approved == true` (operators do not exist here); `false` is a no-op.
     function setApprovalForAll(address operator, bool approved) external {
-        if (operator == msg.sender) revert SelfApproval(operator);
-        _operators[msg.sender][operator] = approved;
-        emit ApprovalForAll(msg.sender, operator, approved);
+        if (approved) revert OperatorsUnsupported();
+        emit ApprovalForAll(msg.sender, operator, false);
     }
 
     function getApproved(uint256 tokenId) external view returns (address) {
         _existing(tokenId);
-        return _approved[tokenId];
+        return address(0);
     }
 
-    function isApprovedForAll(address owner, address operator) external view returns (bool) {
-        return _operators[owner][operator];
+    function isApprovedForAll(address, address) external pure returns (bool) {
+        return false;
     }
 
     // ------------------------------------------------------------ views
@@ -405,6 +570,25 @@ contract ReceivableToken is IERC3525 {
         return _payables[rootTokenId];
     }
 
+    /// @notice The holder's offer on `tokenId` to `bank` as stored (check `allowance` for whether it is live).
+    function getOffer(uint256 tokenId, address bank) external view returns (Offer memory) {
+        _existing(tokenId);
+        return _offers[tokenId][bank];
+    }
+
+    /// @notice Banks that ever received an offer on `tokenId` (each once).
+    function offerBanks(uint256 tokenId) external view returns (address[] memory) {
+        return _offerBanks[tokenId];
+    }
+
+    /// @notice Value of `tokenId` that a bank could still finance: its balance while it is unfinanced,
+    /// not matured, not redeemed, and its holder an active member; else 0.
+    function freeToFinance(uint256 tokenId) external view returns (uint256) {
+        Token storage t = _existing(tokenId);
+        if (t.financed || t.redeemed || block.timestamp >= uint64(t.slot) || !_registry.isActive(t.owner)) return 0;
+        return t.balance;
+    }
+
     /// @notice Root token id issued against `invoiceDigest`, 0 when none.
     function tokenOfInvoice(bytes32 invoiceDigest) external view returns (uint256) {
         return _invoiceToken[invoiceDigest];
@@ -415,11 +599,9 @@ contract ReceivableToken is IERC3525 {
         return _family[rootTokenId];
     }
 
-    /// @notice `tokenId`, its parent, …, up to the confirmed payable.
+    /// @notice `tokenId`, its parent, …, up to the confirmed payable (at most MAX_DEPTH + 1 ids).
     function chainOf(uint256 tokenId) external view returns (uint256[] memory ids) {
-        uint256 n = 0;
-        for (uint256 id = tokenId; id != 0; id = _existing(id).parent) ++n;
-        ids = new uint256[](n);
+        ids = new uint256[](uint256(_existing(tokenId).depth) + 1);
         uint256 i = 0;
         for (uint256 id = tokenId; id != 0; id = _tokens[id].parent) ids[i++] = id;
     }
@@ -449,29 +631,51 @@ contract ReceivableToken is IERC3525 {
         if (block.timestamp >= maturity) revert Matured(tokenId, maturity);
     }
 
-    /// Authorise msg.sender to move `value` out of `tokenId` (owner, ERC-721 approval/operator, or
-    /// ERC-3525 value allowance, which is consumed) and check the balance.
-    function _spend(uint256 tokenId, Token storage t, uint256 value) private {
+    function _member(address account) private view {
+        if (!_registry.isActive(account)) revert NotMember(account);
+    }
+
+    /// The caller must be the token's holder and an active member.
+    function _holder(Token storage t) private view {
+        if (msg.sender != t.owner) revert NotHolder(msg.sender, t.owner);
+        _member(msg.sender);
+    }
+
+    function _checkValue(uint256 tokenId, Token storage t, uint256 value) private view {
         if (value == 0) revert ZeroValue();
         if (value > t.balance) revert InsufficientBalance(tokenId, t.balance, value);
-        if (msg.sender == t.owner || _approved[tokenId] == msg.sender || _operators[t.owner][msg.sender]) return;
-        uint256 allowed = _allowances[tokenId][msg.sender];
-        if (allowed == 0) revert NotAuthorized(msg.sender, tokenId);
-        if (allowed < value) revert InsufficientAllowance(tokenId, msg.sender, allowed, value);
-        if (allowed != type(uint256).max) _allowances[tokenId][msg.sender] = allowed - value;
+    }
+
+    /// Value still offered by `o` on token `t` (0 when consumed, withdrawn or the token changed hands).
+    function _liveOffer(uint256 tokenId, Token storage t, Offer storage o) private view returns (uint256) {
+        if (o.holder != t.owner || o.epoch != _epoch[tokenId] || t.financed) return 0;
+        return o.value < t.balance ? o.value : t.balance;
+    }
+
+    function _redeem(uint256 tokenId, Token storage t, Settlement storage st, SettlementStatus how) private {
+        uint256 value = t.balance;
+        t.balance = 0;
+        t.redeemed = true;
+        _payables[t.root].settledValue += value;
+        st.value = value;
+        st.timestamp = uint64(block.timestamp);
+        st.status = how;
+        emit TransferValue(tokenId, 0, value);
+        emit Settled(tokenId, st.holder, value, st.paymentReference);
     }
 
     function _split(uint256 fromTokenId, Token storage from, address to, uint256 value, bool financed)
         private
         returns (uint256 tokenId)
     {
+        if (from.depth >= MAX_DEPTH) revert SplitTooDeep(fromTokenId, from.depth);
         from.balance -= value;
-        tokenId = _mint(to, from.slot, value, fromTokenId, from.root, financed);
+        tokenId = _mint(to, from.slot, value, fromTokenId, from.root, financed, from.depth + 1);
         emit TransferValue(fromTokenId, tokenId, value);
         emit Split(fromTokenId, tokenId, to, value);
     }
 
-    function _mint(address to, uint256 slot, uint256 value, uint256 parent, uint256 root, bool financed)
+    function _mint(address to, uint256 slot, uint256 value, uint256 parent, uint256 root, bool financed, uint16 depth)
         private
         returns (uint256 tokenId)
     {
@@ -487,7 +691,8 @@ contract ReceivableToken is IERC3525 {
             createdAt: uint64(block.timestamp),
             createdBlock: uint64(block.number),
             financed: financed,
-            redeemed: false
+            redeemed: false,
+            depth: depth
         });
         _family[root].push(tokenId);
         _addOwned(to, tokenId);
@@ -499,16 +704,9 @@ contract ReceivableToken is IERC3525 {
         Token storage t = _movable(tokenId);
         address owner = t.owner;
         if (from != owner) revert WrongOwner(tokenId, owner, from);
-        if (msg.sender != owner && _approved[tokenId] != msg.sender && !_operators[owner][msg.sender]) {
-            revert NotAuthorized(msg.sender, tokenId);
-        }
-        if (!_registry.isActive(to)) revert NotMember(to);
-        delete _approved[tokenId];
-        address[] storage ops = _allowanceOperators[tokenId];
-        for (uint256 i = 0; i < ops.length; ++i) {
-            delete _allowances[tokenId][ops[i]];
-        }
-        delete _allowanceOperators[tokenId];
+        _holder(t);
+        _member(to);
+        _epoch[tokenId] += 1; // every offer of the previous holder lapses
         _removeOwned(owner, tokenId);
         _addOwned(to, tokenId);
         t.owner = to;
@@ -519,6 +717,18 @@ contract ReceivableToken is IERC3525 {
         if (to.code.length == 0) return;
         try IERC721Receiver(to).onERC721Received(msg.sender, from, tokenId, data) returns (bytes4 answer) {
             if (answer != IERC721Receiver.onERC721Received.selector) revert NotReceiver(to);
+        } catch {
+            revert NotReceiver(to);
+        }
+    }
+
+    /// ERC-3525: value sent to a token owned by a contract needs its `onERC3525Received` acceptance.
+    function _checkValueReceiver(uint256 fromTokenId, uint256 toTokenId, address to, uint256 value) private {
+        if (to.code.length == 0) return;
+        try IERC3525Receiver(to).onERC3525Received(msg.sender, fromTokenId, toTokenId, value, "") returns (
+            bytes4 answer
+        ) {
+            if (answer != IERC3525Receiver.onERC3525Received.selector) revert NotReceiver(to);
         } catch {
             revert NotReceiver(to);
         }
@@ -542,9 +752,13 @@ contract ReceivableToken is IERC3525 {
         delete _ownedIndex[tokenId];
     }
 
-    function _useReference(string calldata paymentReference) private returns (bytes32 key) {
+    /// Payment references are unique per (kind, payer, payee): a bank's among all its discounts
+    /// (payee address(0)), an issuer's per holder it pays.
+    function _useReference(string memory kind, address payer, address payee, string calldata paymentReference)
+        private
+    {
         if (bytes(paymentReference).length == 0) revert EmptyPaymentReference();
-        key = keccak256(bytes(paymentReference));
+        bytes32 key = keccak256(abi.encode(kind, payer, payee, paymentReference));
         if (_paymentReferenceUsed[key]) revert PaymentReferenceUsed(paymentReference);
         _paymentReferenceUsed[key] = true;
     }

@@ -4,6 +4,12 @@ pragma solidity ^0.8.24;
 /// @notice The person part of EnterpriseRegistry that WorkTicket relies on.
 interface IPersonRegistry {
     function hasPersonRole(address person, uint32 role) external view returns (bool);
+    function isPermittedSender(address account) external view returns (bool);
+    function getPerson(address person)
+        external
+        view
+        returns (address enterprise, uint32 roles, string memory qualification, bool active);
+    function enterpriseByPrefix(string calldata prefix) external view returns (address);
 }
 
 /// @title WorkTicket
@@ -14,9 +20,21 @@ interface IPersonRegistry {
 ///   工作负责人) -> acknowledge (each crew member 工作班成员, once each, any order) -> endWork (person
 ///   in charge, after every acknowledgement) -> terminate (permitting officer).
 ///
-/// Side steps: cancel (issuer, before the permit) and extend (permitting officer, once, while the
-/// work is permitted and not ended). Issuer, permitting officer and person in charge are three
-/// different people; crew members are distinct and none of them.
+/// Side steps: cancel (issuer, before the permit), extend (permitting officer, once, while the
+/// work is permitted and not ended, before the planned end, by at most MAX_EXTENSION) and abort
+/// (the named permitting officer or any active permitting officer of the issuing enterprise, with a
+/// reason, from any open status: the exit for a ticket whose named person is gone). Issuer,
+/// permitting officer and person in charge are three different people; crew members are distinct
+/// and none of them.
+///
+/// Time: a ticket is issued for a window that has not ended, starts no earlier than GRACE before
+/// now and lasts at most MAX_WINDOW. Permit, brief and acknowledge happen inside
+/// [plannedStart - GRACE, plannedEnd]; endWork inside [plannedStart - GRACE, plannedEnd + GRACE]
+/// (GRACE = 15 minutes). Work that overruns without an extension can only be aborted.
+///
+/// Equipment: the identifier is `<prefix>/<suffix>` and the prefix must belong (EnterpriseRegistry
+/// `enterpriseByPrefix`) to the issuer's enterprise. Relayed steps need a relayer that is a
+/// permitted sender (active member).
 ///
 /// Relaying (EIP-712): a person may sign a step on a device and anyone permitted to transact may
 /// submit it with `issueBySig` / `stepBySig`; the contract recovers the signer with ecrecover and
@@ -33,6 +51,12 @@ contract WorkTicket {
     uint32 public constant PERSON_IN_CHARGE = 4;
     uint32 public constant CREW_MEMBER = 8;
     uint256 public constant MAX_CREW = 32;
+    /// @notice Tolerance around the planned window for clock skew and walking to the site (seconds).
+    uint64 public constant GRACE = 15 minutes;
+    /// @notice Longest planned window of a ticket (seconds).
+    uint64 public constant MAX_WINDOW = 7 days;
+    /// @notice Longest extension of the planned end (seconds).
+    uint64 public constant MAX_EXTENSION = 1 days;
 
     // ------------------------------------------------------------------ types
     enum Status {
@@ -42,7 +66,8 @@ contract WorkTicket {
         Briefed,
         WorkEnded,
         Terminated,
-        Cancelled
+        Cancelled,
+        Aborted
     }
 
     enum Action {
@@ -53,7 +78,8 @@ contract WorkTicket {
         EndWork,
         Terminate,
         Cancel,
-        Extend
+        Extend,
+        Abort
     }
 
     struct IssueRequest {
@@ -110,6 +136,8 @@ contract WorkTicket {
     mapping(bytes32 => uint256[]) private _byEquipment;
     /// @notice EIP-712 nonce of each signer.
     mapping(address => uint256) public nonces;
+    /// @notice Reason of the abort of a ticket ("" when not aborted).
+    mapping(uint256 => string) public abortReason;
 
     // ----------------------------------------------------------------- events
     event TicketIssued(
@@ -118,6 +146,9 @@ contract WorkTicket {
     event StepRecorded(
         uint256 indexed ticketId, Action action, address indexed actor, address submitter, uint64 timestamp
     );
+    /// @notice The planned window at issue and after an extension (unix seconds).
+    event TicketWindow(uint256 indexed ticketId, uint64 plannedStart, uint64 plannedEnd, bool extended);
+    event TicketAborted(uint256 indexed ticketId, address indexed actor, string reason);
 
     // ----------------------------------------------------------------- errors
     error ZeroAddress();
@@ -139,6 +170,12 @@ contract WorkTicket {
     error SignatureExpired(uint256 deadline);
     error InvalidSignature();
     error WrongSigner(address expected, address recovered);
+    error OutsideWindow(uint256 ticketId, Action action, uint64 opens, uint64 closes, uint256 nowSeconds);
+    error WindowInPast(uint64 plannedStart, uint64 plannedEnd, uint256 nowSeconds);
+    error WindowTooLong(uint64 plannedStart, uint64 plannedEnd);
+    error EquipmentNotOwned(string equipment, address owner, address issuerEnterprise);
+    error NotPermittedRelayer(address relayer);
+    error EmptyReason();
 
     constructor(address registry) {
         if (registry == address(0)) revert ZeroAddress();
@@ -175,6 +212,7 @@ contract WorkTicket {
                 deadline
             )
         );
+        _relayer();
         _useSignature(issuer, structHash, deadline, signature);
         return _issue(r, issuer);
     }
@@ -208,6 +246,26 @@ contract WorkTicket {
         _step(ticketId, Action.Extend, newPlannedEnd, msg.sender);
     }
 
+    /// @notice Abort an open ticket with a `reason` (the named permitting officer, or any active
+    /// permitting officer of the issuer's enterprise when the named one is gone).
+    function abort(uint256 ticketId, string calldata reason) external {
+        Ticket storage t = _tickets[ticketId];
+        Status s = t.status;
+        if (s == Status.None) revert UnknownTicket(ticketId);
+        if (s == Status.Terminated || s == Status.Cancelled || s == Status.Aborted) {
+            revert WrongStatus(ticketId, s, Action.Abort);
+        }
+        if (bytes(reason).length == 0) revert EmptyReason();
+        _requireRole(msg.sender, PERMITTING_OFFICER);
+        if (msg.sender != t.permitter && _enterpriseOf(msg.sender) != _enterpriseOf(t.issuer)) {
+            revert NotNamedPerson(ticketId, Action.Abort, t.permitter, msg.sender);
+        }
+        t.status = Status.Aborted;
+        abortReason[ticketId] = reason;
+        emit TicketAborted(ticketId, msg.sender, reason);
+        _record(ticketId, Action.Abort, msg.sender, 0);
+    }
+
     /// @notice Record a step signed (EIP-712 TicketStep) by `actor`; `plannedEnd` only for Extend (else 0).
     function stepBySig(
         uint256 ticketId,
@@ -217,7 +275,8 @@ contract WorkTicket {
         uint256 deadline,
         bytes calldata signature
     ) external {
-        if (action == Action.Issue) revert InvalidAction(uint8(action));
+        if (action == Action.Issue || action == Action.Abort) revert InvalidAction(uint8(action));
+        _relayer();
         bytes32 structHash =
             keccak256(abi.encode(STEP_TYPEHASH, ticketId, uint8(action), plannedEnd, nonces[actor], deadline));
         _useSignature(actor, structHash, deadline, signature);
@@ -259,15 +318,47 @@ contract WorkTicket {
         if (!_registry.hasPersonRole(person, role)) revert MissingRole(person, role);
     }
 
+    function _relayer() private view {
+        if (!_registry.isPermittedSender(msg.sender)) revert NotPermittedRelayer(msg.sender);
+    }
+
+    function _enterpriseOf(address person) private view returns (address enterprise) {
+        // only the enterprise is needed (roles and activity are checked through hasPersonRole)
+        // slither-disable-next-line unused-return
+        (enterprise,,,) = _registry.getPerson(person);
+    }
+
+    /// `<prefix>/<suffix>`: the prefix must be registered to `enterprise`.
+    function _checkEquipment(string calldata equipment, address enterprise) private view {
+        bytes calldata b = bytes(equipment);
+        uint256 slash = 0;
+        while (slash < b.length && b[slash] != "/") ++slash;
+        address owner = slash == 0 || slash + 1 >= b.length ? address(0) : _registry.enterpriseByPrefix(equipment[:slash]);
+        if (owner == address(0) || owner != enterprise) revert EquipmentNotOwned(equipment, owner, enterprise);
+    }
+
+    function _inWindow(uint256 id, Ticket storage t, Action action, uint64 lateGrace) private view {
+        uint64 opens = t.plannedStart > GRACE ? t.plannedStart - GRACE : 0;
+        uint64 closes = t.plannedEnd + lateGrace;
+        if (block.timestamp < opens || block.timestamp > closes) {
+            revert OutsideWindow(id, action, opens, closes, block.timestamp);
+        }
+    }
+
     function _issue(IssueRequest calldata r, address issuer) private returns (uint256 id) {
         if (bytes(r.equipment).length == 0) revert EmptyEquipment();
         if (r.digest == bytes32(0)) revert ZeroDigest();
         if (r.plannedEnd <= r.plannedStart) revert InvalidWindow(r.plannedStart, r.plannedEnd);
+        if (r.plannedEnd <= block.timestamp || uint256(r.plannedStart) + GRACE < block.timestamp) {
+            revert WindowInPast(r.plannedStart, r.plannedEnd, block.timestamp);
+        }
+        if (r.plannedEnd - r.plannedStart > MAX_WINDOW) revert WindowTooLong(r.plannedStart, r.plannedEnd);
         uint256 n = r.crew.length;
         if (n == 0 || n > MAX_CREW) revert InvalidCrewSize(n);
         if (issuer == r.permitter || issuer == r.leader) revert SamePerson(issuer);
         if (r.permitter == r.leader) revert SamePerson(r.permitter);
         _requireRole(issuer, TICKET_ISSUER);
+        _checkEquipment(r.equipment, _enterpriseOf(issuer));
         _requireRole(r.permitter, PERMITTING_OFFICER);
         _requireRole(r.leader, PERSON_IN_CHARGE);
         for (uint256 i = 0; i < n; ++i) {
@@ -293,6 +384,7 @@ contract WorkTicket {
         bytes32 equipmentHash = keccak256(bytes(r.equipment));
         _byEquipment[equipmentHash].push(id);
         emit TicketIssued(id, equipmentHash, r.equipment, r.digest, issuer);
+        emit TicketWindow(id, r.plannedStart, r.plannedEnd, false);
         _record(id, Action.Issue, issuer, 0);
     }
 
@@ -302,20 +394,24 @@ contract WorkTicket {
         if (s == Status.None) revert UnknownTicket(id);
         if (action == Action.Permit) {
             _expect(id, s, Status.Issued, action, t.permitter, actor, PERMITTING_OFFICER);
+            _inWindow(id, t, action, 0);
             t.status = Status.Permitted;
         } else if (action == Action.Brief) {
             _expect(id, s, Status.Permitted, action, t.leader, actor, PERSON_IN_CHARGE);
+            _inWindow(id, t, action, 0);
             t.status = Status.Briefed;
         } else if (action == Action.Acknowledge) {
             if (s != Status.Briefed) revert WrongStatus(id, s, action);
             if (!_isCrew(t, actor)) revert NotCrewMember(id, actor);
             if (_acked[id][actor]) revert AlreadyAcknowledged(id, actor);
             _requireRole(actor, CREW_MEMBER);
+            _inWindow(id, t, action, 0);
             _acked[id][actor] = true;
             t.acknowledged += 1;
         } else if (action == Action.EndWork) {
             _expect(id, s, Status.Briefed, action, t.leader, actor, PERSON_IN_CHARGE);
             if (t.acknowledged != t.crew.length) revert CrewNotAcknowledged(id, t.acknowledged, t.crew.length);
+            _inWindow(id, t, action, GRACE);
             t.status = Status.WorkEnded;
         } else if (action == Action.Terminate) {
             _expect(id, s, Status.WorkEnded, action, t.permitter, actor, PERMITTING_OFFICER);
@@ -328,9 +424,13 @@ contract WorkTicket {
             if (actor != t.permitter) revert NotNamedPerson(id, action, t.permitter, actor);
             _requireRole(actor, PERMITTING_OFFICER);
             if (t.extended) revert ExtensionAlreadyUsed(id);
-            if (plannedEnd <= t.plannedEnd) revert InvalidExtension(id, t.plannedEnd, plannedEnd);
+            if (plannedEnd <= t.plannedEnd || plannedEnd > t.plannedEnd + MAX_EXTENSION) {
+                revert InvalidExtension(id, t.plannedEnd, plannedEnd);
+            }
+            _inWindow(id, t, action, 0); // before the planned end: an expired ticket is not revived
             t.extended = true;
             t.plannedEnd = plannedEnd;
+            emit TicketWindow(id, t.plannedStart, plannedEnd, true);
         } else {
             revert InvalidAction(uint8(action));
         }

@@ -118,6 +118,9 @@ class Follower(threading.Thread):
         self.height = int(rpc(url, "eth_blockNumber"), 16)
 
     def run(self) -> None:
+        """Thread body: poll ``eth_blockNumber`` and record, per transaction hash, the monotonic time its block was
+        first seen (until ``stop`` is set).
+        """
         with httpx.Client(timeout=30) as client:
             while not self.stop.is_set():
                 try:
@@ -212,6 +215,10 @@ def interleave(per_sender: list[list[tuple[str, bytes]]]) -> list[tuple[str, byt
 
 
 def run(args: argparse.Namespace) -> BenchResult:
+    """Run one benchmark: a throwaway network of ``args.validators`` nodes, ``args.txs`` transactions offered at
+    ``args.rate`` tx/s; returns throughput (tx/s), finality latency percentiles (s) and the single-process py-evm
+    ceiling of the same run.
+    """
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="traceledger-bench-"))
     sender_keys = ["0x" + os.urandom(32).hex() for _ in range(args.senders)]
     deployer_key = "0x" + os.urandom(32).hex()
@@ -304,6 +311,9 @@ def markdown(r: BenchResult) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line (``python -m ledger.bench_chain --help``): runs :func:`run`, prints the Markdown table, optionally
+    writes JSON; returns the exit code.
+    """
     parser = argparse.ArgumentParser(description="Benchmark finalized throughput and latency of a local QBFT chain")
     parser.add_argument("--validators", type=int, default=4)
     parser.add_argument("--txs", type=int, default=4000, help="transactions in the run")

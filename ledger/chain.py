@@ -11,14 +11,17 @@ over JSON-RPC or to a syncing peer.
 Blocks are built in one batch with ``apply_all_transactions`` (py-evm's ``mine_all`` path), never
 with ``apply_transaction`` in a loop, which re-hashes the block per transaction.
 
-Validator governance (EEA QBFT spec "block header validator selection", Besu behaviour): a proposer
-may put one vote in its block's extraData (``[address, 0xFF]`` add, ``[address, 0x]`` drop). The
-votes cast since the last epoch block are tallied (one vote per voter and candidate, a later vote
-replacing an earlier one); when more than half of the current validators voted the same way for a
-candidate, the change takes effect **in that block's extraData validator list**, so it governs the
-next block: validators(N + 1) = extraData(N).validators. Epoch blocks (number % epoch length == 0)
-carry no vote and reset the tally. Every validator recomputes the list from the tally and refuses
-a proposal whose extraData validators differ (:meth:`Ledger.expected_validators`).
+Validator governance (EEA QBFT spec "block header validator selection", Besu's
+``BftValidatorsValidationRule`` and vote tallying): a proposer may put one vote in its block's
+extraData (``[address, 0xFF]`` add, ``[address, 0x]`` drop). The votes cast since the last epoch
+block are tallied (one vote per voter and candidate, a later vote replacing an earlier one); when
+more than half of the current validators voted the same way for a candidate, the change takes effect
+**from the next block**: block N's extraData lists the validators of block N — the set after the
+votes of blocks up to N − 1 — and N's commit seals are checked against exactly that list, as Besu
+writes and checks it. So validators(N) = extraData(N).validators = tally after block N − 1. Epoch
+blocks (number % epoch length == 0) carry no vote and reset the tally. Every validator recomputes
+the list from the tally and refuses a proposal whose extraData validators differ
+(:meth:`Ledger.expected_validators`).
 """
 
 from __future__ import annotations
@@ -285,11 +288,15 @@ class Ledger:
         return self.chain.get_canonical_block_header_by_number(number)
 
     def validators(self, height: int) -> tuple[bytes, ...]:
-        """Validators (sorted 20-byte addresses) sealing block ``height``: those in the parent extraData."""
+        """Validators (sorted 20-byte addresses) sealing block ``height``: the set after the votes of
+        blocks up to ``height - 1`` (= block ``height``'s own extraData list once it exists, Besu's rule).
+
+        Raises py-evm's ``HeaderNotFound`` when block ``height - 1`` is not stored.
+        """
         cached = self._validators_cache.get(height)
         if cached is None:
             parent = self.header_at(height - 1)
-            cached = tuple(sorted(decode_extra_data(parent.extra_data).validators))
+            cached = tuple(sorted(self.tally_at(parent).validators))
             self._validators_cache[height] = cached
         return cached
 
@@ -319,10 +326,10 @@ class Ledger:
         self._tally_cache[header.hash] = tally
         return tally
 
-    def expected_validators(self, parent: BlockHeaderAPI, proposer: bytes, vote: Vote | None) -> tuple[bytes, ...]:
-        """extraData validators a child of ``parent`` proposed by ``proposer`` with ``vote`` must carry."""
-        number = parent.block_number + 1
-        return apply_vote(self.tally_at(parent), number, proposer, vote, self.epoch_length).validators
+    def expected_validators(self, parent: BlockHeaderAPI) -> tuple[bytes, ...]:
+        """extraData validators (sorted 20-byte addresses) every child of ``parent`` must carry: the set after
+        ``parent``'s votes (Besu's ``BftValidatorsValidationRule``); the child's own vote counts from its child on."""
+        return self.tally_at(parent).validators
 
     def previous_proposer(self, height: int) -> bytes | None:
         if height <= 1:
@@ -359,7 +366,7 @@ class Ledger:
         ts = max(parent.timestamp + 1, int(timestamp if timestamp is not None else time.time()))
         if (parent.block_number + 1) % self.epoch_length == 0:
             vote = None
-        validators = self.expected_validators(parent, proposer, vote)
+        validators = self.expected_validators(parent)
         extra = encode_extra_data(ExtraData(validators=validators, vote=vote), include_round=False)
         return self.chain.create_header_from_parent(
             parent, coinbase=proposer, timestamp=ts, extra_data=extra, mix_hash=BFT_MIX_HASH,
@@ -427,7 +434,7 @@ class Ledger:
             raise InvalidBlock("proposed block must carry round 0 and no seals in extraData")
         if extra.vote is not None and height % self.epoch_length == 0:
             raise InvalidBlock(f"epoch block {height} must not carry a validator vote")
-        expected = self.expected_validators(head, bytes(header.coinbase), extra.vote)
+        expected = self.expected_validators(head)
         if tuple(extra.validators) != expected:
             raise InvalidBlock("extraData validators differ from the validator set after applying the vote tally")
         if header.timestamp > time.time() + MAX_FUTURE_BLOCK_S:

@@ -17,14 +17,20 @@ through ``qbft_getValidatorsByBlockNumber``.
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from eth_utils import is_hex_address, to_checksum_address
 from rich.console import Console
 from rich.table import Table
 
-from ledger.network import rpc
+
+def rpc(url: str, method: str, params: list[Any] | None = None, timeout: float = 5.0) -> Any:  # noqa: ANN401
+    """:func:`ledger.network.rpc`, imported on first use: ledger.network pulls in py-evm, which would add
+    seconds to the start of every ``traceledger`` command (issue 17: ``network up`` answers a busy port in < 5 s)."""
+    from ledger.network import rpc as network_rpc
+
+    return network_rpc(url, method, params, timeout)
 
 validators_app = typer.Typer(help="QBFT validator governance (votes in block headers).", no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -112,9 +118,14 @@ def validators_discard(
         console.print(f"{url}: {'discarded' if dropped else 'no pending vote'}")
 
 
+#: the names of ledger.faults.SCENARIOS, listed in ``faults --help`` (tests/cli/test_help_texts.py keeps them equal)
+FAULT_SCENARIOS = ("unknown_peer", "kill_one", "stop_two", "wipe", "partition", "equivocate", "garbage", "observer",
+                   "governance")
+
+
 def faults_command(
     scenario: Annotated[list[str] | None, typer.Option(
-        help="scenario (repeatable): all or one of ledger.faults.SCENARIOS [default: all]")] = None,
+        help=f"scenario (repeatable): all, {', '.join(FAULT_SCENARIOS)} [default: all]")] = None,
     validators: Annotated[int, typer.Option(help="validator processes")] = 4,
 ) -> None:
     """Run the fault-injection harness (ledger/faults.py) on a throwaway network; exit 1 if a scenario fails."""
@@ -123,3 +134,131 @@ def faults_command(
     scenario = scenario or ["all"]
     argv = [f"--scenario={s}" for s in scenario] + [f"--validators={validators}"]
     raise typer.Exit(main(argv))
+
+
+def _read_block_json(source: str) -> dict:
+    """An ``eth_getBlockByNumber`` result from a file or ``-`` (stdin); a JSON-RPC envelope is unwrapped."""
+    import json
+    import sys
+    from pathlib import Path
+
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        data = json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"cannot read a JSON block from {source!r}: {exc}", param_hint="BLOCK_JSON") from exc
+    if isinstance(data, dict) and isinstance(data.get("result"), dict):
+        data = data["result"]
+    if not isinstance(data, dict):
+        raise typer.BadParameter("expected a block object (an eth_getBlockByNumber result)", param_hint="BLOCK_JSON")
+    return data
+
+
+def _trusted_validators(validators: str | None, genesis: str | None) -> list[str]:
+    import json
+    from pathlib import Path
+
+    from provenance.qbft_header import validators_from_genesis
+
+    if (validators is None) == (genesis is None):
+        raise typer.BadParameter("give exactly one of --validators or --genesis", param_hint="--validators/--genesis")
+    if validators is not None:
+        out = [a.strip() for a in validators.split(",") if a.strip()]
+        bad = [a for a in out if not is_hex_address(a)]
+        if bad or not out:
+            raise typer.BadParameter(f"not 20-byte hex addresses: {bad or validators!r}", param_hint="--validators")
+        return [to_checksum_address(a) for a in out]
+    try:
+        return validators_from_genesis(json.loads(Path(genesis).read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"{genesis}: {exc}", param_hint="--genesis") from exc
+
+
+def verify_block_command(
+    block_json: Annotated[str, typer.Argument(help="an eth_getBlockByNumber result: a file, or - for stdin")],
+    validators: Annotated[str | None, typer.Option(
+        help="the trusted validator set of that height: ADDR[,ADDR…]")] = None,
+    genesis: Annotated[str | None, typer.Option(
+        help="take the trusted set from a genesis: Besu genesis JSON (extraData) or TraceLedger network.json")] = None,
+    rpc_url: Annotated[str | None, typer.Option(
+        "--rpc", help="also fetch the block of that number from this JSON-RPC endpoint and compare hashes")] = None,
+) -> None:
+    """Verify one QBFT (or Besu IBFT 2.0) block: recompute its hash and seal hash, recover every commit seal.
+
+    Exit 0 only when the hash matches and a quorum of distinct trusted validators sealed the block;
+    1 naming what failed; 2 for unreadable input. Headers of any fork (pre-London … Prague) are read.
+    """
+    from provenance.qbft_header import verify_sealed_block
+
+    block = _read_block_json(block_json)
+    trusted = _trusted_validators(validators, genesis)
+    try:
+        verdict = verify_sealed_block(block, trusted)
+    except ValueError as exc:
+        console.print(f"[red]unreadable block:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    problems = list(verdict.problems)
+    console.print(f"block {verdict.number}  fork {verdict.fork}  consensus {verdict.consensus}  round {verdict.round}")
+    console.print(f"block hash  {verdict.block_hash}" + (
+        "" if verdict.served_hash is None else
+        ("  (matches the served hash)" if verdict.served_hash == verdict.block_hash else
+         f"  (served {verdict.served_hash})")))
+    console.print(f"seal hash   {verdict.seal_hash}")
+    table = Table("seal", "signer", "verdict", title=f"commit seals ({len(verdict.seals)})")
+    for s in verdict.seals:
+        table.add_row(str(s.index), s.signer or "-", s.verdict)
+    console.print(table)
+    console.print(f"{len(verdict.sealed_by)} distinct validators of {len(verdict.validators)} sealed it; "
+                  f"quorum is {verdict.quorum}")
+    for note in verdict.notes:
+        console.print(f"note: {note}")
+    if rpc_url:
+        try:
+            served = rpc(rpc_url, "eth_getBlockByNumber", [hex(verdict.number), False])
+        except Exception as exc:  # noqa: BLE001 - any transport or JSON-RPC failure is reported, not raised
+            problems.append(f"--rpc {rpc_url}: {exc}")
+        else:
+            other = (served or {}).get("hash")
+            if other != verdict.block_hash:
+                problems.append(f"--rpc {rpc_url} serves block {verdict.number} with hash {other}")
+            else:
+                console.print(f"--rpc {rpc_url} serves the same block hash")
+    if problems:
+        for p in problems:
+            console.print(f"[red]FAILED[/red] {p}")
+        raise typer.Exit(1)
+    console.print("[green]VERIFIED[/green] hash recomputed and sealed by a quorum of the trusted validators")
+
+
+def export_genesis_command(
+    data_dir: Annotated[str, typer.Option(help="the network's data dir (holds network.json)")] = "data",
+    out: Annotated[str | None, typer.Option(help="write here instead of standard output")] = None,
+) -> None:
+    """Print the network's genesis as a Besu QBFT genesis file (config.qbft, extraData, alloc).
+
+    The file starts a Besu network with the same chain id, validators, allocations and timing; see
+    ledger/besu_genesis.py for the field mapping and why the genesis hash differs from ours.
+    """
+    import json
+    from pathlib import Path
+
+    from ledger.besu_genesis import besu_genesis
+    from ledger.chain import GenesisConfig
+    from ledger.network import load_network
+
+    try:
+        spec = load_network(data_dir)
+        node = json.loads(spec.validators[0].config_path.read_text(encoding="utf-8"))
+    except (OSError, KeyError, ValueError, IndexError) as exc:
+        raise typer.BadParameter(f"{data_dir}: no readable network.json / node.json ({exc})",
+                                 param_hint="--data-dir") from exc
+    doc = besu_genesis(GenesisConfig.from_json(node["genesis"]),
+                       block_period_s=float(node.get("block_period_s", 1.0)),
+                       request_timeout_s=float(node.get("request_timeout_s", 1.0)))
+    text = json.dumps(doc, indent=2) + "\n"
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        console.print(f"wrote {out} (Besu QBFT genesis: chain id {doc['config']['chainId']}, "
+                      f"{len(GenesisConfig.from_json(node['genesis']).validators)} validators)")
+    else:
+        typer.echo(text, nl=False)

@@ -100,9 +100,11 @@ class LinkProxy:
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> None:
+        """Listen on ``host:listen_port`` and forward each accepted connection to ``target_port``."""
         self._server = await asyncio.start_server(self._accept, self.host, self.listen_port)
 
     async def close(self) -> None:
+        """Stop listening and drop every forwarded connection (see :meth:`cut`)."""
         if self._server is not None:
             self._server.close()
         self.cut()
@@ -155,12 +157,16 @@ class ProxyHub:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
 
     def add(self, src: int, dst: int, target_port: int) -> LinkProxy:
+        """Put a proxy on the link ``src`` → ``dst`` (1-based validator indexes) toward p2p port ``target_port``;
+        returns it.
+        """
         proxy = LinkProxy(f"{src}->{dst}", free_port(), target_port)
         self._run(proxy.start())
         self.links[(src, dst)] = proxy
         return proxy
 
     def set_blocked(self, pairs: list[tuple[int, int]], blocked: bool) -> None:
+        """Block (dropping open connections) or unblock every link in ``pairs`` of ``(src, dst)`` indexes."""
         def apply() -> None:
             for pair in pairs:
                 link = self.links[pair]
@@ -170,9 +176,11 @@ class ProxyHub:
         self.loop.call_soon_threadsafe(apply)
 
     def set_delay(self, src: int, dst: int, seconds: float) -> None:
+        """Delay every chunk forwarded on the link ``src`` → ``dst`` by ``seconds``."""
         self.loop.call_soon_threadsafe(setattr, self.links[(src, dst)], "delay_s", seconds)
 
     def close(self) -> None:
+        """Close every proxy and stop the hub's event-loop thread (waits up to 5 s)."""
         for link in self.links.values():
             with contextlib.suppress(Exception):
                 self._run(link.close())
@@ -195,9 +203,11 @@ class Load:
         self._thread = threading.Thread(target=self._run, name="load", daemon=True)
 
     def start(self) -> None:
+        """Start sending transfers in a background thread."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop sending and join the thread (up to 10 s); ``sent`` and ``failed`` keep their counts."""
         self._stop.set()
         self._thread.join(10)
 
@@ -259,6 +269,9 @@ class FaultNetwork:
 
     # ---------------------------------------------------------------- lifecycle
     def start(self, timeout: float = 60.0, load_rate: float = 4.0) -> FaultNetwork:
+        """Write the network, put proxies between every pair, start every node and the load; waits until blocks are
+        produced (``timeout`` seconds; raises ScenarioFailed). Returns ``self``.
+        """
         self.data_dir = Path(self.data_dir).resolve()
         self.sender_keys = ["0x" + os.urandom(32).hex() for _ in range(LOAD_SENDERS)]
         alloc = {Account.from_key(k).address: 10**24 for k in self.sender_keys}
@@ -289,6 +302,7 @@ class FaultNetwork:
             v.config_path.write_text(json.dumps(config, indent=2) + "\n")
 
     def close(self) -> None:
+        """Stop the load, resume any frozen node, stop every node process and close the proxies."""
         if self.load is not None:
             self.load.stop()
         for name in list(self.stopped):
@@ -301,18 +315,22 @@ class FaultNetwork:
 
     # ---------------------------------------------------------------- nodes
     def node(self, index: int) -> ValidatorSpec:
+        """The validator with 1-based ``index``."""
         assert self.spec is not None
         return self.spec.validators[index - 1]
 
     def all_nodes(self) -> list[ValidatorSpec]:
+        """Validators, observers and nodes added during a scenario."""
         assert self.spec is not None
         return [*self.spec.validators, *self.spec.observers, *self.extra_nodes]
 
     def live_nodes(self) -> list[ValidatorSpec]:
+        """The nodes whose process is running and not stopped (SIGSTOP)."""
         return [n for n in self.all_nodes()
                 if n.name in self.procs and n.name not in self.stopped and self.procs[n.name].poll() is None]
 
     def start_node(self, spec: ValidatorSpec, extra_args: list[str] | None = None) -> None:
+        """Start ``spec``'s node process (``traceledger node``) with ``extra_args`` (e.g. ``--byzantine``)."""
         self.procs[spec.name] = start_node(spec, extra_args=extra_args)
         self.stopped.discard(spec.name)
 
@@ -329,10 +347,12 @@ class FaultNetwork:
         self.stopped.add(spec.name)
 
     def resume(self, spec: ValidatorSpec) -> None:
+        """SIGCONT a node frozen by :meth:`pause`."""
         self.procs[spec.name].send_signal(signal.SIGCONT)
         self.stopped.discard(spec.name)
 
     def restart(self, spec: ValidatorSpec, extra_args: list[str] | None = None, wipe: bool = False) -> None:
+        """Kill the node if running, optionally wipe its chain database (``wipe``), and start it again."""
         if spec.name in self.procs:
             self.kill(spec)
         if wipe:
@@ -349,9 +369,11 @@ class FaultNetwork:
 
     # ---------------------------------------------------------------- reads
     def height(self, spec: ValidatorSpec) -> int:
+        """The node's ``eth_blockNumber`` (raises on an RPC failure)."""
         return int(rpc(spec.rpc_url, "eth_blockNumber", timeout=5.0), 16)
 
     def heights(self, nodes: list[ValidatorSpec]) -> dict[str, int]:
+        """``{node name: block number}`` of ``nodes``."""
         return {n.name: self.height(n) for n in nodes}
 
     def wait(self, what: str, predicate: Callable[[], bool], timeout: float, interval: float = 0.25) -> float:
@@ -374,6 +396,9 @@ class FaultNetwork:
                          lambda: min(self.heights(nodes).values()) >= target, timeout)
 
     def wait_caught_up(self, laggard: ValidatorSpec, reference: ValidatorSpec, timeout: float) -> float:
+        """Wait until ``laggard`` reaches ``reference``'s height now; returns the seconds waited, raises ScenarioFailed
+        after ``timeout``.
+        """
         target = self.height(reference)
         return self.wait(f"{laggard.name} to catch up to block {target}", lambda: self.height(laggard) >= target,
                          timeout)
@@ -413,6 +438,7 @@ class FaultNetwork:
         return total
 
     def dropped_by_reason(self, spec: ValidatorSpec) -> dict[str, float]:
+        """``{reason: count}`` of the node's ``qbft_messages_dropped_total`` metric."""
         text = httpx.get(spec.rpc_url + "/metrics", timeout=5).text
         out: dict[str, float] = {}
         for m in re.finditer(r'^qbft_messages_dropped_total\{reason="([^"]*)"\} (\S+)$', text, re.M):
@@ -450,6 +476,7 @@ def scenario_unknown_peer(net: FaultNetwork) -> dict[str, Any]:
 
 
 def scenario_kill_one(net: FaultNetwork) -> dict[str, Any]:
+    """SIGKILL one validator: the others keep finalizing; restarted, it catches up to the same hashes."""
     victim = net.node(net.validators)
     others = _honest(net, net.validators)
     net.kill(victim)
@@ -461,6 +488,9 @@ def scenario_kill_one(net: FaultNetwork) -> dict[str, Any]:
 
 
 def scenario_stop_two(net: FaultNetwork) -> dict[str, Any]:
+    """Freeze one validator and crash another (two of four, beyond f = 1): nothing is finalized and no node diverges;
+    after recovery finalization resumes.
+    """
     frozen, crashed = net.node(net.validators - 1), net.node(net.validators)
     live = _honest(net, net.validators - 1, net.validators)
     net.pause(frozen)
@@ -483,6 +513,9 @@ def scenario_stop_two(net: FaultNetwork) -> dict[str, Any]:
 
 
 def scenario_wipe(net: FaultNetwork) -> dict[str, Any]:
+    """Wipe a validator's chain database: it re-syncs the whole chain (counted by ``qbft_blocks_synced``) and proposes
+    again.
+    """
     victim = net.node(2)
     others = _honest(net, 2)
     height_before = net.height(others[0])
@@ -504,6 +537,7 @@ def scenario_wipe(net: FaultNetwork) -> dict[str, Any]:
 
 
 def scenario_partition(net: FaultNetwork) -> dict[str, Any]:
+    """A 2|2 partition finalizes nothing; once healed there is one history."""
     nodes = _honest(net)
     half = net.validators // 2
     groups = [list(range(1, half + 1)), list(range(half + 1, net.validators + 1))]
@@ -545,10 +579,12 @@ def _byzantine(net: FaultNetwork, mode: str) -> dict[str, Any]:
 
 
 def scenario_equivocate(net: FaultNetwork) -> dict[str, Any]:
+    """A validator sends conflicting proposals and votes: the others are unaffected and report the evidence."""
     return _byzantine(net, "equivocate")
 
 
 def scenario_garbage(net: FaultNetwork) -> dict[str, Any]:
+    """A validator sends malformed and unauthorised frames: each is dropped and counted by reason."""
     facts = _byzantine(net, "garbage")
     reasons = set().union(*(d.keys() for d in facts["dropped"].values()))
     wanted = {"invalid message", "not a validator", "old height", "bad transaction"}
@@ -558,6 +594,7 @@ def scenario_garbage(net: FaultNetwork) -> dict[str, Any]:
 
 
 def scenario_observer(net: FaultNetwork) -> dict[str, Any]:
+    """An observer syncs, follows consensus and serves web3.py, including a transaction sent through it."""
     from web3 import Web3
     from web3.middleware import ExtraDataToPOAMiddleware
 
@@ -692,6 +729,9 @@ def markdown(results: list[ScenarioResult]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line of the harness (``python -m ledger.faults --help``); returns 0 when every scenario passed, 1
+    otherwise.
+    """
     parser = argparse.ArgumentParser(description="Apply faults to a local QBFT network and check it heals")
     parser.add_argument("--scenario", action="append", choices=["all", *SCENARIOS], default=None,
                         help="scenario to run (repeatable; default all, in the listed order)")

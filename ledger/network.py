@@ -50,14 +50,17 @@ class ValidatorSpec:
 
     @property
     def name(self) -> str:
+        """``validator-N`` or ``observer-N``: the node's folder name under the data dir."""
         return f"{self.role}-{self.index}"
 
     @property
     def config_path(self) -> Path:
+        """The node's ``node.json``."""
         return self.data_dir / "node.json"
 
     @property
     def log_path(self) -> Path:
+        """Where the launcher writes the node's stdout and stderr."""
         return self.data_dir / "node.log"
 
 
@@ -79,6 +82,7 @@ class NetworkSpec:
 
     @property
     def rpc_urls(self) -> list[str]:
+        """Every validator's JSON-RPC URL, in validator order."""
         return [v.rpc_url for v in self.validators]
 
     @property
@@ -87,6 +91,7 @@ class NetworkSpec:
         return self.validators + self.observers
 
     def admin_key(self) -> str:
+        """The governance admin's hex private key (read from ``admin.key``, mode 0600)."""
         return self.admin_key_file.read_text().strip()
 
 

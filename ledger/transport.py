@@ -100,6 +100,7 @@ class Transport:
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        """Listen for peers on ``host:port`` and start dialling every known peer (reconnecting with backoff)."""
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
         self._running = True
         for peer in self.peers.values():
@@ -117,6 +118,7 @@ class Transport:
         return True
 
     async def stop(self) -> None:
+        """Cancel every dial and reader task and stop listening; queued frames are dropped."""
         self._running = False
         for task in self._tasks + list(self._readers):
             task.cancel()
@@ -127,6 +129,7 @@ class Transport:
                 await task
 
     def connected_peers(self) -> int:
+        """How many peers have a live, authenticated connection now."""
         return len(self._connected)
 
     # ------------------------------------------------------------ sending

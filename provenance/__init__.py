@@ -7,7 +7,9 @@ deterministic transformation that the chain nodes, the API and offline verifiers
 
 :mod:`provenance.errors` — the exception tree rooted at :class:`ProvenanceError`:
 :class:`InvalidProof` / :class:`RootMismatch` for rejected Merkle proofs, :class:`InvalidIdentifier`,
-:class:`InvalidSignature` and :class:`CertificateInvalid` (carrying ``.issues``).
+:class:`InvalidSignature` and :class:`DocumentInvalid` (``CertificateInvalid``, ``EpcisInvalid``,
+``TicketInvalid``) carrying ``.issues``: a list of :class:`Issue` ``(field, rule, message, event_index)``,
+the one validation-problem type of the project.
 
 :mod:`provenance.canonical` — RFC 8785 JSON Canonicalization Scheme bytes of a record and its
 32-byte SHA-256 *record digest*, the value that is anchored on chain.
@@ -18,7 +20,7 @@ hash is ``hash_leaf(record_digest(record))``; batches of leaves are anchored by 
 
 :mod:`provenance.en10168` — our own structural rules for EN 10168 inspection documents in JSON
 (groups A commercial transaction, B product description, C inspection, D other tests,
-Z validation) reporting :class:`CertificateIssue` items with paths such as
+Z validation) reporting :class:`Issue` items with paths such as
 ``Certificate.Inspection[0].TensileTest.C11.Value``.
 
 :mod:`provenance.certificate` — EN 10204 3.1/3.2 mill test certificates as domain objects:
@@ -49,9 +51,11 @@ from provenance.certificate import (
 from provenance.errors import (
     CanonicalizationError,
     CertificateInvalid,
+    DocumentInvalid,
     InvalidIdentifier,
     InvalidProof,
     InvalidSignature,
+    Issue,
     ProvenanceError,
     RootMismatch,
 )
@@ -80,10 +84,12 @@ __all__ = [
     "CanonicalizationError",
     "CertificateInvalid",
     "CertificateIssue",
+    "DocumentInvalid",
     "Identifier",
     "InvalidIdentifier",
     "InvalidProof",
     "InvalidSignature",
+    "Issue",
     "ProvenanceError",
     "RootMismatch",
     "canonicalize",

@@ -36,7 +36,7 @@ import re
 from typing import Any
 
 from provenance.en10168 import CertificateIssue, iter_inspections, join_path, validate_structure
-from provenance.errors import CertificateInvalid
+from provenance.errors import CertificateInvalid, Issue
 
 __all__ = [
     "CertificateIssue",
@@ -103,14 +103,14 @@ def _group(doc: object, name: str) -> dict[str, Any]:
 
 
 def _check_measurement(
-    m: object, path: str, units: frozenset[str] | None, issues: list[CertificateIssue]
+    m: object, path: str, units: frozenset[str] | None, issues: list[Issue]
 ) -> None:
     if not isinstance(m, dict):
         return
     unit = m.get("Unit")
     if units is not None and isinstance(unit, str) and unit not in units:
         issues.append(
-            CertificateIssue(
+            Issue(
                 join_path(path, "Unit"),
                 "unit-unknown",
                 f"unknown unit {unit!r}, expected one of {sorted(units)}",
@@ -119,13 +119,13 @@ def _check_measurement(
     value, low, high = _num(m.get("Value")), _num(m.get("Minimum")), _num(m.get("Maximum"))
     if low is not None and high is not None and low > high:
         issues.append(
-            CertificateIssue(
+            Issue(
                 join_path(path, "Minimum"), "out-of-limits", f"Minimum {low:g} is above Maximum {high:g}"
             )
         )
     elif value is not None and ((low is not None and value < low) or (high is not None and value > high)):
         issues.append(
-            CertificateIssue(
+            Issue(
                 join_path(path, "Value"),
                 "out-of-limits",
                 f"value {value:g} outside the specified limits {_limits(low, high)}",
@@ -133,7 +133,7 @@ def _check_measurement(
         )
 
 
-def _check_tensile(tt: dict[str, Any], path: str, issues: list[CertificateIssue]) -> None:
+def _check_tensile(tt: dict[str, Any], path: str, issues: list[Issue]) -> None:
     for box, units in (("C11", STRENGTH_UNITS), ("C12", STRENGTH_UNITS), ("C13", _PERCENT_UNITS)):
         _check_measurement(tt.get(box), join_path(path, box), units, issues)
     c11, c12, c13 = tt.get("C11"), tt.get("C12"), tt.get("C13")
@@ -149,7 +149,7 @@ def _check_tensile(tt: dict[str, Any], path: str, issues: list[CertificateIssue]
         )
         if ys is not None and ts is not None and comparable and ys > ts:
             issues.append(
-                CertificateIssue(
+                Issue(
                     join_path(path, "C11", "Value"),
                     "yield-exceeds-tensile",
                     f"yield strength C11 {ys:g} {u11} exceeds tensile strength C12 {ts:g} {u12}",
@@ -159,7 +159,7 @@ def _check_tensile(tt: dict[str, Any], path: str, issues: list[CertificateIssue]
         elong = _num(c13.get("Value"))
         if elong is not None and not 0 <= elong <= 100:
             issues.append(
-                CertificateIssue(
+                Issue(
                     join_path(path, "C13", "Value"),
                     "elongation-range",
                     f"elongation after fracture C13 must be 0..100 %, got {elong:g}",
@@ -167,7 +167,7 @@ def _check_tensile(tt: dict[str, Any], path: str, issues: list[CertificateIssue]
             )
 
 
-def _check_chemistry(cc: dict[str, Any], path: str, issues: list[CertificateIssue]) -> None:
+def _check_chemistry(cc: dict[str, Any], path: str, issues: list[Issue]) -> None:
     for box, element in cc.items():
         if not (isinstance(element, dict) and re.fullmatch(r"C(7[1-9]|[89][0-9]|10[0-9])", box)):
             continue
@@ -180,7 +180,7 @@ def _check_chemistry(cc: dict[str, Any], path: str, issues: list[CertificateIssu
             values[key] = val
             if not 0 <= val <= 100:
                 issues.append(
-                    CertificateIssue(
+                    Issue(
                         join_path(path, box, key),
                         "chemistry-range",
                         f"{symbol} {key.lower()} content must be 0..100 %, got {val:g}",
@@ -191,7 +191,7 @@ def _check_chemistry(cc: dict[str, Any], path: str, issues: list[CertificateIssu
             (low is not None and actual < low) or (high is not None and actual > high)
         ):
             issues.append(
-                CertificateIssue(
+                Issue(
                     join_path(path, box, "Actual"),
                     "chemistry-out-of-limits",
                     f"{symbol} {actual:g} % outside the specified limits {_limits(low, high)} %",
@@ -199,8 +199,8 @@ def _check_chemistry(cc: dict[str, Any], path: str, issues: list[CertificateIssu
             )
 
 
-def _domain_issues(doc: object, require_inspection_certificate: bool) -> list[CertificateIssue]:
-    issues: list[CertificateIssue] = []
+def _domain_issues(doc: object, require_inspection_certificate: bool) -> list[Issue]:
+    issues: list[Issue] = []
     ct = _group(doc, "CommercialTransaction")
     a02 = ct.get("A02")
     if isinstance(a02, str):
@@ -209,7 +209,7 @@ def _domain_issues(doc: object, require_inspection_certificate: bool) -> list[Ce
         if not kinds & allowed:
             want = " or ".join(sorted(allowed))
             issues.append(
-                CertificateIssue(
+                Issue(
                     "Certificate.CommercialTransaction.A02",
                     "document-type",
                     f"A02 must name the EN 10204 document type {want}, got {a02!r}",
@@ -221,7 +221,7 @@ def _domain_issues(doc: object, require_inspection_certificate: bool) -> list[Ce
         b07 = pd.get("B07")
         if not isinstance(b07, str) or not b07.strip():
             issues.append(
-                CertificateIssue(
+                Issue(
                     join_path(base, "B07"),
                     "coil-id-required",
                     "B07 (coil / batch / lot number) is required for traceability",
@@ -230,7 +230,7 @@ def _domain_issues(doc: object, require_inspection_certificate: bool) -> list[Ce
     pieces = _num(pd.get("B08"))
     if pieces is not None and (pieces < 1 or pieces != int(pieces)):
         issues.append(
-            CertificateIssue(
+            Issue(
                 join_path(base, "B08"),
                 "piece-count",
                 f"B08 number of pieces must be a whole number >= 1, got {pieces:g}",
@@ -270,7 +270,7 @@ def _domain_issues(doc: object, require_inspection_certificate: bool) -> list[Ce
             ok = False
         if not ok:
             issues.append(
-                CertificateIssue(
+                Issue(
                     "Certificate.Validation.Z02",
                     "date-format",
                     f"Z02 date of issue must be YYYY-MM-DD, got {z02!r}",
@@ -281,7 +281,7 @@ def _domain_issues(doc: object, require_inspection_certificate: bool) -> list[Ce
 
 def validate_certificate(
     doc: dict[str, Any], *, require_inspection_certificate: bool = False
-) -> list[CertificateIssue]:
+) -> list[Issue]:
     """Validate an EN 10168 certificate: box structure (:mod:`provenance.en10168`) + domain checks.
 
     Args:
@@ -290,7 +290,7 @@ def validate_certificate(
             (inspection certificate); otherwise 2.1 and 2.2 are accepted too.
 
     Returns:
-        Every :class:`CertificateIssue` found (``field`` is a path such as
+        Every :class:`Issue` found (``field`` is a path such as
         ``Certificate.Inspection[0].TensileTest.C11.Value``); empty when valid. Never raises on
         malformed input.
     """
@@ -365,7 +365,7 @@ def coil_suffix(doc: dict[str, Any]) -> str:
     if coil is None:
         raise CertificateInvalid(
             [
-                CertificateIssue(
+                Issue(
                     "Certificate.ProductDescription.B07",
                     "coil-id-required",
                     "B07 (coil / batch / lot number) is required",
@@ -377,7 +377,7 @@ def coil_suffix(doc: dict[str, Any]) -> str:
     if len(suffix) > 128:
         raise CertificateInvalid(
             [
-                CertificateIssue(
+                Issue(
                     "Certificate.ProductDescription.B07",
                     "suffix-length",
                     f"coil suffix has {len(suffix)} characters, at most 128",

@@ -39,7 +39,7 @@ v0.4.1 schema intends the same (its property-name pattern admits C110–C120), b
 an empty ``patternProperties`` regex that Python's jsonschema treats as "no pattern", so the key is
 rejected there; that is a tooling artefact, not a rule of the standard.
 
-Every issue is a :class:`CertificateIssue` whose ``field`` is a path such as
+Every issue is a :class:`provenance.errors.Issue` whose ``field`` is a path such as
 ``Certificate.Inspection[0].TensileTest.C11.Value`` (dots for keys, ``[i]`` for list items).
 """
 
@@ -47,11 +47,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from jsonschema import Draft202012Validator
+
+from provenance.errors import Issue
 
 __all__ = [
     "CertificateIssue",
@@ -63,19 +64,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class CertificateIssue:
-    """One problem found in a certificate.
-
-    Attributes:
-        field: path of the offending value, e.g. ``Certificate.ProductDescription.B07``.
-        rule: machine-readable rule id, e.g. ``schema.required`` or ``yield-exceeds-tensile``.
-        message: human-readable explanation (English).
-    """
-
-    field: str
-    rule: str
-    message: str
+CertificateIssue = Issue
+"""One problem found in a certificate: the project's one :class:`provenance.errors.Issue` type
+(``field`` such as ``Certificate.ProductDescription.B07``, ``rule`` such as ``schema.required``)."""
 
 
 LANGUAGES = ("EN", "DE", "FR", "ES", "PL", "CN", "TR", "IT")
@@ -399,14 +390,14 @@ def _short(value: object, limit: int = 60) -> str:
 
 class _Issues:
     def __init__(self) -> None:
-        self.items: list[CertificateIssue] = []
+        self.items: list[Issue] = []
         self._seen: set[tuple[str, str, str]] = set()
 
     def add(self, field: str, rule: str, message: str) -> None:
         key = (field, rule, message)
         if key not in self._seen:
             self._seen.add(key)
-            self.items.append(CertificateIssue(field, rule, message))
+            self.items.append(Issue(field, rule, message))
 
 
 _FAST: dict[str, object] = {}

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from provenance.errors import ProvenanceError
+from provenance.errors import DocumentInvalid, Issue
 from provenance.identifiers import is_valid_identifier
 
 __all__ = [
@@ -62,23 +62,13 @@ DL_HOST = "https://id.gs1.org"
 HDL_SCHEME = "hdl:"
 
 
-class EpcisInvalid(ProvenanceError):
-    """An EPCIS document (or value) is invalid; ``issues`` lists every problem."""
-
-    def __init__(self, issues: list[EpcisIssue]) -> None:
-        super().__init__("; ".join(f"{i.field}: {i.message}" for i in issues[:5]))
-        self.issues = issues
+class EpcisInvalid(DocumentInvalid, ValueError):
+    """An EPCIS document (or value) is invalid; ``issues`` lists every problem (:class:`Issue`)."""
 
 
-@dataclass(frozen=True)
-class EpcisIssue:
-    """One problem: ``field`` is a JSON path such as ``epcisBody.eventList[3].ilmd``;
-    ``event_index`` the 0-based index of the event in the document (None for document-level)."""
-
-    field: str
-    rule: str
-    message: str
-    event_index: int | None = None
+EpcisIssue = Issue
+"""One problem: the project's one :class:`provenance.errors.Issue` type; ``field`` is a JSON path such as
+``epcisBody.eventList[3].ilmd``, ``event_index`` the 0-based index of the event (None for document-level)."""
 
 
 # --------------------------------------------------------------------------- document structure
@@ -117,7 +107,7 @@ def _event_index(path: list[Any], base: list[str | int]) -> int | None:
     return None
 
 
-def validate_document(doc: Any, schema: Mapping[str, Any], *, max_issues: int = 200) -> list[EpcisIssue]:
+def validate_document(doc: Any, schema: Mapping[str, Any], *, max_issues: int = 200) -> list[Issue]:
     """Validate an EPCIS 2.0 JSON document against the GS1 JSON Schema (draft-07), plus our rules.
 
     Args:
@@ -134,11 +124,11 @@ def validate_document(doc: Any, schema: Mapping[str, Any], *, max_issues: int = 
     from jsonschema.exceptions import best_match
 
     if not isinstance(doc, Mapping):
-        return [EpcisIssue("body", "type", "an EPCISDocument must be a JSON object")]
-    issues: list[EpcisIssue] = []
+        return [Issue("body", "type", "an EPCISDocument must be a JSON object")]
+    issues: list[Issue] = []
     base, events = _event_list_path(doc)
     if doc.get("type") != "EPCISDocument":
-        issues.append(EpcisIssue("type", "document-type", f"type must be 'EPCISDocument', got {doc.get('type')!r}"))
+        issues.append(Issue("type", "document-type", f"type must be 'EPCISDocument', got {doc.get('type')!r}"))
     # Fast path: a compiled validator (fastjsonschema, ~20x faster on bulk documents) accepts the
     # document -> jsonschema would too; otherwise jsonschema gives the authoritative, field-named issues.
     errors = [] if _fast_valid(doc, schema) else list(Draft7Validator(schema).iter_errors(doc))
@@ -162,14 +152,14 @@ def validate_document(doc: Any, schema: Mapping[str, Any], *, max_issues: int = 
         idx = _event_index(path, base)
         if detail is not err and err.validator in ("anyOf", "oneOf") and detail.message != err.message:
             message = f"{message} (not valid under any allowed event/value form)"
-        issues.append(EpcisIssue(_path_str(path), str(detail.validator), message, idx))
+        issues.append(Issue(_path_str(path), str(detail.validator), message, idx))
         if len(issues) >= max_issues:
             return issues
     if not events and not any(i.field.startswith("epcisBody") for i in issues):
-        issues.append(EpcisIssue(_path_str(base), "non-empty", "the document contains no events"))
+        issues.append(Issue(_path_str(base), "non-empty", "the document contains no events"))
     for i, ev in enumerate(events):
         if isinstance(ev, Mapping) and ev.get("type") not in EVENT_TYPES:
-            issues.append(EpcisIssue(_path_str([*base, i, "type"]), "event-type",
+            issues.append(Issue(_path_str([*base, i, "type"]), "event-type",
                                      f"event type must be one of {', '.join(EVENT_TYPES)}, got {ev.get('type')!r}", i))
     # de-duplicate (draft-07 allOf/if-then can report one problem twice)
     seen: set[tuple[str, str]] = set()
@@ -331,12 +321,12 @@ def event_hash_ids(doc: Mapping[str, Any]) -> list[str]:
             py_events = json_to_py.event_list_from_epcis_document_json(wrapper)
             prehashes = hash_generator.derive_prehashes_from_events(py_events)
         except Exception as exc:  # noqa: BLE001 - the package raises anything on odd input
-            raise EpcisInvalid([EpcisIssue("epcisBody", "event-hash",
+            raise EpcisInvalid([Issue("epcisBody", "event-hash",
                                            f"cannot compute event hash IDs: {exc}")]) from exc
         finally:
             json_to_py._namespaces.clear()
     if len(prehashes) != len(events):
-        raise EpcisInvalid([EpcisIssue("epcisBody", "event-hash",
+        raise EpcisInvalid([Issue("epcisBody", "event-hash",
                                        f"event hash generator produced {len(prehashes)} pre-hashes for {len(events)} "
                                        "events")])
     return list(hash_generator.calculate_hashes_from_pre_hashes(prehashes))
@@ -380,7 +370,7 @@ def _dl_value(value: str) -> str:
 
 
 def _invalid(value: str, why: str) -> EpcisInvalid:
-    return EpcisInvalid([EpcisIssue("epc", "epc", f"{value!r}: {why}")])
+    return EpcisInvalid([Issue("epc", "epc", f"{value!r}: {why}")])
 
 
 def _urn_to_dl(urn: str) -> str:
@@ -578,7 +568,7 @@ def event_epcs(event: Mapping[str, Any], *, index: int | None = None) -> list[Ep
         EpcisInvalid: a malformed GS1 EPC, naming ``<field>[i]`` and the event index.
     """
     out: list[EpcRef] = []
-    issues: list[EpcisIssue] = []
+    issues: list[Issue] = []
 
     def add(raw: Any, role: str, where: str) -> None:
         if not isinstance(raw, str):
@@ -586,7 +576,7 @@ def event_epcs(event: Mapping[str, Any], *, index: int | None = None) -> list[Ep
         try:
             out.append(EpcRef(canonical_epc(raw), raw, role))
         except EpcisInvalid as exc:
-            issues.append(EpcisIssue(where, "epc", exc.issues[0].message, index))
+            issues.append(Issue(where, "epc", exc.issues[0].message, index))
 
     if "parentID" in event:
         add(event.get("parentID"), "parent", "parentID")

@@ -102,13 +102,16 @@ def format_amount(value: int) -> str:
 def discount_price(value: int, rate_bps: int, seconds_to_maturity: int) -> int:
     """Price a bank pays for ``value`` (fen) discounted at ``rate_bps`` per year, ``seconds_to_maturity`` ahead.
 
-    ``value - value * rate_bps * seconds // (10_000 * 31_536_000)`` -- exactly the contract's formula.
-    Raises ValueError for negative inputs or a rate above 10 000 bps.
+    ``value - value * rate_bps * seconds // (10_000 * 31_536_000)`` -- exactly the contract's formula
+    (``ReceivableToken.discountPrice``). Raises ValueError for negative inputs, a rate above 10 000 bps,
+    or rate x time above 100 % (the contract's ``DiscountExceedsValue``).
     """
     if value < 0 or seconds_to_maturity < 0:
         raise ValueError("value and seconds_to_maturity must be >= 0")
     if not 0 <= rate_bps <= BPS:
         raise ValueError(f"rate_bps must be in 0..{BPS}, got {rate_bps}")
+    if rate_bps * seconds_to_maturity > BPS * YEAR_SECONDS:
+        raise ValueError("rate x time above 100 %: the discount would exceed the value")
     return value - (value * rate_bps * seconds_to_maturity) // (BPS * YEAR_SECONDS)
 
 

@@ -27,7 +27,7 @@ build the EIP-712 documents a person signs on a device (contract functions ``iss
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,7 +36,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 
 from provenance.canonical import canonicalize, record_digest
-from provenance.errors import InvalidIdentifier, InvalidSignature, ProvenanceError
+from provenance.errors import DocumentInvalid, InvalidIdentifier, InvalidSignature, Issue, ProvenanceError
 from provenance.identifiers import parse_identifier
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "TicketStepRefused",
     "TicketParties",
     "issue_typed_data",
+    "person_registration_typed_data",
     "recover_typed_signer",
     "replay_steps",
     "roles_to_bits",
@@ -66,10 +67,12 @@ PERSON_ROLES: dict[str, int] = {
 }
 """GB 26860 role names and their ``EnterpriseRegistry`` person flags."""
 
-ACTIONS: tuple[str, ...] = ("issue", "permit", "brief", "acknowledge", "end_work", "terminate", "cancel", "extend")
+ACTIONS: tuple[str, ...] = ("issue", "permit", "brief", "acknowledge", "end_work", "terminate", "cancel", "extend",
+                            "abort")
 """``WorkTicket.Action`` enum order (index = on-chain uint8)."""
 
-STATUSES: tuple[str, ...] = ("none", "issued", "permitted", "briefed", "work_ended", "terminated", "cancelled")
+STATUSES: tuple[str, ...] = ("none", "issued", "permitted", "briefed", "work_ended", "terminated", "cancelled",
+                             "aborted")
 """``WorkTicket.Status`` enum order (index = on-chain uint8)."""
 
 MAX_CREW = 32
@@ -77,12 +80,12 @@ EIP712_NAME = "TraceLedger WorkTicket"
 EIP712_VERSION = "1"
 
 
-class TicketInvalid(ProvenanceError, ValueError):
-    """A ticket document failed validation; ``issues`` lists ``{field, rule, message}``."""
+class TicketInvalid(DocumentInvalid, ValueError):
+    """A ticket document failed validation; ``issues`` lists every :class:`Issue` ``(field, rule, message)``."""
 
-    def __init__(self, issues: list[dict[str, str]]) -> None:
-        super().__init__("; ".join(f"{i['field']}: {i['message']}" for i in issues))
-        self.issues = issues
+    def __init__(self, issues: Iterable[Issue | Mapping[str, Any]]) -> None:
+        found = [Issue.coerce(i) for i in issues]
+        super().__init__(found, "; ".join(f"{i.field}: {i.message}" for i in found))
 
 
 class TicketStepRefused(ProvenanceError):
@@ -128,11 +131,11 @@ class TicketDocument:
     document: dict[str, Any]
 
 
-def _issue(field: str, rule: str, message: str) -> dict[str, str]:
-    return {"field": field, "rule": rule, "message": message}
+def _issue(field: str, rule: str, message: str) -> Issue:
+    return Issue(field, rule, message)
 
 
-def _timestamp(value: Any, field: str, issues: list[dict[str, str]]) -> int | None:
+def _timestamp(value: Any, field: str, issues: list[Issue]) -> int | None:
     if not isinstance(value, str):
         issues.append(_issue(field, "type", "must be an ISO 8601 date-time string with a UTC offset"))
         return None
@@ -147,7 +150,7 @@ def _timestamp(value: Any, field: str, issues: list[dict[str, str]]) -> int | No
     return int(parsed.timestamp())
 
 
-def _text_list(value: Any, field: str, issues: list[dict[str, str]], *, required: bool) -> tuple[str, ...]:
+def _text_list(value: Any, field: str, issues: list[Issue], *, required: bool) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         issues.append(_issue(field, "type", "must be a list of non-empty strings"))
         return ()
@@ -173,7 +176,7 @@ def validate_ticket_document(doc: Any) -> TicketDocument:
     Raises:
         TicketInvalid: listing every problem with its field name.
     """
-    issues: list[dict[str, str]] = []
+    issues: list[Issue] = []
     if not isinstance(doc, dict):
         raise TicketInvalid([_issue("document", "type", "must be a JSON object")])
     equipment = doc.get("equipment")
@@ -269,9 +272,9 @@ def replay_steps(parties: TicketParties, steps: Sequence[tuple[str, str, int]]) 
              "terminate": parties.permitter, "cancel": parties.issuer, "extend": parties.permitter}
     required = {"permit": ("issued",), "brief": ("permitted",), "acknowledge": ("briefed",),
                 "end_work": ("briefed",), "terminate": ("work_ended",), "cancel": ("issued",),
-                "extend": ("permitted", "briefed")}
+                "extend": ("permitted", "briefed"), "abort": ("issued", "permitted", "briefed", "work_ended")}
     after = {"permit": "permitted", "brief": "briefed", "end_work": "work_ended", "terminate": "terminated",
-             "cancel": "cancelled"}
+             "cancel": "cancelled", "abort": "aborted"}
     for index, (action, actor, new_end) in enumerate(steps):
         where = f"step {index} ({action} by {actor})"
         if index == 0:
@@ -291,6 +294,9 @@ def replay_steps(parties: TicketParties, steps: Sequence[tuple[str, str, int]]) 
             if _norm(actor) in acked:
                 raise TicketStepRefused("AlreadyAcknowledged", f"{where}: acknowledged before")
             acked.add(_norm(actor))
+            continue
+        if action == "abort":  # the contract checked the officer's role and enterprise, which replay cannot see
+            status = after[action]
             continue
         if _norm(actor) != _norm(named[action]):
             raise TicketStepRefused("NotNamedPerson", f"{where}: the named person is {named[action]}")
@@ -383,6 +389,40 @@ def step_typed_data(
         "domain": _domain(chain_id, contract),
         "message": {"ticketId": ticket_id, "action": ACTIONS.index(action), "plannedEnd": planned_end,
                     "nonce": nonce, "deadline": deadline},
+    }
+
+
+REGISTRY_EIP712_NAME = "TraceLedger EnterpriseRegistry"
+
+
+def person_registration_typed_data(
+    *, chain_id: int, contract: str, enterprise: str, person: str, roles: int, qualification: str, deadline: int,
+) -> dict[str, Any]:
+    """EIP-712 document ``PersonRegistration`` a person signs to be registered under ``enterprise``
+    (``EnterpriseRegistry.registerPerson``: proof that the person holds the key of its address).
+
+    ``contract`` is the EnterpriseRegistry address; ``roles`` the GB 26860 role bits (1..15);
+    ``deadline`` the last unix second the signature is valid (the contract refuses roles outside
+    1..15 with ``InvalidPersonRoles``). Raises ValueError for roles that are not a uint32.
+    """
+    if not 0 <= roles < 2**32:
+        raise ValueError(f"roles must be a uint32, got {roles}")
+    return {
+        "types": {
+            "EIP712Domain": _DOMAIN_TYPE,
+            "PersonRegistration": [
+                {"name": "enterprise", "type": "address"},
+                {"name": "person", "type": "address"},
+                {"name": "roles", "type": "uint32"},
+                {"name": "qualification", "type": "string"},
+                {"name": "deadline", "type": "uint256"},
+            ],
+        },
+        "primaryType": "PersonRegistration",
+        "domain": {"name": REGISTRY_EIP712_NAME, "version": EIP712_VERSION, "chainId": chain_id,
+                   "verifyingContract": contract},
+        "message": {"enterprise": enterprise, "person": person, "roles": roles, "qualification": qualification,
+                    "deadline": deadline},
     }
 
 

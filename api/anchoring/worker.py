@@ -10,11 +10,13 @@ Crash safety (write-ahead style):
    is committed as soon as the node accepts it; the receipt (final on QBFT) gives block number
    and hash; then batch ``final`` and records ``anchored`` are committed together.
 
-On (re)start every ``submitted`` batch is resumed first: ``getAnchor(root)`` on chain says
+On (re)start every ``submitted`` batch is resumed first: ``getAnchorOf(own enterprise, root)`` says
 whether the root is already anchored (then the tx/block are recovered from the stored tx hash or
 the ``Anchored`` event and the batch is completed) or not (then it is resent). A duplicate root
-reverts with ``RootAlreadyAnchored`` on chain, which is treated as "already anchored", so a root
-is never anchored twice and no record is left in a batch that never completes.
+reverts with ``RootAlreadyAnchored`` on chain only when this enterprise anchored it, which is
+treated as "already anchored", so a root is never anchored twice and no record is left in a batch
+that never completes. An anchor of the same root by another enterprise (a front-runner) is never
+taken as done: it is logged and the batch is anchored by this enterprise.
 """
 
 from __future__ import annotations
@@ -93,6 +95,11 @@ class AnchoringWorker:
         return self.lease.held
 
     # ------------------------------------------------------------------ thread
+    @property
+    def bootstrapped(self) -> bool:
+        """True once this worker registered (and funded) the operator on chain itself."""
+        return self._bootstrapped
+
     @property
     def alive(self) -> bool:
         """True while the worker thread runs."""
@@ -275,12 +282,17 @@ class AnchoringWorker:
             if batch is None or batch.status == "final":
                 return False
             root, tx_hash = _b(batch.root), batch.tx_hash
-        info = self.chain.get_anchor(root)
+        # only this enterprise's own anchor completes the batch: a root anchored by someone else
+        # (front-run from the mempool, possibly with another size/metadata) is not ours
+        info = self.chain.get_anchor_for(self._operator_key(), root)
+        if info is None and (foreign := self.chain.get_anchor(root)) is not None:
+            log.warning("batch %s: root %s was anchored by %s, not by this enterprise: anchoring it ourselves",
+                        batch_id, batch.root, foreign.submitter)
         if info is None and tx_hash:
             # a tx might still be in flight: give it a short chance before resending
             try:
                 receipt = self.chain.wait_receipt(tx_hash, timeout_s=2.0)
-                info = self.chain.get_anchor(root)
+                info = self.chain.get_anchor_for(self._operator_key(), root)
                 if info is not None and info.block_number == int(receipt["blockNumber"]):
                     self.finalize_batch(
                         batch_id,

@@ -14,10 +14,12 @@ Each function returns the number of failed expectations (0 = all as expected).
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 
@@ -29,6 +31,55 @@ def _enterprise(client: httpx.Client, admin_token: str, name: str, roles: list[s
     r = _post(client, "/v1/enterprises", admin_token, {"name": name, "roles": roles})
     r.raise_for_status()
     return r.json()
+
+
+def refusal_text(r: httpx.Response) -> str:
+    """``"409 WrongStatus: ticket 7 is `issued`; …"`` from a refused API answer (the contract's words)."""
+    try:
+        detail = r.json().get("detail")
+    except ValueError:
+        return f"{r.status_code}"
+    if isinstance(detail, dict) and detail.get("reason"):
+        sentence = str(detail.get("message", "")).split("refused by the chain: ", 1)[-1]
+        return f"{r.status_code} {detail['reason']}: {sentence}"
+    return f"{r.status_code}"
+
+
+def wait_for_block_time(client: httpx.Client, rpc_url: str, target: int, console: Console, what: str,
+                        timeout_s: float = 120.0) -> bool:
+    """Wait until the chain's latest block timestamp reaches ``target`` (unix seconds), showing a countdown
+    bar; False if ``timeout_s`` passed first."""
+    start = _block_time(client, rpc_url)
+    total = max(1, target - start)
+    deadline = time.monotonic() + timeout_s
+    with Progress(TextColumn(f"{what}: [bold]{{task.fields[left]}} s[/bold] to go"), BarColumn(),
+                  TimeRemainingColumn(), console=console, transient=False) as progress:
+        task = progress.add_task(what, total=total, left=total)
+        while time.monotonic() < deadline:
+            now = _block_time(client, rpc_url)
+            progress.update(task, completed=min(total, now - start), left=max(0, target - now))
+            if now >= target:
+                return True
+            time.sleep(0.5)
+    return False
+
+
+def recall_rows(down: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Rows ``(level, object, identifier, non-conformant)`` of a downstream lineage answer: the flagged root
+    first, then every recall-list item — marked ``yes (flagged)`` when it was itself inspected
+    non-conformant, ``yes (from <root>)`` when it was made from a flagged root, else empty."""
+    root = next((n for n in down.get("nodes", []) if n.get("level") == 0), None)
+    rows: list[tuple[str, str, str, str]] = []
+    root_label = ""
+    if root is not None:
+        root_label = root.get("label") or root.get("key", "")
+        rows.append(("0", root_label, root.get("identifier") or root.get("key", ""),
+                     "yes (flagged)" if root.get("non_conformant") else ""))
+    inherited = bool(root and root.get("non_conformant"))
+    for n in down.get("recall", []):
+        mark = "yes (flagged)" if n.get("non_conformant") else (f"yes (from {root_label})" if inherited else "")
+        rows.append((str(n["level"]), n.get("label", ""), n.get("identifier") or n.get("key", ""), mark))
+    return rows
 
 
 def _block_time(client: httpx.Client, rpc_url: str) -> int:
@@ -47,11 +98,12 @@ def receivables_scenario(client: httpx.Client, admin_token: str, rpc_url: str, c
         console.print(("[green]✓[/green] " if ok else "[red]✗[/red] ") + what)
         failures += 0 if ok else 1
 
-    automaker = _enterprise(client, admin_token, "Demo Automaker", ["core_enterprise"])
-    tier1 = _enterprise(client, admin_token, "Demo Tier-1 Supplier", ["supplier"])
-    tier2 = _enterprise(client, admin_token, "Demo Tier-2 Supplier", ["supplier"])
-    mill = _enterprise(client, admin_token, "Demo Steel Mill (receivables)", ["manufacturer"])
-    bank = _enterprise(client, admin_token, "Demo Bank", ["bank"])
+    with console.status("registering the automaker, two suppliers, the mill and the bank on chain…"):
+        automaker = _enterprise(client, admin_token, "Demo Automaker", ["core_enterprise"])
+        tier1 = _enterprise(client, admin_token, "Demo Tier-1 Supplier", ["supplier"])
+        tier2 = _enterprise(client, admin_token, "Demo Tier-2 Supplier", ["supplier"])
+        mill = _enterprise(client, admin_token, "Demo Steel Mill (receivables)", ["manufacturer"])
+        bank = _enterprise(client, admin_token, "Demo Bank", ["bank"])
     maturity = _block_time(client, rpc_url) + maturity_in_s
     body = {"to_enterprise_id": tier1["id"], "currency": "CNY", "amount": "1000000.00", "maturity": maturity,
             "invoice": {"number": "DEMO-INV-0001", "amount": "1000000.00", "currency": "CNY"}}
@@ -60,7 +112,7 @@ def receivables_scenario(client: httpx.Client, admin_token: str, rpc_url: str, c
     root = r.json()["id"]
     expect(True, f"automaker confirmed 1,000,000.00 CNY to tier-1: token {root}, maturity in {maturity_in_s} s")
     r = _post(client, "/v1/receivables", automaker["api_key"], body)
-    expect(r.status_code == 409, f"second issue against the same invoice refused ({r.status_code})")
+    expect(r.status_code == 409, f"second issue against the same invoice refused: {refusal_text(r)}")
     r = _post(client, f"/v1/receivables/{root}/split", tier1["api_key"],
               {"to_enterprise_id": tier2["id"], "amount": "400000.00"})
     r.raise_for_status()
@@ -71,7 +123,7 @@ def receivables_scenario(client: httpx.Client, admin_token: str, rpc_url: str, c
     t3 = r.json()["token_id"]
     expect(True, f"tier-1 split 400,000.00 to tier-2 (token {t2}); tier-2 passed 150,000.00 to the mill (token {t3})")
     _post(client, f"/v1/receivables/{t3}/approve", mill["api_key"],
-          {"operator_enterprise_id": bank["id"], "amount": "150000.00"}).raise_for_status()
+          {"operator_enterprise_id": bank["id"], "amount": "150000.00", "max_rate_bps": 500}).raise_for_status()
     check = client.get(f"/v1/receivables/{t3}/check", headers={"Authorization": f"Bearer {bank['api_key']}"}).json()
     expect(check.get("genuine") and check.get("outstanding") and not check.get("already_financed"),
            f"bank check: genuine, outstanding, not financed, confirmed by {check.get('confirmed_by', {}).get('name')},"
@@ -88,17 +140,19 @@ def receivables_scenario(client: httpx.Client, admin_token: str, rpc_url: str, c
     ok = r.status_code == 201
     expect(ok, f"bank discounted 150,000.00 at 350 bps: price {r.json()['discount']['price_amount'] if ok else '-'}"
                f" CNY, new financed token {r.json()['id'] if ok else '-'}")
-    console.print(f"waiting for maturity ({maturity_in_s} s after issue)…")
-    deadline = time.monotonic() + maturity_in_s + 60
-    while _block_time(client, rpc_url) < maturity and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_for_block_time(client, rpc_url, maturity, console, "maturity", timeout_s=maturity_in_s + 60)
     holders = client.get(f"/v1/receivables/{root}",
                          headers={"Authorization": f"Bearer {automaker['api_key']}"}).json()["holders"]
+    keys = {e["address"].lower(): e["api_key"] for e in (tier1, tier2, mill, bank)}
     for h in holders:
         if h["value"]:
             r = _post(client, f"/v1/receivables/{h['token_id']}/settle", automaker["api_key"],
                       {"payment_reference": f"DEMO-SETTLE-{h['token_id']}"})
-            expect(r.status_code == 200, f"settled {h['amount']} CNY to {h['holder']['name']} ({r.status_code})")
+            expect(r.status_code == 200, f"payment of {h['amount']} CNY to {h['holder']['name']} marked"
+                                         f" ({r.status_code})")
+            holder_key = keys[h["holder"]["address"].lower()]
+            r = _post(client, f"/v1/receivables/{h['token_id']}/confirm-settlement", holder_key, {})
+            expect(r.status_code == 200, f"{h['holder']['name']} confirmed receipt: redeemed ({r.status_code})")
     final = client.get(f"/v1/receivables/{root}", headers={"Authorization": f"Bearer {automaker['api_key']}"}).json()
     expect(final["payable"]["settled_value"] == 100_000_000 and all(h["value"] == 0 for h in final["holders"]),
            f"all holders paid: {final['payable']['settled_value'] / 100:,.2f} CNY settled, every balance 0")
@@ -114,21 +168,25 @@ def work_ticket_scenario(client: httpx.Client, admin_token: str, console: Consol
         console.print(("[green]✓[/green] " if ok else "[red]✗[/red] ") + what)
         failures += 0 if ok else 1
 
-    grid = _enterprise(client, admin_token, "Demo Power Grid", ["manufacturer"])
-    key = grid["api_key"]
-    people = {}
-    for label, name, roles in (("issuer", "Wang Wei", ["ticket_issuer"]),
-                               ("permitter", "Li Na", ["permitting_officer"]),
-                               ("leader", "Zhang Qiang", ["person_in_charge"]),
-                               ("crew1", "Chen Jie", ["crew_member"]), ("crew2", "Liu Yang", ["crew_member"]),
-                               ("crew3", "Zhao Lei", ["crew_member"])):
-        r = _post(client, "/v1/persons", key, {"name": name, "roles": roles, "qualification": "110 kV substation"})
-        r.raise_for_status()
-        people[label] = r.json()
+    with console.status("registering the grid (plant_operator) and six people on chain…"):
+        grid = _enterprise(client, admin_token, "Demo Power Grid", ["plant_operator"])
+        key = grid["api_key"]
+        people = {}
+        for label, name, roles in (("issuer", "Wang Wei", ["ticket_issuer"]),
+                                   ("permitter", "Li Na", ["permitting_officer"]),
+                                   ("leader", "Zhang Qiang", ["person_in_charge"]),
+                                   ("crew1", "Chen Jie", ["crew_member"]), ("crew2", "Liu Yang", ["crew_member"]),
+                                   ("crew3", "Zhao Lei", ["crew_member"])):
+            r = _post(client, "/v1/persons", key, {"name": name, "roles": roles,
+                                                   "qualification": "110 kV substation"})
+            r.raise_for_status()
+            people[label] = r.json()
     equipment = f"{grid['prefix']}/T1-110kV"
     document = {"equipment": equipment, "work_content": "Replace the 110 kV bushing of transformer T1",
                 "safety_measures": ["Open breaker 101", "Earth both sides"], "isolation_points": ["Breaker 101"],
-                "planned_start": "2026-05-01T08:00:00+08:00", "planned_end": "2026-05-01T18:00:00+08:00"}
+                # the contract accepts only windows that have not passed (WorkTicket.GRACE = 15 min)
+                "planned_start": datetime.now(UTC).replace(microsecond=0).isoformat(),
+                "planned_end": (datetime.now(UTC).replace(microsecond=0) + timedelta(hours=10)).isoformat()}
     r = _post(client, "/v1/work-tickets", key, {"document": document, "issuer": people["issuer"]["id"],
                                                 "permitter": people["permitter"]["id"],
                                                 "leader": people["leader"]["id"],
@@ -141,9 +199,9 @@ def work_ticket_scenario(client: httpx.Client, admin_token: str, console: Consol
         return _post(client, f"/v1/work-tickets/{tid}/steps", key, {"action": action, "person_id": people[who]["id"]})
 
     r = step("brief", "leader")
-    expect(r.status_code == 409, f"briefing before the permit refused ({r.status_code})")
+    expect(r.status_code == 409, f"briefing before the permit refused: {refusal_text(r)}")
     r = step("permit", "leader")
-    expect(r.status_code == 403, f"permit by the wrong person refused ({r.status_code})")
+    expect(r.status_code == 403, f"permit by the wrong person refused: {refusal_text(r)}")
     for action, who in (("permit", "permitter"), ("brief", "leader"), ("acknowledge", "crew1"),
                         ("acknowledge", "crew2"), ("acknowledge", "crew3"), ("end_work", "leader"),
                         ("terminate", "permitter")):

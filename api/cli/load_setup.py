@@ -76,7 +76,7 @@ def setup_receivables(client: httpx.Client, admin_token: str, count: int) -> dic
                               headers={"Authorization": f"Bearer {core['api_key']}"}), 201)
         token = int(rec.get("token_id") or rec.get("id"))
         _ok(client.post(f"/v1/receivables/{token}/approve", json={"operator_enterprise_id": bank["id"],
-                                                                  "amount": "150000.00"},
+                                                                  "amount": "150000.00", "max_rate_bps": 500},
                         headers={"Authorization": f"Bearer {supplier['api_key']}"}), 200, 201)
         tokens.append(token)
     check = client.get(f"/v1/receivables/{tokens[0]}/check", headers={"Authorization": f"Bearer {bank['api_key']}"})

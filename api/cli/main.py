@@ -2,8 +2,8 @@
 
 Commands::
 
-    traceledger network up [--validators 4] [--data-dir DIR] [--api-port 8000]
-    traceledger demo [--certificates DIR]
+    traceledger network up [--validators 4] [--data-dir DIR] [--api-port 8000] [--rpc-port 8545] [--p2p-port 30303]
+    traceledger demo [--certificates DIR] [--scenario certificates|receivables|work-tickets|all]
     traceledger verify IDENTIFIER [--api URL]
     traceledger node --config DIR/validator-1/node.json
     traceledger contracts compile [--check]
@@ -19,6 +19,7 @@ import signal
 import tempfile
 import threading
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -51,46 +52,111 @@ def network_up(
     p2p_port: Annotated[int, typer.Option(help="P2P port of validator 1 (validator i uses p2p_port+i-1).")] = 30303,
     block_period: Annotated[float, typer.Option(help="Seconds between blocks.")] = 1.0,
 ) -> None:
-    """Start the validators and the API, deploy the contracts on first start, and run until Ctrl-C/SIGTERM."""
+    """Start the validators and the API, deploy the contracts on first start, and run until Ctrl-C/SIGTERM.
+
+    Before anything starts it takes DATA_DIR/network.lock (a second launcher on the same data dir stops
+    with the running pid) and checks every port (a taken port stops it in one line naming the holder).
+    The validators and the API die with this process, even after a kill -9.
+    """
+    from api.ports import DataDirBusy, DataDirLock, PortInUse, check_ports, launch_port_needs
+
+    # pre-flight before the heavy imports (py-evm) and before anything is written or started: < 5 s to one line
+    lock = DataDirLock(data_dir)
+    try:
+        lock.acquire()
+        check_ports(launch_port_needs(data_dir, validators=validators, api_port=api_port, rpc_port=rpc_port,
+                                      p2p_port=p2p_port))
+    except (DataDirBusy, PortInUse) as exc:
+        lock.release()
+        console.print(f"[red]cannot start: {exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+
     from api.devnet import Stack
 
     stack = Stack(data_dir=data_dir, validators=validators, api_port=api_port, rpc_base_port=rpc_port,
                   p2p_base_port=p2p_port, block_period_s=block_period)
+    stack.data_dir_lock = lock  # released by stack.stop()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         spec = stack.init()
-        with console.status(f"starting {validators} validators…"):
+        first = spec.validators[0]
+        if first.rpc_url.rsplit(":", 1)[1] != str(rpc_port) or first.p2p_port != p2p_port:
+            console.print(f"[yellow]{spec.data_dir} was created with JSON-RPC port {first.rpc_url.rsplit(':', 1)[1]} "
+                          f"and p2p port {first.p2p_port} (fixed in network.json); --rpc-port/--p2p-port apply to "
+                          "a new --data-dir only[/yellow]", highlight=False)
+        with console.status(f"starting {len(spec.validators)} validators…"):
             stack.start_validators()
         with console.status("deploying contracts (first start only)…"):
             contracts = stack.deploy_contracts()
         with console.status("starting the API…"):
             stack.start_api()
-        console.print(f"[bold]TraceLedger network[/bold] chain id {spec.chain_id}, data in {spec.data_dir}")
-        for v in spec.validators:
-            console.print(f"validator {v.index}  rpc {v.rpc_url}  address {v.address}  log {v.log_path}")
-        console.print(f"contract  EnterpriseRegistry {contracts['EnterpriseRegistry']}")
-        console.print(f"contract  AnchorRegistry     {contracts['AnchorRegistry']}")
-        for name in ("WorkTicket", "ReceivableToken"):
-            if name in contracts:
-                console.print(f"contract  {name:<18} {contracts[name]}")
-        console.print(f"api       {stack.api_url()}  (docs {stack.api_url()}/docs, metrics {stack.api_url()}/metrics)")
-        console.print(f"admin     token in {spec.data_dir / 'admin-token'}: {stack.admin_token}")
-        console.print("Ctrl-C stops everything.")
+        _print_banner(stack, spec, contracts)
+        restarts: dict[int, list[float]] = {}
         while not stop.is_set():
             for index, proc in list(stack.validator_procs.items()):
                 if proc.poll() is not None:
-                    console.print(f"[red]validator {index} exited with code {proc.returncode}; restarting[/red]")
+                    recent = [t for t in restarts.get(index, []) if time.monotonic() - t < 60] + [time.monotonic()]
+                    restarts[index] = recent
+                    log = spec.validators[index - 1].log_path
+                    if len(recent) > 3:
+                        console.print(f"[red]validator {index} exited {len(recent)} times within a minute (code "
+                                      f"{proc.returncode}); stopping — see {log}[/red]", highlight=False)
+                        raise typer.Exit(1)
+                    console.print(f"[red]validator {index} exited with code {proc.returncode}; restarting "
+                                  f"(log {log})[/red]", highlight=False)
                     stack.start_validator(index)
             if stack.api_proc is not None and stack.api_proc.poll() is not None:
-                console.print(f"[red]the API exited with code {stack.api_proc.returncode}; see api.log[/red]")
-                break
+                console.print(f"[red]the API exited with code {stack.api_proc.returncode}; see "
+                              f"{spec.data_dir / 'api.log'}[/red]", highlight=False)
+                raise typer.Exit(1)
             stop.wait(1.0)
     except KeyboardInterrupt:
         pass
+    except typer.Exit:
+        raise
+    except (RuntimeError, TimeoutError) as exc:  # a component did not come up: say which, no traceback
+        console.print(f"[red]cannot start: {exc}[/red]", highlight=False)
+        raise typer.Exit(1) from None
     finally:
-        console.print("stopping…")
+        if stack.validator_procs or stack.api_proc is not None:
+            console.print("stopping…")
         stack.stop()
+
+
+def _print_banner(stack: Any, spec: Any, contracts: dict[str, str]) -> None:
+    """What runs where, and the first two things a newcomer can type."""
+    import os
+    import shutil
+
+    api = stack.api_url()
+    console.print(f"[bold]TraceLedger network[/bold] chain id {spec.chain_id}, data in {spec.data_dir}")
+    for v in spec.validators:
+        console.print(f"validator {v.index}  rpc {v.rpc_url}  address {v.address}  log {v.log_path}")
+    for name in ("EnterpriseRegistry", "AnchorRegistry", "WorkTicket", "ReceivableToken"):
+        if name in contracts:
+            console.print(f"contract  {name:<18} {contracts[name]}")
+    console.print(f"api       {api}  (docs {api}/docs, metrics {api}/metrics, log {spec.data_dir / 'api.log'})")
+    console.print(f"admin     governance (admin) token in {spec.data_dir / 'admin-token'}: {stack.admin_token}")
+    cli = shutil.which("traceledger")
+    venv_cli = Path(".venv/bin/traceledger")
+    if cli is None or not os.environ.get("VIRTUAL_ENV"):
+        hint = (f"{venv_cli} --help  (or: source .venv/bin/activate, then traceledger --help)"
+                if venv_cli.exists() else "traceledger --help")
+    else:
+        hint = "traceledger --help"
+    from api.settings import loopback_base_url_warning
+
+    public = stack.public_base_url()
+    console.print(f"qr        QR codes encode {public}/id/<identifier>", highlight=False, markup=False)
+    if warning := loopback_base_url_warning(public):
+        console.print(f"[yellow]warning   {warning}[/yellow]", highlight=False)
+    console.print(f"cli       {hint}", highlight=False, markup=False)
+    console.print(f"try       curl -s {api}/healthz", highlight=False, markup=False)
+    console.print(f"          curl -s -X POST {api}/v1/enterprises -H \"Authorization: Bearer $(cat "
+                  f"{spec.data_dir / 'admin-token'})\" -H 'Content-Type: application/json' "
+                  "-d '{\"name\": \"Demo Steel Mill\", \"roles\": [\"manufacturer\"]}'", highlight=False, markup=False)
+    console.print("Ctrl-C stops everything.")
 
 
 @app.command()
@@ -123,6 +189,15 @@ def _load_certificates(directory: Path | None) -> list[tuple[str, Any]]:
     return out
 
 
+class DemoScenario(StrEnum):
+    """What ``traceledger demo`` runs."""
+
+    certificates = "certificates"
+    receivables = "receivables"
+    work_tickets = "work-tickets"
+    all = "all"
+
+
 @app.command()
 def demo(
     certificates: Annotated[Path | None, typer.Option(help="Folder of EN 10168 certificate JSON files "
@@ -131,17 +206,18 @@ def demo(
     keep: Annotated[bool, typer.Option(help="Keep the throwaway data directory.")] = False,
     lineage: Annotated[bool, typer.Option(help="Also run the parts-lineage scenario (EPCIS events, bad heat, "
                                                "recall list).")] = True,
-    scenario: Annotated[str, typer.Option(help="certificates (default: as without this option) | receivables | "
-                                               "work-tickets | all (certificates, then both workflows).")
-                        ] = "certificates",
+    scenario: Annotated[DemoScenario, typer.Option(help="certificates: the certificate demo (and lineage); "
+                                                        "receivables / work-tickets: that on-chain workflow only; "
+                                                        "all: certificates, then both workflows.")
+                        ] = DemoScenario.certificates,
 ) -> None:
     """On a throwaway network: register a mill, post every certificate, wait for anchoring, verify each.
 
-    ``--scenario receivables`` / ``work-tickets`` run the on-chain business workflows instead; ``all`` runs
-    everything.
+    --scenario receivables or work-tickets runs that on-chain business workflow instead; all runs everything.
     """
     from api.devnet import Stack
 
+    scenario = DemoScenario(scenario).value  # type: ignore[assignment]
     if scenario not in ("certificates", "receivables", "work-tickets", "all"):
         raise typer.BadParameter(f"unknown scenario {scenario!r}: certificates, receivables, work-tickets or all",
                                  param_hint="--scenario")
@@ -307,20 +383,23 @@ def _lineage_scenario(client: httpx.Client, admin_token: str, mill: dict[str, An
     console.print(f"lineage: {chain.event_count} EPCIS events captured; heat {heat} ({heat_epc}) "
                   "flagged non_conformant")
     down = client.get(f"/v1/lineage/{quote(heat_epc, safe='')}", params={"direction": "downstream"}).json()
+    from api.cli.demo import recall_rows
+
     table = Table(title=f"Recall list for heat {heat}")
     for col in ("level", "object", "identifier", "non-conformant"):
         table.add_column(col, overflow="fold")
-    for n in down["recall"]:
-        table.add_row(str(n["level"]), n["label"], n["identifier"] or n["key"], "yes" if n["non_conformant"] else "")
+    for level, label, ident, mark in recall_rows(down):
+        table.add_row(level, label, ident, f"[red]{mark}[/red]" if mark else "")
     console.print(table)
     part = sorted(p for p, h in chain.truth.part_heat.items() if h == heat)[0]
     deadline = time.monotonic() + 120
     body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        body = client.get(f"/v1/verify/{quote(part, safe='')}", params={"lineage": "upstream"}).json()
-        if body.get("verified"):
-            break
-        time.sleep(1.0)
+    with console.status(f"waiting for the upstream lineage of part {part} to be anchored and verified…"):
+        while time.monotonic() < deadline:
+            body = client.get(f"/v1/verify/{quote(part, safe='')}", params={"lineage": "upstream"}).json()
+            if body.get("verified"):
+                break
+            time.sleep(1.0)
     parts = len(chain.truth.downstream[heat]["parts"])
     console.print(f"lineage: recall list of heat {heat}: {len(down['recall'])} objects ({parts} parts); "
                   f"upstream lineage of part {part}: {body.get('records_checked')} records, "
@@ -413,7 +492,8 @@ def contracts_deploy(
     admin_key_file: Annotated[Path, typer.Option("--admin-key-file", help="File holding the governance account's "
                                                  "hex private key (the registry admin)")],
 ) -> None:
-    """Deploy EnterpriseRegistry and AnchorRegistry to another EVM network and print the env vars for the API."""
+    """Deploy EnterpriseRegistry, AnchorRegistry, WorkTicket and ReceivableToken to another EVM network and print
+    the API's env vars for all four."""
     from api.chain import deploy_contracts
 
     deployed = deploy_contracts(rpc_url, admin_key_file.read_text().strip())
@@ -424,10 +504,17 @@ def contracts_deploy(
     console.print(f"TRACELEDGER_RECEIVABLE_TOKEN={deployed['ReceivableToken']}")
 
 
-from ledger.cli import faults_command, validators_app  # noqa: E402 - operator commands of issue 3
+from ledger.cli import (  # noqa: E402 - operator commands
+    export_genesis_command,
+    faults_command,
+    validators_app,
+    verify_block_command,
+)
 
 app.add_typer(validators_app, name="validators")
 app.command("faults")(faults_command)
+app.command("verify-block")(verify_block_command)
+network_app.command("export-genesis")(export_genesis_command)
 
 
 if __name__ == "__main__":

@@ -12,21 +12,23 @@ from sqlalchemy.exc import IntegrityError
 from api import crud
 from api.chain import ChainError, ChainUnavailable
 from api.deps import GovernanceToken, SessionDep, StateDep
-from api.models import ROLE_BITS
+from api.models import ROLE_ALIASES, ROLE_BITS, enterprise_role_bits
 from api.security import generate_api_key, hash_api_key, new_account_keystore
 from provenance.errors import InvalidIdentifier
 from provenance.identifiers import parse_prefix
 
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 
-RoleName = Literal["manufacturer", "supplier", "core_enterprise", "bank", "auditor", "regulator"]
+RoleName = Literal["manufacturer", "supplier", "core_enterprise", "bank", "auditor", "regulator", "plant_operator"]
 
 
 class EnterpriseCreate(BaseModel):
     """Body of ``POST /v1/enterprises``."""
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    roles: list[RoleName] = Field(min_length=1)
+    roles: list[RoleName] = Field(min_length=1, description=(
+        "enterprise roles; `plant_operator` (a utility issuing GB 26860 work tickets) holds the core_enterprise "
+        "flag on chain"))
     prefix: str | None = Field(None, description="88.<industry>.<enterprise>; assigned when absent")
     industry: int = Field(1, ge=0, le=999999, description="industry code for an assigned prefix")
 
@@ -46,7 +48,7 @@ class EnterpriseCreate(BaseModel):
     @field_validator("roles")
     @classmethod
     def _roles(cls, v: list[str]) -> list[str]:
-        return sorted(set(v), key=list(ROLE_BITS).index)
+        return sorted(set(v), key=[*ROLE_BITS, *ROLE_ALIASES].index)
 
 
 class EnterprisePublic(BaseModel):
@@ -107,7 +109,7 @@ def create_enterprise(body: EnterpriseCreate, session: SessionDep, state: StateD
                 settings.admin_private_key,
                 account=address,
                 name=body.name,
-                roles=sum(ROLE_BITS[r] for r in body.roles),
+                roles=enterprise_role_bits(body.roles),
                 prefix=prefix,
                 fund_wei=settings.fund_wei,
             )

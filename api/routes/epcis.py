@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, Response, status
-from sqlalchemy.exc import IntegrityError
 
-from api import metrics
 from api.deps import CurrentEnterprise, SessionDep, StateDep
-from api.epcis_models import EpcisEvent  # noqa: F401  (registers the EPCIS tables)
-from api.epcis_store import BadRequest, capture_document, query_events
-from provenance.signing import sign_record
+from api.epcis.capture import capture_events
+from api.epcis.query import query_document, query_events
+from api.errors import UnprocessableError
+from provenance.errors import Issue
 
 router = APIRouter(prefix="/v1/epcis", tags=["epcis"])
 
@@ -58,11 +57,6 @@ def limit_body(content_length: Annotated[int | None, Header()] = None) -> None:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"EPCIS document exceeds {MAX_CAPTURE_BYTES} bytes")
 
 
-def bad_request(exc: BadRequest) -> HTTPException:
-    """422 with ``detail: [{field, rule, message, event_index?}]``."""
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.issues)
-
-
 @router.post("/capture", dependencies=[Depends(limit_body)], status_code=status.HTTP_201_CREATED)
 def capture(
     document: Annotated[Any, Body(description="EPCISDocument (JSON / JSON-LD, EPCIS 2.0 §8.2)")],
@@ -84,44 +78,27 @@ def capture(
     record ``<prefix>/ev-<hash hex>`` of kind ``epcis_event`` signed by the capturing enterprise
     (EIP-712) and anchored with the next Merkle batch. An event carrying ``errorDeclaration``
     (EPCIS 2.0 §7.4.1.4) is stored as ``<prefix>/ed-<hash hex>`` and retracts the original event.
+    The pipeline is :func:`api.epcis.capture.capture_events` (steps of :mod:`api.ingest`).
     """
-    schema = load_schema()
-    chain_id = state.chain_id()
-    key_holder: dict[str, bytes] = {}
-
-    def sign(identifier: str, kind: str, digest: bytes) -> tuple[str, bool]:
-        if "k" not in key_holder:
-            key_holder["k"] = state.keys.private_key(enterprise.keystore, state.settings.keystore_passphrase)
-        return "0x" + sign_record(key_holder["k"], identifier, kind, digest, chain_id).hex(), False
-
-    try:
-        result = capture_document(session, enterprise=enterprise, doc=document, schema=schema, chain_id=chain_id,
-                                  sign=sign)
-        session.commit()
-    except BadRequest as exc:
-        session.rollback()
-        raise bad_request(exc) from exc
-    except IntegrityError as exc:
-        session.rollback()
-        raise HTTPException(status.HTTP_409_CONFLICT,
-                            "a concurrent capture stored some of these events; repeat the request") from exc
-    if result.created:
-        metrics.RECORDS_INGESTED.labels(kind="epcis_event").inc(result.created)
-        metrics.PENDING.inc(result.created)
-        state.worker.notify()
-    else:
+    result = capture_events(session, state, enterprise, document, load_schema())
+    if not result.created:
         response.status_code = status.HTTP_200_OK
-    return {
-        "eventIDs": result.event_ids,
-        "captured": result.created,
-        "duplicates": sum(1 for e in result.events if e["status"] in ("duplicate", "declaration_duplicate")),
-        "events": result.events,
-    }
+    return result.body()
+
+
+_V1_PARAMS = frozenset({"eventType", "EQ_bizStep", "EQ_disposition", "MATCH_epc", "MATCH_anyEPC", "GE_eventTime",
+                        "LT_eventTime", "EQ_bizLocation", "perPage", "nextPageToken", "EQ_eventID", "EQ_action",
+                        "MATCH_epcClass"})
+
+
+def _split_pipes(values: list[str]) -> list[str]:
+    return [x for v in values for x in v.split("|") if x]
 
 
 @router.get("/events")
 def events(
     request: Request,
+    response: Response,
     session: SessionDep,
     eventType: Annotated[list[str] | None, Query()] = None,  # noqa: N803 - EPCIS parameter names
     EQ_bizStep: Annotated[list[str] | None, Query()] = None,  # noqa: N803
@@ -133,31 +110,42 @@ def events(
     EQ_bizLocation: Annotated[list[str] | None, Query()] = None,  # noqa: N803
     perPage: Annotated[int, Query(ge=1, le=1000)] = 100,  # noqa: N803
     nextPageToken: Annotated[str | None, Query()] = None,  # noqa: N803
+    EQ_eventID: Annotated[list[str] | None, Query()] = None,  # noqa: N803
+    EQ_action: Annotated[list[str] | None, Query()] = None,  # noqa: N803
+    MATCH_epcClass: Annotated[list[str] | None, Query()] = None,  # noqa: N803
 ) -> dict[str, Any]:
     """Query captured events (EPCIS 2.0 §8.2.7.1 SimpleEventQuery subset, REST binding §12.6).
 
     Parameters: ``eventType``, ``EQ_bizStep``, ``EQ_disposition``, ``MATCH_epc``, ``MATCH_anyEPC``,
     ``GE_eventTime``, ``LT_eventTime``, ``EQ_bizLocation`` (repeat or comma-separate values to OR them),
-    ``perPage`` (1–1000, default 100), ``nextPageToken``. Answer: an EPCISQueryDocument
+    ``perPage`` (1–1000, default 100), ``nextPageToken``; ``EQ_eventID`` (client eventID or hash ID),
+    ``EQ_action``, ``MATCH_epcClass`` as in the REST binding (``api/routes/epcis_rest.py``, which serves the
+    whole simple-query set at ``GET /events``). Any other parameter → 422 (``query.<name>``, rule
+    ``unknown``): a filter is never silently ignored. Answer: an EPCISQueryDocument
     ``{@context, type, schemaVersion, creationDate, epcisBody: {queryResults: {queryName:
     "SimpleEventQuery", resultsBody: {eventList}}}, nextPageToken}``; also a ``Link: <…>; rel="next"``
     header. Errors: 422 naming the parameter (``query.<name>``).
     """
+    unknown = sorted(set(request.query_params) - _V1_PARAMS)
+    if unknown:
+        raise UnprocessableError([Issue(f"query.{name}", "unknown", f"unknown query parameter {name!r}; supported: "
+                                        f"{', '.join(sorted(_V1_PARAMS))} (the REST binding GET /events supports more)")
+                                  for name in unknown])
+    from api.routes.epcis_rest import QueryParameterError, extra_conditions
+
+    rest = {k: _split_pipes(v) for k, v in (("EQ_eventID", EQ_eventID), ("EQ_action", EQ_action),
+                                            ("MATCH_epcClass", MATCH_epcClass)) if v}
+    try:
+        extra = extra_conditions(rest)
+    except QueryParameterError as exc:
+        raise UnprocessableError([Issue("query." + str(exc).split(":", 1)[0].split(" ", 1)[0], "value", str(exc))]
+                                 ) from exc
     params = {k: v for k, v in {
         "eventType": eventType, "EQ_bizStep": EQ_bizStep, "EQ_disposition": EQ_disposition, "MATCH_epc": MATCH_epc,
         "MATCH_anyEPC": MATCH_anyEPC, "GE_eventTime": [GE_eventTime] if GE_eventTime else None,
         "LT_eventTime": [LT_eventTime] if LT_eventTime else None, "EQ_bizLocation": EQ_bizLocation,
-    }.items() if v}
-    try:
-        found, token = query_events(session, params, per_page=perPage, page_token=nextPageToken)
-    except BadRequest as exc:
-        raise bad_request(exc) from exc
-    from api.epcis_store import now_iso
-
-    body: dict[str, Any] = {
-        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
-        "type": "EPCISQueryDocument", "schemaVersion": "2.0", "creationDate": now_iso(),
-        "epcisBody": {"queryResults": {"queryName": "SimpleEventQuery", "resultsBody": {"eventList": found}}},
-        "nextPageToken": token,
-    }
-    return body
+    }.items() if v} | rest
+    found, token = query_events(session, params, per_page=perPage, page_token=nextPageToken, extra=extra)
+    if token is not None:
+        response.headers["Link"] = f'<{request.url.include_query_params(nextPageToken=token)}>; rel="next"'
+    return query_document(found, token)

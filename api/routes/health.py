@@ -13,6 +13,7 @@ from sqlalchemy import text
 from api import crud, metrics
 from api.chain import ChainError, ChainUnavailable, with_retry
 from api.deps import SessionDep, StateDep
+from api.models import utc_iso
 
 router = APIRouter(tags=["ops"])
 
@@ -29,7 +30,10 @@ async def livez() -> PlainTextResponse:
 @router.get("/healthz")
 def healthz(session: SessionDep, state: StateDep) -> JSONResponse:
     """Liveness/readiness: ``{status, db: {ok}, rpc: {configured, ok, block_number, error},
-    anchoring: {enabled, alive, last_run, last_error}, pending}``. 503 only when the DB fails."""
+    anchoring: {enabled, alive, last_run, last_error}, bootstrap: {ok, error}, pending}``.
+
+    503 when the database fails (``down``) or when the operator's on-chain bootstrap (registration,
+    funding) failed and has not been repaired since (``degraded``, reason in ``bootstrap.error``)."""
     out: dict[str, Any] = {"status": "ok"}
     try:
         session.exec(text("SELECT 1"))  # type: ignore[call-overload]
@@ -60,11 +64,18 @@ def healthz(session: SessionDep, state: StateDep) -> JSONResponse:
         # exactly one API process holds the database-wide anchoring lease (api.anchoring.lease)
         "leader": w.is_leader,
         "pid": os.getpid(),
-        "last_run": w.last_run.isoformat() if w.last_run else None,
+        "last_run": utc_iso(w.last_run) if w.last_run else None,
         "last_error": w.last_error or state.bootstrap_error,
     }
     if state.settings.anchoring_enabled and state.chain is not None and not w.alive:
         out["status"] = "degraded"
+    # a failed operator bootstrap (registration or funding on chain) that the worker has not repaired since:
+    # the API cannot anchor, so load balancers and operators must see it (503 with the reason)
+    bootstrap_failed = state.bootstrap_error is not None and not getattr(w, "bootstrapped", False)
+    out["bootstrap"] = {"ok": not bootstrap_failed, "error": state.bootstrap_error if bootstrap_failed else None}
+    if bootstrap_failed:
+        out["status"] = "degraded"
+        return JSONResponse(out, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
     return JSONResponse(out)
 
 

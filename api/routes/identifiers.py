@@ -6,6 +6,7 @@ The QR routes are declared before the resolution route: ``{identifier:path}`` al
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -16,8 +17,8 @@ from sqlmodel import Session, col, select
 from api import crud
 from api.deps import SessionDep, StateDep
 from api.errors import UnprocessableError, issue
-from api.models import Batch, Enterprise, Record
-from api.qr import MEDIA_TYPES, cached_qr
+from api.models import Batch, Enterprise, Record, utc_iso
+from api.qr import MEDIA_TYPES, cached_qr, qr_content
 from provenance.errors import InvalidIdentifier
 from provenance.identifiers import parse_identifier
 
@@ -58,8 +59,8 @@ def links(base_url: str, identifier: str) -> dict[str, str]:
     }
 
 
-def _iso(dt: Any) -> str | None:
-    return dt.isoformat() if dt is not None else None
+def _iso(dt: datetime | None) -> str | None:
+    return utc_iso(dt) if dt is not None else None
 
 
 def resolution(session: Session, rec: Record, base_url: str, *, owner: Enterprise | None = None,
@@ -129,8 +130,16 @@ def resolution(session: Session, rec: Record, base_url: str, *, owner: Enterpris
 
 
 def _qr(identifier: str, fmt: str, session: Session, state: Any) -> Response:
-    record_or_404(session, identifier)
-    url = f"{state.settings.public_base_url}/id/{quoted(identifier)}"
+    gs1_key = None
+    if crud.get_record(session, identifier=identifier) is None:  # an EPCIS object: QR of its Digital Link
+        from api.epcis.models import EpcisObject
+
+        obj = session.exec(select(EpcisObject).where(EpcisObject.identifier == identifier)).first()
+        if obj is None:
+            record_or_404(session, identifier)
+        else:
+            gs1_key = obj.key
+    url = qr_content(state.settings.public_base_url, identifier, gs1_key)
     data = cached_qr(state.qr_cache, url, fmt)
     return Response(
         content=data,
@@ -141,13 +150,14 @@ def _qr(identifier: str, fmt: str, session: Session, state: Any) -> Response:
 
 @router.get("/{identifier:path}/qr.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
 def qr_png(identifier: str, session: SessionDep, state: StateDep) -> Response:
-    """PNG QR code of ``{PUBLIC_BASE_URL}/id/{identifier}`` (image/png); 404 unknown, 422 malformed."""
+    """PNG QR code of ``{PUBLIC_BASE_URL}/id/{identifier}``, or of the GS1 Digital Link URI on
+    ``PUBLIC_BASE_URL`` for an object identified by a GS1 key (image/png); 404 unknown, 422 malformed."""
     return _qr(identifier, "png", session, state)
 
 
 @router.get("/{identifier:path}/qr.svg", response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}})
 def qr_svg(identifier: str, session: SessionDep, state: StateDep) -> Response:
-    """SVG QR code of ``{PUBLIC_BASE_URL}/id/{identifier}`` (image/svg+xml); 404 unknown, 422 malformed."""
+    """SVG QR code, content as for ``qr.png`` (image/svg+xml); 404 unknown, 422 malformed."""
     return _qr(identifier, "svg", session, state)
 
 

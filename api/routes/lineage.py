@@ -15,9 +15,10 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlmodel import Session
 
 from api.deps import SessionDep, StateDep
-from api.epcis_models import EpcisEvent  # noqa: F401  (registers the EPCIS tables)
-from api.epcis_store import BadRequest, Node, NotFound, lineage_detail, recall_list, resolve_node, walk
-from api.lineage_service import build_bundle, verify_lineage
+from api.epcis.bundle import build_bundle
+from api.epcis.graph import Node, NotFound, lineage_detail, recall_list, resolve_node, walk
+from api.epcis.lineage import verify_lineage
+from api.errors import UnprocessableError
 
 router = APIRouter(tags=["lineage"])
 DEFAULT_DEPTH = 50
@@ -27,8 +28,6 @@ def node_or_error(session: Session, identifier: str) -> Node:
     """Resolve a path identifier; 422 malformed (``path.identifier``), 404 unknown."""
     try:
         return resolve_node(session, identifier)
-    except BadRequest as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.issues) from exc
     except NotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
 
@@ -73,7 +72,7 @@ def bundle(
 
 
 def verify_lineage_body(session: Session, state: Any, identifier: str, depth: int = DEFAULT_DEPTH) -> dict[str, Any]:
-    """``GET /v1/verify/{identifier}?lineage=upstream`` body (see :func:`api.lineage_service.verify_lineage`)."""
+    """``GET /v1/verify/{identifier}?lineage=upstream`` body (see :func:`api.epcis.lineage.verify_lineage`)."""
     node = node_or_error(session, identifier)
     return verify_lineage(session, node, chain=state.chain, seal_cache=state.seal_cache, depth=depth)
 
@@ -89,11 +88,30 @@ def _badge(ok: bool | None) -> str:
     return '<span class="badge ok">✓ verified</span>' if ok else '<span class="badge bad">✗ not verified</span>'
 
 
+def _timeline_html(detail: dict[str, Any]) -> str:
+    """``<li>`` items of every record of a lineage, once each, in event-time order (fixed-width UTC strings)."""
+    timeline_rows = []
+    seen_ev: set[str] = set()
+    for n in detail["nodes"]:
+        for r in n["records"]:
+            if r["identifier"] in seen_ev:
+                continue
+            seen_ev.add(r["identifier"])
+            timeline_rows.append((r["eventTime"], r, n))
+    timeline_rows.sort(key=lambda t: t[0])
+    return "".join(
+        f'<li class="ev"><time>{_e(t[:19].replace("T", " "))}</time> <b>{_e(r["bizStep"] or r["type"])}</b>'
+        f' {_e(r["type"])} · {_e(n["label"])} <code>{_e(n["identifier"])}</code>'
+        + (f' · <span class="{"bad" if r["disposition"] == "non_conformant" else "ok"}">{_e(r["disposition"])}</span>'
+           if r["disposition"] else "") + "</li>"
+        for t, r, n in timeline_rows)
+
+
 def lineage_section(session: Session, state: Any, identifier: str) -> str | None:
     """HTML of the lineage timeline + tree + per-node badges for ``identifier``; None if not a graph node."""
     try:
         node = resolve_node(session, identifier)
-    except (BadRequest, NotFound):
+    except (UnprocessableError, NotFound):
         return None
     detail = lineage_detail(session, walk(session, node, direction="upstream", depth=DEFAULT_DEPTH))
     if len(detail["nodes"]) <= 1 and not detail["nodes"][0]["records"]:
@@ -124,21 +142,7 @@ def lineage_section(session: Session, state: Any, identifier: str) -> str | None
                     f'{_e(s.get("grade"))}, heat {_e(s.get("heat"))}, {_e(s.get("manufacturer"))}</div>')
         return f'<li data-key="{escape(key)}">{name(n)}{cert}' + (f"<ul>{inner}</ul>" if inner else "") + "</li>"
 
-    timeline_rows = []
-    seen_ev: set[str] = set()
-    for n in detail["nodes"]:
-        for r in n["records"]:
-            if r["identifier"] in seen_ev:
-                continue
-            seen_ev.add(r["identifier"])
-            timeline_rows.append((r["eventTime"], r, n))
-    timeline_rows.sort(key=lambda t: t[0])
-    items = "".join(
-        f'<li class="ev"><time>{_e(t[:19].replace("T", " "))}</time> <b>{_e(r["bizStep"] or r["type"])}</b>'
-        f' {_e(r["type"])} · {_e(n["label"])} <code>{_e(n["identifier"])}</code>'
-        + (f' · <span class="{"bad" if r["disposition"] == "non_conformant" else "ok"}">{_e(r["disposition"])}</span>'
-           if r["disposition"] else "") + "</li>"
-        for t, r, n in timeline_rows)
+    items = _timeline_html(detail)
     overall = _badge(ver["verified"])
     first = ver.get("first_failure")
     fail = (f'<p class="bad">First failing node: <code>{_e(first["identifier"] or first["key"])}</code> — '

@@ -6,12 +6,19 @@ A person is its own secp256k1 account, registered on chain by its enterprise
 * ``keystore`` (default): the API generates the key, stores it encrypted beside the enterprise's and
   funds the account with ``TRACELEDGER_PERSON_FUND_WEI`` wei from the enterprise, so the API can send
   the person's steps as transactions signed by that person;
-* ``device``: the body gives the person's ``address``; the person signs each step on its own
-  device (EIP-712, see ``POST /v1/work-tickets/typed-data``) and the API relays the signature.
+* ``device``: the body gives the person's ``address`` and its EIP-712 ``PersonRegistration``
+  ``signature`` with ``deadline`` (get the document from ``POST /v1/persons/typed-data``); the person
+  signs each step on its own device (EIP-712, see ``POST /v1/work-tickets/typed-data``) and the API
+  relays the signature.
+
+Proof of possession: the registry registers an address only with that address's signature over the
+registration, so no enterprise can claim (squat) an account whose key it does not hold. A retired
+person (``POST /v1/persons/{id}/retire``) is never active again.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -21,10 +28,14 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 from sqlalchemy.exc import IntegrityError
 
 from api.deps import CurrentEnterprise, SessionDep, StateDep
+from api.errors import UnprocessableError, issue
 from api.security import new_account_keystore
 from api.workflows.common import contract, enterprise_key, require_chain, send_or_refuse, tx_hex
 from api.workflows.models import Person
-from provenance.work_tickets import PERSON_ROLES, roles_to_bits
+from provenance.work_tickets import PERSON_ROLES, person_registration_typed_data, roles_to_bits, sign_typed
+
+#: validity of the registration signature the API makes for a keystore-held person key (seconds)
+_SIGNATURE_TTL = 3600
 
 router = APIRouter(prefix="/v1/persons", tags=["persons"])
 
@@ -38,6 +49,21 @@ class PersonCreate(BaseModel):
     roles: list[PersonRole] = Field(min_length=1, description="GB 26860 roles")
     qualification: str = Field("", max_length=500, description='e.g. "issue tickets: 110 kV Xinzhuang substation"')
     address: str | None = Field(None, description="device-held key: the person's account; omit for a keystore key")
+    signature: str | None = Field(None, description="device key: the person's EIP-712 PersonRegistration signature")
+    deadline: int | None = Field(None, ge=0, lt=2**63, description="unix seconds; with signature")
+
+    @field_validator("signature")
+    @classmethod
+    def _signature(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        raw = v[2:] if v.startswith("0x") else v
+        try:
+            if len(bytes.fromhex(raw)) != 65:
+                raise ValueError
+        except ValueError:
+            raise ValueError("signature must be 65 bytes r||s||v as hex") from None
+        return "0x" + raw.lower()
 
     @field_validator("address")
     @classmethod
@@ -83,10 +109,21 @@ def create_person(body: PersonCreate, ent: CurrentEnterprise, session: SessionDe
     """
     chain = require_chain(state)
     registry = contract(state, "EnterpriseRegistry")
+    bits = roles_to_bits(body.roles)
     if body.address is None:
         address, keystore = new_account_keystore(state.settings.keystore_passphrase, state.settings.keystore_scrypt_n)
+        deadline = int(time.time()) + _SIGNATURE_TTL
+        typed = person_registration_typed_data(
+            chain_id=state.chain_id(), contract=registry.address, enterprise=to_checksum_address(ent.address),
+            person=address, roles=bits, qualification=body.qualification, deadline=deadline)
+        signature = sign_typed(state.keys.private_key(keystore, state.settings.keystore_passphrase), typed)
     else:
         address, keystore = body.address, None
+        if body.signature is None or body.deadline is None:
+            raise UnprocessableError([issue("signature", "required", "a device-held person key must sign its "
+                                            "registration: POST /v1/persons/typed-data, then send signature and "
+                                            "deadline")])
+        deadline, signature = body.deadline, bytes.fromhex(body.signature[2:])
     person = Person(enterprise_id=ent.id, name=body.name, roles=body.roles, qualification=body.qualification,
                     address=address, keystore=keystore)
     session.add(person)
@@ -96,7 +133,7 @@ def create_person(body: PersonCreate, ent: CurrentEnterprise, session: SessionDe
         session.rollback()
         raise HTTPException(status.HTTP_409_CONFLICT, f"account {address} is already registered as a person") from exc
     key = enterprise_key(state, ent)
-    call = registry.functions.registerPerson(ent.address, address, roles_to_bits(body.roles), body.qualification)
+    call = registry.functions.registerPerson(ent.address, address, bits, body.qualification, deadline, signature)
     receipt = send_or_refuse(chain, key, call, "registerPerson")
     if keystore is not None and state.settings.person_fund_wei:
         chain.transfer(key, address, state.settings.person_fund_wei)
@@ -113,3 +150,34 @@ def get_person(person_id: int, session: SessionDep) -> dict:
     if person is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"person {person_id} not found")
     return public_person(person)
+
+
+@router.post("/typed-data")
+def registration_typed_data(body: PersonCreate, ent: CurrentEnterprise, state: StateDep) -> dict:
+    """EIP-712 ``PersonRegistration`` document the person signs on its device (``address`` required;
+    ``deadline`` defaults to now + 1 h). Errors: 422 body; 503 chain not configured."""
+    if body.address is None:
+        raise UnprocessableError([issue("address", "required", "the device-held person account is required")])
+    registry = contract(state, "EnterpriseRegistry")
+    return person_registration_typed_data(
+        chain_id=state.chain_id(), contract=registry.address, enterprise=to_checksum_address(ent.address),
+        person=body.address, roles=roles_to_bits(body.roles), qualification=body.qualification,
+        deadline=body.deadline or int(time.time()) + _SIGNATURE_TTL)
+
+
+@router.post("/{person_id}/retire", response_model=PersonPublic)
+def retire_person(person_id: int, ent: CurrentEnterprise, session: SessionDep, state: StateDep) -> dict:
+    """Retire a person of the calling enterprise for good (``EnterpriseRegistry.retirePerson``).
+
+    Errors: 404 unknown person or another enterprise's; 409 PersonIsRetired; 502/503 chain.
+    """
+    person = session.get(Person, person_id)
+    if person is None or person.enterprise_id != ent.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"person {person_id} not found in your enterprise")
+    chain = require_chain(state)
+    registry = contract(state, "EnterpriseRegistry")
+    receipt = send_or_refuse(chain, enterprise_key(state, ent), registry.functions.retirePerson(person.address),
+                             "retirePerson")
+    out = public_person(person)
+    out["tx_hash"] = tx_hex(receipt)
+    return out

@@ -6,10 +6,15 @@ seconds (``maturity`` also accepts ISO 8601 with an offset). Every endpoint need
 key; the transaction is signed by that enterprise's account.
 
 Access (who may read a token): its holder; the issuer (core enterprise) of its slot; a holder of a
-token it was split from (upstream in its chain); and an enterprise the holder asked to finance it
-(ERC-3525 value allowance or ERC-721 approval, see ``POST /v1/receivables/{id}/approve``) -- this is
-how a bank sees a token it is asked to finance. Anybody else gets 404, as for a token that does not
-exist, so unrelated receivables stay invisible.
+token it was split from (upstream in its chain); and a bank the holder asked to finance it (a live
+financing offer, see ``POST /v1/receivables/{id}/approve``) -- this is how a bank sees a token it is
+asked to finance. Anybody else gets 404, as for a token that does not exist, so unrelated
+receivables stay invisible.
+
+Only the holder moves value (the contract has no operators); a bank takes value only by
+``discount`` within the holder's offer (bank, value, maximum rate, expiry). Settlement is two-sided:
+the issuer marks a payment (``settle``), the holder confirms (``confirm-settlement``) or disputes it
+within the contract's ``DISPUTE_WINDOW`` (7 days), after which anyone may ``finalize-settlement``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from web3.logs import DISCARD
 from api.deps import CurrentEnterprise, SessionDep, StateDep
 from api.errors import UnprocessableError, issue
 from api.models import Enterprise
+from api.revert_reasons import explain
 from api.state import AppState
+from api.workflows.adapters import EnterpriseRole, ReceivableReader, RegistryReader, TokenRecord
 from api.workflows.common import (
     call_view,
     contract,
@@ -97,9 +104,18 @@ class TransferBody(BaseModel):
 
 
 class ApproveBody(_Amount):
-    """Body of ``POST /v1/receivables/{id}/approve``: ask ``operator_enterprise_id`` (a bank) to finance."""
+    """Body of ``POST /v1/receivables/{id}/approve``: offer ``operator_enterprise_id`` (a bank) to finance
+    up to the value at an annual rate of at most ``max_rate_bps``, until ``expires_at`` (default: maturity)."""
 
     operator_enterprise_id: int
+    max_rate_bps: int = Field(ge=0, le=10000, description="highest annual discount rate accepted (basis points)")
+    expires_at: int | str | None = Field(None, description="unix seconds or ISO 8601 with offset; default maturity")
+
+
+class DisputeBody(BaseModel):
+    """Body of ``POST /v1/receivables/{id}/dispute-settlement`` (the holder)."""
+
+    reason: str = Field(min_length=1, max_length=500, description="why the marked payment is disputed")
 
 
 class DiscountBody(_Amount):
@@ -143,104 +159,105 @@ def _chain_now(state: AppState) -> int:
     return int(ts, 16) if isinstance(ts, str) else int(ts)
 
 
-def _token(rt: Any, token_id: int) -> dict[str, Any]:
-    slot, balance, owner, parent, root, original, created_at, created_block, financed, redeemed = call_view(
-        lambda: rt.functions.getToken(token_id).call(), f"receivable {token_id}")
-    return {"slot": slot, "balance": balance, "owner": to_checksum_address(owner), "parent": parent, "root": root,
-            "original": original, "created_at": created_at, "created_block": created_block, "financed": financed,
-            "redeemed": redeemed}
+def _token(rt: ReceivableReader, token_id: int) -> TokenRecord:
+    return rt.token(token_id)
 
 
-def _visible(rt: Any, ent: Enterprise, token_id: int, tok: dict[str, Any], chain_ids: list[int]) -> bool:
+def _visible(rt: ReceivableReader, ent: Enterprise, token_id: int, tok: TokenRecord, chain_ids: list[int]) -> bool:
     me = to_checksum_address(ent.address)
-    if tok["owner"] == me or decode_slot(tok["slot"]).issuer == me:
+    if tok.owner == me or decode_slot(tok.slot).issuer == me:
         return True
     for upstream in chain_ids[1:]:
-        if _token(rt, upstream)["owner"] == me:
+        if _token(rt, upstream).owner == me:
             return True
-    if call_view(lambda: rt.functions.allowance(token_id, me).call(), "allowance") > 0:
-        return True
-    return to_checksum_address(call_view(lambda: rt.functions.getApproved(token_id).call(), "getApproved")) == me
+    return call_view(lambda: rt.functions.allowance(token_id, me).call(), "allowance") > 0
 
 
-def _load_visible(state: AppState, ent: Enterprise, token_id: int) -> tuple[Any, dict[str, Any], list[int]]:
-    rt = contract(state, "ReceivableToken")
+def _reader(state: AppState) -> ReceivableReader:
+    return ReceivableReader(contract(state, "ReceivableToken"))
+
+
+def _load_visible(state: AppState, ent: Enterprise, token_id: int) -> tuple[ReceivableReader, TokenRecord, list[int]]:
+    rt = _reader(state)
     try:
         tok = _token(rt, token_id)
     except HTTPException as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"receivable {token_id} not found") from exc
-    chain_ids = [int(i) for i in call_view(lambda: rt.functions.chainOf(token_id).call(), "chainOf")]
+    chain_ids = rt.chain_of(token_id)
     if not _visible(rt, ent, token_id, tok, chain_ids):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"receivable {token_id} not found or not visible to you")
     return rt, tok, chain_ids
 
 
-def _discount(session: Session, rt: Any, token_id: int) -> dict[str, Any] | None:
-    bank, holder, from_id, value, rate, price, ref, ts = call_view(
-        lambda: rt.functions.getDiscount(token_id).call(), "getDiscount")
-    if int(bank, 16) == 0:
+def _discount(session: Session, rt: ReceivableReader, token_id: int) -> dict[str, Any] | None:
+    d = rt.discount(token_id)
+    if not d.exists:
         return None
-    return {"bank": party(session, bank), "holder": party(session, holder), "from_token_id": from_id, "value": value,
-            "amount": format_amount(value), "rate_bps": rate, "price": price, "price_amount": format_amount(price),
-            "payment_reference": ref, "time": iso(ts), "timestamp": ts}
+    return {"bank": party(session, d.bank), "holder": party(session, d.holder), "from_token_id": d.fromTokenId,
+            "value": d.value, "amount": format_amount(d.value), "rate_bps": d.rateBps, "price": d.price,
+            "price_amount": format_amount(d.price), "payment_reference": d.paymentReference, "time": iso(d.timestamp),
+            "timestamp": d.timestamp}
 
 
-def _settlement(session: Session, rt: Any, token_id: int) -> dict[str, Any] | None:
-    holder, value, ref, ts = call_view(lambda: rt.functions.getSettlement(token_id).call(), "getSettlement")
-    if int(holder, 16) == 0:
+def _settlement(session: Session, rt: ReceivableReader, token_id: int) -> dict[str, Any] | None:
+    st = rt.settlement(token_id)
+    if not st.exists:
         return None
-    return {"holder": party(session, holder), "value": value, "amount": format_amount(value),
-            "payment_reference": ref, "time": iso(ts), "timestamp": ts}
+    return {"holder": party(session, st.holder), "value": st.value, "amount": format_amount(st.value),
+            "payment_reference": st.paymentReference, "status": st.status_name,
+            "marked_at": iso(st.markedAt), "time": iso(st.timestamp) if st.timestamp else None,
+            "timestamp": st.timestamp or None}
 
 
-def _chain_entries(session: Session, rt: Any, chain_ids: list[int]) -> list[dict[str, Any]]:
+def _chain_entries(session: Session, rt: ReceivableReader, chain_ids: list[int]) -> list[dict[str, Any]]:
     out = []
     for tid in reversed(chain_ids):  # the confirmed payable first
         t = _token(rt, tid)
         disc = _discount(session, rt, tid)
-        kind = "issued" if t["parent"] == 0 else ("discounted" if disc else "split")
-        out.append({"token_id": tid, "kind": kind, "from_token_id": t["parent"] or None,
-                    "holder": party(session, t["owner"]), "value_received": t["original"],
-                    "amount_received": format_amount(t["original"]), "time": iso(t["created_at"]),
-                    "block_number": t["created_block"],
+        kind = "issued" if t.parent == 0 else ("discounted" if disc else "split")
+        out.append({"token_id": tid, "kind": kind, "from_token_id": t.parent or None,
+                    "holder": party(session, t.owner), "value_received": t.originalValue,
+                    "amount_received": format_amount(t.originalValue), "time": iso(t.createdAt),
+                    "block_number": t.createdBlock,
                     **({"discount": {k: disc[k] for k in ("rate_bps", "price", "payment_reference")}} if disc else {})})
     return out
 
 
-def _status(tok: dict[str, Any], now: int) -> str:
-    if tok["redeemed"]:
+def _status(tok: TokenRecord, now: int, settlement_marked: bool = False) -> str:
+    if tok.redeemed:
         return "redeemed"
-    if tok["balance"] == 0:
+    if settlement_marked:
+        return "settlement_pending"
+    if tok.balance == 0:
         return "empty"
-    if now >= decode_slot(tok["slot"]).maturity:
+    if now >= decode_slot(tok.slot).maturity:
         return "matured"
     return "outstanding"
 
 
 def _view(session: Session, state: AppState, ent: Enterprise, token_id: int) -> dict[str, Any]:
     rt, tok, chain_ids = _load_visible(state, ent, token_id)
-    slot = decode_slot(tok["slot"])
-    invoice, issuer, beneficiary, face, settled, issued_at = call_view(
-        lambda: rt.functions.getPayable(tok["root"]).call(), "getPayable")
+    slot = decode_slot(tok.slot)
+    pay = rt.payable(tok.root)
     out: dict[str, Any] = {
-        "id": token_id, "slot": hex(tok["slot"]), "issuer": party(session, slot.issuer), "currency": slot.currency,
-        "maturity": slot.maturity, "maturity_time": iso(slot.maturity), "holder": party(session, tok["owner"]),
-        "value": tok["balance"], "amount": format_amount(tok["balance"]), "original_value": tok["original"],
-        "status": _status(tok, _chain_now(state)), "financed": tok["financed"],
-        "payable": {"token_id": tok["root"], "invoice_digest": "0x" + bytes(invoice).hex(),
-                    "confirmed_by": party(session, issuer), "beneficiary": party(session, beneficiary),
-                    "face_value": face, "face_amount": format_amount(face), "settled_value": settled,
-                    "issued_at": iso(issued_at)},
+        "id": token_id, "slot": hex(tok.slot), "issuer": party(session, slot.issuer), "currency": slot.currency,
+        "maturity": slot.maturity, "maturity_time": iso(slot.maturity), "holder": party(session, tok.owner),
+        "value": tok.balance, "amount": format_amount(tok.balance), "original_value": tok.originalValue,
+        "status": _status(tok, _chain_now(state), rt.settlement(token_id).status_name == "marked"),
+        "financed": tok.financed,
+        "payable": {"token_id": tok.root, "invoice_digest": "0x" + pay.invoiceDigest.hex(),
+                    "confirmed_by": party(session, pay.issuer), "beneficiary": party(session, pay.beneficiary),
+                    "face_value": pay.faceValue, "face_amount": format_amount(pay.faceValue),
+                    "settled_value": pay.settledValue, "issued_at": iso(pay.issuedAt)},
         "discount": _discount(session, rt, token_id), "settlement": _settlement(session, rt, token_id),
         "chain": _chain_entries(session, rt, chain_ids),
     }
     if slot.issuer == to_checksum_address(ent.address):  # the issuer sees every holder of its payable
-        family = call_view(lambda: rt.functions.tokensOfPayable(tok["root"]).call(), "tokensOfPayable")
         holders = []
-        for tid in family:
-            t = _token(rt, int(tid))
-            holders.append({"token_id": int(tid), "holder": party(session, t["owner"]), "value": t["balance"],
-                            "amount": format_amount(t["balance"]), "redeemed": t["redeemed"]})
+        for tid in rt.ids("tokensOfPayable", tok.root):
+            t = _token(rt, tid)
+            holders.append({"token_id": tid, "holder": party(session, t.owner), "value": t.balance,
+                            "amount": format_amount(t.balance), "redeemed": t.redeemed})
         out["holders"] = holders
     return out
 
@@ -261,7 +278,7 @@ def issue_receivable(body: IssueBody, ent: CurrentEnterprise, session: SessionDe
     (the same invoice cannot be financed twice).
     """
     chain = require_chain(state)
-    rt = contract(state, "ReceivableToken")
+    rt = _reader(state)
     value = body.fen()
     to = _enterprise(session, body.to_enterprise_id, "to_enterprise_id")
     if (body.invoice is None) == (body.invoice_digest is None):
@@ -285,16 +302,15 @@ def my_receivables(ent: CurrentEnterprise, session: SessionDep, state: StateDep)
 
     Answer: ``{holder, tokens: [{id, value, amount, currency, maturity, issuer, status, financed}]}``.
     """
-    rt = contract(state, "ReceivableToken")
-    ids = call_view(lambda: rt.functions.tokensOf(ent.address).call(), "tokensOf")
+    rt = _reader(state)
     now = _chain_now(state)
     tokens = []
-    for tid in ids:
-        t = _token(rt, int(tid))
-        slot = decode_slot(t["slot"])
-        tokens.append({"id": int(tid), "value": t["balance"], "amount": format_amount(t["balance"]),
+    for tid in rt.ids("tokensOf", to_checksum_address(ent.address)):
+        t = _token(rt, tid)
+        slot = decode_slot(t.slot)
+        tokens.append({"id": tid, "value": t.balance, "amount": format_amount(t.balance),
                        "currency": slot.currency, "maturity": slot.maturity, "issuer": party(session, slot.issuer),
-                       "status": _status(t, now), "financed": t["financed"], "payable_token_id": t["root"]})
+                       "status": _status(t, now), "financed": t.financed, "payable_token_id": t.root})
     return {"holder": party(session, ent.address), "tokens": tokens}
 
 
@@ -309,29 +325,33 @@ def check_receivable(token_id: TokenId, ent: CurrentEnterprise, session: Session
     """What a bank asks before financing: genuine? outstanding? already financed? confirmed by whom?
     how much is free to finance (fen)? The full chain back to the confirmed payable is included."""
     rt, tok, chain_ids = _load_visible(state, ent, token_id)
-    slot = decode_slot(tok["slot"])
-    invoice, issuer, _, face, _, issued_at = call_view(lambda: rt.functions.getPayable(tok["root"]).call(),
-                                                       "getPayable")
-    registry = contract(state, "EnterpriseRegistry")
-    issuer_is_core = bool(call_view(lambda: registry.functions.hasRole(issuer, 4).call(), "hasRole"))
+    slot = decode_slot(tok.slot)
+    pay = rt.payable(tok.root)
+    registry = RegistryReader(contract(state, "EnterpriseRegistry"))
+    issuer_is_core = registry.has_role(pay.issuer, EnterpriseRole.CORE_ENTERPRISE)
     chain_entries = _chain_entries(session, rt, chain_ids)
-    genuine = (issuer_is_core and to_checksum_address(issuer) == slot.issuer and chain_entries[0]["kind"] == "issued"
-               and call_view(lambda: rt.functions.tokenOfInvoice(bytes(invoice)).call(), "tokenOfInvoice")
-               == tok["root"])
+    genuine = (issuer_is_core and pay.issuer == slot.issuer and chain_entries[0]["kind"] == "issued"
+               and call_view(lambda: rt.functions.tokenOfInvoice(pay.invoiceDigest).call(), "tokenOfInvoice")
+               == tok.root)
     now = _chain_now(state)
     outstanding = _status(tok, now) == "outstanding"
-    free = tok["balance"] if outstanding and not tok["financed"] else 0
-    allowance = call_view(lambda: rt.functions.allowance(token_id, ent.address).call(), "allowance")
+    # what the contract guarantees: unfinanced, not matured/redeemed, holder an active member
+    free = int(call_view(lambda: rt.functions.freeToFinance(token_id).call(), "freeToFinance"))
+    me = to_checksum_address(ent.address)
+    allowance = int(call_view(lambda: rt.functions.allowance(token_id, me).call(), "allowance"))
+    offer = rt.offer(token_id, me)
     seconds_left = max(0, slot.maturity - now)
     return {
-        "token_id": token_id, "genuine": genuine, "outstanding": outstanding, "already_financed": tok["financed"],
-        "confirmed_by": party(session, issuer), "invoice_digest": "0x" + bytes(invoice).hex(),
-        "payable_token_id": tok["root"], "face_value": face, "confirmed_at": iso(issued_at),
-        "holder": party(session, tok["owner"]), "value": tok["balance"], "amount": format_amount(tok["balance"]),
+        "token_id": token_id, "genuine": genuine, "outstanding": outstanding, "already_financed": tok.financed,
+        "confirmed_by": party(session, pay.issuer), "invoice_digest": "0x" + pay.invoiceDigest.hex(),
+        "payable_token_id": tok.root, "face_value": pay.faceValue, "confirmed_at": iso(pay.issuedAt),
+        "holder": party(session, tok.owner), "value": tok.balance, "amount": format_amount(tok.balance),
         "currency": slot.currency, "maturity": slot.maturity, "maturity_time": iso(slot.maturity),
         "seconds_to_maturity": seconds_left, "free_to_finance": free, "free_to_finance_amount": format_amount(free),
         "offered_to_you": allowance, "chain": chain_entries,
-        "price_at_100_bps": discount_price(free, 100, seconds_left),
+        "offer_to_you": {"value": allowance, "max_rate_bps": offer.maxRateBps, "expires_at": offer.expiry,
+                         "expires_at_time": iso(offer.expiry)} if allowance else None,
+        "price_at_100_bps": discount_price(free, 100, min(seconds_left, 99 * 365 * 86_400)),
     }
 
 
@@ -360,7 +380,7 @@ def transfer_receivable(token_id: TokenId, body: TransferBody, ent: CurrentEnter
     chain = require_chain(state)
     rt, tok, _ = _load_visible(state, ent, token_id)
     to = _enterprise(session, body.to_enterprise_id, "to_enterprise_id")
-    fn = rt.get_function_by_signature("transferFrom(address,address,uint256)")(tok["owner"], to.address, token_id)
+    fn = rt.get_function_by_signature("transferFrom(address,address,uint256)")(tok.owner, to.address, token_id)
     receipt = send_or_refuse(chain, enterprise_key(state, ent), fn, "transfer")
     return {"token_id": token_id, "holder": party(session, to.address), "tx_hash": tx_hex(receipt),
             "block_number": receipt["blockNumber"]}
@@ -369,17 +389,25 @@ def transfer_receivable(token_id: TokenId, body: TransferBody, ent: CurrentEnter
 @router.post("/{token_id}/approve")
 def approve_receivable(token_id: TokenId, body: ApproveBody, ent: CurrentEnterprise, session: SessionDep,
                        state: StateDep) -> dict:
-    """Holder asks an enterprise (a bank) to finance ``value`` of the token: ERC-3525 value allowance.
+    """Holder offers a bank to finance ``value`` of the token on the holder's terms
+    (``ReceivableToken.offerFinancing``: bank, value, ``max_rate_bps``, ``expires_at``).
 
-    The bank then sees the token and its chain and can ``discount`` up to that value.
+    The bank then sees the token and its chain and can ``discount`` up to that value at no more
+    than that rate before the expiry; nothing else can consume the offer. Errors: 422 SelfApproval /
+    InvalidExpiry / InvalidRate / NotBank (the operator is not an active bank); 403 NotHolder;
+    409 AlreadyDiscounted (financed value is never offered again) / InsufficientBalance / Matured.
     """
     chain = require_chain(state)
-    rt, _, _ = _load_visible(state, ent, token_id)
+    rt, tok, _ = _load_visible(state, ent, token_id)
     operator = _enterprise(session, body.operator_enterprise_id, "operator_enterprise_id")
-    fn = rt.get_function_by_signature("approve(uint256,address,uint256)")(token_id, operator.address, body.fen())
+    expiry = decode_slot(tok.slot).maturity if body.expires_at is None else _maturity(body.expires_at)
+    if not 0 < expiry < 2**64:
+        raise UnprocessableError([issue("expires_at", "range", "expires_at must be unix seconds in 1..2**64-1")])
+    fn = rt.functions.offerFinancing(token_id, operator.address, body.fen(), body.max_rate_bps, expiry)
     receipt = send_or_refuse(chain, enterprise_key(state, ent), fn, "approve")
     return {"token_id": token_id, "operator": party(session, operator.address), "value": body.fen(),
-            "amount": format_amount(body.fen()), "tx_hash": tx_hex(receipt)}
+            "amount": format_amount(body.fen()), "max_rate_bps": body.max_rate_bps, "expires_at": expiry,
+            "tx_hash": tx_hex(receipt)}
 
 
 @router.post("/{token_id}/discount", status_code=status.HTTP_201_CREATED)
@@ -388,26 +416,83 @@ def discount_receivable(token_id: TokenId, body: DiscountBody, ent: CurrentEnter
     """The calling bank takes ``value`` of the token at ``rate_bps``; the value transfer, the rate, the price
     and the bank's payment reference are one transaction. 201 with the bank's new (financed) token.
 
-    Errors: 403 NotBank / NotAuthorized / InsufficientAllowance; 409 AlreadyDiscounted / Matured /
-    PaymentReferenceUsed / InsufficientBalance.
+    Errors: 403 NotBank / NotAuthorized (no live offer to you) / InsufficientAllowance / RateAboveOffer;
+    409 AlreadyDiscounted / Matured / OfferExpired / PaymentReferenceUsed (per bank) /
+    InsufficientBalance; 422 DiscountExceedsValue (rate x time above 100 %).
     """
     chain = require_chain(state)
-    rt, _, _ = _load_visible(state, ent, token_id)
+    try:
+        rt, _, _ = _load_visible(state, ent, token_id)
+    except HTTPException as exc:  # the bank's allowance was spent by its own discount: say so (issue 17)
+        financed = _financed_from(state, ent, token_id) if exc.status_code == 404 else None
+        if financed is None:
+            raise
+        refused = explain("AlreadyDiscounted", {"tokenId": token_id, "financed_token_id": financed})
+        raise HTTPException(status.HTTP_409_CONFLICT, refused.detail("discount")) from exc
     fn = rt.functions.discount(token_id, body.fen(), body.rate_bps, body.payment_reference)
     receipt = send_or_refuse(chain, enterprise_key(state, ent), fn, "discount")
     new_id = _new_token(rt, receipt)
     return {**_view(session, state, ent, new_id), "tx_hash": tx_hex(receipt), "block_number": receipt["blockNumber"]}
 
 
+def _financed_from(state: AppState, ent: Enterprise, token_id: int) -> int | None:
+    """Id of the financed token that bank ``ent`` already discounted out of ``token_id``, or None."""
+    rt = contract(state, "ReceivableToken")
+    try:
+        root = _token(rt, token_id)["root"]
+    except HTTPException:
+        return None
+    me = to_checksum_address(ent.address)
+    for tid in call_view(lambda: rt.functions.tokensOfPayable(root).call(), "tokensOfPayable"):
+        bank, _, from_id, *_ = call_view(lambda t=tid: rt.functions.getDiscount(t).call(), "getDiscount")
+        if int(from_id) == token_id and to_checksum_address(bank) == me:
+            return int(tid)
+    return None
+
+
 @router.post("/{token_id}/settle")
 def settle_receivable(token_id: TokenId, body: SettleBody, ent: CurrentEnterprise, session: SessionDep,
                       state: StateDep) -> dict:
-    """The issuer marks payment of a holder's token at maturity; the whole value is redeemed.
+    """The issuer marks payment of a holder's whole value at maturity (``settle``); the value is redeemed
+    only when the holder confirms or the 7-day dispute window passes. Status ``settlement_pending``.
 
-    Errors: 403 NotIssuer; 409 NotMatured / Redeemed / NothingToSettle / PaymentReferenceUsed.
+    Errors: 403 NotIssuer; 409 NotMatured / Redeemed / NothingToSettle / SettlementPending /
+    PaymentReferenceUsed (references are unique per issuer and holder); 422 NotMember.
     """
+    return _settlement_step(token_id, ent, session, state, "settle", token_id, body.payment_reference)
+
+
+@router.post("/{token_id}/confirm-settlement")
+def confirm_settlement(token_id: TokenId, ent: CurrentEnterprise, session: SessionDep, state: StateDep) -> dict:
+    """The holder confirms receipt of the marked payment: the value is redeemed (status ``redeemed``).
+
+    Errors: 403 NotHolder; 409 NoSettlementMarked.
+    """
+    return _settlement_step(token_id, ent, session, state, "confirmSettlement", token_id)
+
+
+@router.post("/{token_id}/dispute-settlement")
+def dispute_settlement(token_id: TokenId, body: DisputeBody, ent: CurrentEnterprise, session: SessionDep,
+                       state: StateDep) -> dict:
+    """The holder disputes a marked payment within the dispute window; the issuer must mark a new one.
+
+    Errors: 403 NotHolder; 409 NoSettlementMarked / DisputeWindowClosed.
+    """
+    return _settlement_step(token_id, ent, session, state, "disputeSettlement", token_id, body.reason)
+
+
+@router.post("/{token_id}/finalize-settlement")
+def finalize_settlement(token_id: TokenId, ent: CurrentEnterprise, session: SessionDep, state: StateDep) -> dict:
+    """Any member redeems a marked payment once the dispute window has passed without a dispute.
+
+    Errors: 409 NoSettlementMarked / DisputeWindowOpen.
+    """
+    return _settlement_step(token_id, ent, session, state, "finalizeSettlement", token_id)
+
+
+def _settlement_step(token_id: int, ent: Enterprise, session: Session, state: AppState, fn_name: str,
+                     *args: Any) -> dict:
     chain = require_chain(state)
     rt, _, _ = _load_visible(state, ent, token_id)
-    fn = rt.functions.settle(token_id, body.payment_reference)
-    receipt = send_or_refuse(chain, enterprise_key(state, ent), fn, "settle")
+    receipt = send_or_refuse(chain, enterprise_key(state, ent), getattr(rt.functions, fn_name)(*args), fn_name)
     return {**_view(session, state, ent, token_id), "tx_hash": tx_hex(receipt), "block_number": receipt["blockNumber"]}

@@ -29,7 +29,7 @@ def verify(
     ``record_digest``, ``signature``, then ``anchored`` ("pending anchoring") for a pending record,
     or ``inclusion_proof``, ``anchored_on_chain``, ``finality_seals``. Errors: 422 malformed, 404 unknown.
     With ``?lineage=upstream`` (and for EPC URNs / GS1 Digital Link URIs / mapped objects) every record
-    of the upstream lineage is verified: see :func:`api.lineage_service.verify_lineage`.
+    of the upstream lineage is verified: see :func:`api.epcis.lineage.verify_lineage`.
     """
     from api.routes.lineage import verify_lineage_body
     from provenance.identifiers import is_valid_identifier
@@ -47,10 +47,11 @@ def verify(
 
 
 def _is_graph_node(session: SessionDep, identifier: str) -> bool:
-    from api.epcis_store import BadRequest, NotFound, resolve_node
+    from api.epcis.graph import NotFound, resolve_node
+    from api.errors import UnprocessableError
 
     try:
         resolve_node(session, identifier)
-    except (BadRequest, NotFound):
+    except (UnprocessableError, NotFound):
         return False
     return True

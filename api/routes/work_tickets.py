@@ -34,13 +34,13 @@ from api.chain import with_retry
 from api.deps import CurrentEnterprise, SessionDep, StateDep
 from api.errors import UnprocessableError, issue
 from api.models import Enterprise
+from api.workflows.adapters import StepRecord, TicketRecord, WorkTicketReader
 from api.workflows.common import call_view, contract, enterprise_key, iso, require_chain, send_or_refuse, tx_hex
 from api.workflows.models import Person, TicketDocumentRow
 from provenance.canonical import canonicalize
 from provenance.errors import ProvenanceError
 from provenance.work_tickets import (
     ACTIONS,
-    STATUSES,
     TicketInvalid,
     TicketParties,
     TicketStepRefused,
@@ -53,12 +53,12 @@ from provenance.work_tickets import (
 
 router = APIRouter(tags=["work tickets"])
 
-StepAction = Literal["permit", "brief", "acknowledge", "end_work", "terminate", "cancel", "extend"]
+StepAction = Literal["permit", "brief", "acknowledge", "end_work", "terminate", "cancel", "extend", "abort"]
 _FN = {"permit": "permit", "brief": "brief", "acknowledge": "acknowledge", "end_work": "endWork",
        "terminate": "terminate", "cancel": "cancel"}
 _ROLE_OF_ACTION = {"issue": "ticket_issuer", "permit": "permitting_officer", "brief": "person_in_charge",
                    "acknowledge": "crew_member", "end_work": "person_in_charge", "terminate": "permitting_officer",
-                   "cancel": "ticket_issuer", "extend": "permitting_officer"}
+                   "cancel": "ticket_issuer", "extend": "permitting_officer", "abort": "permitting_officer"}
 
 
 def _signature(v: str | None) -> str | None:
@@ -96,6 +96,7 @@ class StepCreate(BaseModel):
     action: StepAction
     person_id: int
     planned_end: str | None = Field(None, description="extend only: new planned end, ISO 8601 with offset")
+    reason: str | None = Field(None, min_length=1, max_length=500, description="abort only: why the work is aborted")
     signature: str | None = Field(None, description="person's EIP-712 TicketStep signature (device key)")
     deadline: int | None = Field(None, ge=0, description="unix seconds; required with signature")
 
@@ -233,7 +234,14 @@ def add_step(ticket_id: TicketId, body: StepCreate, ent: CurrentEnterprise, sess
         if body.planned_end is None:
             raise UnprocessableError([issue("planned_end", "required", "extend needs the new planned_end")])
         planned_end = _parse_planned_end(body.planned_end)
-    if body.signature is not None:
+    if body.action == "abort":
+        if body.reason is None:
+            raise UnprocessableError([issue("reason", "required", "abort needs a reason")])
+        if body.signature is not None:
+            raise UnprocessableError([issue("signature", "unsupported", "abort is sent by the officer's own key")])
+        receipt = send_or_refuse(chain, _person_key(state, ent, person, "person_id"),
+                                 wt.functions.abort(ticket_id, body.reason), "abort")
+    elif body.signature is not None:
         deadline = _need_deadline(body.deadline)
         call = wt.functions.stepBySig(ticket_id, ACTIONS.index(body.action), planned_end, person.address, deadline,
                                       bytes.fromhex(body.signature[2:]))
@@ -243,8 +251,8 @@ def add_step(ticket_id: TicketId, body: StepCreate, ent: CurrentEnterprise, sess
         fn = wt.functions.extend(ticket_id, planned_end) if body.action == "extend" else getattr(
             wt.functions, _FN[body.action])(ticket_id)
         receipt = send_or_refuse(chain, key, fn, body.action)
-    ticket = call_view(lambda: wt.functions.getTicket(ticket_id).call(), f"work ticket {ticket_id}")
-    return {"id": ticket_id, "action": body.action, "person_id": person.id, "status": STATUSES[ticket[8]],
+    ticket = WorkTicketReader(wt).ticket(ticket_id)
+    return {"id": ticket_id, "action": body.action, "person_id": person.id, "status": ticket.status_name,
             "tx_hash": tx_hex(receipt), "block_number": receipt["blockNumber"]}
 
 
@@ -260,33 +268,33 @@ def _who(session: Session, address: str) -> dict[str, Any]:
             "enterprise": ent.name if ent else None, "qualification": person.qualification}
 
 
-def _load(state: Any, ticket_id: int) -> tuple[Any, list[Any]]:
-    wt = contract(state, "WorkTicket")
-    ticket = call_view(lambda: wt.functions.getTicket(ticket_id).call(), f"work ticket {ticket_id}")
-    steps = call_view(lambda: wt.functions.getSteps(ticket_id).call(), f"work ticket {ticket_id}")
-    return ticket, steps
+def _load(state: Any, ticket_id: int) -> tuple[TicketRecord, list[StepRecord]]:
+    reader = WorkTicketReader(contract(state, "WorkTicket"))
+    return reader.ticket(ticket_id), reader.steps(ticket_id)
 
 
 def _view(session: Session, state: Any, ticket_id: int) -> dict[str, Any]:
-    ticket, steps = _load(state, ticket_id)
-    equipment, digest, issuer, permitter, leader, crew, start, end, st, acked, extended = ticket
+    t, steps = _load(state, ticket_id)
     wt = contract(state, "WorkTicket")
     row = session.get(TicketDocumentRow, ticket_id)
     history = []
-    for action, actor, submitter, ts, block, new_end in steps:
-        name = ACTIONS[action]
-        entry = {"action": name, "role": _ROLE_OF_ACTION[name], "person": _who(session, actor), "time": iso(ts),
-                 "timestamp": ts, "block_number": block,
-                 "relayed_by": None if submitter.lower() == actor.lower() else to_checksum_address(submitter)}
+    for step in steps:
+        name = step.action_name
+        entry = {"action": name, "role": _ROLE_OF_ACTION.get(name), "person": _who(session, step.actor),
+                 "time": iso(step.timestamp), "timestamp": step.timestamp, "block_number": step.blockNumber,
+                 "relayed_by": step.submitter if step.relayed else None}
         if name == "extend":
-            entry["planned_end"] = iso(new_end)
+            entry["planned_end"] = iso(step.plannedEnd)
         history.append(entry)
     return {
-        "id": ticket_id, "equipment": equipment, "digest": "0x" + bytes(digest).hex(), "status": STATUSES[st],
-        "issuer": _who(session, issuer), "permitter": _who(session, permitter), "leader": _who(session, leader),
+        "id": ticket_id, "equipment": t.equipment, "digest": "0x" + t.digest.hex(), "status": t.status_name,
+        "issuer": _who(session, t.issuer), "permitter": _who(session, t.permitter), "leader": _who(session, t.leader),
         "crew": [{**_who(session, c), "acknowledged": bool(with_retry(
-            lambda c=c: wt.functions.isAcknowledged(ticket_id, c).call(), what="isAcknowledged"))} for c in crew],
-        "acknowledged": acked, "planned_start": iso(start), "planned_end": iso(end), "extended": extended,
+            lambda c=c: wt.functions.isAcknowledged(ticket_id, c).call(), what="isAcknowledged"))} for c in t.crew],
+        "acknowledged": t.acknowledged, "planned_start": iso(t.plannedStart), "planned_end": iso(t.plannedEnd),
+        "extended": t.extended,
+        "abort_reason": with_retry(lambda: wt.functions.abortReason(ticket_id).call(), what="abortReason")
+        if t.status_name == "aborted" else None,
         "document": None if row is None else json.loads(row.document),
         "history": history,
     }
@@ -303,34 +311,30 @@ def verify_ticket(ticket_id: TicketId, session: SessionDep, state: StateDep) -> 
     """Re-check a ticket: ``document_digest`` (SHA-256 of the stored document = on-chain digest),
     ``named_people`` (every actor is a registered person), ``steps`` (replay of the GB 26860 state
     machine: order, named person per step, distinct roles). ``verified`` when all pass."""
-    ticket, steps = _load(state, ticket_id)
-    equipment, digest, issuer, permitter, leader, crew, start, end, st, acked, extended = ticket
+    t, steps = _load(state, ticket_id)
     row = session.get(TicketDocumentRow, ticket_id)
     checks = []
     if row is None:
         checks.append({"name": "document_digest", "ok": False, "detail": "document not stored by this API"})
     else:
-        ok = ticket_digest(json.loads(row.document)) == bytes(digest)
+        ok = ticket_digest(json.loads(row.document)) == t.digest
         checks.append({"name": "document_digest", "ok": ok,
                        "detail": "SHA-256 of the canonical document matches the chain" if ok else "digest mismatch"})
-    unknown = [a for _, a, *_ in steps if _who(session, a)["person_id"] is None]
+    unknown = [s.actor for s in steps if _who(session, s.actor)["person_id"] is None]
     checks.append({"name": "named_people", "ok": not unknown,
                    "detail": "every step by a registered person" if not unknown else f"unknown actors {unknown}"})
     # the original planned end: before an extension the contract shows the current one
-    original_end = end
-    for action, *_ in steps:
-        if ACTIONS[action] == "extend":
-            original_end = 0
-    parties = TicketParties(issuer, permitter, leader, tuple(crew), planned_end=original_end)
+    original_end = 0 if any(s.action_name == "extend" for s in steps) else t.plannedEnd
+    parties = TicketParties(t.issuer, t.permitter, t.leader, t.crew, planned_end=original_end)
     try:
-        final = replay_steps(parties, [(ACTIONS[a], actor, ne) for a, actor, _, _, _, ne in steps])
-        ok = final == STATUSES[st]
+        final = replay_steps(parties, [(s.action_name, s.actor, s.plannedEnd) for s in steps])
+        ok = final == t.status_name
         checks.append({"name": "steps", "ok": ok, "detail": f"{len(steps)} steps replayed to {final}"
-                       if ok else f"replay ends {final}, chain says {STATUSES[st]}"})
+                       if ok else f"replay ends {final}, chain says {t.status_name}"})
     except (TicketStepRefused, ProvenanceError) as exc:
         checks.append({"name": "steps", "ok": False, "detail": str(exc)})
     return {"id": ticket_id, "verified": all(c["ok"] for c in checks), "checks": checks,
-            "digest": "0x" + bytes(digest).hex()}
+            "digest": "0x" + t.digest.hex()}
 
 
 @router.get("/v1/equipment/{identifier:path}/work-tickets")

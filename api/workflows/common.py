@@ -12,33 +12,23 @@ from sqlmodel import Session, select
 
 from api.chain import ChainClient, ChainError, ChainUnavailable, with_retry
 from api.models import Enterprise
+from api.revert_reasons import REASONS, explain_chain_error
 from api.state import AppState
 from contracts import load_artifact
 
 T = TypeVar("T")
 
 #: contract custom error -> HTTP status of the refusal
-REFUSAL_STATUS: dict[str, int] = {
-    # 403: the caller / named person may not do this
-    "NotNamedPerson": 403, "NotCrewMember": 403, "MissingRole": 403, "NotIssuer": 403, "NotBank": 403,
-    "NotCoreEnterprise": 403, "NotAuthorized": 403, "InsufficientAllowance": 403, "WrongSigner": 403,
-    "NotAdminOrEnterprise": 403,
-    # 409: conflicts with the current on-chain state
-    "WrongStatus": 409, "AlreadyAcknowledged": 409, "CrewNotAcknowledged": 409, "ExtensionAlreadyUsed": 409,
-    "InvoiceAlreadyIssued": 409, "AlreadyDiscounted": 409, "Redeemed": 409, "Matured": 409, "NotMatured": 409,
-    "PaymentReferenceUsed": 409, "NothingToSettle": 409, "InsufficientBalance": 409, "PersonExists": 409,
-    # 422: the request names something invalid
-    "NotMember": 422, "SamePerson": 422, "InvalidCrewSize": 422, "InvalidRate": 422, "InvalidExtension": 422,
-    "ZeroValue": 422, "MaturityInPast": 422, "InvalidCurrency": 422, "InvalidWindow": 422, "SlotMismatch": 422,
-    "EmptyPaymentReference": 422, "InvalidSignature": 422, "SignatureExpired": 422, "InvalidPersonRoles": 422,
-    "SelfApproval": 422, "WrongOwner": 422, "NotReceiver": 422, "ZeroInvoiceDigest": 422, "EmptyEquipment": 422,
-    "ZeroDigest": 422, "InvalidAction": 422, "AccountIsPerson": 409,
-    "UnknownTicket": 404, "UnknownToken": 404,
-}
+REFUSAL_STATUS: dict[str, int] = {name: code for name, (code, _sentence) in REASONS.items()}
+"""HTTP status of each contract custom error (403 not yours to do, 404 unknown, 409 conflicts with the on-chain
+state, 422 invalid request): one table, :data:`api.revert_reasons.REASONS`."""
 
 
 def refusal(exc: ChainError, what: str) -> HTTPException:
     """HTTP error for a chain refusal: 403/404/409/422 by custom error name (``reason``), else 502."""
+    explained = explain_chain_error(exc)  # name, arguments by meaning and a sentence (api/revert_reasons.py)
+    if explained is not None:
+        return HTTPException(explained.status, explained.detail(what))
     code = REFUSAL_STATUS.get(exc.reason or "", status.HTTP_502_BAD_GATEWAY)
     return HTTPException(code, {"reason": exc.reason, "message": f"{what} refused by the chain: {exc}"})
 

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from api.anchoring.lease import AnchorLease
 from api.db import make_engine
-from api.epcis_models import EpcisEvent, EpcisObject, LineageEdge
+from api.epcis.models import EpcisEvent, EpcisObject, LineageEdge
 from api.models import Record
 from api.settings import Settings
 from api.verification import BatchTree

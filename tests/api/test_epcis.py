@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from api.epcis_models import EpcisEvent
+from api.epcis.models import EpcisEvent
 from api.models import Record
 from provenance.epcis import canonical_epc
 from provenance.supply_chain import bad_heat_event, generate

@@ -27,3 +27,5 @@ def test_demo_on_shared_certificates() -> None:
     # refusals name the field
     assert "Certificate.CommercialTransaction.A01.Identifiers" in out
     assert "replacement of" in out
+    # the recall table marks the flagged heat and everything made from it (issue 17)
+    assert "yes (flagged)" in out and "yes (from " in out

@@ -22,6 +22,7 @@ from api.devnet import Stack
 from provenance.bundle import load_validators, verify_bundle
 from provenance.epcis import canonical_epc
 from provenance.supply_chain import generate
+from tests.phone_layout import PHONE, phone_layout
 
 from .conftest import SHARED_DATA
 
@@ -193,6 +194,9 @@ def test_part_page_in_headless_chromium(stack: Stack, loaded: dict[str, Any], tm
     shot = tmp_path / "part.png"
     proc = subprocess.run([*base, f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and shot.is_file() and shot.stat().st_size > 5000, proc.stderr[-2000:]
+    # it fits a phone: at 390 CSS px nothing reaches past the viewport (long hex values wrap)
+    layout = phone_layout(url, tmp_path / "phone-profile")
+    assert layout["clientWidth"] == PHONE["width"] and layout["scrollWidth"] <= PHONE["width"], layout
     keep = os.environ.get("TRACELEDGER_SCREENSHOT_DIR")
     if keep:
         shutil.copy(shot, Path(keep) / "part-page.png")

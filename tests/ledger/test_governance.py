@@ -87,11 +87,15 @@ def test_voted_in_validator_is_in_extradata_and_seals_next_blocks(tmp_path) -> N
     try:
         raws = [commit_with_vote(ledger, p, Vote(NEWCOMER, True)) for p in (A, B, C)]
         assert decode_extra_data(ledger.header_at(2).extra_data).validators == VALIDATORS
-        assert NEWCOMER in decode_extra_data(ledger.header_at(3).extra_data).validators
+        # Besu's rule: block 3 carries the deciding vote but lists (and is sealed by) the set before it;
+        # the change takes effect from block 4, whose extraData lists the new set
+        assert decode_extra_data(ledger.header_at(3).extra_data).validators == VALIDATORS
         assert decode_extra_data(ledger.header_at(1).extra_data).vote == Vote(NEWCOMER, True)
+        assert ledger.validators(3) == VALIDATORS
         assert ledger.validators(4) == tuple(sorted((*VALIDATORS, NEWCOMER)))
         # 5 validators: quorum 4; the newcomer's seal now counts, 3 seals no longer suffice
         block = ledger.build_block([], NEWCOMER)
+        assert decode_extra_data(block.header.extra_data).validators == tuple(sorted((*VALIDATORS, NEWCOMER)))
         raw = encode_block(block)
         with pytest.raises(InvalidBlock, match="quorum"):
             ledger.verify_seals(block, 0, seals_for(ledger, raw, 0, SORTED_KEYS[:3]))
@@ -134,10 +138,13 @@ def test_proposal_with_wrong_validator_list_is_refused(tmp_path) -> None:
         for p in (A, B):
             raw = commit_with_vote(ledger, p, Vote(NEWCOMER, True))
             other.import_sealed(raw, 0, ledger.seal_record(keccak_hash(raw)).seals)
-        # C votes for the newcomer but "forgets" to apply the tally: the list must include the newcomer
+        # C casts the deciding vote but applies it to its own block's list at once (the old, non-Besu rule):
+        # block 3 must list the set *before* its vote, so the early newcomer is refused
         honest = ledger.build_block([], C, vote=Vote(NEWCOMER, True))
         extra = decode_extra_data(honest.header.extra_data)
-        forged_extra = encode_extra_data(ExtraData(extra.vanity, VALIDATORS, extra.vote), include_round=False)
+        assert extra.validators == VALIDATORS
+        early = tuple(sorted((*VALIDATORS, NEWCOMER)))
+        forged_extra = encode_extra_data(ExtraData(extra.vanity, early, extra.vote), include_round=False)
         forged = honest.copy(header=honest.header.copy(extra_data=forged_extra))
         with pytest.raises(InvalidBlock, match="vote tally"):
             other.validate_block(3, C, encode_block(forged))
@@ -227,7 +234,63 @@ def test_validators_by_block_number_reflects_changes(node: Node) -> None:
     for p in (A, B, C):
         commit_with_vote(node.ledger, p, Vote(NEWCOMER, True))
     before = call(node, "qbft_getValidatorsByBlockNumber", "0x2")["result"]
-    after = call(node, "qbft_getValidatorsByBlockNumber", "latest")["result"]
+    deciding = call(node, "qbft_getValidatorsByBlockNumber", "0x3")["result"]
     assert to_checksum_address(NEWCOMER) not in before
+    # Besu semantics: a block's validators are those that seal it; the deciding block 3 is sealed by the old set
+    assert to_checksum_address(NEWCOMER) not in deciding and len(deciding) == 4
+    commit_with_vote(node.ledger, D, None, signers=SORTED_KEYS[:4])  # quorum(5) = 4 of the old validators
+    after = call(node, "qbft_getValidatorsByBlockNumber", "latest")["result"]
     assert to_checksum_address(NEWCOMER) in after and len(after) == 5
     assert NEWCOMER in node._allowed_peers()  # node permissioning admits the latest set
+
+
+# ----------------------------------------------- trusting a later validator set (offline verifiers)
+def _served(ledger: Ledger, number: int) -> dict:
+    from ledger.rpc import block_json
+
+    return block_json(ledger, ledger.chain.get_canonical_block_by_number(number), False)
+
+
+def test_a_verifier_follows_an_add_and_a_remove_from_the_genesis_set(tmp_path) -> None:
+    """Besu's rule makes each block list its sealers, so a verifier that trusts only the genesis set can
+    move its trust to each new set through the first block that lists it (sealed by > 1/3 of the old)."""
+    from provenance.qbft_header import advance_trusted_validators, verify_sealed_block
+
+    ledger = Ledger(tmp_path / "a", make_genesis())
+    try:
+        for p in (A, B, C):
+            commit_with_vote(ledger, p, Vote(NEWCOMER, True))
+        five = [*SORTED_KEYS, NEWCOMER_KEY]
+        commit_with_vote(ledger, D, None, signers=SORTED_KEYS)  # block 4: first block of the 5-validator set
+        for p in (A, B, C):  # blocks 5-7 vote D out; block 8 is the first without D
+            commit_with_vote(ledger, p, Vote(D, False), signers=five[:4])
+        commit_with_vote(ledger, A, None, signers=[KEY_BY_ADDRESS[x] for x in (A, B, C)])
+        genesis = [to_checksum_address(v) for v in VALIDATORS]
+        assert verify_sealed_block(_served(ledger, 8), genesis).notes  # block 8 lists another set than genesis
+        five_set = advance_trusted_validators(genesis, _served(ledger, 4))
+        assert to_checksum_address(NEWCOMER) in five_set and len(five_set) == 5
+        four_set = advance_trusted_validators(five_set, _served(ledger, 8))
+        assert sorted(four_set) == sorted(to_checksum_address(x) for x in (A, B, C, NEWCOMER))
+        assert verify_sealed_block(_served(ledger, 8), four_set).ok
+    finally:
+        ledger.close()
+
+
+def test_a_validator_set_not_vouched_for_by_the_trusted_set_is_refused(tmp_path) -> None:
+    """A forger who holds new keys can seal a block listing only them; without > 1/3 of the trusted
+    validators' seals that list is not accepted."""
+    from provenance.qbft_header import UntrustedValidatorChange, advance_trusted_validators
+
+    strangers = [keys.PrivateKey(keccak(b"stranger%d" % i)) for i in range(4)]
+    forged_genesis = make_genesis()
+    forged_genesis = type(forged_genesis)(**{**forged_genesis.__dict__, "validators": tuple(
+        sorted(k.public_key.to_canonical_address() for k in strangers))})
+    forged = Ledger(tmp_path / "forged", forged_genesis)
+    try:
+        block = forged.build_block([], sorted(k.public_key.to_canonical_address() for k in strangers)[0])
+        raw = encode_block(block)
+        forged.commit(raw, 0, seals_for(forged, raw, 0, strangers[:3]))
+        with pytest.raises(UntrustedValidatorChange, match="trusted set"):
+            advance_trusted_validators([to_checksum_address(v) for v in VALIDATORS], _served(forged, 1))
+    finally:
+        forged.close()

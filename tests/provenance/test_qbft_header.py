@@ -105,7 +105,6 @@ def _with(index: int, value) -> bytes:
         (b"\x81\x05", "not valid RLP"),  # non-canonical single byte
         (rlp.encode(b"just bytes"), "5 items"),
         (rlp.encode(GOOD[:4]), "5 items"),
-        (rlp.encode(GOOD + [b""]), "5 items"),
         (_with(0, b"\x00" * 31), "vanity"),
         (_with(0, [b"\x00" * 32]), "vanity"),
         (_with(1, [VALIDATORS[0], b"\x01" * 19]), "validators"),
@@ -120,7 +119,7 @@ def _with(index: int, value) -> bytes:
         (_with(4, SEALS[0]), "seals"),
     ],
     ids=[
-        "truncated", "truncated-list", "trailing-bytes", "non-canonical", "not-a-list", "4-items", "6-items",
+        "truncated", "truncated-list", "trailing-bytes", "non-canonical", "not-a-list", "4-items",
         "31-byte-vanity", "list-vanity", "19-byte-validator", "validators-not-list", "bad-vote-flag",
         "vote-1-item", "vote-19-byte-address", "leading-zero-round", "zero-byte-round", "list-round",
         "64-byte-seal", "seals-not-list",
@@ -134,6 +133,28 @@ def test_decode_rejects(raw, needle):
 def test_decode_accepts_reference_form():
     extra = decode_extra_data(rlp.encode(GOOD))
     assert extra == ExtraData(VANITY, VALIDATORS, None, 1, SEALS)
+
+
+def test_decode_ignores_trailing_items_like_besu():
+    """Besu's decodeRaw ends with leaveListLenient: items after the seals are ignored, and the
+    canonical re-encoding (what the hashes use) drops them."""
+    extra = decode_extra_data(rlp.encode(GOOD + [b"", [b"x"]]))
+    assert extra == ExtraData(VANITY, VALIDATORS, None, 1, SEALS)
+    assert encode_extra_data(extra) == rlp.encode(GOOD)
+
+
+def test_decode_reads_drop_vote_written_as_zero_byte():
+    """Besu writes a drop vote as 0x (writeNull) but reads 0x00 too (readByte → DROP_BYTE_VALUE)."""
+    for flag in (b"", b"\x00"):
+        extra = decode_extra_data(_with(2, [VALIDATORS[0], flag]))
+        assert extra.vote == Vote(VALIDATORS[0], False)
+        # hashed forms always write Besu's own encoding of the vote
+        assert rlp.decode(encode_extra_data(extra))[2] == [VALIDATORS[0], b""]
+
+
+def test_decode_rejects_round_wider_than_besu_int():
+    with pytest.raises(InvalidExtraData, match="round"):
+        decode_extra_data(_with(3, 2**32))
 
 
 def test_quorum():
@@ -237,12 +258,35 @@ def test_header_fields_from_web3_style():
     assert recover_seal_signers_from_rpc_block(web3_block) == recover_seal_signers_from_rpc_block(block)
 
 
-@pytest.mark.parametrize("missing", ["mixHash", "withdrawalsRoot", "extraData", "number"])
+@pytest.mark.parametrize("missing", ["mixHash", "nonce", "extraData", "number"])
 def test_header_fields_names_missing_field(missing):
     block, _ = _sealed_block_json()
     del block[missing]
     with pytest.raises(ValueError, match=missing):
         header_fields_from_rpc_block(block)
+
+
+def test_header_fields_of_a_london_block_without_withdrawals():
+    block, fields = _sealed_block_json()
+    del block["withdrawalsRoot"]
+    assert header_fields_from_rpc_block(block) == fields[:-1]
+
+
+def test_header_fields_refuse_a_gap_between_fork_fields():
+    block, _ = _sealed_block_json()
+    del block["withdrawalsRoot"]
+    block["blobGasUsed"] = "0x0"
+    with pytest.raises(ValueError, match="withdrawalsRoot"):
+        header_fields_from_rpc_block(block)
+
+
+def test_header_fields_of_cancun_and_prague_blocks_are_hashed_whole():
+    block, fields = _sealed_block_json()
+    cancun = dict(block, blobGasUsed="0x20000", excessBlobGas="0x0", parentBeaconBlockRoot="0x" + "11" * 32)
+    prague = dict(cancun, requestsHash="0x" + "22" * 32)
+    assert header_fields_from_rpc_block(cancun) == fields + [0x20000, 0, b"\x11" * 32]
+    assert header_fields_from_rpc_block(prague)[-1] == b"\x22" * 32
+    assert len({block_hash_from_rpc_block(b) for b in (block, cancun, prague)}) == 3
 
 
 def test_header_fields_rejects_malformed_value():

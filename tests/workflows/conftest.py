@@ -20,6 +20,7 @@ from web3.middleware import ExtraDataToPOAMiddleware
 from api.chain import decode_revert, revert_data_of
 from api.devnet import Stack
 from contracts import load_artifact
+from provenance.work_tickets import person_registration_typed_data, sign_typed
 
 pytestmark = pytest.mark.integration
 
@@ -109,6 +110,15 @@ class Chain:
             assert name == error, f"expected {error}, got {text} ({exc!r})"
             return text
         raise AssertionError(f"call did not revert (expected {error})")
+
+    def register_person(self, enterprise: Any, person: Any, roles: int, qualification: str) -> Any:
+        """``registerPerson`` call with ``person``'s EIP-712 proof-of-possession signature (valid 1 h)."""
+        deadline = self.block_time() + 3600
+        typed = person_registration_typed_data(
+            chain_id=self.spec.chain_id, contract=self.registry.address, enterprise=enterprise.address,
+            person=person.address, roles=roles, qualification=qualification, deadline=deadline)
+        return self.registry.functions.registerPerson(enterprise.address, person.address, roles, qualification,
+                                                      deadline, sign_typed(person.key, typed))
 
     def block_time(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])

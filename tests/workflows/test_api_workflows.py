@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 from eth_account import Account
 
 from api.devnet import Stack
+from provenance.work_tickets import sign_typed
 
 from .conftest import Chain, auth, gov
 
@@ -74,8 +76,17 @@ def test_three_tier_receivables(api: httpx.Client, stack: Stack, chain: Chain) -
     assert api.get(f"/v1/receivables/{t3}").status_code == 401
 
     r = api.post(f"/v1/receivables/{t3}/approve", headers=auth(mill),
-                 json={"operator_enterprise_id": bank["id"], "amount": "150000.00"})
+                 json={"operator_enterprise_id": bank["id"], "amount": "150000.00", "max_rate_bps": 9000})
     assert r.status_code == 200, r.text
+    # the offer lets the bank discount, nothing else: no split or transfer to itself (the double-financing path)
+    r = api.post(f"/v1/receivables/{t3}/split", headers=auth(bank),
+                 json={"to_enterprise_id": bank["id"], "amount": "150000.00"})
+    assert r.status_code == 403 and r.json()["detail"]["reason"] == "NotHolder"
+    r = api.post(f"/v1/receivables/{t3}/transfer", headers=auth(bank), json={"to_enterprise_id": bank["id"]})
+    assert r.status_code == 403 and r.json()["detail"]["reason"] == "NotHolder"
+    r = api.post(f"/v1/receivables/{t3}/discount", headers=auth(bank),
+                 json={"amount": "150000.00", "rate_bps": 9001, "payment_reference": "CQB-2026-88119"})
+    assert r.status_code == 403 and r.json()["detail"]["reason"] == "RateAboveOffer"  # the holder's terms hold
     check = api.get(f"/v1/receivables/{t3}/check", headers=auth(bank)).json()
     assert check["genuine"] is True and check["outstanding"] is True and check["already_financed"] is False
     assert check["confirmed_by"]["name"] == "Changan Automobile"
@@ -98,11 +109,17 @@ def test_three_tier_receivables(api: httpx.Client, stack: Stack, chain: Chain) -
     assert check["already_financed"] is True and check["free_to_finance"] == 0 and len(check["chain"]) == 4
     # the financed value cannot be discounted a second time
     r = api.post(f"/v1/receivables/{financed['id']}/approve", headers=auth(bank),
-                 json={"operator_enterprise_id": bank["id"], "value": 1})
+                 json={"operator_enterprise_id": bank["id"], "value": 1, "max_rate_bps": 100})
     assert r.status_code == 422  # a holder cannot approve itself
     r = api.post(f"/v1/receivables/{t3}/discount", headers=auth(bank),
                  json={"value": 1, "rate_bps": 100, "payment_reference": "CQB-2026-88121"})
-    assert r.status_code == 404  # the mill's emptied token is no longer offered to the bank
+    # the bank already financed from t3 (its allowance is spent): 409 AlreadyDiscounted in words, not 404
+    assert r.status_code == 409 and r.json()["detail"]["reason"] == "AlreadyDiscounted", r.text
+    assert r.json()["detail"]["arguments"] == {"tokenId": t3, "financed_token_id": financed["id"]}
+    assert f"receivable {t3} is already discounted" in r.json()["detail"]["message"]
+    r = api.post(f"/v1/receivables/{t3}/discount", headers=auth(other),
+                 json={"value": 1, "rate_bps": 100, "payment_reference": "CQB-2026-88122"})
+    assert r.status_code == 404  # anyone else still learns nothing about t3
 
     mine = {t["id"]: t for t in api.get("/v1/receivables", headers=auth(tier2)).json()["tokens"]}
     assert mine[t2]["value"] == 25_000_000
@@ -117,11 +134,18 @@ def test_three_tier_receivables(api: httpx.Client, stack: Stack, chain: Chain) -
     holders = api.get(f"/v1/receivables/{root}", headers=auth(automaker)).json()["holders"]
     assert sum(h["value"] for h in holders) == 100_000_000
     paid = {}
+    by_name = {e["name"]: e for e in (tier1, tier2, mill, bank)}
     for h in holders:
         if h["value"] == 0:
             continue
         r = api.post(f"/v1/receivables/{h['token_id']}/settle", headers=auth(automaker),
                      json={"payment_reference": f"CHANGAN-PAY-{h['token_id']}"})
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "settlement_pending" and r.json()["value"] == h["value"]
+        # the issuer alone cannot extinguish the holder's claim: the holder confirms receipt
+        r = api.post(f"/v1/receivables/{h['token_id']}/confirm-settlement", headers=auth(automaker))
+        assert r.status_code == 403 and r.json()["detail"]["reason"] == "NotHolder"
+        r = api.post(f"/v1/receivables/{h['token_id']}/confirm-settlement", headers=auth(by_name[h["holder"]["name"]]))
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "redeemed" and r.json()["value"] == 0
         paid[h["holder"]["name"]] = r.json()["settlement"]["value"]
@@ -149,16 +173,25 @@ def test_work_ticket_through_api(api: httpx.Client, stack: Stack, chain: Chain) 
     leader = person(contractor, "Zhang Qiang (工作负责人)", ["person_in_charge"])
     crew = [person(contractor, f"Crew {n}", ["crew_member"]) for n in ("Chen", "Liu")]
     device = Account.create()
-    crew.append(person(contractor, "Crew Zhao (device)", ["crew_member"], address=device.address))
+    r = api.post("/v1/persons", headers=auth(contractor),
+                 json={"name": "Crew Zhao (device)", "roles": ["crew_member"], "address": device.address})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "signature"  # proof of possession
+    typed = api.post("/v1/persons/typed-data", headers=auth(contractor),
+                     json={"name": "Crew Zhao (device)", "roles": ["crew_member"], "qualification": "110 kV Xinzhuang",
+                           "address": device.address}).json()
+    crew.append(person(contractor, "Crew Zhao (device)", ["crew_member"], address=device.address,
+                       signature="0x" + sign_typed(device.key, typed).hex(), deadline=typed["message"]["deadline"]))
     assert crew[2]["key_custody"] == "device" and issuer["key_custody"] == "keystore"
     r = api.post("/v1/persons", headers=auth(grid), json={"name": "X", "roles": ["electrician"]})
     assert r.status_code == 422 and r.json()["detail"][0]["field"].startswith("body.roles")
 
-    equipment = "88.7.1/XZ-110kV-T1"
+    # tickets only on the issuing enterprise's own equipment, for a window that has not passed
+    equipment = f"{grid['prefix']}/XZ-110kV-T1"
+    start = datetime.fromtimestamp(chain.block_time(), timezone(timedelta(hours=8))).replace(microsecond=0)
     document = {"equipment": equipment, "work_content": "Replace the 110 kV bushing of main transformer T1",
                 "safety_measures": ["Open breaker 101", "Earth both sides of T1", "Hang warning signs"],
                 "isolation_points": ["Breaker 101", "Disconnector 101-1"],
-                "planned_start": "2026-05-01T08:00:00+08:00", "planned_end": "2026-05-01T18:00:00+08:00"}
+                "planned_start": start.isoformat(), "planned_end": (start + timedelta(hours=10)).isoformat()}
     body = {"document": document, "issuer": issuer["id"], "permitter": permitter["id"], "leader": leader["id"],
             "crew": [c["id"] for c in crew]}
     r = api.post("/v1/work-tickets", headers=auth(grid), json={**body, "document": {**document, "planned_end": "x"}})
@@ -176,8 +209,13 @@ def test_work_ticket_through_api(api: httpx.Client, stack: Stack, chain: Chain) 
 
     r = step(contractor, "brief", leader)  # out of order: not permitted yet
     assert r.status_code == 409 and r.json()["detail"]["reason"] == "WrongStatus"
+    # in words: statuses and actions by name, not WrongStatus(1, 1, 2)
+    assert r.json()["detail"]["arguments"] == {"ticketId": tid, "status": "issued", "action": "brief"}
+    assert f"ticket {tid} is `issued`; `brief` needs `permitted`" in r.json()["detail"]["message"]
     r = step(grid, "permit", issuer)  # wrong person: the ticket names Li Na
     assert r.status_code == 403 and r.json()["detail"]["reason"] == "NotNamedPerson"
+    assert r.json()["detail"]["arguments"]["action"] == "permit"
+    assert f"`permit` on ticket {tid} is for {permitter['address']}" in r.json()["detail"]["message"]
     r = step(grid, "permit", leader)  # the contractor's key is not the grid's to use
     assert r.status_code == 403
     assert step(grid, "permit", permitter).status_code == 201
@@ -188,12 +226,11 @@ def test_work_ticket_through_api(api: httpx.Client, stack: Stack, chain: Chain) 
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "signature"
     typed = api.post(f"/v1/work-tickets/{tid}/typed-data", headers=auth(contractor),
                      json={"action": "acknowledge", "person_id": crew[2]["id"]}).json()
-    from provenance.work_tickets import sign_typed
 
     signature = "0x" + sign_typed(device.key, typed).hex()
     r = step(contractor, "acknowledge", crew[2], signature=signature, deadline=typed["message"]["deadline"])
     assert r.status_code == 201, r.text
-    assert step(grid, "extend", permitter, planned_end="2026-05-01T20:00:00+08:00").status_code == 201
+    assert step(grid, "extend", permitter, planned_end=(start + timedelta(hours=12)).isoformat()).status_code == 201
     assert step(contractor, "end_work", leader).status_code == 201
     r = step(grid, "terminate", permitter)
     assert r.status_code == 201 and r.json()["status"] == "terminated"
@@ -216,7 +253,38 @@ def test_work_ticket_through_api(api: httpx.Client, stack: Stack, chain: Chain) 
     r = api.post(f"/v1/work-tickets/{tid2}/steps", headers=auth(grid), json={"action": "cancel",
                                                                              "person_id": issuer["id"]})
     assert r.status_code == 201 and r.json()["status"] == "cancelled"
+    # a person retires for good: no longer a permitted sender, never re-activated
+    spare = person(grid, "Retiring Officer", ["permitting_officer"])
+    r = api.post(f"/v1/persons/{spare['id']}/retire", headers=auth(contractor))
+    assert r.status_code == 404  # not the contractor's person
+    r = api.post(f"/v1/persons/{spare['id']}/retire", headers=auth(grid))
+    assert r.status_code == 200, r.text
+    assert not chain.registry.functions.isPermittedSender(spare["address"]).call()
+    r = api.post(f"/v1/persons/{spare['id']}/retire", headers=auth(grid))
+    assert r.status_code == 409 and r.json()["detail"]["reason"] == "PersonIsRetired"
     listing = api.get(f"/v1/equipment/{equipment}/work-tickets").json()
     assert [(t["id"], t["status"]) for t in listing["tickets"]][-2:] == [(tid, "terminated"), (tid2, "cancelled")]
     assert listing["tickets"][-2]["crew"] == ["Crew Chen", "Crew Liu", "Crew Zhao (device)"]
     assert api.get("/v1/work-tickets/99999").status_code == 404
+
+
+def test_expelled_holder_cannot_be_financed_through_api(api: httpx.Client, stack: Stack, chain: Chain) -> None:
+    core = _enterprise(api, stack, "Expel Test Automaker", ["core_enterprise"])
+    supplier = _enterprise(api, stack, "Expel Test Supplier", ["supplier"])
+    bank = _enterprise(api, stack, "Expel Test Bank", ["bank"])
+    body = {"to_enterprise_id": supplier["id"], "currency": "CNY", "amount": "1000.00",
+            "maturity": chain.block_time() + 3600, "invoice_digest": "0x" + "ab" * 32}
+    r = api.post("/v1/receivables", headers=auth(core), json=body)
+    assert r.status_code == 201, r.text
+    token = r.json()["id"]
+    r = api.post(f"/v1/receivables/{token}/approve", headers=auth(supplier),
+                 json={"operator_enterprise_id": bank["id"], "amount": "1000.00", "max_rate_bps": 500})
+    assert r.status_code == 200, r.text
+    assert api.get(f"/v1/receivables/{token}/check", headers=auth(bank)).json()["free_to_finance"] == 100_000
+    # governance expels the supplier: the contract itself refuses to finance its value
+    chain.do(chain.admin, chain.registry.functions.setActive(supplier["address"], False))
+    check = api.get(f"/v1/receivables/{token}/check", headers=auth(bank)).json()
+    assert check["free_to_finance"] == 0
+    r = api.post(f"/v1/receivables/{token}/discount", headers=auth(bank),
+                 json={"amount": "1000.00", "rate_bps": 100, "payment_reference": "EXPEL-1"})
+    assert r.status_code == 422 and r.json()["detail"]["reason"] == "NotMember"

@@ -48,7 +48,7 @@ def grid(chain: Chain) -> dict:
     # a funded person that is not registered yet may not transact (-32007)
     with pytest.raises(Exception, match="32007|not permitted"):
         chain.submit(p["issuer"], to=p["issuer"].address, value=0)
-    chain.wait(*[chain.submit(ent, reg.registerPerson(ent.address, p[n].address, r, f"{n}: 110 kV Xinzhuang"))
+    chain.wait(*[chain.submit(ent, chain.register_person(ent, p[n], r, f"{n}: 110 kV Xinzhuang"))
                  for n, r in zip(names, roles, strict=False)])
     return {"enterprise": ent, **p}
 
@@ -62,12 +62,17 @@ def test_person_registry_and_permissioning(chain: Chain, grid: dict) -> None:
     assert not reg.isActiveAnchorer(grid["crew1"].address).call()  # persons do not anchor
     assert reg.hasPersonRole(grid["both"].address, ISSUER | PERMITTER).call()
     # only the enterprise itself or an admin registers its people; no double registration
-    chain.refused(reg.registerPerson(grid["enterprise"].address, grid["outsider"].address, CREW, "x"),
+    chain.refused(chain.register_person(grid["enterprise"], grid["outsider"], CREW, "x"),
                   grid["crew1"].address, "NotAdminOrEnterprise")
-    chain.refused(reg.registerPerson(grid["enterprise"].address, grid["crew1"].address, CREW, "x"),
+    chain.refused(chain.register_person(grid["enterprise"], grid["crew1"], CREW, "x"),
                   grid["enterprise"].address, "PersonExists")
-    chain.refused(reg.registerPerson(grid["enterprise"].address, grid["outsider"].address, 16, "x"),
+    chain.refused(chain.register_person(grid["enterprise"], grid["outsider"], 16, "x"),
                   grid["enterprise"].address, "InvalidPersonRoles")
+    # proof of possession: a registration the person did not sign is refused (no squatting)
+    squat = chain.register_person(grid["enterprise"], grid["outsider"], CREW, "x")
+    forged = chain.registry.functions.registerPerson(grid["enterprise"].address, grid["outsider"].address, CREW,
+                                                     "y", *squat.args[4:])
+    chain.refused(forged, grid["enterprise"].address, "WrongSigner")
     # a registered person's transaction is accepted by the validator
     chain.wait(chain.submit(grid["crew1"], to=grid["crew1"].address, value=0))
 
@@ -239,7 +244,7 @@ def test_receivable_token_lifecycle_and_refusals(chain: Chain, members: dict) ->
     # split: tier-1 -> tier-2 400,000.00; refusals first
     chain.refused(transfer_to(root, m["outsider"].address, 1), m["tier1"].address, "NotMember")
     chain.refused(transfer_to(root, m["tier2"].address, face + 1), m["tier1"].address, "InsufficientBalance")
-    chain.refused(transfer_to(root, m["tier2"].address, 1), m["tier2"].address, "NotAuthorized")
+    chain.refused(transfer_to(root, m["tier2"].address, 1), m["tier2"].address, "NotHolder")
     r = chain.do(m["tier1"], transfer_to(root, m["tier2"].address, 400_000 * YUAN))
     t2 = chain.receivables.events.Split().process_receipt(r, errors=DISCARD)[0].args.toTokenId
     r = chain.do(m["tier2"], transfer_to(t2, m["mill"].address, 150_000 * YUAN))
@@ -255,7 +260,8 @@ def test_receivable_token_lifecycle_and_refusals(chain: Chain, members: dict) ->
 
     # discount: the mill asks the bank to finance its 150,000.00
     chain.refused(rt.discount(t3, 150_000 * YUAN, 350, "PAY-1"), m["bank"].address, "NotAuthorized")
-    chain.do(m["mill"], approve_value(t3, m["bank"].address, 150_000 * YUAN))
+    chain.refused(approve_value(t3, m["bank"].address, 150_000 * YUAN), m["mill"].address, "OperatorsUnsupported")
+    chain.do(m["mill"], rt.offerFinancing(t3, m["bank"].address, 150_000 * YUAN, 9000, maturity))
     assert rt.allowance(t3, m["bank"].address).call() == 150_000 * YUAN
     chain.refused(rt.discount(t3, 150_000 * YUAN, 350, "PAY-1"), m["tier2"].address, "NotBank")
     chain.refused(rt.discount(t3, 150_000 * YUAN, 10_001, "PAY-1"), m["bank"].address, "InvalidRate")
@@ -270,14 +276,16 @@ def test_receivable_token_lifecycle_and_refusals(chain: Chain, members: dict) ->
     assert balance(t3).call() == 0 and balance(financed).call() == 150_000 * YUAN
     assert rt.getToken(financed).call()[8] is True  # financed
     # no second discount of the same value: the financed token cannot be discounted again …
-    chain.do(m["bank"], approve_value(financed, m["bank2"].address, 150_000 * YUAN))
+    chain.refused(rt.offerFinancing(financed, m["bank2"].address, 150_000 * YUAN, 300, maturity), m["bank"].address,
+                  "AlreadyDiscounted")
     chain.refused(rt.discount(financed, 150_000 * YUAN, 300, "PAY-2"), m["bank2"].address, "AlreadyDiscounted")
     # … nor mixed into unfinanced value, nor discounted from the emptied source, nor with a used reference
     chain.refused(transfer_tt(financed, t3, 1), m["bank"].address, "SlotMismatch")
     chain.refused(rt.discount(t3, 1, 300, "PAY-3"), m["bank"].address, "InsufficientBalance")
-    chain.do(m["tier1"], approve_value(root, m["bank2"].address, 10 * YUAN))
-    chain.refused(rt.discount(root, 10 * YUAN, 300, "CNAPS-2026-0001"), m["bank2"].address, "PaymentReferenceUsed")
-    chain.refused(rt.discount(root, 11 * YUAN, 300, "PAY-4"), m["bank2"].address, "InsufficientAllowance")
+    chain.do(m["tier1"], rt.offerFinancing(root, m["bank"].address, 10 * YUAN, 300, maturity))
+    chain.refused(rt.discount(root, 10 * YUAN, 300, "CNAPS-2026-0001"), m["bank"].address, "PaymentReferenceUsed")
+    chain.refused(rt.discount(root, 11 * YUAN, 300, "PAY-4"), m["bank"].address, "InsufficientAllowance")
+    chain.refused(rt.discount(root, 10 * YUAN, 301, "PAY-4"), m["bank"].address, "RateAboveOffer")
 
     # settle at maturity
     chain.refused(rt.settle(root, "SET-0"), m["core"].address, "NotMatured")
@@ -290,6 +298,10 @@ def test_receivable_token_lifecycle_and_refusals(chain: Chain, members: dict) ->
     assert family == [root, t2, t3, financed]
     holders = [(tid, balance(tid).call()) for tid in family if balance(tid).call() > 0]
     chain.wait(*[chain.submit(m["core"], rt.settle(tid, f"SET-{tid}")) for tid, _ in holders])
+    assert rt.getPayable(root).call()[4] == 0  # marked, not redeemed: the holders confirm
+    chain.refused(rt.confirmSettlement(financed), m["core"].address, "NotHolder")
+    owners = {m[n].address: m[n] for n in ("tier1", "tier2", "bank")}
+    chain.wait(*[chain.submit(owners[rt.ownerOf(tid).call()], rt.confirmSettlement(tid)) for tid, _ in holders])
     settled = {tid: rt.getSettlement(tid).call() for tid, _ in holders}
     assert sum(s[1] for s in settled.values()) == face
     assert settled[financed][0] == m["bank"].address and settled[financed][1] == 150_000 * YUAN

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, DateTime
+from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from api.models import utcnow
+from api.models import UTCDateTime, utcnow
 
 RECORD_KIND_EPCIS_EVENT = "epcis_event"
 RECORD_KIND_ERROR_DECLARATION = "epcis_error_declaration"
@@ -41,14 +41,14 @@ class EpcisEvent(SQLModel, table=True):
     action: str | None = Field(default=None, max_length=8)
     biz_step: str | None = Field(default=None, max_length=200, index=True)
     disposition: str | None = Field(default=None, max_length=200, index=True)
-    event_time: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
+    event_time: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
     biz_location: str | None = Field(default=None, max_length=300, index=True)
     read_point: str | None = Field(default=None, max_length=300)
     enterprise_id: int = Field(foreign_key="enterprises.id", index=True)
     retracted: bool = Field(default=False, index=True)
     error_reason: str | None = Field(default=None, max_length=200)
     corrective_event_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class EpcisEventEpc(SQLModel, table=True):

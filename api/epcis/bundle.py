@@ -1,0 +1,109 @@
+"""Offline provenance bundles: the upstream lineage of a node with every record, inclusion proof,
+anchor and QBFT block header needed to check it without the API (``traceledger verify-bundle``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlmodel import Session
+
+from api.chain import ChainClient, ChainError, ChainUnavailable
+from api.epcis.graph import Node, lineage_detail, lineage_record_ids, records_by_identifier, walk
+from api.models import Batch, Enterprise, Record, utc_iso, utcnow
+from provenance.merkle import hash_leaf, inclusion_proof
+
+BUNDLE_FORMAT = "traceledger-provenance-bundle/1"
+HEADER_KEYS = (
+    "parentHash", "sha3Uncles", "miner", "stateRoot", "transactionsRoot", "receiptsRoot", "logsBloom",
+    "difficulty", "number", "gasLimit", "gasUsed", "timestamp", "extraData", "mixHash", "nonce",
+    "baseFeePerGas", "withdrawalsRoot",
+)
+
+
+def _block_header(block: dict[str, Any]) -> dict[str, Any]:
+    out = {k: block[k] for k in HEADER_KEYS if k in block}
+    out["hash"] = block.get("hash")
+    out["transactions"] = block.get("transactions", [])
+    return out
+
+
+def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, depth: int) -> dict[str, Any]:
+    """Self-contained provenance bundle of the upstream lineage of ``node`` (see ``traceledger verify-bundle``).
+
+    Shape: ``{format, identifier, key, generated_at, lineage: {nodes, edges}, records: [{identifier, kind,
+    document (the exact canonical JSON string), record_digest, signature, signer, chain_id, enterprise:
+    {prefix, name, address}, proof: {root, leaf_index, tree_size, path} | null}], anchors: [{root, size,
+    metadata_digest, tx_hash, block_number, block_hash, anchor_registry}], blocks: [{<header fields>, hash,
+    transactions: [full transaction objects]}]}``. Blocks come from ``eth_getBlockByNumber(n, true)``;
+    without a chain (or for pending records) anchors/blocks are missing and the verifier says so.
+    """
+    detail = lineage_detail(session, walk(session, node, direction="upstream", depth=depth))
+    ids = lineage_record_ids(session, detail)
+    stored = records_by_identifier(session, ids)
+    records_out, batches = _bundle_records(session, [stored[i] for i in ids if i in stored])
+    anchors, blocks = _anchors_and_blocks(batches, chain)
+    return {
+        "format": BUNDLE_FORMAT, "identifier": node.identifier, "key": node.key, "generated_at": utc_iso(utcnow()),
+        "lineage": {
+            "nodes": [{"key": n["key"], "identifier": n["identifier"], "epc": n["epc"], "level": n["level"],
+                       "label": n["label"], "records": [r["identifier"] for r in n["records"]]}
+                      for n in detail["nodes"]],
+            "edges": [{"from": e["from"], "to": e["to"], "event": e["event"]["identifier"]} for e in detail["edges"]],
+        },
+        "records": records_out,
+        "anchors": anchors,
+        "blocks": [blocks[k] for k in sorted(blocks)],
+    }
+
+
+def _bundle_records(session: Session, recs: list[Record]) -> tuple[list[dict[str, Any]], dict[int, Batch]]:
+    """Bundle entries of ``recs`` (with owner and RFC 9162 inclusion proof when anchored) and their batches."""
+    ents: dict[int, Enterprise] = {}
+    batches: dict[int, Batch] = {}
+    leaves_cache: dict[int, list[bytes]] = {}
+    records_out = []
+    for rec in recs:
+        ent = ents.get(rec.enterprise_id) or session.get(Enterprise, rec.enterprise_id)
+        if ent is not None:
+            ents[rec.enterprise_id] = ent
+        proof = None
+        if rec.status == "anchored" and rec.batch_id is not None and rec.leaf_index is not None:
+            batch = batches.get(rec.batch_id) or session.get(Batch, rec.batch_id)
+            if batch is not None:
+                batches[rec.batch_id] = batch
+                if rec.batch_id not in leaves_cache:
+                    leaves_cache[rec.batch_id] = [hash_leaf(bytes.fromhex(d[2:])) for d in batch.leaf_digests]
+                path = inclusion_proof(leaves_cache[rec.batch_id], rec.leaf_index)
+                proof = {"root": batch.root, "leaf_index": rec.leaf_index, "tree_size": batch.size,
+                         "path": ["0x" + p.hex() for p in path]}
+        records_out.append({
+            "identifier": rec.identifier, "kind": rec.kind, "document": rec.document,
+            "record_digest": rec.record_digest, "signature": rec.signature, "signer": rec.signer,
+            "chain_id": rec.chain_id,
+            "enterprise": {"prefix": ent.prefix, "name": ent.name, "address": ent.address} if ent else None,
+            "proof": proof,
+        })
+    return records_out, batches
+
+
+def _anchors_and_blocks(batches: dict[int, Batch], chain: ChainClient | None
+                        ) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
+    """The anchors of ``batches`` (batch id order) and their blocks by number (``eth_getBlockByNumber(n,
+    true)``; a block the chain cannot give is left out, and the offline verifier names it)."""
+    anchors = []
+    blocks: dict[int, dict[str, Any]] = {}
+    contract = getattr(chain, "anchor_registry", None) if chain is not None else None
+    registry = getattr(contract, "address", None)
+    for b in sorted(batches.values(), key=lambda x: x.id or 0):
+        anchors.append({"root": b.root, "size": b.size, "metadata_digest": b.metadata_digest, "tx_hash": b.tx_hash,
+                        "block_number": b.block_number, "block_hash": b.block_hash,
+                        "anchor_registry": str(registry) if registry else None})
+        if chain is not None and b.block_number is not None and b.block_number not in blocks:
+            try:
+                raw = chain.rpc("eth_getBlockByNumber", [hex(b.block_number), True])
+            except (ChainError, ChainUnavailable):
+                raw = None
+            if isinstance(raw, dict):
+                blocks[b.block_number] = _block_header(json.loads(json.dumps(raw)))
+    return anchors, blocks
