@@ -9,9 +9,12 @@ rolling restart, or on a copy).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:  # SQLAlchemy and the API load only when a db command runs (the CLI starts fast)
+    from sqlalchemy.engine import Engine
 
 db_app = typer.Typer(help="Schema migrations of the API database (Alembic).", no_args_is_help=True)
 
@@ -20,7 +23,7 @@ DatabaseUrl = Annotated[str | None, typer.Option(envvar="DATABASE_URL",
                                                  help="SQLAlchemy URL; overrides --data-dir (env DATABASE_URL).")]
 
 
-def _engine(data_dir: Path, database_url: str | None):  # noqa: ANN202 - sqlalchemy Engine, imported lazily
+def _engine(data_dir: Path, database_url: str | None) -> Engine:
     from api.db import make_engine
     from api.settings import Settings
 
