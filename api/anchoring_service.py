@@ -1,59 +1,11 @@
-"""The anchoring worker as its own OS process: ``python -m api.anchoring_service``.
+"""Former path of the stand-alone anchoring process, kept so ``python -m api.anchoring_service`` still works.
 
-Same settings (environment) as the API. It competes for the same database-wide anchoring lease as the
-API processes (:mod:`api.leader`), so running it beside API workers is always safe; run the API with
-``TRACELEDGER_ANCHORING_ENABLED=false`` to leave anchoring to this process alone. Why: an API process
-that also anchors shares one interpreter lock between request threads and the anchoring thread, so
-under heavy ingest the batches wait for CPU; a process of its own gets its own share of the cores
-(``traceledger bench`` uses this, see ``Stack(anchoring_process=True)``).
-
-Runs until SIGTERM / SIGINT; the current batch is finished first. Exit code 0 on a clean stop.
+The code lives in :mod:`api.anchoring.service`; new callers use ``python -m api.anchoring.service``.
 """
 
-from __future__ import annotations
+from api.anchoring.service import main, run
 
-import logging
-import signal
-import threading
-
-from api.anchoring import AnchoringWorker
-from api.bootstrap import ensure_service_enterprise
-from api.db import init_db, make_engine
-from api.leader import serialized
-from api.main import build_chain
-from api.security import KeyCache
-from api.settings import Settings
-
-log = logging.getLogger("traceledger.anchoring_service")
-
-
-def run(settings: Settings, stop: threading.Event) -> None:
-    """Anchor until ``stop`` is set (tables and the operator enterprise are created if missing)."""
-    engine = make_engine(settings)
-    serialized(engine, init_db, engine)
-    serialized(engine, ensure_service_enterprise, engine, settings)
-    chain = build_chain(settings)
-    if chain is None:
-        raise SystemExit("TRACELEDGER_RPC_URL (and the registry addresses) are required for anchoring")
-    worker = AnchoringWorker(engine=engine, settings=settings, chain=chain, keys=KeyCache())
-    worker.start()
-    log.info("anchoring service started")
-    try:
-        stop.wait()
-    finally:
-        worker.stop()
-        engine.dispose()
-
-
-def main() -> int:
-    """Entry point: run with the environment's settings until SIGTERM / SIGINT."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    run(Settings(), stop)
-    return 0
-
+__all__ = ["main", "run"]
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from api.settings import Settings
 
@@ -40,13 +39,16 @@ def make_engine(settings: Settings) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables (idempotent)."""
-    import api.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+    """Bring the schema to the newest migration revision (idempotent; see :mod:`api.migrations`).
 
-    if engine.url.get_backend_name() == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-        Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+    An empty database gets every table; one made by ``create_all`` before migrations existed is adopted
+    at the baseline and upgraded in place, its rows untouched. Not safe to run from two processes at
+    once by itself: the API start-up calls it under :func:`api.anchoring.lease.serialized`. Raises
+    ``alembic.util.CommandError`` when the database is recorded at a revision this code does not know.
+    """
+    from api import migrations
 
-    SQLModel.metadata.create_all(engine)
+    migrations.upgrade(engine)
 
 
 @contextmanager

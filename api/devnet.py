@@ -66,7 +66,7 @@ class Stack:
     spec: NetworkSpec | None = None
     validator_procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     api_proc: subprocess.Popen[bytes] | None = None
-    #: run the anchoring worker as its own process (``python -m api.anchoring_service``), not in the API
+    #: run the anchoring worker as its own process (``python -m api.anchoring.service``), not in the API
     anchoring_process: bool = False
     anchor_proc: subprocess.Popen[bytes] | None = None
     #: ``<data_dir>/network.lock`` held while this launcher runs (:meth:`preflight`); released by :meth:`stop`
@@ -185,7 +185,7 @@ class Stack:
         else:
             env.pop("DATABASE_URL", None)
         if self.anchoring_process:
-            env["TRACELEDGER_ANCHORING_ENABLED"] = "false"  # api.anchoring_service anchors instead
+            env["TRACELEDGER_ANCHORING_ENABLED"] = "false"  # api.anchoring.service anchors instead
         env.update(self.extra_env)
         return env
 
@@ -210,7 +210,7 @@ class Stack:
         """Start the stand-alone anchoring process (log: ``<data_dir>/anchoring.log``)."""
         env = self.api_env()
         env["TRACELEDGER_ANCHORING_ENABLED"] = "true"
-        self.anchor_proc = _spawn("api.anchoring_service", [], self.data_dir / "anchoring.log", env)
+        self.anchor_proc = _spawn("api.anchoring.service", [], self.data_dir / "anchoring.log", env)
         return self.anchor_proc
 
     def stop_anchoring(self) -> None:

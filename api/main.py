@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import audit as audit_routes
 from api import dashboard
-from api.anchoring import AnchoringWorker
+from api.anchoring import AnchoringWorker, serialized
 from api.asgi import RequestCounter
 from api.audit import AuditMiddleware, AuditWriter
 from api.bootstrap import ensure_service_enterprise, ensure_service_registered
@@ -21,7 +21,6 @@ from api.db import init_db, make_engine
 from api.docs_offline import install_offline_docs
 from api.errors import install_handlers
 from api.json_reader import StrictJsonBody
-from api.leader import serialized
 from api.openapi_docs import install_openapi_docs
 from api.rate_limits import WriteRateLimit
 from api.routes import bulk as bulk_routes
@@ -68,8 +67,9 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     """Build the FastAPI app.
 
     ``chain`` overrides the client built from ``settings.rpc_url`` (tests pass any Web3 provider).
-    Startup (lifespan): create tables; create the operator key; when the chain is configured,
-    register/fund the operator (errors are reported in /healthz and retried by the worker);
+    Startup (lifespan): upgrade the schema to the newest migration (:mod:`api.migrations`); create the
+    operator key; when the chain is configured, register/fund the operator (errors are reported in
+    /healthz and retried by the worker);
     start the anchoring worker when ``anchoring_enabled``. Shutdown stops the worker.
     """
     settings = settings or get_settings()
@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if warning := loopback_base_url_warning(settings.public_base_url):
             log.warning(warning)
-        # several uvicorn workers start together: table creation and bootstrap run one process at a time
+        # several uvicorn workers start together: schema migration and bootstrap run one process at a time
         await run_in_threadpool(serialized, engine, init_db, engine)
         if settings.bootstrap_enabled:
             await run_in_threadpool(serialized, engine, ensure_service_enterprise, engine, settings)

@@ -7,6 +7,7 @@ Commands::
     traceledger verify IDENTIFIER [--api URL]
     traceledger node --config DIR/validator-1/node.json
     traceledger contracts compile [--check]
+    traceledger db current|upgrade [--data-dir DIR | --database-url URL]
     traceledger validators list|add|remove|discard …   (see ledger/cli.py)
     traceledger faults [--scenario all]
 """
@@ -29,12 +30,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.cli.db import db_app
+
 app = typer.Typer(help="Industrial blockchain traceability ledger: QBFT validators, anchoring API, verification.",
                   no_args_is_help=True)
 network_app = typer.Typer(help="Run a local validator network with the API.", no_args_is_help=True)
 contracts_app = typer.Typer(help="Solidity contracts.", no_args_is_help=True)
 app.add_typer(network_app, name="network")
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(db_app, name="db")
 console = Console(soft_wrap=True)
 
 

@@ -61,7 +61,7 @@ def healthz(session: SessionDep, state: StateDep) -> JSONResponse:
     out["anchoring"] = {
         "enabled": state.settings.anchoring_enabled,
         "alive": w.alive,
-        # exactly one API process holds the database-wide anchoring lease (api.leader)
+        # exactly one API process holds the database-wide anchoring lease (api.anchoring.lease)
         "leader": w.is_leader,
         "pid": os.getpid(),
         "last_run": utc_iso(w.last_run) if w.last_run else None,

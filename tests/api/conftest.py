@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlmodel import SQLModel
 
 import api.models  # noqa: F401  (tables on the metadata)
+from api import migrations
 from api.main import create_app
 from api.settings import Settings
 
@@ -57,13 +58,15 @@ def pg_schema_url() -> Iterator[str]:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Database URL for one backend; the schema is emptied (drop_all/create_all) for each test."""
+    """Database URL for one backend; the schema is emptied and migrated to head (api.migrations) for each test."""
     if request.param == "sqlite":
         return f"sqlite:///{(tmp_path / 'api.db').as_posix()}"
     url = request.getfixturevalue("pg_schema_url")
     engine = create_engine(url)
     SQLModel.metadata.drop_all(engine)
-    SQLModel.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrations.upgrade(engine)
     engine.dispose()
     return url
 

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from api.anchoring.lease import AnchorLease
 from api.db import make_engine
 from api.epcis.models import EpcisEvent, EpcisObject, LineageEdge
-from api.leader import AnchorLease
 from api.models import Record
 from api.settings import Settings
 from api.verification import BatchTree

@@ -21,8 +21,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from api.anchoring.lease import advisory_key
 from api.devnet import Stack
-from api.leader import advisory_key
 from provenance.samples import load_samples
 from provenance.supply_chain import generate
 from tests.api.conftest import pg_schema
@@ -182,7 +182,7 @@ def test_two_workers_on_postgresql_elect_exactly_one_anchoring_worker(
 
 
 def test_stand_alone_anchoring_process_anchors_for_the_api(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """``python -m api.anchoring_service`` holds the lease; the API workers (anchoring disabled) only ingest."""
+    """``python -m api.anchoring.service`` holds the lease; the API workers (anchoring disabled) only ingest."""
     stack = Stack(data_dir=tmp_path_factory.mktemp("anchor-proc"), validators=1, api_port=None, rpc_base_port=None,
                   p2p_base_port=None, api_workers=2, anchoring_process=True)
     with stack, httpx.Client(base_url=stack.api_url(), timeout=60) as api:

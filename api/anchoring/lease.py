@@ -1,7 +1,7 @@
 """Election of the one anchoring worker among several API processes sharing a database.
 
 Every API process (each uvicorn worker, each replica behind a load balancer) runs an
-:class:`~api.anchoring.AnchoringWorker` thread, but only the process holding the **anchoring lease**
+:class:`~api.anchoring.worker.AnchoringWorker` thread, but only the process holding the **anchoring lease**
 batches and anchors; the others stand by and take over within about a second when the holder dies.
 
 * **PostgreSQL**: ``pg_try_advisory_lock(key)`` on a dedicated autocommit connection (not from the
@@ -165,9 +165,9 @@ class AnchorLease:
 def serialized(engine: Engine, fn: Any, *args: Any) -> Any:
     """Run ``fn(*args)`` while holding the database-wide **start-up lock**, and return its result.
 
-    Several uvicorn workers start at the same moment; creating tables and the operator enterprise must
-    not race (PostgreSQL refuses concurrent ``CREATE TABLE`` of one name with a unique violation on
-    ``pg_type``; two workers could both create an operator). PostgreSQL: a blocking
+    Several uvicorn workers start at the same moment; migrating the schema (:mod:`api.migrations`) and
+    creating the operator enterprise must not race (PostgreSQL refuses concurrent ``CREATE TABLE`` of one
+    name with a unique violation on ``pg_type``; two workers could both create an operator). PostgreSQL: a blocking
     ``pg_advisory_lock`` (key from ``traceledger.startup`` and the schema) on a dedicated connection;
     SQLite: a blocking ``flock`` on ``<database>.startup-lock``; in-memory SQLite: no lock.
     """

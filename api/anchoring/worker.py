@@ -33,10 +33,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from api import crud, metrics
+from api.anchoring.lease import AnchorLease
 from api.bootstrap import ensure_service_registered
 from api.chain import ChainClient, ChainError, ChainUnavailable
 from api.db import session_scope
-from api.leader import AnchorLease
 from api.models import Batch, Record
 from api.security import KeyCache
 from api.settings import Settings
@@ -86,7 +86,7 @@ class AnchoringWorker:
         self._bootstrapped = False
         self.last_run: datetime | None = None
         self.last_error: str | None = None
-        #: the database-wide anchoring lease: only its holder batches and anchors (see api.leader)
+        #: the database-wide anchoring lease: only its holder batches and anchors (see api.anchoring.lease)
         self.lease = AnchorLease(engine)
 
     @property
