@@ -329,7 +329,7 @@ class Node:
         elif isinstance(action, CreateBlock):
             loop.call_soon(self._create_block, action.height, action.round)
         elif isinstance(action, StartRoundTimer):
-            loop.call_later(action.seconds, self.feed, RoundTimerExpired(action.height, action.round))
+            loop.call_later(action.seconds, self.feed, RoundTimerExpired(action.height, action.round, action.attempt))
         elif isinstance(action, BlockCommitted):
             self._commit(action)
         elif isinstance(action, Dropped):

@@ -37,10 +37,13 @@ class BlockCreated:
 
 @dataclass(frozen=True)
 class RoundTimerExpired:
-    """The timer started by :class:`StartRoundTimer` for (height, round) fired. Stale timers are ignored."""
+    """The timer started by :class:`StartRoundTimer` for (height, round, attempt) fired. Stale timers (another
+    height, round or attempt) are ignored. ``attempt`` counts the timer restarts within one round while the
+    node waits for a quorum to reach it (see the module docstring of :mod:`ledger.consensus.statemachine`)."""
 
     height: int
     round: int
+    attempt: int = 0
 
 
 Event = Start | MessageReceived | BlockCreated | RoundTimerExpired
@@ -67,12 +70,13 @@ class CreateBlock:
 
 @dataclass(frozen=True)
 class StartRoundTimer:
-    """(Re)start the round timer: after ``seconds`` feed ``RoundTimerExpired(height, round)``. A new
+    """(Re)start the round timer: after ``seconds`` feed ``RoundTimerExpired(height, round, attempt)``. A new
     timer supersedes older ones (older ones may still fire; they are ignored)."""
 
     height: int
     round: int
     seconds: float
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,8 +114,9 @@ class Evidence:
 
 @dataclass(frozen=True)
 class RoundFailed:
-    """Summary of a round left without a decision: its proposer and the validators (excluding us) from
-    which no valid message of that round was received."""
+    """Summary of a round timer that expired without a decision (the round is left, or, while no quorum
+    reached it yet, kept and its ROUND-CHANGE re-sent): its proposer and the validators (excluding us)
+    from which no valid message of that round was received."""
 
     height: int
     round: int
