@@ -809,6 +809,12 @@ class QbftStateMachine:
         return rs
 
 
+def proposer_for(validators: Sequence[bytes], prev: bytes | None, round: int) -> bytes:
+    """Proposer (20 bytes) of a round, Besu round-robin: ``validators`` sorted ascending, ``prev`` the
+    proposer (coinbase) of the parent block or ``None`` after genesis; raises ValueError on an empty set."""
+    return _proposer(validators, prev, round)
+
+
 def _proposer(validators: Sequence[bytes], prev: bytes | None, round: int) -> bytes:
     n = len(validators)
     if n == 0:
