@@ -61,8 +61,10 @@ from ledger.consensus import (
     Dropped,
     Evidence,
     MessageReceived,
+    PersistRoundState,
     QbftConfig,
     QbftStateMachine,
+    Restore,
     RoundFailed,
     RoundTimerExpired,
     Start,
@@ -86,8 +88,26 @@ log = logging.getLogger("ledger.node")
 
 #: Fewest transactions a proposer puts in a block when it has them (whatever the build budget says).
 MIN_BLOCK_TXS = 20
-__all__ = ["IS_ACTIVE_ANCHORER", "IS_PERMITTED_SENDER", "MIN_BLOCK_TXS", "SYNC_BATCH", "Node", "contract_address",
-           "main"]
+#: File (in the node's data directory) holding the last consensus round state (``PersistRoundState``).
+ROUND_STATE_FILE = "qbft-round-state.rlp"
+__all__ = ["IS_ACTIVE_ANCHORER", "IS_PERMITTED_SENDER", "MIN_BLOCK_TXS", "ROUND_STATE_FILE", "SYNC_BATCH", "Node",
+           "contract_address", "main", "write_durably"]
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically and durably: write a temporary file, fsync it, rename it
+    over ``path`` and fsync the directory. Raises OSError."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def contract_address(deployer: bytes, nonce: int) -> bytes:
@@ -122,6 +142,9 @@ class Node:
             QbftConfig(request_timeout_s=float(config.get("request_timeout_s", 1.0)),
                        max_round_timeout_s=float(config.get("round_timeout_cap_s", 60.0))),
         )
+        self.round_state_path = Path(config["data_dir"]) / ROUND_STATE_FILE
+        if self.round_state_path.exists():  # a restart: never contradict a vote sent before the crash
+            self.sm.handle(Restore(self.round_state_path.read_bytes()))
         self.build_budget_s = float(config.get("block_build_budget_s", 0.25 * self.sm_timeout))
         self._s_per_tx = 0.002  # first guess (seconds per transaction), learnt from every block we build
         self.byzantine: str | None = config.get("byzantine")
@@ -290,11 +313,21 @@ class Node:
             log.exception("%s: consensus failed handling %r", self.name, type(event).__name__)
             return
         for action in actions:
-            self._do(action)
+            if not self._do(action):
+                return  # the round state could not be made durable: send nothing that depends on it
 
-    def _do(self, action: Any) -> None:
+    def _do(self, action: Any) -> bool:
+        """Execute one consensus action; False when a ``PersistRoundState`` failed (the caller then drops
+        the remaining actions: a message not sent is a lost message, a vote sent but not remembered could
+        be contradicted after a crash)."""
         loop = asyncio.get_running_loop()
-        if isinstance(action, Broadcast):
+        if isinstance(action, PersistRoundState):
+            try:
+                write_durably(self.round_state_path, action.record)
+            except OSError:
+                log.exception("%s: could not persist the round state of height %d", self.name, action.height)
+                return False
+        elif isinstance(action, Broadcast):
             self.transport.broadcast(KIND_CONSENSUS, action.raw)
             if self.byzantine_behaviour is not None:
                 self.byzantine_behaviour.after_broadcast(action.raw)
@@ -320,6 +353,7 @@ class Node:
             log.info("%s: round failed height=%d round=%d proposer=%s missing=[%s]", self.name, action.height,
                      action.round, to_checksum_address(action.proposer),
                      ", ".join(to_checksum_address(m) for m in action.missing))
+        return True
 
     def _create_block(self, height: int, round_: int) -> None:
         if self.sm.height != height or self.sm.round != round_ or self.ledger.height != height - 1:

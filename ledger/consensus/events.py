@@ -46,7 +46,18 @@ class RoundTimerExpired:
     attempt: int = 0
 
 
-Event = Start | MessageReceived | BlockCreated | RoundTimerExpired
+@dataclass(frozen=True)
+class Restore:
+    """Feed once at process start, before the first :class:`Start`, with the last ``record`` of a
+    :class:`PersistRoundState` this validator wrote. It takes effect at ``Start(height)`` of the recorded
+    height: the node resumes in the recorded round, keeps its prepared certificate (carried in its
+    ROUND-CHANGEs) and never PREPAREs another block in a round it already voted in. A record for another
+    height, or one that does not decode, is ignored."""
+
+    record: bytes
+
+
+Event = Start | MessageReceived | BlockCreated | RoundTimerExpired | Restore
 
 # -------------------------------------------------------------------------------------------- outputs
 
@@ -124,4 +135,18 @@ class RoundFailed:
     missing: tuple[bytes, ...]
 
 
-Action = Broadcast | CreateBlock | StartRoundTimer | BlockCommitted | Dropped | Evidence | RoundFailed
+@dataclass(frozen=True)
+class PersistRoundState:
+    """Write ``record`` durably (write, fsync, atomic rename) **before** executing the next action: it is
+    emitted before every ROUND-CHANGE for a new round, every PREPARE and every COMMIT this validator sends,
+    so that after a crash it can be fed back as :class:`Restore` and the validator never contradicts a vote
+    it sent (the prepared certificate is what makes QBFT safe across round changes). ``record`` is opaque:
+    RLP ``[height, round, [[round, digest32], ...], [] | [prepared_round, block, [prepare messages]]]``."""
+
+    height: int
+    record: bytes
+
+
+Action = (
+    PersistRoundState | Broadcast | CreateBlock | StartRoundTimer | BlockCommitted | Dropped | Evidence | RoundFailed
+)

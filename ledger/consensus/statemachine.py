@@ -65,6 +65,14 @@ because at most f are faulty), their rounds sorted r_1 >= r_2 >= … >= r_h:
 4. *Decision.* Among any f + 1 consecutive rounds one has an honest proposer; once the (capped)
    timeout exceeds the time to build, validate and exchange three message delays, that round decides.
 
+Prepared state across restarts
+------------------------------
+Before every ROUND-CHANGE for a new round, every PREPARE and every COMMIT it sends, a validator emits
+``PersistRoundState`` (the node writes it with fsync before sending); fed back as ``Restore`` after a
+crash, the validator resumes in that round with its prepared certificate and never PREPAREs a second
+block in a round it voted in. Without it, two validators prepared on block X that restart within one
+height (beyond f) forget X, and a later round may finalize Y at a height where X was finalized.
+
 Safety does not depend on timers at all (only on quorum intersection and the justification rules), so
 Rule G cannot break agreement; it only stops rounds from inflating while a quorum is missing.
 """
@@ -73,6 +81,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+import rlp
 
 from .config import QbftConfig, max_faulty, quorum
 from .errors import InvalidMessage
@@ -86,6 +96,8 @@ from .events import (
     Event,
     Evidence,
     MessageReceived,
+    PersistRoundState,
+    Restore,
     RoundFailed,
     RoundTimerExpired,
     Start,
@@ -207,6 +219,8 @@ class QbftStateMachine:
         self._prepared: _PreparedCertificate | None = None
         self._committed = False
         self._attempt = 0
+        self._voted: dict[int, bytes] = {}
+        self._restore: _Restored | None = None
         self._future: dict[int, dict[bytes, Message]] = {}
         self._buffered = 0
         self._buffered_by: dict[bytes, int] = {}
@@ -260,6 +274,8 @@ class QbftStateMachine:
             self._route(msg, bytes(event.raw), out)
         elif isinstance(event, Start):
             self._on_start(event.height, out)
+        elif isinstance(event, Restore):
+            self._restore = _decode_restore(event.record)
         elif isinstance(event, BlockCreated):
             self._on_block_created(event, out)
         elif isinstance(event, RoundTimerExpired):
@@ -286,7 +302,16 @@ class QbftStateMachine:
         self._prepared = None
         self._committed = False
         self._attempt = 0
+        self._voted = {}
+        restored, self._restore = self._restore, None
+        resume = restored is not None and restored.height == height and self._is_validator
+        if resume and restored is not None:  # after a crash: our votes, certificate and round of this height
+            self._voted = dict(restored.voted)
+            self._prepared = restored.prepared
+            self._round = restored.round
         self._start_round(out)
+        if resume and self._round > 0:  # re-announce the round we were in, with our prepared certificate
+            self._send_round_change(self._round, out)
         replay = self._future.pop(height, {})
         for h in [h for h in self._future if h < height or h > height + FUTURE_HEIGHTS]:
             del self._future[h]
@@ -452,6 +477,9 @@ class QbftStateMachine:
             if len(rs.rejected) < MAX_REJECTED_PROPOSALS:
                 rs.rejected[raw] = str(exc)
             raise
+        voted = self._voted.get(r)
+        if voted is not None and voted != digest:
+            raise _Reject("already voted for another block in this round (before a restart)")
         rs.proposals[author] = (msg, raw)
         rs.heard.add(author)
         if r > self._round:  # justified by a quorum of ROUND-CHANGEs: follow it (QBFT spec, Besu)
@@ -459,6 +487,8 @@ class QbftStateMachine:
         block = msg.signed.payload.block
         rs.accepted = _Accepted(block, digest, self._blocks.seal_hash(block, r))
         if self._is_validator:
+            self._voted[r] = digest
+            self._persist(out)
             payload = PreparePayload(self._height, r, digest)
             self._send(Prepare(sign_payload(PREPARE, payload, self._sign)), out)
         self._check_prepared(out)
@@ -574,6 +604,7 @@ class QbftStateMachine:
         matching.sort(key=lambda s: self._index[s.author])
         self._prepared = _PreparedCertificate(r, acc.block, acc.digest, tuple(matching))
         if self._is_validator:
+            self._persist(out)
             seal = self._sign(acc.seal_hash)
             payload = CommitPayload(self._height, r, acc.digest, seal)
             self._send(Commit(sign_payload(COMMIT, payload, self._sign)), out)
@@ -758,19 +789,35 @@ class QbftStateMachine:
         self._attempt = 0
         for r in [r for r in self._rounds if r < new_round - 1 and self._rounds[r].accepted is None]:
             del self._rounds[r]  # nothing left to decide there
+        if self._is_validator:
+            self._persist(out)  # before any message of the new round (our proposal, PREPARE or ROUND-CHANGE)
         self._start_round(out)
         if send_round_change and self._is_validator:
-            cert = self._prepared
-            payload = RoundChangePayload(
-                self._height,
-                new_round,
-                None if cert is None else cert.round,
-                None if cert is None else cert.digest,
-            )
-            signed = sign_payload(ROUND_CHANGE, payload, self._sign)
-            rc = RoundChange(signed) if cert is None else RoundChange(signed, cert.block, cert.prepares)
-            self._rs(new_round).own_round_change = encode_message(rc)
-            self._send(rc, out)
+            self._send_round_change(new_round, out)
+
+    def _send_round_change(self, r: int, out: list[Action]) -> None:
+        """Broadcast our ROUND-CHANGE for round ``r`` carrying our prepared certificate, if any."""
+        cert = self._prepared
+        payload = RoundChangePayload(
+            self._height,
+            r,
+            None if cert is None else cert.round,
+            None if cert is None else cert.digest,
+        )
+        signed = sign_payload(ROUND_CHANGE, payload, self._sign)
+        rc = RoundChange(signed) if cert is None else RoundChange(signed, cert.block, cert.prepares)
+        self._rs(r).own_round_change = encode_message(rc)
+        self._send(rc, out)
+
+    def _persist(self, out: list[Action]) -> None:
+        """Emit ``PersistRoundState`` with our round, votes and prepared certificate of this height."""
+        cert = self._prepared
+        encoded_cert: list[object] = []
+        if cert is not None:
+            encoded_cert = [cert.round, cert.block, [encode_message(Prepare(p)) for p in cert.prepares]]
+        voted = [[r, d] for r, d in sorted(self._voted.items())]
+        record = rlp.encode([self._height, self._round, voted, encoded_cert])
+        out.append(PersistRoundState(self._height, record))
 
     # --------------------------------------------------------------------------------------- sending
 
@@ -807,6 +854,37 @@ class QbftStateMachine:
         if rs is None:
             rs = self._rounds[r] = _RoundState()
         return rs
+
+
+@dataclass(frozen=True)
+class _Restored:
+    """A decoded ``Restore`` record."""
+
+    height: int
+    round: int
+    voted: dict[int, bytes]
+    prepared: _PreparedCertificate | None
+
+
+def _decode_restore(record: bytes) -> _Restored | None:
+    """Decode a ``PersistRoundState`` record; ``None`` when it is malformed (then nothing is restored)."""
+    try:
+        height_raw, round_raw, voted_raw, cert_raw = rlp.decode(record)
+        voted = {int.from_bytes(r, "big"): bytes(d) for r, d in voted_raw}
+        prepared = None
+        if cert_raw:
+            pr_raw, block, prepares_raw = cert_raw
+            prepares = []
+            for raw in prepares_raw:
+                msg = decode_message(raw)
+                if not isinstance(msg, Prepare):
+                    return None
+                prepares.append(msg.signed)
+            digest = prepares[0].payload.digest if prepares else b""
+            prepared = _PreparedCertificate(int.from_bytes(pr_raw, "big"), bytes(block), digest, tuple(prepares))
+        return _Restored(int.from_bytes(height_raw, "big"), int.from_bytes(round_raw, "big"), voted, prepared)
+    except (ValueError, TypeError, InvalidMessage, rlp.exceptions.DecodingError):
+        return None
 
 
 def proposer_for(validators: Sequence[bytes], prev: bytes | None, round: int) -> bytes:

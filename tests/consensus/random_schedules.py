@@ -38,12 +38,14 @@ from ledger.consensus import (
     InvalidMessage,
     Message,
     MessageReceived,
+    PersistRoundState,
     Prepare,
     PreparePayload,
     Proposal,
     ProposalPayload,
     QbftConfig,
     QbftStateMachine,
+    Restore,
     RoundChange,
     RoundChangePayload,
     RoundTimerExpired,
@@ -167,6 +169,7 @@ class ScheduleRun:
         self.partition: set[int] = set()
         self.strangers = [make_signer(keccak(b"stranger-%d" % k)) for k in range(schedule.strangers)]
         self.honest_drops: Counter[str] = Counter()
+        self.persisted: dict[int, bytes] = {}
         self.poisoner = next((i for i, b in schedule.faulty.items() if b == "poison_proposals"), None)
 
     # ------------------------------------------------------------------ helpers
@@ -222,6 +225,8 @@ class ScheduleRun:
             elif isinstance(a, Broadcast):
                 self.seen.append(a.raw)
                 self._outgoing(i, behaviour, a.raw)
+            elif isinstance(a, PersistRoundState):
+                self.persisted[i] = a.record  # durable: survives the crash below
             elif isinstance(a, StartRoundTimer):
                 self.schedule(a.seconds * self.s.skews[i], i, "event", RoundTimerExpired(a.height, a.round, a.attempt))
             elif isinstance(a, CreateBlock):
@@ -384,7 +389,9 @@ class ScheduleRun:
                 continue
             if item.kind == "crash":
                 self.down.add(i)
-                self.machines[i] = self._machine(i)  # in-memory state lost; the chain survives
+                self.machines[i] = self._machine(i)  # in-memory state lost; the chain and the record survive
+                if i in self.persisted:
+                    self.machines[i].handle(Restore(self.persisted[i]))
                 self.schedule(s.restart_down, i, "boot")
                 continue
             if i in self.down:

@@ -21,6 +21,7 @@ from ledger.consensus import (
     InvalidBlock,
     Message,
     MessageReceived,
+    PersistRoundState,
     QbftConfig,
     QbftStateMachine,
     RoundTimerExpired,
@@ -150,6 +151,7 @@ class Sim:
         self.log: list[list[tuple[float, Action]]] = [[] for _ in range(n)]
         self.sent: list[tuple[int, Message]] = []
         self.target = 0
+        self.persisted: dict[int, bytes] = {}
 
     @property
     def n(self) -> int:
@@ -175,6 +177,8 @@ class Sim:
                         for forged in self.inject(i, j, msg, a.raw):
                             self.schedule(delay, j, MessageReceived(forged))
                     self.schedule(delay, j, MessageReceived(a.raw))
+            elif isinstance(a, PersistRoundState):
+                self.persisted[i] = a.record
             elif isinstance(a, StartRoundTimer):
                 self.schedule(a.seconds, i, RoundTimerExpired(a.height, a.round, a.attempt))
             elif isinstance(a, CreateBlock):
