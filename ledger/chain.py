@@ -54,6 +54,7 @@ from eth.vm.forks.shanghai import ShanghaiVM
 from eth.vm.forks.shanghai.blocks import ShanghaiBlock
 from eth.vm.spoof import SpoofTransaction
 from eth_utils import ValidationError, keccak, to_canonical_address
+from trie import HexaryTrie
 
 from ledger import fasttrie
 from ledger.consensus.errors import InvalidBlock
@@ -83,7 +84,7 @@ MAX_FUTURE_BLOCK_S = 1
 IS_PERMITTED_SENDER = keccak(b"isPermittedSender(address)")[:4]
 #: ``isActiveAnchorer(address)`` selector (registries deployed before persons existed).
 IS_ACTIVE_ANCHORER = keccak(b"isActiveAnchorer(address)")[:4]
-#: Permissioning verdicts kept in memory, keyed by (parent hash, sender).
+#: Permissioning verdicts kept in memory, keyed by (registry storage root at the parent, sender).
 PERMIT_CACHE_SIZE = 10_000
 SEAL_KEY_PREFIX = b"qbft-seal:"
 #: Besu's default QBFT ``epochlength`` (blocks): votes are discarded at every multiple of it.
@@ -424,13 +425,13 @@ class Ledger:
         """Account permissioning, the one rule of the txpool admission (JSON-RPC ``-32007``) and of block
         validity: a genesis account, or ``EnterpriseRegistry.isPermittedSender(sender)`` (or, for registries
         without it, ``isActiveAnchorer``) returning true in the state after ``parent`` (default: the head).
-        Without a registry only genesis accounts are permitted. Cached per (parent hash, sender)."""
+        Without a registry only genesis accounts are permitted. Cached per (registry storage root, sender)."""
         if sender in self.genesis.alloc:
             return True
         if self.registry is None:
             return False
         parent = parent if parent is not None else self.head
-        key = (parent.hash, bytes(sender))
+        key = (self._registry_storage_root(parent), bytes(sender))
         cached = self._permit_cache.get(key)
         if cached is not None:
             return cached
@@ -444,6 +445,17 @@ class Ledger:
             self._permit_cache.clear()
         self._permit_cache[key] = permitted
         return permitted
+
+    def _registry_storage_root(self, at: BlockHeaderAPI) -> bytes:
+        """Storage root of the registry account in the state after ``at`` (32 bytes): permissioning verdicts
+        depend on nothing else, so they stay cached until a block writes to the registry. Falls back to
+        the block hash when the account cannot be read."""
+        assert self.registry is not None
+        try:
+            account = HexaryTrie(self.chain.chaindb.db, at.state_root)[keccak(self.registry)]
+            return bytes(rlp.decode(account)[2]) if account else constants.BLANK_ROOT_HASH
+        except Exception:  # missing trie node (pruned/partial state): be conservative
+            return at.hash
 
     def _static_call(self, at: BlockHeaderAPI, to: bytes, data: bytes) -> bytes | None:
         """Output of a gas-free call in the state after ``at``; ``None`` when it reverts or fails."""

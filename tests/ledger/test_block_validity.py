@@ -303,3 +303,54 @@ def test_unsolicited_sync_response_is_dropped(ledgers) -> None:
     sync.request(PEER)
     assert transport.sent and transport.sent[-1][1] == KIND_REQ
     assert sync.import_response(PEER, rlp.encode([sealed_item(builder, raw)])) == 1 and imported == [1]
+
+
+# --------------------------------------------------------------------- permissioning through the registry
+def _call_data(signature: str, types: list[str], args: list[Any]) -> bytes:
+    from eth_abi import encode
+    from eth_utils import keccak
+
+    return keccak(text=signature)[:4] + encode(types, args)
+
+
+def test_registry_permission_is_read_at_the_parent_state_and_follows_revocation(ledgers) -> None:
+    """EnterpriseRegistry deployed by a genesis account: a registered enterprise may send from the next
+    block on; once deactivated its transactions are refused from the following block (no stale cache);
+    a block that deactivates it may still carry its transaction (permitted at that block's parent)."""
+    from eth_abi import encode
+
+    from contracts import load_artifact
+    from ledger.node import contract_address
+
+    registry = contract_address(FUNDED, 0)
+    artifact = load_artifact("EnterpriseRegistry")
+    deploy = bytes.fromhex(artifact["bytecode"].removeprefix("0x")) + encode(["address[]"], [[FUNDED]])
+    builder = ledgers("builder", registry=registry)
+    follower = ledgers("follower", registry=registry)
+    ts = iter(range(GENESIS_TIMESTAMP + 1, GENESIS_TIMESTAMP + 100))
+    proposers = iter([VALIDATORS[(h - 1) % 4] for h in range(1, 20)])
+
+    def block_of(txs: list[Any]) -> bytes:
+        return encode_block(builder.build_block(txs, next(proposers), timestamp=next(ts)))
+
+    def commit_both(raw: bytes) -> None:
+        seals = seals_for(builder, raw, 0, SORTED_KEYS[:3])
+        builder.commit(raw, 0, seals)
+        follower.import_sealed(raw, 0, seals)
+
+    commit_both(block_of([sign_tx(FUNDED_KEY, 0, to=None, data=deploy, gas=8_000_000, value=0)]))
+    assert builder.chain.get_vm(builder.head).state.get_code(registry)
+    register = _call_data("registerEnterprise(address,string,uint32,string)", ["address", "string", "uint32", "string"],
+                          [STRANGER, "Stranger Steel", 1, "88.101.9"])
+    commit_both(block_of([sign_tx(FUNDED_KEY, 1, to=registry, data=register, gas=1_000_000, value=0),
+                          sign_tx(FUNDED_KEY, 2, to=STRANGER, value=10**18)]))
+    assert follower.is_permitted_sender(STRANGER)
+    commit_both(block_of([sign_tx(STRANGER_KEY, 0, value=1)]))  # a permitted enterprise account
+    deactivate = _call_data("setActive(address,bool)", ["address", "bool"], [STRANGER, False])
+    # same block: the deactivation and the enterprise's transaction (permitted at the parent state)
+    commit_both(block_of([sign_tx(FUNDED_KEY, 3, to=registry, data=deactivate, gas=200_000, value=0),
+                          sign_tx(STRANGER_KEY, 1, value=1)]))
+    assert not follower.is_permitted_sender(STRANGER)
+    raw = block_of([sign_tx(STRANGER_KEY, 2, value=1)])
+    with pytest.raises(InvalidBlock, match="not permitted"):
+        follower.validate_block(follower.height + 1, decode_block(raw).header.coinbase, raw)
