@@ -4,12 +4,13 @@ agreement, commit-seal validity and liveness after GST (issue 19).
 
 One schedule = one seed: :func:`draw_schedule` picks n (4 or 7), the faulty validators and their
 behaviours, the network's misbehaviour before GST, timer skews and restarts; :func:`run_schedule` runs it
-in virtual time and returns a :class:`Outcome`. Fault model: at most f validators are faulty at all, where
-a validator that crash-restarts counts as faulty (its prepared state lives in memory only, see the README's
-validator section); messages between honest validators may be dropped, duplicated, delayed (heavy-tailed)
-and partitioned before GST, and arrive within ``DELTA_S`` after it. A behind validator catches up by
-"sync": it imports a finalized block from a reachable honest peer after checking its commit seals (as
-``ledger.sync`` does), then starts the next height.
+in virtual time and returns a :class:`Outcome`. Fault model: at most f validators are Byzantine (or
+silent); honest validators may in addition crash and restart (``crash_restart``; one of them beyond f in
+some schedules), losing their memory but restoring the ``PersistRoundState`` record they wrote, as the
+node does from ``qbft-round-state.rlp``. Messages between honest validators may be dropped, duplicated,
+delayed (heavy-tailed) and partitioned before GST, and arrive within ``DELTA_S`` after it. A validator
+that is behind catches up by "sync": it imports finalized blocks from a reachable honest peer after
+checking their commit seals (as ``ledger.sync`` does), then starts the next height.
 """
 
 from __future__ import annotations
@@ -120,6 +121,9 @@ def draw_schedule(seed: int, gsts: tuple[float, ...] = (0.0, 5.0, 30.0, 120.0, 4
     count = rng.randint(0, f)
     chosen = rng.sample(range(n), count)
     faulty = {i: rng.choice(BEHAVIOURS) for i in chosen}
+    spare = [i for i in range(n) if i not in faulty]
+    if rng.random() < 0.25 and len(spare) >= 2:  # one more honest validator crash-restarts (beyond f)
+        faulty[rng.choice(spare)] = "crash_restart"
     gst = rng.choice(gsts)
     late = {}
     if rng.random() < 0.3:  # honest validators starting late (the rolling-restart family)
