@@ -312,14 +312,16 @@ class Node:
         except Exception:
             log.exception("%s: consensus failed handling %r", self.name, type(event).__name__)
             return
+        durable = True
         for action in actions:
-            if not self._do(action):
-                return  # the round state could not be made durable: send nothing that depends on it
+            if not durable and isinstance(action, Broadcast):
+                continue  # the round state could not be made durable: send nothing that depends on it
+            durable = self._do(action) and durable
 
     def _do(self, action: Any) -> bool:
-        """Execute one consensus action; False when a ``PersistRoundState`` failed (the caller then drops
-        the remaining actions: a message not sent is a lost message, a vote sent but not remembered could
-        be contradicted after a crash)."""
+        """Execute one consensus action; False when a ``PersistRoundState`` failed (the caller then sends
+        none of the batch's remaining messages -- a message not sent is a lost message, a vote sent but not
+        remembered could be contradicted after a crash -- but still runs its timers and commits)."""
         loop = asyncio.get_running_loop()
         if isinstance(action, PersistRoundState):
             try:

@@ -102,3 +102,26 @@ def test_round_state_is_written_durably_and_restored_after_a_restart(node: Node,
         assert restarted.sm.height == 1 and restarted.sm.round == 1
     finally:
         restarted.ledger.close()  # the fixture closes the first node's ledger again (closing twice is harmless)
+
+
+def test_a_failed_round_state_write_sends_nothing_but_keeps_the_timer(node: Node, monkeypatch) -> None:
+    from ledger.consensus import RoundTimerExpired
+
+    sent: list[bytes] = []
+    node.transport.broadcast = lambda kind, body: sent.append(body)
+
+    def disk_full(path, data):  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("ledger.node.write_durably", disk_full)
+    timers: list[float] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        original = loop.call_later
+        loop.call_later = lambda delay, *args: timers.append(delay) or original(delay, *args)  # type: ignore
+        node.feed(Start(1))
+        node.feed(RoundTimerExpired(1, 0))  # would send a ROUND-CHANGE for round 1 after persisting
+
+    asyncio.run(scenario())
+    assert node.sm.round == 1 and sent == [] and len(timers) >= 2
