@@ -11,6 +11,19 @@ over JSON-RPC or to a syncing peer.
 Blocks are built in one batch with ``apply_all_transactions`` (py-evm's ``mine_all`` path), never
 with ``apply_transaction`` in a loop, which re-hashes the block per transaction.
 
+Block validity (:meth:`Ledger.check_block`) is **one** function for a PROPOSAL handed to consensus and
+for a sealed block from catch-up sync, so a Byzantine proposer cannot slip a block past either path:
+position (number, parent), extraData (round 0 and no seals in the proposed form, validators = tally,
+no vote in an epoch block), mixHash, coinbase (the round's proposer; for a sealed block of round r one of
+the proposers of rounds 0..r, since a prepared block re-proposed in a later round keeps the coinbase of
+the round it was built in), timestamp (>= parent + block period, Besu's
+``BlockPeriodValidationRule`` / ``TimestampMoreRecentThanParent``, and <= local clock +
+:data:`MAX_FUTURE_BLOCK_S`), gas limit within parent ± parent/1024, no withdrawals (this chain has no
+beacon chain: an empty list and the empty withdrawals root), every transaction with our EIP-155 chain id
+and a sender permitted **at the parent state** (the rule of the txpool's ``-32007`` admission check:
+:meth:`Ledger.is_permitted_sender`), then full re-execution compared with the header (state, receipts,
+transactions roots, gas used).
+
 Validator governance (EEA QBFT spec "block header validator selection", Besu's
 ``BftValidatorsValidationRule`` and vote tallying): a proposer may put one vote in its block's
 extraData (``[address, 0xFF]`` add, ``[address, 0x]`` drop). The votes cast since the last epoch
@@ -36,15 +49,19 @@ from typing import Any
 
 import rlp
 from eth import constants
+from eth._utils.headers import compute_gas_limit_bounds
 from eth.abc import AtomicDatabaseAPI, BlockAPI, BlockHeaderAPI, SignedTransactionAPI
 from eth.chains.base import Chain
 from eth.db.atomic import AtomicDB
 from eth.vm.forks.shanghai import ShanghaiVM
 from eth.vm.forks.shanghai.blocks import ShanghaiBlock
+from eth.vm.spoof import SpoofTransaction
 from eth_utils import ValidationError, keccak, to_canonical_address
+from trie import HexaryTrie
 
 from ledger import fasttrie
 from ledger.consensus.errors import InvalidBlock
+from ledger.consensus.statemachine import proposer_for
 from ledger.storage import LmdbAtomicDB
 from provenance.qbft_header import (
     BFT_MIX_HASH,
@@ -61,8 +78,17 @@ fasttrie.install()  # one-pass transactions/receipts roots (same results as py-e
 
 #: Header extraData limit for our VM: QBFT extraData holds the validator list and up to n seals.
 EXTRA_DATA_MAX_BYTES = 64 * 1024
-#: How far (seconds) a proposed block's timestamp may run ahead of this validator's clock.
-MAX_FUTURE_BLOCK_S = 5
+#: How far (seconds) a block's timestamp may run ahead of this validator's clock. Honest proposers never
+#: date a block after their own clock (they wait for ``parent.timestamp + block period``), so this only
+#: absorbs clock skew between validators (keep them NTP-synchronised); Besu's BFT header rules allow 1 s too.
+MAX_FUTURE_BLOCK_S = 1
+#: ``isPermittedSender(address)`` selector of EnterpriseRegistry: enterprises, their anchoring accounts
+#: and active persons.
+IS_PERMITTED_SENDER = keccak(b"isPermittedSender(address)")[:4]
+#: ``isActiveAnchorer(address)`` selector (registries deployed before persons existed).
+IS_ACTIVE_ANCHORER = keccak(b"isActiveAnchorer(address)")[:4]
+#: Permissioning verdicts kept in memory, keyed by (registry storage root at the parent, sender).
+PERMIT_CACHE_SIZE = 10_000
 SEAL_KEY_PREFIX = b"qbft-seal:"
 #: Besu's default QBFT ``epochlength`` (blocks): votes are discarded at every multiple of it.
 DEFAULT_EPOCH_LENGTH = 30_000
@@ -221,8 +247,33 @@ class Ledger:
     ``previous_proposer``, ``validate_block``, ``block_digest``, ``seal_hash``).
     """
 
-    def __init__(self, data_dir: str | Path, genesis: GenesisConfig) -> None:
+    def __init__(
+        self,
+        data_dir: str | Path,
+        genesis: GenesisConfig,
+        *,
+        block_period_s: float = 1.0,
+        registry: bytes | None = None,
+        target_gas_limit: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Open (or create) the chain in ``data_dir/chain``.
+
+        :param block_period_s: the network's block period (seconds); a block's timestamp must be at least
+            ``max(1, int(block_period_s))`` seconds after its parent's.
+        :param registry: 20-byte EnterpriseRegistry address for account permissioning, or ``None`` (then
+            only genesis accounts may send transactions).
+        :param target_gas_limit: gas limit our proposers steer toward by at most parent/1024 per block
+            (Besu ``targetGasLimit``); default the genesis gas limit.
+        :param clock: UNIX time in seconds (tests inject a fixed clock).
+        :raises RuntimeError: ``data_dir`` holds another chain.
+        """
         self.genesis = genesis
+        self.block_period_s = float(block_period_s)
+        self.registry = bytes(registry) if registry is not None else None
+        self.target_gas_limit = int(target_gas_limit if target_gas_limit is not None else genesis.gas_limit)
+        self.clock = clock
+        self._permit_cache: dict[tuple[bytes, bytes], bool] = {}
         self.db = LmdbAtomicDB(Path(data_dir) / "chain")
         self.chain_class = chain_class_for(genesis.chain_id)
         # The genesis header (as in Ethereum) does not commit to the chain id, so both are stored.
@@ -359,18 +410,112 @@ class Ledger:
         fields[12] = self.full_extra_data(header)
         return fields
 
+    def proposers_for(self, height: int, round: int) -> frozenset[bytes]:
+        """Coinbases a block sealed in ``round`` of ``height`` may carry: the proposers of rounds 0..round
+        (a prepared block re-proposed in a later round keeps the coinbase of the round it was built in);
+        for round 0 exactly the round-0 proposer."""
+        validators = self.validators(height)
+        prev = self.previous_proposer(height)
+        return frozenset(proposer_for(validators, prev, r) for r in range(min(round, len(validators) - 1) + 1))
+
+    # ---------------------------------------------------------------- permissioning
+    def check_chain_id(self, tx: SignedTransactionAPI) -> str | None:
+        """``None`` when ``tx`` carries this chain's id (typed, or legacy with EIP-155), else the reason."""
+        chain_id = getattr(tx, "chain_id", None)
+        if chain_id is None:
+            return f"no chain id (legacy transaction without EIP-155): this chain is {self.genesis.chain_id}"
+        if chain_id != self.genesis.chain_id:
+            return f"chain id {chain_id}: this chain is {self.genesis.chain_id}"
+        return None
+
+    def is_permitted_sender(self, sender: bytes, parent: BlockHeaderAPI | None = None) -> bool:
+        """Account permissioning, the one rule of the txpool admission (JSON-RPC ``-32007``) and of block
+        validity: a genesis account, or ``EnterpriseRegistry.isPermittedSender(sender)`` (or, for registries
+        without it, ``isActiveAnchorer``) returning true in the state after ``parent`` (default: the head).
+        Without a registry only genesis accounts are permitted. Cached per (registry storage root, sender)."""
+        if sender in self.genesis.alloc:
+            return True
+        if self.registry is None:
+            return False
+        parent = parent if parent is not None else self.head
+        key = (self._registry_storage_root(parent), bytes(sender))
+        cached = self._permit_cache.get(key)
+        if cached is not None:
+            return cached
+        permitted = False
+        for selector in (IS_PERMITTED_SENDER, IS_ACTIVE_ANCHORER):
+            output = self._static_call(parent, self.registry, selector + b"\x00" * 12 + bytes(sender))
+            permitted = output is not None and len(output) >= 32 and int.from_bytes(output[:32], "big") == 1
+            if permitted:
+                break
+        if len(self._permit_cache) >= PERMIT_CACHE_SIZE:
+            self._permit_cache.clear()
+        self._permit_cache[key] = permitted
+        return permitted
+
+    def _registry_storage_root(self, at: BlockHeaderAPI) -> bytes:
+        """Storage root of the registry account in the state after ``at`` (32 bytes): permissioning verdicts
+        depend on nothing else, so they stay cached until a block writes to the registry. Falls back to
+        the block hash when the account cannot be read."""
+        assert self.registry is not None
+        try:
+            account = HexaryTrie(self.chain.chaindb.db, at.state_root)[keccak(self.registry)]
+            return bytes(rlp.decode(account)[2]) if account else constants.BLANK_ROOT_HASH
+        except Exception:  # missing trie node (pruned/partial state): be conservative
+            return at.hash
+
+    def _static_call(self, at: BlockHeaderAPI, to: bytes, data: bytes) -> bytes | None:
+        """Output of a gas-free call in the state after ``at``; ``None`` when it reverts or fails."""
+        zero = b"\x00" * 20
+        try:
+            vm = self.chain.get_vm(at)
+            unsigned = vm.create_unsigned_transaction(
+                nonce=vm.state.get_nonce(zero), gas_price=0, gas=at.gas_limit, to=to, value=0, data=data)
+            with vm.in_costless_state() as state:
+                computation = state.costless_execute_transaction(SpoofTransaction(unsigned, from_=zero))
+        except Exception:  # py-evm raises its own types for a missing state or a broken call
+            return None
+        return None if computation.is_error else bytes(computation.output)
+
+    def transaction_violation(self, tx: SignedTransactionAPI, parent: BlockHeaderAPI) -> str | None:
+        """``None`` when ``tx`` may be included in a child of ``parent`` as far as chain id and account
+        permissioning go, else the reason (nonce, balance and gas are checked by execution)."""
+        reason = self.check_chain_id(tx)
+        if reason is not None:
+            return reason
+        try:
+            sender = tx.sender
+        except Exception as exc:  # invalid signature
+            return f"sender cannot be recovered: {exc}"
+        if not self.is_permitted_sender(sender, parent):
+            return f"sender 0x{bytes(sender).hex()} is not permitted to transact"
+        return None
+
     # ---------------------------------------------------------------- building
+    @property
+    def min_block_gap_s(self) -> int:
+        """Least timestamp difference (seconds) between a block and its parent: ``max(1, int(period))``."""
+        return max(1, int(self.block_period_s))
+
+    def next_gas_limit(self, parent_gas_limit: int) -> int:
+        """Gas limit of our next block: one step from the parent's toward :attr:`target_gas_limit`, at most
+        what py-evm's bound ``parent ± (parent // 1024 − 1)`` allows (Besu ``TargetingGasLimitCalculator``),
+        so a Byzantine proposer's steps are undone by the honest ones."""
+        low, high = compute_gas_limit_bounds(parent_gas_limit)
+        return min(high, max(low, self.target_gas_limit))
+
     def new_header(self, proposer: bytes, timestamp: int | None = None, vote: Vote | None = None) -> BlockHeaderAPI:
-        """Header of the next block by ``proposer``; ``vote`` goes into extraData (dropped in an epoch block)."""
+        """Header of the next block by ``proposer``; ``vote`` goes into extraData (dropped in an epoch block).
+        The timestamp is at least parent + :attr:`min_block_gap_s`; the gas limit :meth:`next_gas_limit`."""
         parent = self.head
-        ts = max(parent.timestamp + 1, int(timestamp if timestamp is not None else time.time()))
+        ts = max(parent.timestamp + self.min_block_gap_s, int(timestamp if timestamp is not None else self.clock()))
         if (parent.block_number + 1) % self.epoch_length == 0:
             vote = None
         validators = self.expected_validators(parent)
         extra = encode_extra_data(ExtraData(validators=validators, vote=vote), include_round=False)
         return self.chain.create_header_from_parent(
             parent, coinbase=proposer, timestamp=ts, extra_data=extra, mix_hash=BFT_MIX_HASH,
-            gas_limit=parent.gas_limit,
+            gas_limit=self.next_gas_limit(parent.gas_limit),
         )
 
     def build_block(
@@ -410,37 +555,69 @@ class Ledger:
         return keccak(rlp.encode(fields))
 
     def validate_block(self, height: int, proposer: bytes, block: bytes) -> bytes:
-        """Fully check a proposed block and execute it; returns its 32-byte hash. Raises InvalidBlock."""
+        """Fully check a proposed block (:meth:`check_block` with ``{proposer}`` as the only allowed
+        coinbase) and execute it; returns its 32-byte hash. Raises InvalidBlock."""
         decoded = decode_block(block)
-        self._check_header(decoded, height, proposer)
-        if decoded.hash not in self._executed:
-            self._execute(decoded)
+        if decoded.number != height:
+            raise InvalidBlock(f"block number {decoded.number}, expected {height}")
+        self.check_block(decoded, frozenset({bytes(proposer)}))
         return decoded.hash
 
-    def _check_header(self, decoded: BlockAPI, height: int, proposer: bytes | None) -> None:
+    def check_block(self, decoded: BlockAPI, proposers: frozenset[bytes]) -> BlockAPI:
+        """THE block validity rule, identical for a PROPOSAL and a synced sealed block (module docstring):
+        header, body, then re-execution on top of the canonical head. ``proposers``: the allowed coinbases
+        (:meth:`proposers_for` on the sync path). Returns the executed block; raises InvalidBlock naming
+        the rule."""
+        self._check_header(decoded, proposers)
+        self._check_body(decoded)
+        executed = self._executed.get(decoded.hash)
+        return executed if executed is not None else self._execute(decoded)
+
+    def _check_header(self, decoded: BlockAPI, proposers: frozenset[bytes]) -> None:
         header = decoded.header
         head = self.head
-        if header.block_number != height or height != head.block_number + 1:
+        if header.block_number != head.block_number + 1:
             raise InvalidBlock(f"block number {header.block_number}, expected {head.block_number + 1}")
         if header.parent_hash != head.hash:
             raise InvalidBlock("block does not extend the canonical head")
-        if proposer is not None and bytes(header.coinbase) != proposer:
-            raise InvalidBlock("coinbase is not the round's proposer")
+        if bytes(header.coinbase) not in proposers:
+            raise InvalidBlock(f"coinbase 0x{bytes(header.coinbase).hex()} is not the round's proposer")
         try:
             extra = decode_extra_data(header.extra_data)
         except ValueError as exc:
             raise InvalidBlock(str(exc)) from exc
         if extra.round != 0 or extra.seals:
             raise InvalidBlock("proposed block must carry round 0 and no seals in extraData")
+        height = header.block_number
         if extra.vote is not None and height % self.epoch_length == 0:
             raise InvalidBlock(f"epoch block {height} must not carry a validator vote")
         expected = self.expected_validators(head)
         if tuple(extra.validators) != expected:
             raise InvalidBlock("extraData validators differ from the validator set after applying the vote tally")
-        if header.timestamp > time.time() + MAX_FUTURE_BLOCK_S:
-            raise InvalidBlock("block timestamp is too far in the future")
+        earliest = head.timestamp + self.min_block_gap_s
+        if header.timestamp < earliest:
+            raise InvalidBlock(f"block timestamp {header.timestamp} is before parent timestamp {head.timestamp} "
+                               f"+ block period {self.min_block_gap_s} s")
+        if header.timestamp > self.clock() + MAX_FUTURE_BLOCK_S:
+            raise InvalidBlock(f"block timestamp {header.timestamp} is too far in the future "
+                               f"(more than {MAX_FUTURE_BLOCK_S} s after this validator's clock)")
         if header.mix_hash != BFT_MIX_HASH:
             raise InvalidBlock("mixHash is not the BFT constant")
+        low, high = compute_gas_limit_bounds(head.gas_limit)
+        if not low <= header.gas_limit <= high:
+            raise InvalidBlock(f"gas limit {header.gas_limit} outside [{low}, {high}] (parent ± parent/1024)")
+
+    def _check_body(self, decoded: BlockAPI) -> None:
+        """No withdrawals; every transaction with our chain id and a sender permitted at the parent state."""
+        if getattr(decoded, "withdrawals", ()) or decoded.header.withdrawals_root != constants.BLANK_ROOT_HASH:
+            raise InvalidBlock("withdrawals are not allowed on this chain (the list must be empty)")
+        parent = self.head
+        known = self.tx_lookup
+        for index, tx in enumerate(decoded.transactions):
+            pooled = known(tx.hash) if known is not None else None
+            reason = self.transaction_violation(pooled if pooled is not None else tx, parent)
+            if reason is not None:
+                raise InvalidBlock(f"transaction {index} (0x{tx.hash.hex()}): {reason}")
 
     def _execute(self, decoded: BlockAPI) -> BlockAPI:
         if self.tx_lookup is not None and decoded.transactions:
@@ -467,14 +644,16 @@ class Ledger:
     # ---------------------------------------------------------------- commit / import
     def verify_seals(self, block: BlockAPI, round: int, seals: Sequence[bytes]) -> None:
         """Check that ``seals`` hold a quorum of distinct current validators; raises InvalidBlock."""
+        if block.number != self.height + 1:
+            raise InvalidBlock(f"block number {block.number}, expected {self.height + 1}")
         validators = set(self.validators(block.number))
         digest = self.seal_hash(encode_block(block), round)
         signers: set[bytes] = set()
         for seal in seals:
             try:
-                signer = recover_seal_signer(digest, seal)
-            except ValueError as exc:
-                raise InvalidBlock(str(exc)) from exc
+                signer = recover_seal_signer(digest, bytes(seal))
+            except (ValueError, TypeError) as exc:
+                raise InvalidBlock(f"malformed commit seal: {exc}") from exc
             if signer not in validators:
                 raise InvalidBlock(f"seal by non-validator 0x{signer.hex()}")
             signers.add(signer)
@@ -486,8 +665,7 @@ class Ledger:
         decoded = decode_block(block)
         executed = self._executed.pop(decoded.hash, None)
         if executed is None:
-            self._check_header(decoded, decoded.number, None)
-            executed = self._execute(decoded)
+            executed = self.check_block(decoded, self.proposers_for(decoded.number, round))
             self._executed.pop(decoded.hash, None)
         self.db.put_many({SEAL_KEY_PREFIX + executed.hash: rlp.encode([round, list(seals)])})
         self.chain.chaindb.persist_block(executed)
@@ -495,10 +673,14 @@ class Ledger:
         return executed
 
     def import_sealed(self, block: bytes, round: int, seals: Sequence[bytes]) -> BlockAPI:
-        """Import a finalized block from a peer (catch-up): seals checked, block re-executed."""
+        """Import a finalized block from a peer (catch-up): seals checked (a quorum of distinct validators
+        over the header with ``round``), then :meth:`check_block` with the proposers of rounds 0..round as
+        allowed coinbases, then persisted. Raises InvalidBlock (nothing is stored then)."""
         decoded = decode_block(block)
-        self._check_header(decoded, decoded.number, None)
+        if round < 0:
+            raise InvalidBlock(f"negative round {round}")
         self.verify_seals(decoded, round, seals)
+        self.check_block(decoded, self.proposers_for(decoded.number, round))
         return self.commit(block, round, seals)
 
     def close(self) -> None:

@@ -18,9 +18,13 @@ connect (the list is re-read from ``node.json`` when that file changes, so an op
 observer without a restart).
 
 ``byzantine`` ("equivocate" or "garbage") is a **debug fault** used by the fault-injection harness
-(:mod:`ledger.faults`): an equivocating node sends a second, conflicting PROPOSAL/PREPARE/COMMIT for
-every one it sends; a garbage node additionally floods its peers with malformed frames, messages
-signed by unknown keys, stale replays and duplicates. Never set it in production.
+(:mod:`ledger.faults`), implemented in :mod:`ledger.byzantine`. Never set it in production.
+Optional ``target_gas_limit`` (gas): the block gas limit this node's proposals steer toward (default
+the genesis gas limit; see :meth:`ledger.chain.Ledger.next_gas_limit`).
+
+This module only wires the process together: the chain (:mod:`ledger.chain`), the consensus state machine
+(:mod:`ledger.consensus`), catch-up sync (:mod:`ledger.sync`), the transport, the JSON-RPC server, the
+txpool, metrics, and the debug Byzantine behaviour (:mod:`ledger.byzantine`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ import contextlib
 import json
 import logging
 import os
-import random
 import signal
 import time
 from pathlib import Path
@@ -48,39 +51,29 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ledger.chain import GenesisConfig, Ledger, decode_block, encode_block
+from ledger.byzantine import DebugByzantine
+from ledger.chain import IS_ACTIVE_ANCHORER, IS_PERMITTED_SENDER, GenesisConfig, Ledger, decode_block, encode_block
 from ledger.consensus import (
-    COMMIT,
-    PREPARE,
-    PROPOSAL,
     BlockCommitted,
     BlockCreated,
     Broadcast,
-    Commit,
-    CommitPayload,
     CreateBlock,
     Dropped,
     Evidence,
-    InvalidBlock,
-    InvalidMessage,
     MessageReceived,
-    Prepare,
-    PreparePayload,
-    Proposal,
-    ProposalPayload,
+    PersistRoundState,
     QbftConfig,
     QbftStateMachine,
+    Restore,
     RoundFailed,
     RoundTimerExpired,
     Start,
     StartRoundTimer,
-    decode_message,
-    encode_message,
     make_signer,
-    sign_payload,
 )
 from ledger.rpc import RpcError, make_rpc_app
 from ledger.rpc_guard import CallExecutor, RpcLimits
+from ledger.sync import SYNC_BATCH, CatchUpSync
 from ledger.transport import (
     KIND_CONSENSUS,
     KIND_SYNC_REQUEST,
@@ -94,14 +87,28 @@ from provenance.qbft_header import Vote
 
 log = logging.getLogger("ledger.node")
 
-#: Blocks a peer sends per sync response.
-SYNC_BATCH = 64
 #: Fewest transactions a proposer puts in a block when it has them (whatever the build budget says).
 MIN_BLOCK_TXS = 20
-#: ``isActiveAnchorer(address)`` selector of EnterpriseRegistry.
-IS_ACTIVE_ANCHORER = keccak(b"isActiveAnchorer(address)")[:4]
-#: ``isPermittedSender(address)`` selector: enterprises, their anchoring accounts and active persons.
-IS_PERMITTED_SENDER = keccak(b"isPermittedSender(address)")[:4]
+#: File (in the node's data directory) holding the last consensus round state (``PersistRoundState``).
+ROUND_STATE_FILE = "qbft-round-state.rlp"
+__all__ = ["IS_ACTIVE_ANCHORER", "IS_PERMITTED_SENDER", "MIN_BLOCK_TXS", "ROUND_STATE_FILE", "SYNC_BATCH", "Node",
+           "contract_address", "main", "write_durably"]
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically and durably: write a temporary file, fsync it, rename it
+    over ``path`` and fsync the directory. Raises OSError."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def contract_address(deployer: bytes, nonce: int) -> bytes:
@@ -121,10 +128,14 @@ class Node:
         self.key = keys.PrivateKey(bytes.fromhex(key_hex.removeprefix("0x")))
         self.address = self.key.public_key.to_canonical_address()
         self.genesis = GenesisConfig.from_json(config["genesis"])
-        self.ledger = Ledger(config["data_dir"], self.genesis)
+        self.block_period = float(config.get("block_period_s", 1.0))
+        registry = (config.get("permissioning") or {}).get("registry")
+        self.registry = to_canonical_address(registry) if registry else None
+        target_gas = config.get("target_gas_limit")
+        self.ledger = Ledger(config["data_dir"], self.genesis, block_period_s=self.block_period, registry=self.registry,
+                             target_gas_limit=int(target_gas) if target_gas is not None else None)
         self.pool = TxPool()
         self.ledger.tx_lookup = self.pool.by_hash.get
-        self.block_period = float(config.get("block_period_s", 1.0))
         self.sign = make_signer(self.key.to_bytes())
         self.sm_timeout = float(config.get("request_timeout_s", 1.0))
         self.sm = QbftStateMachine(
@@ -132,21 +143,19 @@ class Node:
             QbftConfig(request_timeout_s=float(config.get("request_timeout_s", 1.0)),
                        max_round_timeout_s=float(config.get("round_timeout_cap_s", 60.0))),
         )
+        self.round_state_path = Path(config["data_dir"]) / ROUND_STATE_FILE
+        if self.round_state_path.exists():  # a restart: never contradict a vote sent before the crash
+            self.sm.handle(Restore(self.round_state_path.read_bytes()))
         self.build_budget_s = float(config.get("block_build_budget_s", 0.25 * self.sm_timeout))
         self._s_per_tx = 0.002  # first guess (seconds per transaction), learnt from every block we build
         self.byzantine: str | None = config.get("byzantine")
         #: this node's validator votes to cast when it proposes: {candidate address: add?}
         self.pending_votes: dict[bytes, bool] = {}
         self._head_state_cache: tuple[bytes, Any] | None = None
-        self._last_broadcast: bytes | None = None
         self._prebuilt: tuple[int, bytes, Any] | None = None
-        registry = (config.get("permissioning") or {}).get("registry")
-        self.registry = to_canonical_address(registry) if registry else None
         self.observers = {to_canonical_address(a) for a in config.get("observers", [])}
-        self._permit_cache: dict[tuple[bytes, bytes], bool] = {}
         self._start_handle: asyncio.TimerHandle | None = None
         self._last_commit = time.monotonic()
-        self._last_sync_request = 0.0
         self._stopping = asyncio.Event()
         self.metrics = CollectorRegistry()
         self.m_blocks = Counter("qbft_blocks_committed", "Blocks finalized by this node", registry=self.metrics)
@@ -165,6 +174,14 @@ class Node:
             allowed=self._allowed_peers, on_frame=self._on_frame,
             on_counter=lambda name: self.m_dropped.labels(name).inc(),
         )
+        self.sync = CatchUpSync(
+            self.name, self.ledger, self.transport, request_kind=KIND_SYNC_REQUEST, response_kind=KIND_SYNC_RESPONSE,
+            on_imported=lambda n: self._after_new_head(committed=False, blocks=n),
+            on_dropped=lambda reason: self.m_dropped.labels(reason[:40]).inc(), metrics=self.metrics,
+        )
+        self.byzantine_behaviour = None if self.byzantine is None else DebugByzantine(
+            self.byzantine, self.name, self.address, self.sign, self.transport.broadcast,
+            (KIND_CONSENSUS, KIND_TRANSACTION, KIND_SYNC_REQUEST), lambda: (self.ledger.height + 1, self.sm.round))
 
     # ------------------------------------------------------------------ helpers
     def _allowed_peers(self) -> set[bytes]:
@@ -207,37 +224,16 @@ class Node:
         return self.pool.by_hash.get(tx_hash)
 
     def is_permitted(self, sender: bytes) -> bool:
-        """Account permissioning: genesis accounts, and active enterprises / their anchoring accounts."""
-        if sender in self.genesis.alloc:
-            return True
-        if self.registry is None:
-            return False
-        head = self.ledger.head
-        key = (head.hash, sender)
-        cached = self._permit_cache.get(key)
-        if cached is not None:
-            return cached
-        from ledger.rpc import eth_call
-
-        permitted = False
-        for selector in (IS_PERMITTED_SENDER, IS_ACTIVE_ANCHORER):  # the latter: registries deployed before persons
-            call = {"to": to_checksum_address(self.registry), "data": "0x" + (selector + b"\x00" * 12 + sender).hex()}
-            try:
-                result = eth_call(self, [call, "latest"])
-                permitted = int(result, 16) == 1 if result != "0x" else False
-            except RpcError:
-                permitted = False
-            if permitted:
-                break
-        if len(self._permit_cache) > 10_000:
-            self._permit_cache.clear()
-        self._permit_cache[key] = permitted
-        return permitted
+        """Account permissioning at the head: :meth:`ledger.chain.Ledger.is_permitted_sender` (genesis
+        accounts, or ``EnterpriseRegistry.isPermittedSender`` / ``isActiveAnchorer``), the same rule block
+        validity applies to every transaction of a block at its parent state."""
+        return self.ledger.is_permitted_sender(sender, self.ledger.head)
 
     def check_transaction(self, tx: SignedTransactionAPI) -> None:
-        """Admission checks for a new transaction; raises RpcError with a JSON-RPC code and clear message."""
-        chain_id = getattr(tx, "chain_id", None)
-        if chain_id is None or chain_id != self.genesis.chain_id:
+        """Admission checks for a new transaction; raises RpcError with a JSON-RPC code and clear message:
+        -32000 (chain id, nonce, gas, fee, funds), -32007 (sender not permitted)."""
+        if self.ledger.check_chain_id(tx) is not None:
+            chain_id = getattr(tx, "chain_id", None)
             raise RpcError(-32000, f"invalid chain id {chain_id}: this chain is {self.genesis.chain_id} "
                                    "(EIP-155 or typed transactions only)")
         sender = tx.sender
@@ -317,20 +313,31 @@ class Node:
         except Exception:
             log.exception("%s: consensus failed handling %r", self.name, type(event).__name__)
             return
+        durable = True
         for action in actions:
-            self._do(action)
+            if not durable and isinstance(action, Broadcast):
+                continue  # the round state could not be made durable: send nothing that depends on it
+            durable = self._do(action) and durable
 
-    def _do(self, action: Any) -> None:
+    def _do(self, action: Any) -> bool:
+        """Execute one consensus action; False when a ``PersistRoundState`` failed (the caller then sends
+        none of the batch's remaining messages -- a message not sent is a lost message, a vote sent but not
+        remembered could be contradicted after a crash -- but still runs its timers and commits)."""
         loop = asyncio.get_running_loop()
-        if isinstance(action, Broadcast):
+        if isinstance(action, PersistRoundState):
+            try:
+                write_durably(self.round_state_path, action.record)
+            except OSError:
+                log.exception("%s: could not persist the round state of height %d", self.name, action.height)
+                return False
+        elif isinstance(action, Broadcast):
             self.transport.broadcast(KIND_CONSENSUS, action.raw)
-            self._last_broadcast = action.raw
-            if self.byzantine in ("equivocate", "garbage"):
-                self._equivocate(action.raw)
+            if self.byzantine_behaviour is not None:
+                self.byzantine_behaviour.after_broadcast(action.raw)
         elif isinstance(action, CreateBlock):
             loop.call_soon(self._create_block, action.height, action.round)
         elif isinstance(action, StartRoundTimer):
-            loop.call_later(action.seconds, self.feed, RoundTimerExpired(action.height, action.round))
+            loop.call_later(action.seconds, self.feed, RoundTimerExpired(action.height, action.round, action.attempt))
         elif isinstance(action, BlockCommitted):
             self._commit(action)
         elif isinstance(action, Dropped):
@@ -349,6 +356,7 @@ class Node:
             log.info("%s: round failed height=%d round=%d proposer=%s missing=[%s]", self.name, action.height,
                      action.round, to_checksum_address(action.proposer),
                      ", ".join(to_checksum_address(m) for m in action.missing))
+        return True
 
     def _create_block(self, height: int, round_: int) -> None:
         if self.sm.height != height or self.sm.round != round_ or self.ledger.height != height - 1:
@@ -371,7 +379,13 @@ class Node:
 
     def _build(self, height: int, timestamp: int | None = None) -> Any:
         head = self.ledger.head
-        chosen = self.pool.select(self._account_nonce, head.gas_limit, self.block_tx_cap())
+        chosen = self.pool.select(self._account_nonce, self.ledger.next_gas_limit(head.gas_limit), self.block_tx_cap())
+        refused = [tx for tx in chosen if self.ledger.transaction_violation(tx, head) is not None]
+        if refused:  # e.g. an enterprise deactivated since admission: the block rule would refuse our block
+            for tx in refused:
+                self.pool.remove(tx)
+            senders = {tx.sender for tx in refused}
+            chosen = [tx for tx in chosen if tx.sender not in senders]
         vote = self.choose_vote(height)
         started = time.perf_counter()
         try:
@@ -434,58 +448,10 @@ class Node:
         self._start_handle = asyncio.get_running_loop().call_later(
             delay, self.feed, Start(head.block_number + 1))
 
-    # ------------------------------------------------------------------ debug faults (Byzantine behaviour)
-    def _equivocate(self, raw: bytes) -> None:
-        """Send a second, conflicting signed message for the one just broadcast (same height, round, type)."""
-        try:
-            msg = decode_message(raw)
-        except InvalidMessage:
-            return
-        if msg.author != self.address:
-            return
-        p = msg.signed.payload
-        other = random.randbytes(32)
-        if isinstance(msg, Prepare):
-            twin: Any = Prepare(sign_payload(PREPARE, PreparePayload(p.height, p.round, other), self.sign))
-        elif isinstance(msg, Commit):
-            twin = Commit(sign_payload(COMMIT, CommitPayload(p.height, p.round, other, self.sign(other)), self.sign))
-        elif isinstance(msg, Proposal):
-            block = decode_block(p.block)
-            altered = block.copy(header=block.header.copy(timestamp=block.header.timestamp + 1))
-            payload = ProposalPayload(p.height, p.round, encode_block(altered))
-            twin = Proposal(sign_payload(PROPOSAL, payload, self.sign), msg.round_change_justification,
-                            msg.prepare_justification)
-        else:
-            return
-        log.warning("%s: BYZANTINE: equivocating %s at height %d round %d", self.name, type(msg).__name__,
-                    p.height, p.round)
-        self.transport.broadcast(KIND_CONSENSUS, encode_message(twin))
-
-    async def _garbage_loop(self) -> None:
-        """Flood peers with frames honest nodes must drop: junk bytes, unknown signers, stale and duplicate
-        messages, junk transactions and sync requests (debug fault ``garbage``)."""
-        stranger = make_signer(random.randbytes(32))
-        while not self._stopping.is_set():
-            await asyncio.sleep(0.2)
-            height, round_ = self.ledger.height + 1, self.sm.round
-            junk = [random.randbytes(random.randint(1, 200)) for _ in range(20)]
-            forged = PreparePayload(height, round_, random.randbytes(32))
-            junk.append(encode_message(Prepare(sign_payload(PREPARE, forged, stranger))))
-            stale = encode_message(Prepare(sign_payload(PREPARE, PreparePayload(max(1, height - 5), 0,
-                                                                                random.randbytes(32)), self.sign)))
-            junk.append(stale)
-            if self._last_broadcast is not None:
-                junk.extend([self._last_broadcast] * 3)  # duplicates of our latest real message
-            for body in junk:
-                self.transport.broadcast(KIND_CONSENSUS, body)
-            for _ in range(5):
-                self.transport.broadcast(KIND_TRANSACTION, random.randbytes(120))
-            self.transport.broadcast(KIND_SYNC_REQUEST, random.randbytes(7))
-
     # ------------------------------------------------------------------ frames
     def _on_frame(self, author: bytes, kind: int, body: bytes) -> None:
         if kind == KIND_CONSENSUS:
-            self._maybe_sync_from(author, body)
+            self.sync.maybe_sync_from(author, body)
             self.feed(MessageReceived(body))
         elif kind == KIND_TRANSACTION:
             try:
@@ -499,74 +465,13 @@ class Node:
             except Exception:
                 self.m_dropped.labels("bad transaction").inc()
         elif kind == KIND_SYNC_REQUEST:
-            self._answer_sync(author, body)
+            self.sync.answer(author, body)
         elif kind == KIND_SYNC_RESPONSE:
-            self._import_sync(body)
-
-    def _maybe_sync_from(self, author: bytes, body: bytes) -> None:
-        try:
-            msg = decode_message(body)
-        except InvalidMessage:
-            return
-        height = msg.signed.payload.height
-        if height > self.ledger.height + 1:
-            self.request_sync(author)
+            self.sync.import_response(author, body)
 
     def request_sync(self, peer: bytes | None = None) -> None:
-        now = time.monotonic()
-        if now - self._last_sync_request < 0.5:
-            return
-        self._last_sync_request = now
-        if peer is None:
-            if not self.transport.peers:
-                return
-            peer = random.choice(list(self.transport.peers))
-        self.transport.send(peer, KIND_SYNC_REQUEST, rlp.encode([self.ledger.height + 1, SYNC_BATCH]))
-
-    def _answer_sync(self, author: bytes, body: bytes) -> None:
-        try:
-            start_raw, count_raw = rlp.decode(body)
-            start = int.from_bytes(start_raw, "big")
-            count = min(int.from_bytes(count_raw, "big"), SYNC_BATCH)
-        except Exception:
-            self.m_dropped.labels("bad sync request").inc()
-            return
-        items = []
-        for number in range(max(start, 1), min(start + count, self.ledger.height + 1)):
-            header = self.ledger.header_at(number)
-            record = self.ledger.seal_record(header.hash)
-            if record is None:
-                break
-            block = self.ledger.chain.get_block_by_header(header)
-            items.append([encode_block(block), record.round, list(record.seals)])
-        self.transport.send(author, KIND_SYNC_RESPONSE, rlp.encode(items))
-
-    def _import_sync(self, body: bytes) -> None:
-        try:
-            items = rlp.decode(body)
-        except Exception:
-            self.m_dropped.labels("bad sync response").inc()
-            return
-        imported = 0
-        for block_raw, round_raw, seals in items:
-            number = decode_block(block_raw).number
-            if number <= self.ledger.height:
-                continue
-            if number != self.ledger.height + 1:
-                break
-            try:
-                self.ledger.import_sealed(block_raw, int.from_bytes(round_raw, "big"), seals)
-            except InvalidBlock as exc:
-                log.warning("%s: refused synced block %d: %s", self.name, number, exc)
-                self.m_dropped.labels("bad synced block").inc()
-                break
-            imported += 1
-        if imported:
-            log.info("%s: caught up %d blocks to height %d", self.name, imported, self.ledger.height)
-            self._after_new_head(committed=False, blocks=imported)
-            if len(items) >= SYNC_BATCH:
-                self._last_sync_request = 0.0
-                self.request_sync()
+        """Ask ``peer`` (default: a random usable peer) for the finalized blocks after our head."""
+        self.sync.request(peer)
 
     async def _sync_watchdog(self) -> None:
         while not self._stopping.is_set():
@@ -590,7 +495,8 @@ class Node:
             loop.add_signal_handler(sig, self._stopping.set)
         server_task = asyncio.create_task(server.serve())
         watchdog = asyncio.create_task(self._sync_watchdog())
-        garbage = asyncio.create_task(self._garbage_loop()) if self.byzantine == "garbage" else None
+        garbage = (asyncio.create_task(self.byzantine_behaviour.run(self._stopping))
+                   if self.byzantine_behaviour is not None else None)
         self.m_height.set(self.ledger.height)
         self._schedule_start()
         log.info("%s: %s at height %d, p2p %s:%s, rpc http://%s:%s", self.name,

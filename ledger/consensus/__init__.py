@@ -16,6 +16,8 @@ from .events import (
     Event,
     Evidence,
     MessageReceived,
+    PersistRoundState,
+    Restore,
     RoundFailed,
     RoundTimerExpired,
     Start,
@@ -45,7 +47,7 @@ from .messages import (
     signing_hash,
 )
 from .ports import BlockPort
-from .statemachine import QbftStateMachine
+from .statemachine import QbftStateMachine, proposer_for
 
 __all__ = [
     "COMMIT",
@@ -68,6 +70,7 @@ __all__ = [
     "InvalidMessage",
     "Message",
     "MessageReceived",
+    "PersistRoundState",
     "Prepare",
     "PreparePayload",
     "Proposal",
@@ -76,6 +79,7 @@ __all__ = [
     "QbftStateMachine",
     "RoundChange",
     "RoundChangePayload",
+    "Restore",
     "RoundFailed",
     "RoundTimerExpired",
     "SignedPayload",
@@ -85,6 +89,7 @@ __all__ = [
     "decode_message",
     "encode_message",
     "make_signer",
+    "proposer_for",
     "max_faulty",
     "quorum",
     "recover_address",

@@ -32,7 +32,9 @@ class QbftConfig:
     """Timing configuration of the consensus core (seconds).
 
     ``request_timeout_s`` is the round-0 timeout; each later round doubles it (Besu
-    ``RoundTimer``: ``requestTimeout * 2^round``), capped at ``max_round_timeout_s``.
+    ``RoundTimer``: ``requestTimeout * 2^round``), capped at ``max_round_timeout_s``. The cap does not
+    cost liveness: rounds are kept in step by the quorum-gated round exit of the state machine (see
+    "Round synchronisation" in :mod:`ledger.consensus.statemachine`), not by ever-growing timeouts.
     """
 
     request_timeout_s: float = 1.0

@@ -37,13 +37,27 @@ class BlockCreated:
 
 @dataclass(frozen=True)
 class RoundTimerExpired:
-    """The timer started by :class:`StartRoundTimer` for (height, round) fired. Stale timers are ignored."""
+    """The timer started by :class:`StartRoundTimer` for (height, round, attempt) fired. Stale timers (another
+    height, round or attempt) are ignored. ``attempt`` counts the timer restarts within one round while the
+    node waits for a quorum to reach it (see the module docstring of :mod:`ledger.consensus.statemachine`)."""
 
     height: int
     round: int
+    attempt: int = 0
 
 
-Event = Start | MessageReceived | BlockCreated | RoundTimerExpired
+@dataclass(frozen=True)
+class Restore:
+    """Feed once at process start, before the first :class:`Start`, with the last ``record`` of a
+    :class:`PersistRoundState` this validator wrote. It takes effect at ``Start(height)`` of the recorded
+    height: the node resumes in the recorded round, keeps its prepared certificate (carried in its
+    ROUND-CHANGEs) and never PREPAREs another block in a round it already voted in. A record for another
+    height, or one that does not decode, is ignored."""
+
+    record: bytes
+
+
+Event = Start | MessageReceived | BlockCreated | RoundTimerExpired | Restore
 
 # -------------------------------------------------------------------------------------------- outputs
 
@@ -67,12 +81,13 @@ class CreateBlock:
 
 @dataclass(frozen=True)
 class StartRoundTimer:
-    """(Re)start the round timer: after ``seconds`` feed ``RoundTimerExpired(height, round)``. A new
+    """(Re)start the round timer: after ``seconds`` feed ``RoundTimerExpired(height, round, attempt)``. A new
     timer supersedes older ones (older ones may still fire; they are ignored)."""
 
     height: int
     round: int
     seconds: float
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,8 +125,9 @@ class Evidence:
 
 @dataclass(frozen=True)
 class RoundFailed:
-    """Summary of a round left without a decision: its proposer and the validators (excluding us) from
-    which no valid message of that round was received."""
+    """Summary of a round timer that expired without a decision (the round is left, or, while no quorum
+    reached it yet, kept and its ROUND-CHANGE re-sent): its proposer and the validators (excluding us)
+    from which no valid message of that round was received."""
 
     height: int
     round: int
@@ -119,4 +135,18 @@ class RoundFailed:
     missing: tuple[bytes, ...]
 
 
-Action = Broadcast | CreateBlock | StartRoundTimer | BlockCommitted | Dropped | Evidence | RoundFailed
+@dataclass(frozen=True)
+class PersistRoundState:
+    """Write ``record`` durably (write, fsync, atomic rename) **before** executing the next action: it is
+    emitted before every ROUND-CHANGE for a new round, every PREPARE and every COMMIT this validator sends,
+    so that after a crash it can be fed back as :class:`Restore` and the validator never contradicts a vote
+    it sent (the prepared certificate is what makes QBFT safe across round changes). ``record`` is opaque:
+    RLP ``[height, round, [[round, digest32], ...], [] | [prepared_round, block, [prepare messages]]]``."""
+
+    height: int
+    record: bytes
+
+
+Action = (
+    PersistRoundState | Broadcast | CreateBlock | StartRoundTimer | BlockCommitted | Dropped | Evidence | RoundFailed
+)

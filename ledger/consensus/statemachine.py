@@ -20,12 +20,69 @@ Per height the machine runs rounds 0, 1, ...:
   round 0) is answered, once per author and round, by re-broadcasting our own ROUND-CHANGE for the
   current round: with f + 1 such answers the returning validator jumps straight to the current round
   instead of walking through rounds 1, 2, … (no round-change storm, no reset of the others).
+
+Round synchronisation (why rounds converge from any phase offset)
+-----------------------------------------------------------------
+Capped doubling timeouts alone do not synchronise rounds: two groups whose rounds run at the cap keep
+their phase offset for ever (n = 4, one validator down, validator 0 alone for 300 s, then validators 1
+and 2 start: 0 is rounds ahead, 1 and 2 are only two, and the f + 1 jump needs f + 1 = 2 authors
+*ahead* of them). The QBFT / IBFT liveness argument (Moniz, "The Istanbul BFT Consensus Algorithm",
+arXiv:2002.03613, Algorithm 3 and the liveness lemmas of §4; EEA QBFT specification v1, "round change":
+``roundTimeout(r) = requestTimeout · 2^r``) relies on timeouts that grow without bound so that
+eventually every honest node spends long enough in a common round. We keep the operator's cap and add
+the quorum-gated round exit of Tendermint (Buchman, Kwon, Milošević, "The latest gossip on BFT
+consensus", arXiv:1807.04938, Algorithm 1 lines 47 and 55: a round timeout is only started once
+2f + 1 messages of that round were seen; f + 1 messages of a higher round make a node join it):
+
+* **Rule G (gated exit).** When the timer of round r > 0 expires, the node moves to r + 1 only if it
+  holds valid ROUND-CHANGEs for rounds >= r from a quorum of distinct validators (its own included).
+  Otherwise it *stays* in r, re-broadcasts its ROUND-CHANGE for r (retransmission after the network
+  stabilises) and restarts the timer with the next doubled timeout (``attempt`` + 1, still capped).
+  Round 0 is left unconditionally (nobody sends a ROUND-CHANGE for round 0).
+* **Rule J (f + 1 jump).** ROUND-CHANGEs for rounds above ours from f + 1 distinct validators move us
+  to the highest round that f + 1 of them reached (at least one honest validator is there).
+* **Rule E (echo).** A ROUND-CHANGE for a round <= ours is answered, once per author and round, by
+  re-broadcasting our own ROUND-CHANGE for our round.
+
+Claim: after the network stabilises (GST; every message between honest nodes delivered within Δ), all
+honest validators are in the same round within a bounded number of rounds, so the first honest
+proposer's round with a long enough timeout decides. Proof sketch, h honest validators (h >= quorum
+because at most f are faulty), their rounds sorted r_1 >= r_2 >= … >= r_h:
+
+1. *Bounded lead.* An honest node enters r + 1 by timeout only with a quorum at >= r, which holds at
+   least quorum − f >= f + 1 honest nodes at >= r (quorum intersection, :mod:`.config`); by a jump or
+   a justified proposal only when f + 1 (resp. a quorum of) validators, so at least one honest one, sent
+   a ROUND-CHANGE for >= that round. Hence r_1 <= r_{f+1} + 1: no minority of honest nodes, even helped
+   by f Byzantine ones, runs ahead by more than one round, however long it is alone (validator 0 above
+   stays in round 1 instead of climbing to round 9).
+2. *Catch-up.* After GST + Δ every honest node holds the latest ROUND-CHANGE of every other (Rule G
+   re-sends it at every expiry, Rule E answers laggards), so by Rule J every honest node is at >= r_{f+1}.
+3. *Progress.* The >= f + 1 honest nodes at the lowest round r now hold ROUND-CHANGEs for >= r from all
+   h >= quorum honest nodes, so their timers move them on (Rule G is satisfied); they entered r within
+   Δ of each other (one broadcast), so they leave it together. The nodes one round ahead wait (Rule G
+   fails for them) until the others arrive. So within one round all honest nodes share a round and
+   advance in lock-step, each new round's timer doubling (up to the cap).
+4. *Decision.* Among any f + 1 consecutive rounds one has an honest proposer; once the (capped)
+   timeout exceeds the time to build, validate and exchange three message delays, that round decides.
+
+Prepared state across restarts
+------------------------------
+Before every ROUND-CHANGE for a new round, every PREPARE and every COMMIT it sends, a validator emits
+``PersistRoundState`` (the node writes it with fsync before sending); fed back as ``Restore`` after a
+crash, the validator resumes in that round with its prepared certificate and never PREPAREs a second
+block in a round it voted in. Without it, two validators prepared on block X that restart within one
+height (beyond f) forget X, and a later round may finalize Y at a height where X was finalized.
+
+Safety does not depend on timers at all (only on quorum intersection and the justification rules), so
+Rule G cannot break agreement; it only stops rounds from inflating while a quorum is missing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+import rlp
 
 from .config import QbftConfig, max_faulty, quorum
 from .errors import InvalidMessage
@@ -39,6 +96,8 @@ from .events import (
     Event,
     Evidence,
     MessageReceived,
+    PersistRoundState,
+    Restore,
     RoundFailed,
     RoundTimerExpired,
     Start,
@@ -74,6 +133,15 @@ MAX_BUFFERED = 10_000
 """Maximum number of buffered future-height messages (all heights together)."""
 MAX_BUFFERED_PER_AUTHOR = 256
 """Maximum number of buffered future-height messages per author (one spammer cannot fill the buffer)."""
+MAX_BUFFERED_PER_AUTHOR_HEIGHT = 64
+"""Maximum number of buffered messages per author and future height (16 rounds of 4 message types)."""
+MAX_BUFFERED_OUTSIDERS = 64
+"""Buffered future-height messages, all authors together, from signers outside the current validator set
+(a validator voted in by the block being decided may speak first); strangers cannot take more."""
+MAX_BUFFERED_PER_OUTSIDER = 4
+"""Buffered future-height messages per signer outside the current validator set."""
+MAX_REJECTED_PROPOSALS = 16
+"""Rejected PROPOSAL messages (whole raw bytes) remembered per round, so a replayed bad copy costs nothing."""
 
 
 class _Reject(Exception):
@@ -94,6 +162,8 @@ class _RoundState:
     """Messages and progress of one round of the current height (keyed by author address)."""
 
     proposals: dict[bytes, tuple[Proposal, bytes]] = field(default_factory=dict)
+    rejected: dict[bytes, str] = field(default_factory=dict)
+    invalid_payloads: dict[bytes, str] = field(default_factory=dict)
     prepares: dict[bytes, tuple[Prepare, bytes]] = field(default_factory=dict)
     commits: dict[bytes, tuple[Commit, bytes]] = field(default_factory=dict)
     round_changes: dict[bytes, tuple[RoundChange, bytes]] = field(default_factory=dict)
@@ -148,9 +218,15 @@ class QbftStateMachine:
         self._rounds: dict[int, _RoundState] = {}
         self._prepared: _PreparedCertificate | None = None
         self._committed = False
-        self._future: dict[int, list[tuple[Message, bytes]]] = {}
+        self._attempt = 0
+        self._voted: dict[int, bytes] = {}
+        self._restore: _Restored | None = None
+        self._future: dict[int, dict[bytes, Message]] = {}
         self._buffered = 0
         self._buffered_by: dict[bytes, int] = {}
+        self._buffered_by_height: dict[tuple[bytes, int], int] = {}
+        self._buffered_outsiders = 0
+        self._members_cache: dict[int, frozenset[bytes]] = {}
 
     # ------------------------------------------------------------------------------------ properties
 
@@ -198,19 +274,17 @@ class QbftStateMachine:
             self._route(msg, bytes(event.raw), out)
         elif isinstance(event, Start):
             self._on_start(event.height, out)
+        elif isinstance(event, Restore):
+            self._restore = _decode_restore(event.record)
         elif isinstance(event, BlockCreated):
             self._on_block_created(event, out)
         elif isinstance(event, RoundTimerExpired):
             if (
                 self._started
                 and not self._committed
-                and (event.height, event.round)
-                == (
-                    self._height,
-                    self._round,
-                )
+                and (event.height, event.round, event.attempt) == (self._height, self._round, self._attempt)
             ):
-                self._move_to_round(self._round + 1, out, send_round_change=True)
+                self._on_round_timeout(out)
         else:
             raise TypeError(f"unknown event {event!r}")
         return out
@@ -227,20 +301,58 @@ class QbftStateMachine:
         self._rounds = {}
         self._prepared = None
         self._committed = False
+        self._attempt = 0
+        self._voted = {}
+        restored, self._restore = self._restore, None
+        resume = restored is not None and restored.height == height and self._is_validator
+        if resume and restored is not None:  # after a crash: our votes, certificate and round of this height
+            self._voted = dict(restored.voted)
+            self._prepared = restored.prepared
+            self._round = restored.round
         self._start_round(out)
-        replay = self._future.pop(height, [])
+        if resume and self._round > 0:  # re-announce the round we were in, with our prepared certificate
+            self._send_round_change(self._round, out)
+        replay = self._future.pop(height, {})
         for h in [h for h in self._future if h < height or h > height + FUTURE_HEIGHTS]:
             del self._future[h]
-        self._buffered = 0
-        self._buffered_by = {}
-        for pending in self._future.values():
-            for m, _ in pending:
-                self._buffered += 1
-                self._buffered_by[m.author] = self._buffered_by.get(m.author, 0) + 1
-        for msg, raw in replay:
+        self._members_cache = {h: m for h, m in self._members_cache.items() if h > height}
+        self._recount_buffer()
+        for raw, msg in replay.items():
             if self._committed:
                 break
             self._on_message(msg, raw, out)
+
+    def _recount_buffer(self) -> None:
+        self._buffered = 0
+        self._buffered_by = {}
+        self._buffered_by_height = {}
+        self._buffered_outsiders = 0
+        for h, pending in self._future.items():
+            for m in pending.values():
+                self._count_buffered(m.author, h, self._is_plausible_validator(m.author, h))
+
+    def _count_buffered(self, author: bytes, height: int, member: bool) -> None:
+        self._buffered += 1
+        self._buffered_by[author] = self._buffered_by.get(author, 0) + 1
+        key = (author, height)
+        self._buffered_by_height[key] = self._buffered_by_height.get(key, 0) + 1
+        if not member:
+            self._buffered_outsiders += 1
+
+    def _is_plausible_validator(self, author: bytes, height: int) -> bool:
+        """True when ``author`` is a validator of the current height or, before the first ``Start``, of
+        ``height`` as far as the block port knows it (validator sets change by at most one vote per block,
+        so the current set is the plausible next one; a newly added validator is an outsider here)."""
+        if self._started:
+            return author in self._index
+        members = self._members_cache.get(height)
+        if members is None:
+            try:
+                members = frozenset(bytes(v) for v in self._blocks.validators(height))
+            except Exception:  # height beyond what the node knows: treat every author as an outsider
+                members = frozenset()
+            self._members_cache[height] = members
+        return author in members
 
     def _on_block_created(self, event: BlockCreated, out: list[Action]) -> None:
         if not self._started or self._committed or (event.height, event.round) != (self._height, self._round):
@@ -258,18 +370,42 @@ class QbftStateMachine:
             out.append(Dropped("old height", msg.author))
             return
         if not self._started or h > self._height:
-            if self._started and h > self._height + FUTURE_HEIGHTS:
-                out.append(Dropped("height too far ahead", msg.author))
-            elif self._buffered >= MAX_BUFFERED or self._buffered_by.get(msg.author, 0) >= MAX_BUFFERED_PER_AUTHOR:
-                out.append(Dropped("future buffer full", msg.author))
-            else:
-                self._future.setdefault(h, []).append((msg, raw))
-                self._buffered += 1
-                self._buffered_by[msg.author] = self._buffered_by.get(msg.author, 0) + 1
+            self._buffer_future(msg, raw, out)
             return
         if self._committed:
             return  # late message for the height we already decided
         self._on_message(msg, raw, out)
+
+    def _buffer_future(self, msg: Message, raw: bytes, out: list[Action]) -> None:
+        """Keep a future-height message for replay at its ``Start``: authenticated (the author is recovered
+        from the signature), de-duplicated on the whole message, capped per author and height, per author,
+        overall, and with a small shared allowance for signers outside the validator set, so strangers
+        with throw-away keys cannot crowd out a validator's next-height messages. Every refusal is a
+        ``Dropped`` whose reason starts with ``future`` (counted by the node's metrics)."""
+        h, author = msg.height, msg.author
+        if self._started and h > self._height + FUTURE_HEIGHTS:
+            out.append(Dropped("height too far ahead", author))
+            return
+        pending = self._future.get(h)
+        if pending is not None and raw in pending:
+            out.append(Dropped("future duplicate", author))
+            return
+        member = self._is_plausible_validator(author, h)
+        if not member and (
+            self._buffered_outsiders >= MAX_BUFFERED_OUTSIDERS
+            or self._buffered_by.get(author, 0) >= MAX_BUFFERED_PER_OUTSIDER
+        ):
+            out.append(Dropped("future not a validator", author))
+            return
+        if (
+            self._buffered >= MAX_BUFFERED
+            or self._buffered_by.get(author, 0) >= MAX_BUFFERED_PER_AUTHOR
+            or self._buffered_by_height.get((author, h), 0) >= MAX_BUFFERED_PER_AUTHOR_HEIGHT
+        ):
+            out.append(Dropped("future buffer full", author))
+            return
+        self._future.setdefault(h, {})[raw] = msg
+        self._count_buffered(author, h, member)
 
     def _on_message(self, msg: Message, raw: bytes, out: list[Action]) -> None:
         """Process a message for the current, undecided height."""
@@ -315,29 +451,66 @@ class QbftStateMachine:
     # ------------------------------------------------------------------------------------- PROPOSAL
 
     def _on_proposal(self, msg: Proposal, raw: bytes, out: list[Action]) -> None:
+        """Validate, then claim: the proposer's slot of the round is taken only by a PROPOSAL whose block
+        and justification verified. The justification is not covered by the proposer's signature, so a
+        relay may forward a copy with a stripped or junk justification; such a copy is refused (and
+        remembered by its whole bytes) without hiding the genuine proposal that arrives after it.
+        Duplicates are recognised on the whole message or, once a valid proposal is held, on its signed
+        payload; a different signed payload from the proposer is equivocation (``Evidence``)."""
         r, author = msg.round, msg.author
         if author != _proposer(self._validators, self._prev_proposer, r):
             raise _Reject("not the proposer of this round")
         rs = self._rs(r)
-        rs.heard.add(author)
-        self._claim_slot(rs.proposals, msg, raw, "proposal", out)  # type: ignore[arg-type]
+        previous = rs.proposals.get(author)
+        if previous is not None:
+            if previous[1] == raw or previous[0].signed.payload == msg.signed.payload:
+                raise _Reject("duplicate")
+            out.append(Evidence("proposal", previous[1], raw))
+            raise _Reject("equivocating proposal")
+        if raw in rs.rejected:
+            raise _Reject(f"duplicate of a refused proposal: {rs.rejected[raw]}")
         if r < self._round:
             raise _Reject("proposal for an old round")
-        if r == 0:
-            if msg.round_change_justification or msg.prepare_justification:
-                raise _Reject("justification in a round-0 proposal")
-            digest = self._validate_new_block(author, msg.signed.payload.block)
-        else:
-            digest = self._validate_justified_proposal(msg)
+        try:
+            digest = self._validate_proposal(msg, rs)
+        except _Reject as exc:
+            if len(rs.rejected) < MAX_REJECTED_PROPOSALS:
+                rs.rejected[raw] = str(exc)
+            raise
+        voted = self._voted.get(r)
+        if voted is not None and voted != digest:
+            raise _Reject("already voted for another block in this round (before a restart)")
+        rs.proposals[author] = (msg, raw)
+        rs.heard.add(author)
         if r > self._round:  # justified by a quorum of ROUND-CHANGEs: follow it (QBFT spec, Besu)
             self._move_to_round(r, out, send_round_change=False)
         block = msg.signed.payload.block
         rs.accepted = _Accepted(block, digest, self._blocks.seal_hash(block, r))
         if self._is_validator:
+            self._voted[r] = digest
+            self._persist(out)
             payload = PreparePayload(self._height, r, digest)
             self._send(Prepare(sign_payload(PREPARE, payload, self._sign)), out)
         self._check_prepared(out)
         self._check_committed(r, out)
+
+    def _validate_proposal(self, msg: Proposal, rs: _RoundState) -> bytes:
+        """The 32-byte digest of a valid proposal of the current height; raises _Reject. A block found
+        invalid is remembered by its signed payload, so re-justified copies are not executed again."""
+        payload_key = msg.signed.payload.block
+        cached = rs.invalid_payloads.get(payload_key)
+        if cached is not None:
+            raise _Reject(cached)
+        if msg.round == 0:
+            if msg.round_change_justification or msg.prepare_justification:
+                raise _Reject("justification in a round-0 proposal")
+            try:
+                return self._validate_new_block(msg.author, payload_key)
+            except _Reject as exc:
+                if len(rs.invalid_payloads) < MAX_REJECTED_PROPOSALS:
+                    rs.invalid_payloads[payload_key] = str(exc)
+                raise
+        return self._validate_justified_proposal(msg)
 
     def _validate_new_block(self, proposer: bytes, block: bytes) -> bytes:
         try:
@@ -431,6 +604,7 @@ class QbftStateMachine:
         matching.sort(key=lambda s: self._index[s.author])
         self._prepared = _PreparedCertificate(r, acc.block, acc.digest, tuple(matching))
         if self._is_validator:
+            self._persist(out)
             seal = self._sign(acc.seal_hash)
             payload = CommitPayload(self._height, r, acc.digest, seal)
             self._send(Commit(sign_payload(COMMIT, payload, self._sign)), out)
@@ -480,6 +654,8 @@ class QbftStateMachine:
         if r < self._round:
             self._hint_current_round(msg.author, out)
             raise _Reject("round change for an old round")
+        if r == self._round:
+            self._hint_current_round(msg.author, out)  # Rule E: it may lack ours (sent before it listened)
         rs = self._rs(r)
         rs.heard.add(msg.author)
         previous = rs.round_changes.get(msg.author)
@@ -505,6 +681,36 @@ class QbftStateMachine:
             self._check_round_jump(out)
         else:
             self._check_propose(out)
+
+    def _quorum_reached(self, r: int) -> bool:
+        """Rule G: valid ROUND-CHANGEs for rounds >= ``r`` from a quorum of distinct validators are held."""
+        authors: set[bytes] = set()
+        for rr, rs in self._rounds.items():
+            if rr >= r:
+                authors.update(rs.round_changes)
+        return len(authors) >= self._quorum
+
+    def _on_round_timeout(self, out: list[Action]) -> None:
+        """Round timer of the current round expired: leave it (round 0, or a quorum reached it), or stay,
+        re-send our ROUND-CHANGE and wait with the next doubled timeout (see "Round synchronisation")."""
+        r = self._round
+        if r == 0 or self._quorum_reached(r):
+            self._move_to_round(r + 1, out, send_round_change=True)
+            return
+        rs = self._rs(r)
+        out.append(
+            RoundFailed(
+                self._height,
+                r,
+                _proposer(self._validators, self._prev_proposer, r),
+                tuple(v for v in self._validators if v != self._address and v not in rs.heard),
+            )
+        )
+        self._attempt += 1
+        seconds = self._config.round_timeout(min(r + self._attempt, 64))
+        out.append(StartRoundTimer(self._height, r, seconds, self._attempt))
+        if rs.own_round_change is not None:
+            out.append(Broadcast(rs.own_round_change))
 
     def _hint_current_round(self, author: bytes, out: list[Action]) -> None:
         """Re-broadcast our ROUND-CHANGE for the current round to help a lagging validator catch up
@@ -580,21 +786,38 @@ class QbftStateMachine:
             )
         )
         self._round = new_round
+        self._attempt = 0
         for r in [r for r in self._rounds if r < new_round - 1 and self._rounds[r].accepted is None]:
             del self._rounds[r]  # nothing left to decide there
+        if self._is_validator:
+            self._persist(out)  # before any message of the new round (our proposal, PREPARE or ROUND-CHANGE)
         self._start_round(out)
         if send_round_change and self._is_validator:
-            cert = self._prepared
-            payload = RoundChangePayload(
-                self._height,
-                new_round,
-                None if cert is None else cert.round,
-                None if cert is None else cert.digest,
-            )
-            signed = sign_payload(ROUND_CHANGE, payload, self._sign)
-            rc = RoundChange(signed) if cert is None else RoundChange(signed, cert.block, cert.prepares)
-            self._rs(new_round).own_round_change = encode_message(rc)
-            self._send(rc, out)
+            self._send_round_change(new_round, out)
+
+    def _send_round_change(self, r: int, out: list[Action]) -> None:
+        """Broadcast our ROUND-CHANGE for round ``r`` carrying our prepared certificate, if any."""
+        cert = self._prepared
+        payload = RoundChangePayload(
+            self._height,
+            r,
+            None if cert is None else cert.round,
+            None if cert is None else cert.digest,
+        )
+        signed = sign_payload(ROUND_CHANGE, payload, self._sign)
+        rc = RoundChange(signed) if cert is None else RoundChange(signed, cert.block, cert.prepares)
+        self._rs(r).own_round_change = encode_message(rc)
+        self._send(rc, out)
+
+    def _persist(self, out: list[Action]) -> None:
+        """Emit ``PersistRoundState`` with our round, votes and prepared certificate of this height."""
+        cert = self._prepared
+        encoded_cert: list[object] = []
+        if cert is not None:
+            encoded_cert = [cert.round, cert.block, [encode_message(Prepare(p)) for p in cert.prepares]]
+        voted = [[r, d] for r, d in sorted(self._voted.items())]
+        record = rlp.encode([self._height, self._round, voted, encoded_cert])
+        out.append(PersistRoundState(self._height, record))
 
     # --------------------------------------------------------------------------------------- sending
 
@@ -631,6 +854,43 @@ class QbftStateMachine:
         if rs is None:
             rs = self._rounds[r] = _RoundState()
         return rs
+
+
+@dataclass(frozen=True)
+class _Restored:
+    """A decoded ``Restore`` record."""
+
+    height: int
+    round: int
+    voted: dict[int, bytes]
+    prepared: _PreparedCertificate | None
+
+
+def _decode_restore(record: bytes) -> _Restored | None:
+    """Decode a ``PersistRoundState`` record; ``None`` when it is malformed (then nothing is restored)."""
+    try:
+        height_raw, round_raw, voted_raw, cert_raw = rlp.decode(record)
+        voted = {int.from_bytes(r, "big"): bytes(d) for r, d in voted_raw}
+        prepared = None
+        if cert_raw:
+            pr_raw, block, prepares_raw = cert_raw
+            prepares = []
+            for raw in prepares_raw:
+                msg = decode_message(raw)
+                if not isinstance(msg, Prepare):
+                    return None
+                prepares.append(msg.signed)
+            digest = prepares[0].payload.digest if prepares else b""
+            prepared = _PreparedCertificate(int.from_bytes(pr_raw, "big"), bytes(block), digest, tuple(prepares))
+        return _Restored(int.from_bytes(height_raw, "big"), int.from_bytes(round_raw, "big"), voted, prepared)
+    except (ValueError, TypeError, InvalidMessage, rlp.exceptions.DecodingError):
+        return None
+
+
+def proposer_for(validators: Sequence[bytes], prev: bytes | None, round: int) -> bytes:
+    """Proposer (20 bytes) of a round, Besu round-robin: ``validators`` sorted ascending, ``prev`` the
+    proposer (coinbase) of the parent block or ``None`` after genesis; raises ValueError on an empty set."""
+    return _proposer(validators, prev, round)
 
 
 def _proposer(validators: Sequence[bytes], prev: bytes | None, round: int) -> bytes:

@@ -21,6 +21,7 @@ from ledger.consensus import (
     InvalidBlock,
     Message,
     MessageReceived,
+    PersistRoundState,
     QbftConfig,
     QbftStateMachine,
     RoundTimerExpired,
@@ -96,6 +97,13 @@ class FakeChain:
 
 
 DropRule = Callable[[int, int, Message], bool]
+InjectRule = Callable[[int, int, Message, bytes], list[bytes]]
+"""``inject(src, dst, msg, raw)`` -> raw messages a relay delivers to ``dst`` just *before* the genuine one."""
+
+
+@dataclass(frozen=True)
+class _Wake:
+    """Simulator-internal event: the node starts (is no longer down) and gets ``Start(1)``."""
 
 
 @dataclass(order=True)
@@ -103,7 +111,7 @@ class _Item:
     time: float
     seq: int
     node: int = field(compare=False)
-    event: Event = field(compare=False)
+    event: Event | _Wake = field(compare=False)
 
 
 class Sim:
@@ -120,6 +128,7 @@ class Sim:
         loss: float = 0.0,
         seed: int = 0,
         config: QbftConfig = QbftConfig(),
+        inject: InjectRule | None = None,
     ) -> None:
         keys = sorted((validator_key(i) for i in range(n)), key=address_of)
         self.keys = keys
@@ -130,6 +139,7 @@ class Sim:
         ]
         self.down = set(down)
         self.drop = drop
+        self.inject = inject
         self.latency = latency
         self.jitter = jitter
         self.loss = loss
@@ -141,6 +151,7 @@ class Sim:
         self.log: list[list[tuple[float, Action]]] = [[] for _ in range(n)]
         self.sent: list[tuple[int, Message]] = []
         self.target = 0
+        self.persisted: dict[int, bytes] = {}
 
     @property
     def n(self) -> int:
@@ -162,9 +173,14 @@ class Sim:
                     if self.loss and self.rng.random() < self.loss:
                         continue
                     delay = self.latency + (self.rng.random() * self.jitter if self.jitter else 0.0)
+                    if self.inject is not None:
+                        for forged in self.inject(i, j, msg, a.raw):
+                            self.schedule(delay, j, MessageReceived(forged))
                     self.schedule(delay, j, MessageReceived(a.raw))
+            elif isinstance(a, PersistRoundState):
+                self.persisted[i] = a.record
             elif isinstance(a, StartRoundTimer):
-                self.schedule(a.seconds, i, RoundTimerExpired(a.height, a.round))
+                self.schedule(a.seconds, i, RoundTimerExpired(a.height, a.round, a.attempt))
             elif isinstance(a, CreateBlock):
                 block = make_block(a.height, self.validators[i], b"payload h=%d r=%d" % (a.height, a.round))
                 self.schedule(0.0, i, BlockCreated(a.height, a.round, block))
@@ -183,12 +199,19 @@ class Sim:
     def live(self) -> list[int]:
         return [i for i in range(self.n) if i not in self.down]
 
-    def run(self, heights: int, max_time: float = 10_000.0) -> None:
-        """Start every live node at height 1 and run until all live nodes committed ``heights`` blocks,
-        the queue is empty or the virtual clock passes ``max_time``."""
+    def run(self, heights: int, max_time: float = 10_000.0, start_at: dict[int, float] | None = None) -> None:
+        """Start every live node at height 1 (node ``i`` at virtual time ``start_at[i]``, default 0; a node
+        is down, losing what is sent to it, until it starts) and run until all live nodes committed
+        ``heights`` blocks, the queue is empty or the virtual clock passes ``max_time``."""
         self.target = heights
+        late = dict(start_at or {})
         for i in self.live():
-            self.schedule(0.0, i, Start(1))
+            if late.get(i, 0.0) <= 0.0:
+                self.schedule(0.0, i, Start(1))
+        pending = sorted((t, i) for i, t in late.items() if t > 0.0 and i not in self.down)
+        self.down |= {i for _, i in pending}
+        for t, i in pending:
+            self.schedule(t, i, _Wake())
         while self._queue:
             if all(heights in self.commits[i] for i in self.live()):
                 return
@@ -196,6 +219,10 @@ class Sim:
             if item.time > max_time:
                 return
             self.now = item.time
+            if isinstance(item.event, _Wake):
+                self.down.discard(item.node)
+                self.deliver(item.node, Start(1))
+                continue
             if item.node in self.down:
                 continue
             self.deliver(item.node, item.event)

@@ -1,6 +1,7 @@
 """Round-change robustness in the simulator: capped doubling timeouts while the network cannot decide,
-and a validator that comes back joins the round the others are in (f + 1 rule) instead of dragging
-them through rounds 1, 2, … (no round-change storm)."""
+rounds that do not inflate while no quorum is present (Rule G of the state machine), and a validator
+that comes back joins the round the others are in instead of dragging them through rounds 1, 2, …
+(no round-change storm)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,11 @@ def test_returning_validator_joins_the_current_round() -> None:
     timers = [a.seconds for _, a in sim.log[0] if isinstance(a, StartRoundTimer)]
     assert timers[:4] == [1.0, 2.0, 4.0, 4.0] and max(timers) == 4.0
     stuck_round = sim.machines[0].round
-    assert stuck_round >= 8
+    # Rule G: without a quorum of ROUND-CHANGEs for round 1 the two live validators stay in round 1
+    # (re-sending their ROUND-CHANGE at every expiry) instead of inflating rounds on their own
+    # (before issue 19 they reached round >= 8 here, a phase offset a returning validator never closed)
+    assert stuck_round == 1
+    assert sum(1 for i, m in sim.sent if i == 0 and isinstance(m, RoundChange) and m.round == 1) >= 8
     # every failed round was summarised with its proposer and who was missing
     failed = [a for _, a in sim.log[0] if isinstance(a, RoundFailed)]
     assert failed and all(set(f.missing) >= {sim.validators[2], sim.validators[3]} for f in failed)

@@ -74,7 +74,9 @@ def test_last_validator_is_never_dropped() -> None:
 
 # ------------------------------------------------------------------------------------ on a real Ledger
 def commit_with_vote(ledger: Ledger, proposer: bytes, vote: Vote | None, signers=None) -> bytes:
-    block = ledger.build_block([], proposer, vote=vote)
+    # dated one block period after the parent (genesis is in 2023), as an honest proposer waiting for the
+    # period would: blocks built back to back at "now" would run ahead of the clock (block validity rule)
+    block = ledger.build_block([], proposer, timestamp=ledger.head.timestamp + 1, vote=vote)
     raw = encode_block(block)
     signers = signers or [KEY_BY_ADDRESS[v] for v in ledger.validators(block.number)][:3]
     ledger.commit(raw, 0, seals_for(ledger, raw, 0, signers))

@@ -70,3 +70,58 @@ def test_round0_block_is_prebuilt_and_proposed_at_round_start(node: Node) -> Non
         assert node._prebuilt is None
 
     asyncio.run(scenario())
+
+
+def test_round_state_is_written_durably_and_restored_after_a_restart(node: Node, tmp_path) -> None:
+    """PersistRoundState is on disk before the next action runs; a restarted node resumes that round."""
+    from ledger.consensus import Broadcast, PersistRoundState, QbftStateMachine, RoundTimerExpired, make_signer
+    from ledger.node import ROUND_STATE_FILE
+
+    other = QbftStateMachine(A, make_signer(KEY_BY_ADDRESS[A].to_bytes()), node.ledger)
+    other.handle(Start(1))
+    out = other.handle(RoundTimerExpired(1, 0))  # round 1: the record says so
+    record = next(a.record for a in out if isinstance(a, PersistRoundState))
+    sent: list[bytes] = []
+    node.transport.broadcast = lambda kind, body: sent.append(body)
+
+    async def persist_then_send() -> None:
+        for action in out:
+            if isinstance(action, Broadcast):
+                assert (tmp_path / "data" / ROUND_STATE_FILE).read_bytes() == record  # written before sending
+            node._do(action)
+
+    asyncio.run(persist_then_send())
+    assert sent
+    node.ledger.close()
+    restarted = Node(node.config)
+    try:
+        async def start() -> None:
+            restarted.feed(Start(1))
+
+        asyncio.run(start())
+        assert restarted.sm.height == 1 and restarted.sm.round == 1
+    finally:
+        restarted.ledger.close()  # the fixture closes the first node's ledger again (closing twice is harmless)
+
+
+def test_a_failed_round_state_write_sends_nothing_but_keeps_the_timer(node: Node, monkeypatch) -> None:
+    from ledger.consensus import RoundTimerExpired
+
+    sent: list[bytes] = []
+    node.transport.broadcast = lambda kind, body: sent.append(body)
+
+    def disk_full(path, data):  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("ledger.node.write_durably", disk_full)
+    timers: list[float] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        original = loop.call_later
+        loop.call_later = lambda delay, *args: timers.append(delay) or original(delay, *args)  # type: ignore
+        node.feed(Start(1))
+        node.feed(RoundTimerExpired(1, 0))  # would send a ROUND-CHANGE for round 1 after persisting
+
+    asyncio.run(scenario())
+    assert node.sm.round == 1 and sent == [] and len(timers) >= 2
