@@ -361,15 +361,18 @@ def verify_bundle_cmd(
     rpc: Annotated[str | None, typer.Option(help="Optionally cross-check block hashes with any one validator")] = None,
 ) -> None:
     """Verify a provenance bundle offline; exit code 0 only when every check holds (1 otherwise, 2 bad input)."""
-    from provenance.bundle import load_validators, verify_bundle
+    from api.cli.verify_bundle import load_trust, rpc_cross_check
+    from provenance.bundle import verify_bundle
 
     try:
         bundle = json.loads(file.read_text())
-        trusted = load_validators(validators)
+        trust = load_trust(validators)
     except (OSError, ValueError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
-    checks = verify_bundle(bundle, trusted, rpc_url=rpc)
+    checks = verify_bundle(bundle, trust.validators, anchor_registry=trust.anchor_registry)
+    if rpc:
+        checks += rpc_cross_check(bundle, rpc)
     failed = [c for c in checks if not c.ok]
     for c in checks:
         mark = "[green]✓[/green]" if c.ok else "[red]✗[/red]"

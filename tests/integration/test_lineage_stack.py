@@ -18,8 +18,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from api.cli.verify_bundle import load_validators
 from api.devnet import Stack
-from provenance.bundle import load_validators, verify_bundle
+from provenance.bundle import verify_bundle
 from provenance.epcis import canonical_epc
 from provenance.supply_chain import generate
 
