@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from eth_utils import keccak
 from sqlmodel import Session, col, select
 
 from api.chain import ChainClient, ChainError, ChainUnavailable
@@ -95,9 +96,12 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
     Shape: ``{format, identifier, key, generated_at, lineage: {nodes, edges}, records: [{identifier, kind,
     document (the exact canonical JSON string), record_digest, signature, signer, chain_id, enterprise:
     {prefix, name, address}, proof: {root, leaf_index, tree_size, path} | null}], anchors: [{root, size,
-    metadata_digest, tx_hash, block_number, block_hash, anchor_registry}], blocks: [{<header fields>, hash,
-    transactions: [full transaction objects]}]}``. Blocks come from ``eth_getBlockByNumber(n, true)``;
-    without a chain (or for pending records) anchors/blocks are missing and the verifier says so.
+    metadata_digest, tx_hash, block_number, block_hash, anchor_registry}], enterprises: [{account, prefix, name,
+    block_number, tx_hash}] (where each signer's EnterpriseRegistered log is), blocks: [{<header fields>, hash,
+    transactions: [full transaction objects], receipts: [{transactionHash, transactionIndex, status,
+    cumulativeGasUsed, logsBloom, type, logs: [{address, topics, data}], …}]}]}``. Blocks come from
+    ``eth_getBlockByNumber(n, true)`` and ``eth_getTransactionReceipt``; without a chain (or for pending
+    records) anchors/blocks are missing and the verifier says so.
     """
     lin = walk(session, node, direction="upstream", depth=depth)
     detail = lineage_detail(session, lin)
@@ -139,13 +143,9 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
         anchors.append({"root": b.root, "size": b.size, "metadata_digest": b.metadata_digest, "tx_hash": b.tx_hash,
                         "block_number": b.block_number, "block_hash": b.block_hash,
                         "anchor_registry": str(registry) if registry else None})
-        if chain is not None and b.block_number is not None and b.block_number not in blocks:
-            try:
-                raw = chain.rpc("eth_getBlockByNumber", [hex(b.block_number), True])
-            except (ChainError, ChainUnavailable):
-                raw = None
-            if isinstance(raw, dict):
-                blocks[b.block_number] = _block_header(json.loads(json.dumps(raw)))
+        if chain is not None and b.block_number is not None:
+            _add_block(chain, blocks, b.block_number)
+    enterprises = _registrations(chain, blocks, ents.values()) if chain is not None else []
     return {
         "format": BUNDLE_FORMAT, "identifier": node.identifier, "key": node.key, "generated_at": now_iso(),
         "lineage": {
@@ -156,8 +156,76 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
         },
         "records": records_out,
         "anchors": anchors,
+        "enterprises": enterprises,
         "blocks": [blocks[k] for k in sorted(blocks)],
     }
+
+
+# ---------------------------------------------------------------- evidence for the offline verifier (issue 20)
+RECEIPT_KEYS = ("transactionHash", "transactionIndex", "status", "cumulativeGasUsed", "logsBloom", "type")
+"""Receipt fields the verifier binds to receiptsRoot (plus ``logs``); nothing unverifiable is shipped."""
+ENTERPRISE_REGISTERED_TOPIC = "0x" + keccak(text="EnterpriseRegistered(address,string,uint32,string)").hex()
+LOG_WINDOW = 10_000  # blocks per eth_getLogs call (the validators' MAX_LOG_RANGE)
+_registration_cache: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def _add_block(chain: ChainClient, blocks: dict[int, dict[str, Any]], number: int) -> None:
+    """Add block ``number`` (full transactions and every receipt, in order) to ``blocks`` unless present."""
+    if number in blocks:
+        return
+    try:
+        raw = chain.rpc("eth_getBlockByNumber", [hex(number), True])
+        if not isinstance(raw, dict):
+            return
+        block = _block_header(json.loads(json.dumps(raw)))
+        receipts = []
+        for tx in block["transactions"]:
+            rc = chain.rpc("eth_getTransactionReceipt", [tx["hash"]]) or {}
+            out = {k: rc.get(k) for k in RECEIPT_KEYS if k in rc}
+            out["logs"] = [{"address": lg["address"], "topics": lg["topics"], "data": lg["data"]}
+                           for lg in rc.get("logs") or []]
+            receipts.append(json.loads(json.dumps(out)))
+        block["receipts"] = receipts
+    except (ChainError, ChainUnavailable, KeyError, TypeError):
+        return
+    blocks[number] = block
+
+
+def _registrations(chain: ChainClient, blocks: dict[int, dict[str, Any]],
+                   ents: Any) -> list[dict[str, Any]]:
+    """``[{account, prefix, name, block_number, tx_hash}]``: where each enterprise's ``EnterpriseRegistered`` log
+    is (found with ``eth_getLogs`` in windows of :data:`LOG_WINDOW` blocks, cached per process); the blocks
+    holding them are added to ``blocks`` so the verifier proves prefix → account from a sealed receipt."""
+    contract = getattr(chain, "enterprise_registry", None)
+    registry = getattr(contract, "address", None)
+    if not registry:
+        return []
+    out = []
+    try:
+        latest = chain.block_number()
+    except (ChainError, ChainUnavailable):
+        return []
+    for ent in ents:
+        key = (str(registry).lower(), ent.address.lower())
+        found = _registration_cache.get(key)
+        start = 0
+        while found is None and start <= latest:
+            try:
+                logs = chain.rpc("eth_getLogs", [{
+                    "fromBlock": hex(start), "toBlock": hex(min(start + LOG_WINDOW - 1, latest)), "address": registry,
+                    "topics": [ENTERPRISE_REGISTERED_TOPIC, "0x" + "00" * 12 + ent.address[2:].lower()]}])
+            except (ChainError, ChainUnavailable):
+                break
+            for lg in logs or []:
+                found = {"account": ent.address, "prefix": ent.prefix, "name": ent.name,
+                         "block_number": int(lg["blockNumber"], 16), "tx_hash": lg["transactionHash"]}
+                _registration_cache[key] = found
+                break
+            start += LOG_WINDOW
+        if found is not None:
+            _add_block(chain, blocks, found["block_number"])
+            out.append(found)
+    return out
 
 
 def record_count(session: Session) -> int:

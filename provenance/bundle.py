@@ -22,20 +22,25 @@ the bundle it concerns:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from eth_utils import to_checksum_address
+from eth_abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
+from eth_utils import keccak, to_checksum_address
 
 from provenance.verify import (
     Reason,
     Verdict,
     check_anchor_call,
+    check_anchor_receipt,
     check_block_header,
     check_commit_seals,
     check_event_hash,
     check_inclusion,
+    check_receipts,
     check_record_digest,
     check_record_signature,
     check_transactions,
@@ -46,7 +51,7 @@ BUNDLE_FORMAT = "traceledger-provenance-bundle/1"
 HEADER_KEYS = {
     "parentHash", "sha3Uncles", "miner", "stateRoot", "transactionsRoot", "receiptsRoot", "logsBloom",
     "difficulty", "number", "gasLimit", "gasUsed", "timestamp", "extraData", "mixHash", "nonce",
-    "baseFeePerGas", "withdrawalsRoot", "hash", "transactions",
+    "baseFeePerGas", "withdrawalsRoot", "hash", "transactions", "receipts",
 }
 
 
@@ -86,19 +91,70 @@ def parse_validators(spec: Any) -> list[str]:
         raise ValueError(f"not an address list: {exc}") from exc
 
 
-def verify_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | None = None) -> list[BundleCheck]:
-    """All checks of a bundle (see module docstring); the bundle verifies iff every check is ok.
+@dataclass
+class ProvenNode:
+    """A lineage node rebuilt from signed EPCIS events: canonical ``key`` (EPC or ``hdl:88.x.y/suffix``), BFS
+    ``level`` from the subject (0), ``label`` derived from the key / certificate, the identifiers of its
+    ``records``, and ``disposition`` (last conformant / non_conformant of its Object/Transaction events)."""
+
+    key: str
+    level: int
+    label: str
+    records: list[str] = field(default_factory=list)
+    disposition: str | None = None
+
+
+@dataclass
+class BundleReport:
+    """Outcome of :func:`prove_bundle`: every check, and what was proven.
+
+    ``nodes`` / ``edges`` (``(src, dst, event identifier, bizStep)``) are the lineage rebuilt from the signed
+    events; ``enterprises`` maps a proven account to ``(name, prefix)`` from its sealed registration log.
+    """
+
+    checks: list[BundleCheck]
+    nodes: list[ProvenNode] = field(default_factory=list)
+    edges: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    enterprises: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def verified(self) -> bool:
+        """True iff there is at least one check and every check holds."""
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+
+COMPLETENESS_NOTE = ("completeness is NOT proven: a bundle can leave out records (e.g. a later inspection "
+                     "or upstream events) that no signed document in it refers to")
+EVENT_KINDS = ("epcis_event", "epcis_error_declaration")
+COIL_KIND = "coil_certificate"
+
+
+def verify_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | None = None,
+                  enterprise_registry: str | None = None) -> list[BundleCheck]:
+    """All checks of a bundle (see :func:`prove_bundle`); the bundle verifies iff every check is ok."""
+    return prove_bundle(bundle, validators, anchor_registry=anchor_registry,
+                        enterprise_registry=enterprise_registry).checks
+
+
+def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | None = None,
+                 enterprise_registry: str | None = None) -> BundleReport:
+    """Verify a bundle trusting only ``validators`` and the two registry addresses of the auditor's network file.
 
     Args:
-        bundle: the parsed bundle JSON.
-        validators: the trusted validator addresses (the only trust root besides ``anchor_registry``).
-        anchor_registry: the AnchorRegistry address from the auditor's network file; when None the
-            bundle's own ``anchor_registry`` claim is used if present.
+        bundle: the parsed bundle JSON (format :data:`BUNDLE_FORMAT`).
+        validators: trusted validator addresses (commit seals must reach their quorum).
+        anchor_registry: AnchorRegistry address (None: every anchor is refused, :attr:`Reason.NO_REGISTRY`).
+        enterprise_registry: EnterpriseRegistry address (None: no prefix owner is proven, every record's
+            signature is refused with :attr:`Reason.OWNER_UNPROVEN`).
 
     Returns:
-        One :class:`BundleCheck` per check, in bundle order (blocks, anchors, records, lineage).
+        A :class:`BundleReport`; checks are in bundle order (blocks, anchors, enterprises, records, subject,
+        lineage). Nothing the bundle merely claims (``anchor_registry``, ``enterprise``, ``signer``, lineage
+        labels and levels) is trusted: owners come from sealed ``EnterpriseRegistered`` logs, anchors from
+        sealed successful receipts, the lineage from the signed events.
     """
-    checks: list[BundleCheck] = []
+    report = BundleReport([])
+    checks = report.checks
 
     def add(place: str, ok: bool, detail: str, reason: Reason | None = None) -> None:
         checks.append(BundleCheck(place, ok, detail, reason))
@@ -109,10 +165,11 @@ def verify_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | 
 
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         add("format", False, f"not a {BUNDLE_FORMAT} bundle", Reason.MALFORMED)
-        return checks
+        return report
     # ----------------------------------------------------------------- blocks
     good_blocks: dict[int, Mapping[str, Any]] = {}
     tx_in_block: dict[tuple[int, str], Mapping[str, Any]] = {}
+    receipt_of: dict[tuple[int, str], Mapping[str, Any]] = {}
     for k, block in enumerate(_list(bundle, "blocks")):
         place = f"blocks[{k}]"
         if not isinstance(block, dict):
@@ -129,66 +186,117 @@ def verify_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | 
         if not put(f"{place}.header", header):
             continue
         number = int(header.facts["number"])
+        if number in good_blocks:
+            add(place, False, f"block {number} appears twice", Reason.MALFORMED)
+            continue
         if not put(f"{place}.extraData.commitSeals", check_commit_seals(block, validators)):
             continue
-        txs = check_transactions(block)
-        if not put(f"{place}.transactions", txs):
+        if not put(f"{place}.transactions", check_transactions(block)):
             continue
+        if "receipts" in block:
+            if not put(f"{place}.receipts", check_receipts(block, block["receipts"])):
+                continue
+            for tx, rc in zip(block["transactions"], block["receipts"], strict=True):
+                receipt_of[(number, str(tx["hash"]).lower())] = rc
         for tx in block.get("transactions") or []:
             tx_in_block[(number, str(tx["hash"]).lower())] = tx
         good_blocks[number] = block
+
+    def sealed_receipt(place: str, number: int, block_hash: Any, tx_hash: Any) -> tuple[Any, Any] | None:
+        block = good_blocks.get(number)
+        if block is None:
+            add(place, False, f"block {number} is not a verified block of this bundle", Reason.NOT_ANCHORED)
+            return None
+        if block_hash is not None and str(block["hash"]).lower() != str(block_hash).lower():
+            add(place, False, f"names block hash {block_hash}, block {number} is {block['hash']}", Reason.NOT_ANCHORED)
+            return None
+        key = (number, str(tx_hash).lower())
+        if key not in tx_in_block:
+            add(place, False, f"transaction {tx_hash} is not in block {number}", Reason.NOT_ANCHORED)
+            return None
+        if key not in receipt_of:
+            add(place, False, f"block {number} carries no verified receipt of {tx_hash}", Reason.RECEIPT_INVALID)
+            return None
+        return tx_in_block[key], receipt_of[key]
+
     # ----------------------------------------------------------------- anchors
-    anchored_roots: set[str] = set()
+    anchored: dict[str, int] = {}
     for j, a in enumerate(_list(bundle, "anchors")):
         place = f"anchors[{j}]"
         try:
             number = hex_int(a["block_number"], "block_number")
-            block = good_blocks.get(number)
-            if block is None:
-                add(place, False, f"block {number} is not a verified block of this bundle", Reason.NOT_ANCHORED)
+            found = sealed_receipt(place, number, a.get("block_hash"), a.get("tx_hash"))
+            if found is None:
                 continue
-            if str(block["hash"]).lower() != str(a.get("block_hash", "")).lower():
-                add(place, False, f"anchor names block hash {a.get('block_hash')}, block {number} is {block['hash']}",
-                    Reason.NOT_ANCHORED)
-                continue
-            tx = tx_in_block.get((number, str(a.get("tx_hash", "")).lower()))
-            if tx is None:
-                add(place, False, f"transaction {a.get('tx_hash')} is not in block {number}", Reason.NOT_ANCHORED)
-                continue
-            registry = anchor_registry or a.get("anchor_registry") or tx.get("to")
+            tx, receipt = found
             call = check_anchor_call(tx, root=a["root"], size=a["size"], metadata_digest=a["metadata_digest"],
-                                     registry=registry)
-            if not call.ok:
-                put(place, call)
+                                     registry=anchor_registry)
+            if not put(place, call):
                 continue
-            anchored_roots.add(str(a["root"]).lower())
-            add(place, True, f"root {a['root']} anchored by tx {a['tx_hash']} in block {number}")
+            rv = check_anchor_receipt(receipt, registry=anchor_registry, root=a["root"], size=a["size"],
+                                      metadata_digest=a["metadata_digest"], block_number=number)
+            if not put(f"{place}.receipt", rv):
+                continue
+            root = str(a["root"]).lower()
+            if root in anchored:
+                add(place, False, f"root {a['root']} listed twice", Reason.MALFORMED)
+                continue
+            anchored[root] = hex_int(a["size"], "size")
+            add(place, True, f"root {a['root']} anchored by tx {a['tx_hash']} in block {number} "
+                             f"(submitter {rv.facts['submitter']})")
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             add(place, False, f"malformed anchor: {type(exc).__name__}: {exc}", Reason.MALFORMED)
+    # ----------------------------------------------------------------- enterprises (prefix → account)
+    owner_of: dict[str, str] = {}
+    for j, e in enumerate(_list(bundle, "enterprises")):
+        place = f"enterprises[{j}]"
+        try:
+            if not enterprise_registry:
+                add(place, False, "no EnterpriseRegistry address from the auditor (pass the network file)",
+                    Reason.NO_REGISTRY)
+                continue
+            number = hex_int(e["block_number"], "block_number")
+            found = sealed_receipt(place, number, None, e.get("tx_hash"))
+            if found is None:
+                continue
+            reg = check_enterprise_registered(found[1], registry=enterprise_registry, account=e["account"])
+            if not put(place, reg):
+                continue
+            account, name, prefix = reg.facts["account"], reg.facts["name"], reg.facts["prefix"]
+            if owner_of.get(prefix, account) != account:
+                add(place, False, f"prefix {prefix} registered to {owner_of[prefix]} and {account}", Reason.MALFORMED)
+                continue
+            owner_of[prefix] = account
+            report.enterprises[account] = (name, prefix)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            add(place, False, f"malformed enterprise entry: {type(exc).__name__}: {exc}", Reason.MALFORMED)
     # ----------------------------------------------------------------- records
-    owners: dict[str, str] = {}
-    present: dict[str, bool] = {}
+    verified: dict[str, tuple[int, str, Any]] = {}  # identifier → (index, kind, parsed document)
+    seen: set[str] = set()
     for i, r in enumerate(_list(bundle, "records")):
         place = f"records[{i}]"
         ident = str(r.get("identifier")) if isinstance(r, dict) else "?"
-        present[ident] = False
         try:
+            if ident in seen:
+                add(place, False, f"{ident}: listed twice", Reason.MALFORMED)
+                continue
+            seen.add(ident)
+            kind = r["kind"]
             digest_v = check_record_digest(r["document"], r["record_digest"])
             if not put(f"{place}.document", digest_v, f"{ident}: "):
                 continue
             digest: bytes = digest_v.facts["digest"]
-            if r.get("kind") in ("epcis_event", "epcis_error_declaration"):
-                event = check_event_hash(r["document"], ident)
-                if not put(f"{place}.document", event, f"{ident}: "):
-                    continue
-            ent = r.get("enterprise") or {}
+            if kind in EVENT_KINDS and not put(f"{place}.document", check_event_hash(r["document"], ident),
+                                               f"{ident}: "):
+                continue
             prefix = ident.partition("/")[0]
-            owner = owners.setdefault(prefix, str(ent.get("address", "")).lower())
-            sig = check_record_signature(r["signature"], ident, r["kind"], digest, r["chain_id"],
-                                         owners=[owner] if owner and ent.get("prefix") == prefix else [])
-            if sig.ok and sig.facts["signer"].lower() != str(r.get("signer", "")).lower():
-                sig = Verdict("signature", False, f"signature recovers to {sig.facts['signer']}, the record names "
-                                                  f"{r.get('signer')}", Reason.WRONG_SIGNER)
+            owner = owner_of.get(prefix)
+            sig = check_record_signature(r["signature"], ident, kind, digest, r["chain_id"],
+                                         owners=[owner] if owner else None)
+            if sig.ok:
+                name = report.enterprises[owner][0] if owner else "?"
+                sig = Verdict("signature", True, f"EIP-712 signature by {sig.facts['signer']} ({name}, owner of "
+                                                 f"{prefix} by its sealed registration)", None, sig.facts)
             if not put(f"{place}.signature", sig, f"{ident}: "):
                 continue
             p = r.get("proof")
@@ -196,33 +304,196 @@ def verify_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | 
                 add(f"{place}.proof", False, f"{ident}: no inclusion proof (record not anchored yet)",
                     Reason.NOT_ANCHORED)
                 continue
-            incl = check_inclusion(digest, p["leaf_index"], p["tree_size"], p["path"], p["root"])
-            if not incl.ok:
-                put(f"{place}.proof", incl, f"{ident}: ")
+            if not put(f"{place}.proof", check_inclusion(digest, p["leaf_index"], p["tree_size"], p["path"],
+                                                         p["root"]), f"{ident}: "):
                 continue
-            if str(p["root"]).lower() not in anchored_roots:
+            root = str(p["root"]).lower()
+            if root not in anchored:
                 add(f"{place}.proof", False, f"{ident}: root {p['root']} is not anchored by a verified anchor",
                     Reason.NOT_ANCHORED)
                 continue
-            add(f"{place}.proof", True, f"{ident}: leaf {p['leaf_index']} of {p['tree_size']} → root {p['root']}")
-            present[ident] = True
+            if hex_int(p["tree_size"], "tree_size") != anchored[root]:
+                add(f"{place}.proof", False, f"{ident}: proof for a tree of {p['tree_size']} leaves, root anchored "
+                                             f"with size {anchored[root]}", Reason.PROOF_INVALID)
+                continue
+            verified[ident] = (i, kind, json.loads(r["document"]))
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             add(place, False, f"{ident}: malformed record: {type(exc).__name__}: {exc}", Reason.MALFORMED)
-    # ----------------------------------------------------------------- lineage
-    lin = bundle.get("lineage") or {}
-    named = [x for n in lin.get("nodes") or [] for x in n.get("records") or []]
-    named += [e.get("event") for e in lin.get("edges") or []]
-    missing = sorted({str(x) for x in named if x not in present})
-    failed = sorted({str(x) for x in named if present.get(x) is False})
-    if missing:
-        add("lineage", False, f"records named by the lineage are not in the bundle: {missing[:5]}")
-    elif failed:
-        add("lineage", False, f"lineage records that failed: {failed[:5]}")
-    elif not named:
-        add("lineage", False, "the lineage names no records")
+    # ----------------------------------------------------------------- subject and lineage, rebuilt
+    _prove_lineage(bundle, verified, report, add)
+    return report
+
+
+ENTERPRISE_REGISTERED_TOPIC = keccak(text="EnterpriseRegistered(address,string,uint32,string)")
+"""topic0 of ``event EnterpriseRegistered(address indexed account, string name, uint32 roles, string prefix)``."""
+
+
+def check_enterprise_registered(receipt: Mapping[str, Any], *, registry: str, account: Any) -> Verdict:
+    """A sealed receipt (bound to ``receiptsRoot``) with status 1 holding ``EnterpriseRegistered(account, name,
+    roles, prefix)`` emitted by ``registry``: proves ``prefix`` → ``account`` and its ``name`` at that block
+    (the contract refuses a taken prefix, so a prefix has one owner). ``facts``: account, name, prefix, roles."""
+    try:
+        want = to_checksum_address(account)
+        reg = to_checksum_address(registry)
+        if hex_int(receipt["status"], "status") != 1:
+            return Verdict("enterprise", False, "registration transaction failed (status 0)", Reason.RECEIPT_INVALID)
+        for lg in receipt["logs"]:
+            topics = [bytes.fromhex(str(t)[2:]) for t in lg["topics"]]
+            if (to_checksum_address(lg["address"]) == reg and len(topics) == 2
+                    and topics[0] == ENTERPRISE_REGISTERED_TOPIC and topics[1][12:] == bytes.fromhex(want[2:])):
+                name, roles, prefix = abi_decode(["string", "uint32", "string"], bytes.fromhex(str(lg["data"])[2:]))
+                return Verdict("enterprise", True, f"{want} registered as {name!r} with prefix {prefix} "
+                                                   f"(EnterpriseRegistered log of {reg})", None,
+                               {"account": want, "name": name, "prefix": prefix, "roles": roles})
+    except (KeyError, ValueError, TypeError, AttributeError, DecodingError) as exc:
+        return Verdict("enterprise", False, f"malformed registration receipt: {type(exc).__name__}: {exc}",
+                       Reason.MALFORMED)
+    return Verdict("enterprise", False, f"no EnterpriseRegistered({want}) log from {reg} in the receipt",
+                   Reason.RECEIPT_INVALID)
+
+
+def _node_label(key: str, cert: Any) -> str:
+    if cert is not None:
+        from provenance.certificate import summarize_certificate
+
+        try:
+            s = summarize_certificate(cert)
+        except Exception:  # noqa: BLE001 - a summary problem must not hide the node
+            s = {}
+        return f"coil {s.get('coil') or ''} (heat {s.get('heat') or '?'}, {s.get('grade') or ''})".strip()
+    if "/10/" in key:
+        return "lot " + key.rsplit("/10/", 1)[1]
+    if "/21/" in key:
+        return "serial " + key.rsplit("/21/", 1)[1]
+    return key
+
+
+def _prove_lineage(bundle: Mapping[str, Any], verified: dict[str, tuple[int, str, Any]], report: BundleReport,
+                   add: Any) -> None:
+    """Rebuild the upstream lineage of the subject from the verified signed events (EPCIS 2.0 §7.4 links via
+    :func:`provenance.epcis.lineage_links`), bind the subject, refuse unrelated records and compare the
+    bundle's claimed lineage with the rebuilt one."""
+    from provenance.epcis import (
+        HDL_SCHEME,
+        EpcisInvalid,
+        canonical_epc,
+        cbv_short,
+        event_epcs,
+        lineage_links,
+        suffix_for_epc,
+    )
+
+    key, ident = bundle.get("key"), bundle.get("identifier")
+    if not isinstance(key, str) or not isinstance(ident, str):
+        add("subject", False, "the bundle names no subject key / identifier", Reason.MALFORMED)
+        return
+    try:
+        if not key.startswith(HDL_SCHEME) and canonical_epc(key) != key:
+            raise ValueError("not canonical")
+    except (EpcisInvalid, ValueError) as exc:
+        add("subject", False, f"subject key {key!r} is not a canonical EPC or hdl: key ({exc})", Reason.MALFORMED)
+        return
+    # events: identifier → (event, epc refs, links)
+    events: dict[str, tuple[Mapping[str, Any], list[Any]]] = {}
+    into: dict[str, list[tuple[str, str, str]]] = {}
+    naming: dict[str, list[str]] = {}
+    for rid, (_, kind, doc) in verified.items():
+        if kind != "epcis_event":
+            continue
+        ev = doc.get("event") if isinstance(doc, dict) else None
+        if not isinstance(ev, dict):
+            continue
+        try:
+            epcs = event_epcs(ev)
+        except EpcisInvalid:
+            continue
+        events[rid] = (ev, epcs)
+        for link in dict.fromkeys(lineage_links(ev, epcs)):
+            into.setdefault(link.dst, []).append((link.src, link.dst, rid))
+        if ev.get("type") in ("ObjectEvent", "TransactionEvent"):
+            for ref in dict.fromkeys(e.key for e in epcs):
+                naming.setdefault(ref, []).append(rid)
+    certs = {rid: doc for rid, (_, kind, doc) in verified.items() if kind == COIL_KIND}
+    # breadth-first upstream from the subject
+    level = {key: 0}
+    order = [key]
+    edges: list[tuple[str, str, str]] = []
+    frontier = [key]
+    while frontier:
+        nxt = []
+        for dst in frontier:
+            for src, d, rid in into.get(dst, []):
+                if (src, d, rid) not in edges:
+                    edges.append((src, d, rid))
+                if src not in level:
+                    level[src] = level[dst] + 1
+                    order.append(src)
+                    nxt.append(src)
+        frontier = nxt
+    node_records: dict[str, list[str]] = {}
+    for k in order:
+        recs: list[str] = []
+        cert_id = k[len(HDL_SCHEME):] if k.startswith(HDL_SCHEME) else None
+        if cert_id in certs:
+            recs.append(cert_id)
+        for rid in naming.get(k, []) + [rid for s, d, rid in edges if k in (s, d)]:
+            if rid not in recs:
+                recs.append(rid)
+        node_records[k] = recs
+        dispositions = sorted(
+            ((str(events[rid][0].get("eventTime")), cbv_short("disposition", events[rid][0].get("disposition")))
+             for rid in naming.get(k, [])), key=lambda x: x[0])
+        verdicts = [d for _, d in dispositions if d in ("conformant", "non_conformant")]
+        report.nodes.append(ProvenNode(k, level[k], _node_label(k, certs.get(cert_id) if cert_id else None), recs,
+                                       verdicts[-1] if verdicts else None))
+    report.edges = [(s, d, rid, cbv_short("bizStep", events[rid][0].get("bizStep"))) for s, d, rid in edges]
+    # the subject: level 0, named by its own records, its identifier bound to its key
+    own = node_records.get(key, [])
+    if not own:
+        add("subject", False, f"no verified record of the bundle names the subject {key}", Reason.MALFORMED)
+    elif key.startswith(HDL_SCHEME) and ident != key[len(HDL_SCHEME):]:
+        add("subject", False, f"identifier {ident} is not the subject {key}", Reason.MALFORMED)
+    elif not key.startswith(HDL_SCHEME) and (
+            ident.partition("/")[2] != suffix_for_epc(key)
+            or ident.partition("/")[0] not in {rid.partition("/")[0] for rid in naming.get(key, [])}):
+        add("subject", False, f"identifier {ident} is not the mapped identifier of {key} (suffix "
+                              f"{suffix_for_epc(key)} under the prefix of an enterprise that recorded it)",
+            Reason.MALFORMED)
     else:
-        add("lineage", True, f"{len(set(named))} lineage records verified, {len(lin.get('nodes') or [])} nodes")
-    return checks
+        add("subject", True, f"{ident} = {key}, named by {len(own)} of its own signed records")
+    # every verified record belongs to the rebuilt lineage
+    belongs = {rid for recs in node_records.values() for rid in recs}
+    for rid, (i, _, _) in verified.items():
+        if rid not in belongs:
+            add(f"records[{i}].lineage", False, f"{rid}: unrelated to the upstream lineage of {key} rebuilt from the "
+                                                f"signed events", Reason.MALFORMED)
+    # the claimed lineage must be the rebuilt one (claims are not evidence, but a differing claim is a lie)
+    lin = bundle.get("lineage")
+    try:
+        claimed_nodes = {n["key"]: sorted(n.get("records") or []) for n in lin["nodes"]}
+        claimed_edges = sorted((e["from"], e["to"], e["event"]) for e in lin["edges"])
+    except (KeyError, TypeError, AttributeError) as exc:
+        add("lineage", False, f"malformed lineage: {type(exc).__name__}: {exc}", Reason.MALFORMED)
+        return
+    rebuilt_nodes = {k: sorted(v) for k, v in node_records.items()}
+    named = {x for v in claimed_nodes.values() for x in v} | {e[2] for e in claimed_edges}
+    missing = sorted(x for x in named if x not in verified)
+    if missing:
+        add("lineage", False, f"records named by the lineage are not verified records of the bundle: {missing[:5]}",
+            Reason.MALFORMED)
+    elif claimed_nodes != rebuilt_nodes:
+        diff = sorted(set(claimed_nodes) ^ set(rebuilt_nodes)) or sorted(
+            k for k in rebuilt_nodes if claimed_nodes.get(k) != rebuilt_nodes[k])
+        add("lineage", False, f"claimed nodes differ from the lineage rebuilt from the signed events at {diff[:3]}",
+            Reason.MALFORMED)
+    elif claimed_edges != sorted(edges):
+        diff = sorted(set(claimed_edges) ^ set(edges))
+        add("lineage", False, f"claimed edges differ from the edges of the signed events: {diff[:2]}",
+            Reason.MALFORMED)
+    else:
+        bad = [n.key for n in report.nodes if n.disposition == "non_conformant"]
+        add("lineage", True, f"{len(report.nodes)} nodes, {len(edges)} edges rebuilt from {len(events)} signed events"
+                             f"{f'; non_conformant: {bad}' if bad else ''}; {COMPLETENESS_NOTE}")
 
 
 def _list(bundle: Mapping[str, Any], key: str) -> list[Any]:

@@ -174,8 +174,8 @@ def raw_transaction(tx: Mapping[str, Any]) -> bytes:
     to = hex_bytes(tx["to"], "to", 20) if tx.get("to") else b""
     t = hex_int(tx.get("type", "0x0"), "type")
     access = [[hex_bytes(a["address"], "accessList.address", 20), [hex_bytes(k, "storageKey", 32)
-                                                                    for k in a.get("storageKeys", [])]]
-              for a in tx.get("accessList", [])]
+                                                                    for k in a["storageKeys"]]]
+              for a in (tx["accessList"] if t else [])]
     n = hex_int
     if t == 2:
         fields = [n(tx["chainId"]), n(tx["nonce"]), n(tx["maxPriorityFeePerGas"]), n(tx["maxFeePerGas"]),

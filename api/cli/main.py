@@ -356,13 +356,23 @@ def verify(
 @app.command("verify-bundle")
 def verify_bundle_cmd(
     file: Annotated[Path, typer.Argument(help="Bundle JSON from GET /v1/provenance/{identifier}/bundle")],
-    validators: Annotated[str, typer.Option(help="Trusted validator set: a genesis / node.json / network.json "
-                                                 "file, or comma-separated addresses")],
-    rpc: Annotated[str | None, typer.Option(help="Optionally cross-check block hashes with any one validator")] = None,
+    validators: Annotated[str, typer.Option(help="Trusted validator set: the network.json written by 'traceledger "
+                                                 "network up' (also gives the registry addresses), a genesis / "
+                                                 "node.json file, or comma-separated addresses")],
+    rpc: Annotated[str | None, typer.Option(help="Optionally cross-check blocks and anchor receipts with any one "
+                                                 "validator")] = None,
+    anchor_registry: Annotated[str | None, typer.Option(help="AnchorRegistry address (default: from the network "
+                                                             "file)")] = None,
+    enterprise_registry: Annotated[str | None, typer.Option(help="EnterpriseRegistry address (default: from the "
+                                                                 "network file)")] = None,
 ) -> None:
-    """Verify a provenance bundle offline; exit code 0 only when every check holds (1 otherwise, 2 bad input)."""
+    """Verify a provenance bundle offline, trusting only the validators' keys and the registry addresses of the
+    auditor's network file; prints every check and the lineage it proved. Exit 0 only when every check holds
+    (1 otherwise, 2 bad input)."""
+    from rich.markup import escape
+
     from api.cli.verify_bundle import load_trust, rpc_cross_check
-    from provenance.bundle import verify_bundle
+    from provenance.bundle import prove_bundle
 
     try:
         bundle = json.loads(file.read_text())
@@ -370,13 +380,27 @@ def verify_bundle_cmd(
     except (OSError, ValueError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
-    checks = verify_bundle(bundle, trust.validators, anchor_registry=trust.anchor_registry)
+    report = prove_bundle(bundle, trust.validators, anchor_registry=anchor_registry or trust.anchor_registry,
+                          enterprise_registry=enterprise_registry or trust.enterprise_registry)
+    checks = list(report.checks)
     if rpc:
         checks += rpc_cross_check(bundle, rpc)
     failed = [c for c in checks if not c.ok]
     for c in checks:
         mark = "[green]✓[/green]" if c.ok else "[red]✗[/red]"
-        console.print(f"{mark} {c.place}: {c.detail}")
+        console.print(f"{mark} {escape(c.place)}: {escape(c.detail)}", highlight=False)
+    if report.nodes:
+        console.print("lineage proven from the signed events (level, node, disposition; ← edges by event):")
+        for n in report.nodes:
+            mark = " [red]NON-CONFORMANT[/red]" if n.disposition == "non_conformant" else ""
+            console.print(f"  {'  ' * n.level}{n.level} {escape(n.label)} {escape(n.key)}{mark}", highlight=False)
+        for src, dst, event, step in report.edges:
+            console.print(escape(f"  {src} → {dst} by {event} ({step or '?'})"), highlight=False)
+        console.print("[yellow]completeness is NOT proven: records that no signed document in the bundle refers to "
+                      "(a later inspection, other upstream events) may have been left out[/yellow]")
+    for account, (name, prefix) in sorted(report.enterprises.items(), key=lambda x: x[1][1]):
+        console.print(escape(f"enterprise {prefix} = {account} {name!r} (proven by its sealed registration)"),
+                      highlight=False)
     if failed:
         console.print(f"[red]BUNDLE NOT VERIFIED: {len(failed)} of {len(checks)} checks failed; first at "
                       f"{failed[0].place}[/red]")
