@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -44,7 +45,7 @@ from provenance.verify import (
     check_record_digest,
     check_record_signature,
     check_transactions,
-    hex_int,
+    qty,
 )
 
 BUNDLE_FORMAT = "traceledger-provenance-bundle/1"
@@ -175,27 +176,16 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
         if not isinstance(block, dict):
             add(place, False, "malformed block: not an object", Reason.MALFORMED)
             continue
-        extra = set(block) - HEADER_KEYS
-        if extra:
-            add(place, False, f"malformed block: unexpected fields {sorted(extra)}", Reason.MALFORMED)
+        verdicts = _verify_block(json.dumps(block, sort_keys=True), tuple(validators))
+        for suffix, v in verdicts:
+            put(f"{place}{suffix}" if suffix else place, v)
+        if not verdicts[-1][1].ok:
             continue
-        header = check_block_header(block)
-        if not header.ok and header.reason is Reason.MALFORMED:
-            add(place, False, f"malformed block: {header.detail}", Reason.MALFORMED)
-            continue
-        if not put(f"{place}.header", header):
-            continue
-        number = int(header.facts["number"])
+        number = int(verdicts[0][1].facts["number"])
         if number in good_blocks:
             add(place, False, f"block {number} appears twice", Reason.MALFORMED)
             continue
-        if not put(f"{place}.extraData.commitSeals", check_commit_seals(block, validators)):
-            continue
-        if not put(f"{place}.transactions", check_transactions(block)):
-            continue
         if "receipts" in block:
-            if not put(f"{place}.receipts", check_receipts(block, block["receipts"])):
-                continue
             for tx, rc in zip(block["transactions"], block["receipts"], strict=True):
                 receipt_of[(number, str(tx["hash"]).lower())] = rc
         for tx in block.get("transactions") or []:
@@ -224,13 +214,13 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
     for j, a in enumerate(_list(bundle, "anchors")):
         place = f"anchors[{j}]"
         try:
-            number = hex_int(a["block_number"], "block_number")
-            found = sealed_receipt(place, number, a.get("block_hash"), a.get("tx_hash"))
+            number = _int(a["block_number"], "block_number")
+            found = sealed_receipt(place, number, _text(a["block_hash"]), a.get("tx_hash"))
             if found is None:
                 continue
             tx, receipt = found
-            call = check_anchor_call(tx, root=a["root"], size=a["size"], metadata_digest=a["metadata_digest"],
-                                     registry=anchor_registry)
+            call = check_anchor_call(tx, root=a["root"], size=_int(a["size"], "size"),
+                                     metadata_digest=a["metadata_digest"], registry=anchor_registry)
             if not put(place, call):
                 continue
             rv = check_anchor_receipt(receipt, registry=anchor_registry, root=a["root"], size=a["size"],
@@ -241,7 +231,7 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
             if root in anchored:
                 add(place, False, f"root {a['root']} listed twice", Reason.MALFORMED)
                 continue
-            anchored[root] = hex_int(a["size"], "size")
+            anchored[root] = _int(a["size"], "size")
             add(place, True, f"root {a['root']} anchored by tx {a['tx_hash']} in block {number} "
                              f"(submitter {rv.facts['submitter']})")
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
@@ -255,7 +245,7 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
                 add(place, False, "no EnterpriseRegistry address from the auditor (pass the network file)",
                     Reason.NO_REGISTRY)
                 continue
-            number = hex_int(e["block_number"], "block_number")
+            number = _int(e["block_number"], "block_number")
             found = sealed_receipt(place, number, None, e.get("tx_hash"))
             if found is None:
                 continue
@@ -291,7 +281,7 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
                 continue
             prefix = ident.partition("/")[0]
             owner = owner_of.get(prefix)
-            sig = check_record_signature(r["signature"], ident, kind, digest, r["chain_id"],
+            sig = check_record_signature(r["signature"], ident, kind, digest, _int(r["chain_id"], "chain_id"),
                                          owners=[owner] if owner else None)
             if sig.ok:
                 name = report.enterprises[owner][0] if owner else "?"
@@ -304,7 +294,8 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
                 add(f"{place}.proof", False, f"{ident}: no inclusion proof (record not anchored yet)",
                     Reason.NOT_ANCHORED)
                 continue
-            if not put(f"{place}.proof", check_inclusion(digest, p["leaf_index"], p["tree_size"], p["path"],
+            if not put(f"{place}.proof", check_inclusion(digest, _int(p["leaf_index"], "leaf_index"),
+                                                         _int(p["tree_size"], "tree_size"), p["path"],
                                                          p["root"]), f"{ident}: "):
                 continue
             root = str(p["root"]).lower()
@@ -312,16 +303,42 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
                 add(f"{place}.proof", False, f"{ident}: root {p['root']} is not anchored by a verified anchor",
                     Reason.NOT_ANCHORED)
                 continue
-            if hex_int(p["tree_size"], "tree_size") != anchored[root]:
+            if _int(p["tree_size"], "tree_size") != anchored[root]:
                 add(f"{place}.proof", False, f"{ident}: proof for a tree of {p['tree_size']} leaves, root anchored "
                                              f"with size {anchored[root]}", Reason.PROOF_INVALID)
                 continue
-            verified[ident] = (i, kind, json.loads(r["document"]))
+            verified[ident] = (i, kind, r["document"])
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             add(place, False, f"{ident}: malformed record: {type(exc).__name__}: {exc}", Reason.MALFORMED)
     # ----------------------------------------------------------------- subject and lineage, rebuilt
     _prove_lineage(bundle, verified, report, add)
     return report
+
+
+@lru_cache(maxsize=256)
+def _verify_block(text: str, validators: tuple[str, ...]) -> tuple[tuple[str, Verdict], ...]:
+    """Checks of one bundle block given as canonical JSON text: ``((place suffix, verdict), …)``, stopping at
+    the first failure. Memoised (a pure function of the text and the validator set): header hash, commit seals,
+    transactions and receipts tries cost milliseconds per block."""
+    block = json.loads(text)
+    extra = set(block) - HEADER_KEYS
+    if extra:
+        return (("", Verdict("block", False, f"malformed block: unexpected fields {sorted(extra)}",
+                             Reason.MALFORMED)),)
+    odd = sorted(k for k in HEADER_KEYS - {"transactions", "receipts"} if not isinstance(block.get(k), str))
+    if odd:
+        return (("", Verdict("block", False, f"malformed block: {odd} must be 0x hex strings", Reason.MALFORMED)),)
+    header = check_block_header(block)
+    if not header.ok and header.reason is Reason.MALFORMED:
+        return (("", Verdict("block", False, f"malformed block: {header.detail}", Reason.MALFORMED)),)
+    out: list[tuple[str, Verdict]] = [(".header", header)]
+    if header.ok:
+        out.append((".extraData.commitSeals", check_commit_seals(block, validators)))
+    if out[-1][1].ok:
+        out.append((".transactions", check_transactions(block)))
+    if out[-1][1].ok and "receipts" in block:
+        out.append((".receipts", check_receipts(block, block["receipts"])))
+    return tuple(out)
 
 
 ENTERPRISE_REGISTERED_TOPIC = keccak(text="EnterpriseRegistered(address,string,uint32,string)")
@@ -335,7 +352,7 @@ def check_enterprise_registered(receipt: Mapping[str, Any], *, registry: str, ac
     try:
         want = to_checksum_address(account)
         reg = to_checksum_address(registry)
-        if hex_int(receipt["status"], "status") != 1:
+        if qty(receipt["status"], "status") != 1:
             return Verdict("enterprise", False, "registration transaction failed (status 0)", Reason.RECEIPT_INVALID)
         for lg in receipt["logs"]:
             topics = [bytes.fromhex(str(t)[2:]) for t in lg["topics"]]
@@ -352,12 +369,31 @@ def check_enterprise_registered(receipt: Mapping[str, Any], *, registry: str, ac
                    Reason.RECEIPT_INVALID)
 
 
-def _node_label(key: str, cert: Any) -> str:
+@lru_cache(maxsize=4096)
+def _event_graph(document: str) -> tuple[dict[str, Any], tuple[Any, ...], tuple[Any, ...]] | None:
+    """``(event, EPC refs, lineage links)`` of a verified event record's canonical JSON (memoised), or None when
+    it names no well-formed event."""
+    from provenance.epcis import EpcisInvalid, event_epcs, lineage_links
+
+    doc = json.loads(document)
+    ev = doc.get("event") if isinstance(doc, dict) else None
+    if not isinstance(ev, dict):
+        return None
+    try:
+        epcs = event_epcs(ev)
+    except EpcisInvalid:
+        return None
+    return ev, tuple(epcs), tuple(dict.fromkeys(lineage_links(ev, epcs)))
+
+
+@lru_cache(maxsize=1024)
+def _node_label(key: str, cert: str | None) -> str:
+    """Label of a node from its key, or from its certificate's canonical JSON (coil, heat, grade)."""
     if cert is not None:
         from provenance.certificate import summarize_certificate
 
         try:
-            s = summarize_certificate(cert)
+            s = summarize_certificate(json.loads(cert))
         except Exception:  # noqa: BLE001 - a summary problem must not hide the node
             s = {}
         return f"coil {s.get('coil') or ''} (heat {s.get('heat') or '?'}, {s.get('grade') or ''})".strip()
@@ -378,8 +414,6 @@ def _prove_lineage(bundle: Mapping[str, Any], verified: dict[str, tuple[int, str
         EpcisInvalid,
         canonical_epc,
         cbv_short,
-        event_epcs,
-        lineage_links,
         suffix_for_epc,
     )
 
@@ -397,23 +431,18 @@ def _prove_lineage(bundle: Mapping[str, Any], verified: dict[str, tuple[int, str
     events: dict[str, tuple[Mapping[str, Any], list[Any]]] = {}
     into: dict[str, list[tuple[str, str, str]]] = {}
     naming: dict[str, list[str]] = {}
-    for rid, (_, kind, doc) in verified.items():
-        if kind != "epcis_event":
+    for rid, (_, kind, text) in verified.items():
+        parsed = _event_graph(text) if kind == "epcis_event" else None
+        if parsed is None:
             continue
-        ev = doc.get("event") if isinstance(doc, dict) else None
-        if not isinstance(ev, dict):
-            continue
-        try:
-            epcs = event_epcs(ev)
-        except EpcisInvalid:
-            continue
-        events[rid] = (ev, epcs)
-        for link in dict.fromkeys(lineage_links(ev, epcs)):
+        ev, epcs, links = parsed
+        events[rid] = (ev, list(epcs))
+        for link in links:
             into.setdefault(link.dst, []).append((link.src, link.dst, rid))
         if ev.get("type") in ("ObjectEvent", "TransactionEvent"):
             for ref in dict.fromkeys(e.key for e in epcs):
                 naming.setdefault(ref, []).append(rid)
-    certs = {rid: doc for rid, (_, kind, doc) in verified.items() if kind == COIL_KIND}
+    certs = {rid: text for rid, (_, kind, text) in verified.items() if kind == COIL_KIND}
     # breadth-first upstream from the subject
     level = {key: 0}
     order = [key]
@@ -470,10 +499,13 @@ def _prove_lineage(bundle: Mapping[str, Any], verified: dict[str, tuple[int, str
     # the claimed lineage must be the rebuilt one (claims are not evidence, but a differing claim is a lie)
     lin = bundle.get("lineage")
     try:
-        claimed_nodes = {n["key"]: sorted(n.get("records") or []) for n in lin["nodes"]}
-        claimed_edges = sorted((e["from"], e["to"], e["event"]) for e in lin["edges"])
-    except (KeyError, TypeError, AttributeError) as exc:
+        claimed_nodes = {_text(n["key"]): sorted(_text(x) for x in n["records"]) for n in lin["nodes"]}
+        claimed_edges = sorted((_text(e["from"]), _text(e["to"]), _text(e["event"])) for e in lin["edges"])
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         add("lineage", False, f"malformed lineage: {type(exc).__name__}: {exc}", Reason.MALFORMED)
+        return
+    if len(claimed_nodes) != len(lin["nodes"]):
+        add("lineage", False, "a node is listed twice in the claimed lineage", Reason.MALFORMED)
         return
     rebuilt_nodes = {k: sorted(v) for k, v in node_records.items()}
     named = {x for v in claimed_nodes.values() for x in v} | {e[2] for e in claimed_edges}
@@ -494,6 +526,18 @@ def _prove_lineage(bundle: Mapping[str, Any], verified: dict[str, tuple[int, str
         bad = [n.key for n in report.nodes if n.disposition == "non_conformant"]
         add("lineage", True, f"{len(report.nodes)} nodes, {len(edges)} edges rebuilt from {len(events)} signed events"
                              f"{f'; non_conformant: {bad}' if bad else ''}; {COMPLETENESS_NOTE}")
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what} must be a JSON integer, got {value!r}"[:120])
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return value
 
 
 def _list(bundle: Mapping[str, Any], key: str) -> list[Any]:

@@ -51,7 +51,7 @@ __all__ = [
     "ANCHOR_SELECTOR", "ANCHORED_TOPIC", "Reason", "Verdict", "quorum", "raw_transaction", "transactions_root",
     "encode_receipt", "receipts_root", "check_record_digest", "check_event_hash", "check_record_signature",
     "check_inclusion", "check_anchor_state", "check_anchor_call", "check_receipts", "check_anchor_receipt",
-    "check_block_header", "check_transactions", "check_commit_seals", "hex_bytes", "hex_int",
+    "check_block_header", "check_transactions", "check_commit_seals", "hex_bytes", "hex_int", "qty",
 ]
 
 ANCHOR_SELECTOR = keccak(text="anchor(bytes32,uint64,bytes32)")[:4]
@@ -163,6 +163,17 @@ def hex_int(value: Any, what: str = "value") -> int:
     raise ValueError(f"{what} must be an integer or 0x quantity, got {value!r}"[:120])
 
 
+def qty(value: Any, what: str = "value") -> int:
+    """Integer of a JSON-RPC quantity: a ``0x``-hex string only (Ethereum JSON-RPC encoding of QUANTITY).
+
+    Raises:
+        ValueError: anything else (a JSON integer included: the same value spelled otherwise is refused).
+    """
+    if not isinstance(value, str) or not value.startswith("0x") or len(value) < 3:
+        raise ValueError(f"{what} must be a 0x quantity, got {value!r}"[:120])
+    return int(value, 16)
+
+
 def _addr(value: Any, what: str) -> str:
     return to_checksum_address(hex_bytes(value, what, 20))
 
@@ -172,11 +183,13 @@ def raw_transaction(tx: Mapping[str, Any]) -> bytes:
     """Signed transaction bytes (legacy, EIP-2930 ``0x01`` or EIP-1559 ``0x02`` envelope) from its JSON-RPC
     fields (EIP-2718). Raises KeyError / ValueError on a missing or malformed field."""
     to = hex_bytes(tx["to"], "to", 20) if tx.get("to") else b""
-    t = hex_int(tx.get("type", "0x0"), "type")
+    t = qty(tx["type"], "type")
     access = [[hex_bytes(a["address"], "accessList.address", 20), [hex_bytes(k, "storageKey", 32)
                                                                     for k in a["storageKeys"]]]
               for a in (tx["accessList"] if t else [])]
-    n = hex_int
+    n = qty
+    if t and "yParity" in tx and "v" in tx and n(tx["yParity"]) != n(tx["v"]):
+        raise ValueError("yParity and v differ")
     if t == 2:
         fields = [n(tx["chainId"]), n(tx["nonce"]), n(tx["maxPriorityFeePerGas"]), n(tx["maxFeePerGas"]),
                   n(tx["gas"]), to, n(tx["value"]), hex_bytes(tx["input"]), access, n(tx.get("yParity", tx["v"])),
@@ -210,14 +223,14 @@ def encode_receipt(receipt: Mapping[str, Any]) -> bytes:
     """Consensus encoding of a post-Byzantium receipt from its JSON-RPC fields (Yellow Paper §4.3.1,
     EIP-658 status, EIP-2718 envelope): ``[type ‖] RLP([status, cumulativeGasUsed, logsBloom, logs])``, each
     log ``[address, [topics], data]``. Raises KeyError / ValueError on a missing or malformed field."""
-    status = hex_int(receipt["status"], "status")
+    status = qty(receipt["status"], "status")
     if status not in (0, 1):
         raise ValueError(f"status must be 0 or 1, got {status}")
     logs = [[hex_bytes(lg["address"], "log.address", 20), [hex_bytes(t, "log.topic", 32) for t in lg["topics"]],
              hex_bytes(lg["data"], "log.data")] for lg in receipt["logs"]]
-    body = rlp.encode([b"\x01" if status else b"", hex_int(receipt["cumulativeGasUsed"], "cumulativeGasUsed"),
+    body = rlp.encode([b"\x01" if status else b"", qty(receipt["cumulativeGasUsed"], "cumulativeGasUsed"),
                        hex_bytes(receipt["logsBloom"], "logsBloom", 256), logs])
-    t = hex_int(receipt.get("type", "0x0"), "type")
+    t = qty(receipt["type"], "type")
     return body if t == 0 else bytes([t]) + body
 
 
@@ -245,9 +258,11 @@ def check_record_digest(document: str, record_digest: Any) -> Verdict:
     return _pass("record_digest", "SHA-256 of the canonical document matches", digest=digest)
 
 
+@lru_cache(maxsize=4096)
 def check_event_hash(document: str, identifier: str) -> Verdict:
     """An EPCIS event record (``{"event", "eventHashID", "@context"?}``): the GS1 event hash ID recomputed from
-    the event (CBV 2.0 algorithm) equals ``eventHashID`` and ``identifier`` ends with ``-<hex>`` of it."""
+    the event (CBV 2.0 algorithm) equals ``eventHashID`` and ``identifier`` ends with ``-<hex>`` of it.
+    Memoised: a pure function of its two strings (the JSON-LD expansion costs ~10 ms an event)."""
     from provenance.epcis import EpcisInvalid, event_hash_ids
 
     try:
@@ -357,7 +372,7 @@ def check_receipts(block: Mapping[str, Any], receipts: Sequence[Mapping[str, Any
                              f"{len(txs)} transactions")
         for i, (tx, rc) in enumerate(zip(txs, receipts, strict=True)):
             if str(rc.get("transactionHash", "")).lower() != str(tx.get("hash", "")).lower() \
-                    or hex_int(rc.get("transactionIndex"), "transactionIndex") != i:
+                    or qty(rc.get("transactionIndex"), "transactionIndex") != i:
                 raise ValueError(f"receipts[{i}] names transaction {rc.get('transactionHash')}, block has "
                                  f"{tx.get('hash')} at {i}")
         root = receipts_root(receipts)
@@ -377,7 +392,7 @@ def check_anchor_receipt(receipt: Mapping[str, Any], *, registry: str | None, ro
     if not registry:
         return _fail("anchor_receipt", Reason.NO_REGISTRY, "no AnchorRegistry address from the auditor")
     try:
-        if hex_int(receipt["status"], "status") != 1:
+        if qty(receipt["status"], "status") != 1:
             return _fail("anchor_receipt", Reason.RECEIPT_INVALID,
                          f"anchor transaction {receipt.get('transactionHash')} failed (status 0, reverted)")
         want_root = hex_bytes(root, "root", 32)
@@ -440,13 +455,24 @@ def check_transactions(block: Mapping[str, Any]) -> Verdict:
     return _pass("transactions", f"{len(raws)} transactions reproduce transactionsRoot", hashes=tuple(hashes))
 
 
+_SEALED_FIELDS = ("parentHash", "sha3Uncles", "miner", "stateRoot", "transactionsRoot", "receiptsRoot", "logsBloom",
+                  "difficulty", "number", "gasLimit", "gasUsed", "timestamp", "extraData", "mixHash", "nonce",
+                  "baseFeePerGas", "withdrawalsRoot")
+
+
+@lru_cache(maxsize=1024)
+def _seal_signers(fields: tuple[tuple[str, Any], ...]) -> tuple[str, ...]:
+    """Seal signers of a header given as hashable ``(name, value)`` pairs (memoised: ecrecover per seal)."""
+    return tuple(recover_seal_signers_from_rpc_block(dict(fields)))
+
+
 def check_commit_seals(block: Mapping[str, Any], validators: Sequence[str]) -> Verdict:
     """The commit seals in the block's extraData (65-byte secp256k1 signatures over the header with round,
     without seals) recover to at least ``quorum(len(validators))`` distinct members of ``validators``, none
     from outside the set, none twice. ``facts``: ``signers`` (recovered, in seal order), ``good`` (distinct
     trusted signers), ``validators``."""
     try:
-        signers = recover_seal_signers_from_rpc_block(block)
+        signers = list(_seal_signers(tuple((k, block[k]) for k in _SEALED_FIELDS)))
     except (KeyError, ValueError, TypeError) as exc:
         return _fail("commit_seals", Reason.MALFORMED, f"not a QBFT block header: {exc}")
     valid = {to_checksum_address(v) for v in validators}

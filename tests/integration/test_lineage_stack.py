@@ -300,6 +300,26 @@ def test_forged_certificate_with_a_members_key_and_a_reverted_anchor_is_refused(
     assert bad["records[0].signature"].reason is Reason.OWNER_UNPROVEN
 
 
+def test_mutation_campaign_on_fresh_bundles(stack: Stack, api: httpx.Client, loaded: dict[str, Any]) -> None:
+    """Issue 20's mutation suite in CI: every JSON leaf and structure of a fresh part bundle and certificate bundle,
+    typed mutations and semantic attacks; an accepted mutant not on the commented harmless list fails."""
+    from tests.provenance.test_bundle_mutations import campaign
+
+    trust = load_trust(_network_file(stack))
+    coil = loaded["chain"].truth.part_coil[loaded["part"]]
+    arts = {}
+    for name, ident in (("part", loaded["part"]), ("certificate", coil)):
+        bundle = api.get(f"/v1/provenance/{q(ident)}/bundle").json()
+        cache_bundle(name, bundle, trust)
+        arts[name] = {"bundle": bundle, "validators": trust.validators, "anchor_registry": trust.anchor_registry,
+                      "enterprise_registry": trust.enterprise_registry}
+    typed, semantic = campaign(arts["part"], arts["certificate"])
+    print(f"mutation campaign: typed {typed.line()}; semantic {semantic.line()}")
+    assert typed.findings == [], typed.findings[:20]
+    assert semantic.findings == [], semantic.findings
+    assert typed.refused > 1000 and semantic.refused >= 10
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
