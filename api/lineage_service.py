@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from eth_utils import keccak
 from sqlmodel import Session, col, select
 
 from api.chain import ChainClient, ChainError, ChainUnavailable
@@ -96,9 +95,9 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
     Shape: ``{format, identifier, key, generated_at, lineage: {nodes, edges}, records: [{identifier, kind,
     document (the exact canonical JSON string), record_digest, signature, signer, chain_id, enterprise:
     {prefix, name, address}, proof: {root, leaf_index, tree_size, path} | null}], anchors: [{root, size,
-    metadata_digest, tx_hash, block_number, block_hash, anchor_registry}], enterprises: [{account, prefix, name,
-    block_number, tx_hash}] (where each signer's EnterpriseRegistered log is), blocks: [{<header fields>, hash,
-    transactions: [full transaction objects], receipts: [{transactionHash, transactionIndex, status,
+    metadata_digest, tx_hash, block_number, block_hash, anchor_registry}], registry_proofs: [{prefix, block_number,
+    proof: eth_getProof answer of the EnterpriseRegistry}] (per prefix and anchor block), blocks: [{<header
+    fields>, hash, transactions: [full transaction objects], receipts: [{transactionHash, transactionIndex, status,
     cumulativeGasUsed, logsBloom, type, logs: [{address, topics, data}], …}]}]}``. Blocks come from
     ``eth_getBlockByNumber(n, true)`` and ``eth_getTransactionReceipt``; without a chain (or for pending
     records) anchors/blocks are missing and the verifier says so.
@@ -145,7 +144,9 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
                         "anchor_registry": str(registry) if registry else None})
         if chain is not None and b.block_number is not None:
             _add_block(chain, blocks, b.block_number)
-    enterprises = _registrations(chain, blocks, ents.values()) if chain is not None else []
+    needed = {(r["identifier"].partition("/")[0], b.block_number) for r in records_out if r["proof"]
+              for b in batches.values() if b.root == r["proof"]["root"] and b.block_number is not None}
+    registry_proofs = _registry_proofs(chain, needed) if chain is not None else []
     return {
         "format": BUNDLE_FORMAT, "identifier": node.identifier, "key": node.key, "generated_at": now_iso(),
         "lineage": {
@@ -156,7 +157,7 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
         },
         "records": records_out,
         "anchors": anchors,
-        "enterprises": enterprises,
+        "registry_proofs": registry_proofs,
         "blocks": [blocks[k] for k in sorted(blocks)],
     }
 
@@ -164,9 +165,6 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
 # ---------------------------------------------------------------- evidence for the offline verifier (issue 20)
 RECEIPT_KEYS = ("transactionHash", "transactionIndex", "status", "cumulativeGasUsed", "logsBloom", "type")
 """Receipt fields the verifier binds to receiptsRoot (plus ``logs``); nothing unverifiable is shipped."""
-ENTERPRISE_REGISTERED_TOPIC = "0x" + keccak(text="EnterpriseRegistered(address,string,uint32,string)").hex()
-LOG_WINDOW = 10_000  # blocks per eth_getLogs call (the validators' MAX_LOG_RANGE)
-_registration_cache: dict[tuple[str, str], dict[str, Any]] = {}
 
 
 def _add_block(chain: ChainClient, blocks: dict[int, dict[str, Any]], number: int) -> None:
@@ -191,40 +189,36 @@ def _add_block(chain: ChainClient, blocks: dict[int, dict[str, Any]], number: in
     blocks[number] = block
 
 
-def _registrations(chain: ChainClient, blocks: dict[int, dict[str, Any]],
-                   ents: Any) -> list[dict[str, Any]]:
-    """``[{account, prefix, name, block_number, tx_hash}]``: where each enterprise's ``EnterpriseRegistered`` log
-    is (found with ``eth_getLogs`` in windows of :data:`LOG_WINDOW` blocks, cached per process); the blocks
-    holding them are added to ``blocks`` so the verifier proves prefix → account from a sealed receipt."""
+def _registry_proofs(chain: ChainClient, needed: set[tuple[str, int]]) -> list[dict[str, Any]]:
+    """``[{prefix, block_number, proof}]``: for each (prefix, anchor block), the EIP-1186 ``eth_getProof`` answer
+    of the EnterpriseRegistry holding the slots :func:`provenance.registry_state.check_enterprise_state` needs
+    (the prefix's owner, then the owner's name, prefix and flags; a long name's data slots)."""
+    from provenance.registry_state import enterprise_proof_slots
+
     contract = getattr(chain, "enterprise_registry", None)
     registry = getattr(contract, "address", None)
+    out: list[dict[str, Any]] = []
     if not registry:
-        return []
-    out = []
-    try:
-        latest = chain.block_number()
-    except (ChainError, ChainUnavailable):
-        return []
-    for ent in ents:
-        key = (str(registry).lower(), ent.address.lower())
-        found = _registration_cache.get(key)
-        start = 0
-        while found is None and start <= latest:
-            try:
-                logs = chain.rpc("eth_getLogs", [{
-                    "fromBlock": hex(start), "toBlock": hex(min(start + LOG_WINDOW - 1, latest)), "address": registry,
-                    "topics": [ENTERPRISE_REGISTERED_TOPIC, "0x" + "00" * 12 + ent.address[2:].lower()]}])
-            except (ChainError, ChainUnavailable):
-                break
-            for lg in logs or []:
-                found = {"account": ent.address, "prefix": ent.prefix, "name": ent.name,
-                         "block_number": int(lg["blockNumber"], 16), "tx_hash": lg["transactionHash"]}
-                _registration_cache[key] = found
-                break
-            start += LOG_WINDOW
-        if found is not None:
-            _add_block(chain, blocks, found["block_number"])
-            out.append(found)
+        return out
+
+    def get_proof(slots: list[int], number: int) -> dict[str, Any]:
+        answer = chain.rpc("eth_getProof", [str(registry), [hex(x) for x in slots], hex(number)])
+        return json.loads(json.dumps(answer))
+
+    for prefix, number in sorted(needed):
+        try:
+            first = get_proof(enterprise_proof_slots(prefix, None), number)
+            owner_word = int(first["storageProof"][0]["value"], 16)
+            if owner_word == 0:
+                continue
+            owner = "0x" + owner_word.to_bytes(20, "big").hex()
+            answer = get_proof(enterprise_proof_slots(prefix, owner), number)
+            head = int(answer["storageProof"][1]["value"], 16)
+            if head & 1:
+                answer = get_proof(enterprise_proof_slots(prefix, owner, head), number)
+        except (ChainError, ChainUnavailable, KeyError, TypeError, ValueError, IndexError):
+            continue
+        out.append({"prefix": prefix, "block_number": number, "proof": answer})
     return out
 
 

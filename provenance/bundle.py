@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_abi.exceptions import DecodingError
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
+from provenance.registry_state import check_enterprise_state
 from provenance.verify import (
     Reason,
     Verdict,
@@ -45,7 +44,6 @@ from provenance.verify import (
     check_record_digest,
     check_record_signature,
     check_transactions,
-    qty,
 )
 
 BUNDLE_FORMAT = "traceledger-provenance-bundle/1"
@@ -110,7 +108,7 @@ class BundleReport:
     """Outcome of :func:`prove_bundle`: every check, and what was proven.
 
     ``nodes`` / ``edges`` (``(src, dst, event identifier, bizStep)``) are the lineage rebuilt from the signed
-    events; ``enterprises`` maps a proven account to ``(name, prefix)`` from its sealed registration log.
+    events; ``enterprises`` maps a proven owner account to ``(name, prefix)`` from an EIP-1186 state proof.
     """
 
     checks: list[BundleCheck]
@@ -149,7 +147,7 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
             signature is refused with :attr:`Reason.OWNER_UNPROVEN`).
 
     Returns:
-        A :class:`BundleReport`; checks are in bundle order (blocks, anchors, enterprises, records, subject,
+        A :class:`BundleReport`; checks are in bundle order (blocks, anchors, registry_proofs, records, subject,
         lineage). Nothing the bundle merely claims (``anchor_registry``, ``enterprise``, ``signer``, lineage
         labels and levels) is trusted: owners come from sealed ``EnterpriseRegistered`` logs, anchors from
         sealed successful receipts, the lineage from the signed events.
@@ -210,7 +208,7 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
         return tx_in_block[key], receipt_of[key]
 
     # ----------------------------------------------------------------- anchors
-    anchored: dict[str, int] = {}
+    anchored: dict[str, tuple[int, int]] = {}  # root → (anchored size, block number)
     for j, a in enumerate(_list(bundle, "anchors")):
         place = f"anchors[{j}]"
         try:
@@ -231,37 +229,34 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
             if root in anchored:
                 add(place, False, f"root {a['root']} listed twice", Reason.MALFORMED)
                 continue
-            anchored[root] = _int(a["size"], "size")
+            anchored[root] = (_int(a["size"], "size"), number)
             add(place, True, f"root {a['root']} anchored by tx {a['tx_hash']} in block {number} "
                              f"(submitter {rv.facts['submitter']})")
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             add(place, False, f"malformed anchor: {type(exc).__name__}: {exc}", Reason.MALFORMED)
-    # ----------------------------------------------------------------- enterprises (prefix → account)
-    owner_of: dict[str, str] = {}
-    for j, e in enumerate(_list(bundle, "enterprises")):
-        place = f"enterprises[{j}]"
+    # ----------------------------------------------------------------- registry state (prefix → owner, per block)
+    owner_at: dict[tuple[str, int], str] = {}
+    for j, e in enumerate(_list(bundle, "registry_proofs")):
+        place = f"registry_proofs[{j}]"
         try:
             if not enterprise_registry:
                 add(place, False, "no EnterpriseRegistry address from the auditor (pass the network file)",
                     Reason.NO_REGISTRY)
                 continue
-            number = _int(e["block_number"], "block_number")
-            found = sealed_receipt(place, number, None, e.get("tx_hash"))
-            if found is None:
+            number, prefix = _int(e["block_number"], "block_number"), _text(e["prefix"])
+            block = good_blocks.get(number)
+            if block is None:
+                add(place, False, f"block {number} is not a verified block of this bundle", Reason.MALFORMED)
                 continue
-            reg = check_enterprise_registered(found[1], registry=enterprise_registry, account=e["account"])
-            if not put(place, reg):
+            state = check_enterprise_state(block["stateRoot"], enterprise_registry, e["proof"], prefix)
+            if not put(place, state, f"block {number}: "):
                 continue
-            account, name, prefix = reg.facts["account"], reg.facts["name"], reg.facts["prefix"]
-            if owner_of.get(prefix, account) != account:
-                add(place, False, f"prefix {prefix} registered to {owner_of[prefix]} and {account}", Reason.MALFORMED)
-                continue
-            owner_of[prefix] = account
-            report.enterprises[account] = (name, prefix)
+            owner_at[(prefix, number)] = state.facts["owner"]
+            report.enterprises[state.facts["owner"]] = (state.facts["name"], prefix)
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            add(place, False, f"malformed enterprise entry: {type(exc).__name__}: {exc}", Reason.MALFORMED)
+            add(place, False, f"malformed registry proof: {type(exc).__name__}: {exc}", Reason.MALFORMED)
     # ----------------------------------------------------------------- records
-    verified: dict[str, tuple[int, str, Any]] = {}  # identifier → (index, kind, parsed document)
+    verified: dict[str, tuple[int, str, str]] = {}  # identifier → (index, kind, canonical document)
     seen: set[str] = set()
     for i, r in enumerate(_list(bundle, "records")):
         place = f"records[{i}]"
@@ -279,33 +274,26 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
             if kind in EVENT_KINDS and not put(f"{place}.document", check_event_hash(r["document"], ident),
                                                f"{ident}: "):
                 continue
+            at = _prove_inclusion(place, ident, digest, r.get("proof"), anchored, add, put)
             prefix = ident.partition("/")[0]
-            owner = owner_of.get(prefix)
+            if at is not None:
+                owner = owner_at.get((prefix, at))
+                owners = [owner] if owner else None
+            else:  # not anchored: still name whether the signer could be the owner at any proven block
+                owners = sorted({o for (pfx, _), o in owner_at.items() if pfx == prefix}) or None
             sig = check_record_signature(r["signature"], ident, kind, digest, _int(r["chain_id"], "chain_id"),
-                                         owners=[owner] if owner else None)
+                                         owners=owners)
+            where = f"anchor block {at}" if at is not None else "any proven block"
             if sig.ok:
-                name = report.enterprises[owner][0] if owner else "?"
-                sig = Verdict("signature", True, f"EIP-712 signature by {sig.facts['signer']} ({name}, owner of "
-                                                 f"{prefix} by its sealed registration)", None, sig.facts)
-            if not put(f"{place}.signature", sig, f"{ident}: "):
-                continue
-            p = r.get("proof")
-            if not p:
-                add(f"{place}.proof", False, f"{ident}: no inclusion proof (record not anchored yet)",
-                    Reason.NOT_ANCHORED)
-                continue
-            if not put(f"{place}.proof", check_inclusion(digest, _int(p["leaf_index"], "leaf_index"),
-                                                         _int(p["tree_size"], "tree_size"), p["path"],
-                                                         p["root"]), f"{ident}: "):
-                continue
-            root = str(p["root"]).lower()
-            if root not in anchored:
-                add(f"{place}.proof", False, f"{ident}: root {p['root']} is not anchored by a verified anchor",
-                    Reason.NOT_ANCHORED)
-                continue
-            if _int(p["tree_size"], "tree_size") != anchored[root]:
-                add(f"{place}.proof", False, f"{ident}: proof for a tree of {p['tree_size']} leaves, root anchored "
-                                             f"with size {anchored[root]}", Reason.PROOF_INVALID)
+                owner = sig.facts["signer"]
+                sig = Verdict("signature", True, f"EIP-712 signature by {owner} ({report.enterprises[owner][0]!r}, "
+                                                 f"active owner of {prefix} at {where} by an EIP-1186 state proof)",
+                              None, sig.facts)
+            elif sig.reason is Reason.OWNER_UNPROVEN:
+                sig = Verdict("signature", False, f"{sig.detail} at {where} (no state proof of an active owner; the "
+                                                  f"bundle's own claim is not evidence)", Reason.OWNER_UNPROVEN,
+                              sig.facts)
+            if not put(f"{place}.signature", sig, f"{ident}: ") or at is None:
                 continue
             verified[ident] = (i, kind, r["document"])
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
@@ -339,34 +327,6 @@ def _verify_block(text: str, validators: tuple[str, ...]) -> tuple[tuple[str, Ve
     if out[-1][1].ok and "receipts" in block:
         out.append((".receipts", check_receipts(block, block["receipts"])))
     return tuple(out)
-
-
-ENTERPRISE_REGISTERED_TOPIC = keccak(text="EnterpriseRegistered(address,string,uint32,string)")
-"""topic0 of ``event EnterpriseRegistered(address indexed account, string name, uint32 roles, string prefix)``."""
-
-
-def check_enterprise_registered(receipt: Mapping[str, Any], *, registry: str, account: Any) -> Verdict:
-    """A sealed receipt (bound to ``receiptsRoot``) with status 1 holding ``EnterpriseRegistered(account, name,
-    roles, prefix)`` emitted by ``registry``: proves ``prefix`` → ``account`` and its ``name`` at that block
-    (the contract refuses a taken prefix, so a prefix has one owner). ``facts``: account, name, prefix, roles."""
-    try:
-        want = to_checksum_address(account)
-        reg = to_checksum_address(registry)
-        if qty(receipt["status"], "status") != 1:
-            return Verdict("enterprise", False, "registration transaction failed (status 0)", Reason.RECEIPT_INVALID)
-        for lg in receipt["logs"]:
-            topics = [bytes.fromhex(str(t)[2:]) for t in lg["topics"]]
-            if (to_checksum_address(lg["address"]) == reg and len(topics) == 2
-                    and topics[0] == ENTERPRISE_REGISTERED_TOPIC and topics[1][12:] == bytes.fromhex(want[2:])):
-                name, roles, prefix = abi_decode(["string", "uint32", "string"], bytes.fromhex(str(lg["data"])[2:]))
-                return Verdict("enterprise", True, f"{want} registered as {name!r} with prefix {prefix} "
-                                                   f"(EnterpriseRegistered log of {reg})", None,
-                               {"account": want, "name": name, "prefix": prefix, "roles": roles})
-    except (KeyError, ValueError, TypeError, AttributeError, DecodingError) as exc:
-        return Verdict("enterprise", False, f"malformed registration receipt: {type(exc).__name__}: {exc}",
-                       Reason.MALFORMED)
-    return Verdict("enterprise", False, f"no EnterpriseRegistered({want}) log from {reg} in the receipt",
-                   Reason.RECEIPT_INVALID)
 
 
 @lru_cache(maxsize=4096)
@@ -526,6 +486,30 @@ def _prove_lineage(bundle: Mapping[str, Any], verified: dict[str, tuple[int, str
         bad = [n.key for n in report.nodes if n.disposition == "non_conformant"]
         add("lineage", True, f"{len(report.nodes)} nodes, {len(edges)} edges rebuilt from {len(events)} signed events"
                              f"{f'; non_conformant: {bad}' if bad else ''}; {COMPLETENESS_NOTE}")
+
+
+def _prove_inclusion(place: str, ident: str, digest: bytes, p: Any, anchored: Mapping[str, tuple[int, int]],
+                     add: Any, put: Any) -> int | None:
+    """The record's inclusion proof reproduces an anchored root with the anchored tree size: the anchor's block
+    number, or None after adding the failing check at ``{place}.proof``."""
+    if not p:
+        add(f"{place}.proof", False, f"{ident}: no inclusion proof (record not anchored yet)", Reason.NOT_ANCHORED)
+        return None
+    tree_size = _int(p["tree_size"], "tree_size")
+    if not put(f"{place}.proof", check_inclusion(digest, _int(p["leaf_index"], "leaf_index"), tree_size, p["path"],
+                                                 p["root"]), f"{ident}: "):
+        return None
+    root = str(p["root"]).lower()
+    if root not in anchored:
+        add(f"{place}.proof", False, f"{ident}: root {p['root']} is not anchored by a verified anchor",
+            Reason.NOT_ANCHORED)
+        return None
+    size, at = anchored[root]
+    if tree_size != size:
+        add(f"{place}.proof", False, f"{ident}: proof for a tree of {tree_size} leaves, root anchored with size "
+                                     f"{size}", Reason.PROOF_INVALID)
+        return None
+    return at
 
 
 def _int(value: Any, what: str) -> int:

@@ -399,7 +399,7 @@ def verify_bundle_cmd(
         console.print("[yellow]completeness is NOT proven: records that no signed document in the bundle refers to "
                       "(a later inspection, other upstream events) may have been left out[/yellow]")
     for account, (name, prefix) in sorted(report.enterprises.items(), key=lambda x: x[1][1]):
-        console.print(escape(f"enterprise {prefix} = {account} {name!r} (proven by its sealed registration)"),
+        console.print(escape(f"enterprise {prefix} = {account} {name!r} (active owner, proven from sealed state)"),
                       highlight=False)
     if failed:
         console.print(f"[red]BUNDLE NOT VERIFIED: {len(failed)} of {len(checks)} checks failed; first at "

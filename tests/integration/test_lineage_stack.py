@@ -147,7 +147,7 @@ def test_bundle_verifies_offline_and_tampering_is_named(stack: Stack, api: httpx
                           env=env)
     assert proc.returncode == 0 and "(rpc)" in proc.stdout, proc.stdout
 
-    assert "completeness is NOT proven" in proc.stdout and "(proven by its sealed registration)" in proc.stdout
+    assert "completeness is NOT proven" in proc.stdout and "(active owner, proven from sealed state)" in proc.stdout
     trust = load_trust(_network_file(stack))
     trusted = load_validators(_validators(stack))
     assert trusted == trust.validators
@@ -272,16 +272,23 @@ def test_forged_certificate_with_a_members_key_and_a_reverted_anchor_is_refused(
                           "tx_hash": sent[0], "block_number": number,
                           "block_hash": block["hash"], "anchor_registry": trust.anchor_registry}]
     forged["blocks"] = [b for b in forged["blocks"] if int(b["number"], 16) != number] + [block]
-    forged["enterprises"] = [{**e, "account": attacker.address} for e in forged["enterprises"]]
     checks = _verify(forged, trust)
     bad = {c.place: c for c in checks if not c.ok}
     assert bad["anchors[0].receipt"].reason is Reason.RECEIPT_INVALID and "status 0" in bad["anchors[0].receipt"].detail
+    assert bad["records[0].proof"].reason is Reason.NOT_ANCHORED
+    # the mill's state proofs kept (the honest bundle's): the signer is named as not the owner
+    assert bad["records[0].signature"].reason is Reason.WRONG_SIGNER, bad["records[0].signature"]
+    # state proofs dropped, the bundle's own claim only: the owner is unproven, whatever the claim says
+    no_proofs = {**forged, "registry_proofs": []}
+    bad = {c.place: c for c in _verify(no_proofs, trust) if not c.ok}
     assert bad["records[0].signature"].reason is Reason.OWNER_UNPROVEN
-    assert any(p.startswith("enterprises[") for p in bad)  # the attacker's account has no registration of that prefix
-    # with the mill's honest registration kept, the signer is named as not the owner
-    forged["enterprises"] = honest["enterprises"]
+    # a state proof at the reverted block: still the mill's account, not the attacker's
+    forged["registry_proofs"] = forged["registry_proofs"] + [
+        {**e, "block_number": number, "proof": chain.rpc("eth_getProof", [trust.enterprise_registry, [
+            x["key"] for x in e["proof"]["storageProof"]], hex(number)])} for e in honest["registry_proofs"][:1]]
     bad = {c.place: c for c in _verify(forged, trust) if not c.ok}
     assert bad["records[0].signature"].reason is Reason.WRONG_SIGNER
+    assert not any(p.startswith("registry_proofs") for p in bad)
     # the CLI, offline and with --rpc
     path = tmp_path / "forged.json"
     path.write_text(json.dumps(forged))

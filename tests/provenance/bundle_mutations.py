@@ -32,8 +32,14 @@ HARMLESS: list[tuple[str, frozenset[str] | None, str]] = [
      "the bundle's claim of the owner: ignored, the owner comes from the sealed EnterpriseRegistered log"),
     (r"records\[\*\]\.signer", None, "the claimed signer: ignored, the signer is recovered from the signature"),
     (r"anchors\[\*\]\.anchor_registry", None, "ignored: the AnchorRegistry address comes from the auditor's file"),
-    (r"enterprises\[\*\]\.(prefix|name)", None, "pointer fields: prefix and name are read from the sealed log"),
-    (r"enterprises", frozenset({"dup", "swap"}), "the same sealed registration twice, or in another order"),
+    (r"registry_proofs\[\*\]\.proof\.storageProof\[\*\]\.value", None,
+     "eth_getProof's claimed value: never read, each value is re-derived from its Merkle proof"),
+    (r"registry_proofs\[\*\]\.proof\.(balance|nonce|codeHash|storageHash)", None,
+     "account fields claimed beside the proof: never read, the storage root comes from the account proof"),
+    (r"registry_proofs\[\*\]\.proof\.(accountProof|storageProof\[\*\]\.proof)", frozenset({"dup", "swap"}),
+     "a Merkle-Patricia proof is a set of nodes looked up by hash: order and repetition are immaterial"),
+    (r"registry_proofs(\[\*\]\.proof\.storageProof)?", frozenset({"dup", "swap"}),
+     "the same state proof twice, or in another order (proofs are looked up by block, prefix and slot)"),
     (r"lineage\.nodes\[\*\]\.(label|level|epc|identifier)", None,
      "claimed presentation: ignored, the verifier prints the graph it rebuilt from the signed events"),
     (r"(records|anchors|blocks|lineage\.nodes|lineage\.edges|lineage\.nodes\[\*\]\.records)", frozenset({"swap"}),
@@ -258,10 +264,11 @@ def semantic_attacks(part: dict[str, Any], cert: dict[str, Any]) -> Iterator[tup
     p = next(r["proof"] for r in b["records"] if r["proof"])
     p["tree_size"] = p["tree_size"] + 1
     yield "tree_size_not_anchored_size", b
-    # a record's enterprise claim moved to another prefix's owner
+    # another enterprise's state proof relabelled as the proof of a record's prefix
     b = copy.deepcopy(part)
-    i = _records_of(b, ("epcis_event",))[0]
-    other = next(e for e in b["enterprises"] if e["prefix"] != b["records"][i]["identifier"].partition("/")[0])
-    b["enterprises"] = [{**e, "prefix": b["records"][i]["identifier"].partition("/")[0]} if e is other else e
-                        for e in b["enterprises"] if e["prefix"] != b["records"][i]["identifier"].partition("/")[0]]
-    yield "owner_entry_of_another_enterprise", b
+    target = b["records"][_records_of(b, ("epcis_event",))[0]]["identifier"].partition("/")[0]
+    proofs = b.get("registry_proofs", [])
+    other = next((e for e in proofs if e["prefix"] != target), None)
+    if other is not None:
+        b["registry_proofs"] = [{**e, "prefix": target} if e is other else e for e in proofs if e["prefix"] != target]
+        yield "owner_proof_of_another_enterprise", b
