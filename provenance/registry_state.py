@@ -19,6 +19,7 @@ longer ones ``2·len + 1`` with the bytes from ``keccak256(pad32(slot))`` on)::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import rlp
@@ -83,11 +84,19 @@ def _nodes(proof: Any, what: str) -> list[Any]:
 
 
 def _get(root: bytes, key: bytes, proof: Any, what: str) -> bytes:
+    if not isinstance(proof, list) or not all(isinstance(n, str) for n in proof):
+        raise StateProofError(f"{what} must be a list of 0x-hex RLP nodes")
+    return _get_cached(root, key, tuple(proof), what)
+
+
+@lru_cache(maxsize=8192)
+def _get_cached(root: bytes, key: bytes, proof: tuple[str, ...], what: str) -> bytes:
+    """Value at ``key`` of the trie with ``root`` proven by ``proof`` (memoised: a pure function of its inputs)."""
     from trie import HexaryTrie
     from trie.exceptions import BadTrieProof
 
     try:
-        return bytes(HexaryTrie.get_from_proof(root, key, _nodes(proof, what)))
+        return bytes(HexaryTrie.get_from_proof(root, key, _nodes(list(proof), what)))
     except (BadTrieProof, rlp.exceptions.RLPException, ValueError, KeyError, TypeError, IndexError) as exc:
         raise StateProofError(f"{what} does not verify: {type(exc).__name__}: {exc}") from exc
 
