@@ -392,7 +392,8 @@ def verify_bundle_cmd(
     if report.nodes:
         console.print("lineage proven from the signed events (level, node, disposition; ← edges by event):")
         for n in report.nodes:
-            mark = " [red]NON-CONFORMANT[/red]" if n.disposition == "non_conformant" else ""
+            mark = (" [red]NON-CONFORMANT[/red]" if n.disposition == "non_conformant"
+                    else f" {n.disposition}" if n.disposition else "")
             console.print(f"  {'  ' * n.level}{n.level} {escape(n.label)} {escape(n.key)}{mark}", highlight=False)
         for src, dst, event, step in report.edges:
             console.print(escape(f"  {src} → {dst} by {event} ({step or '?'})"), highlight=False)
