@@ -149,158 +149,326 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
     Returns:
         A :class:`BundleReport`; checks are in bundle order (blocks, anchors, registry_proofs, records, subject,
         lineage). Nothing the bundle merely claims (``anchor_registry``, ``enterprise``, ``signer``, lineage
-        labels and levels) is trusted: owners come from sealed ``EnterpriseRegistered`` logs, anchors from
-        sealed successful receipts, the lineage from the signed events.
+        labels and levels) is trusted: owners come from EIP-1186 proofs of sealed state, anchors from sealed
+        successful receipts, the lineage from the signed events.
     """
-    report = BundleReport([])
-    checks = report.checks
+    prover = _Prover(validators, anchor_registry, enterprise_registry)
+    if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
+        prover.add("format", False, f"not a {BUNDLE_FORMAT} bundle", Reason.MALFORMED)
+        return prover.report
+    prover.blocks(_list(bundle, "blocks"))
+    prover.anchors(_list(bundle, "anchors"))
+    prover.registry_state(_list(bundle, "registry_proofs"))
+    prover.records(_list(bundle, "records"))
+    prover.lineage(bundle)
+    return prover.report
 
-    def add(place: str, ok: bool, detail: str, reason: Reason | None = None) -> None:
-        checks.append(BundleCheck(place, ok, detail, reason))
 
-    def put(place: str, v: Verdict, prefix: str = "") -> bool:
-        checks.append(BundleCheck(place, v.ok, prefix + v.detail, v.reason))
+class _Prover:
+    """State of one :func:`prove_bundle` run: what each section proved, for the sections after it."""
+
+    def __init__(self, validators: list[str], anchor_registry: str | None, enterprise_registry: str | None) -> None:
+        self.validators = tuple(validators)
+        self.anchor_registry = anchor_registry
+        self.enterprise_registry = enterprise_registry
+        self.report = BundleReport([])
+        self.good_blocks: dict[int, Mapping[str, Any]] = {}
+        self.tx_in_block: dict[tuple[int, str], Mapping[str, Any]] = {}
+        self.receipt_of: dict[tuple[int, str], Mapping[str, Any]] = {}
+        self.anchored: dict[str, tuple[int, int]] = {}  # root → (anchored size, block number)
+        self.owner_at: dict[tuple[str, int], str] = {}  # (prefix, block number) → active owner
+        self.verified: dict[str, tuple[int, str, str]] = {}  # identifier → (index, kind, canonical document)
+        self.seen: set[str] = set()
+
+    def add(self, place: str, ok: bool, detail: str, reason: Reason | None = None) -> None:
+        self.report.checks.append(BundleCheck(place, ok, detail, reason))
+
+    def put(self, place: str, v: Verdict, prefix: str = "") -> bool:
+        self.report.checks.append(BundleCheck(place, v.ok, prefix + v.detail, v.reason))
         return v.ok
 
-    if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
-        add("format", False, f"not a {BUNDLE_FORMAT} bundle", Reason.MALFORMED)
-        return report
-    # ----------------------------------------------------------------- blocks
-    good_blocks: dict[int, Mapping[str, Any]] = {}
-    tx_in_block: dict[tuple[int, str], Mapping[str, Any]] = {}
-    receipt_of: dict[tuple[int, str], Mapping[str, Any]] = {}
-    for k, block in enumerate(_list(bundle, "blocks")):
-        place = f"blocks[{k}]"
-        if not isinstance(block, dict):
-            add(place, False, "malformed block: not an object", Reason.MALFORMED)
-            continue
-        verdicts = _verify_block(json.dumps(block, sort_keys=True), tuple(validators))
-        for suffix, v in verdicts:
-            put(f"{place}{suffix}" if suffix else place, v)
-        if not verdicts[-1][1].ok:
-            continue
-        number = int(verdicts[0][1].facts["number"])
-        if number in good_blocks:
-            add(place, False, f"block {number} appears twice", Reason.MALFORMED)
-            continue
-        if "receipts" in block:
-            for tx, rc in zip(block["transactions"], block["receipts"], strict=True):
-                receipt_of[(number, str(tx["hash"]).lower())] = rc
-        for tx in block.get("transactions") or []:
-            tx_in_block[(number, str(tx["hash"]).lower())] = tx
-        good_blocks[number] = block
+    # ------------------------------------------------------------------------------------------ blocks
+    def blocks(self, blocks: list[Any]) -> None:
+        """``blocks[k]``: header hash, commit seals, transactions and receipts (memoised per block)."""
+        for k, block in enumerate(blocks):
+            place = f"blocks[{k}]"
+            if not isinstance(block, dict):
+                self.add(place, False, "malformed block: not an object", Reason.MALFORMED)
+                continue
+            verdicts = _verify_block(json.dumps(block, sort_keys=True), self.validators)
+            for suffix, v in verdicts:
+                self.put(f"{place}{suffix}" if suffix else place, v)
+            if not verdicts[-1][1].ok:
+                continue
+            number = int(verdicts[0][1].facts["number"])
+            if number in self.good_blocks:
+                self.add(place, False, f"block {number} appears twice", Reason.MALFORMED)
+                continue
+            for tx, rc in zip(block["transactions"], block.get("receipts") or [], strict=False):
+                self.receipt_of[(number, str(tx["hash"]).lower())] = rc
+            for tx in block["transactions"]:
+                self.tx_in_block[(number, str(tx["hash"]).lower())] = tx
+            self.good_blocks[number] = block
 
-    def sealed_receipt(place: str, number: int, block_hash: Any, tx_hash: Any) -> tuple[Any, Any] | None:
-        block = good_blocks.get(number)
+    def sealed_receipt(self, place: str, number: int, block_hash: str, tx_hash: Any) -> tuple[Any, Any] | None:
+        """``(transaction, receipt)`` of ``tx_hash`` in verified block ``number`` (named ``block_hash``), or None
+        after adding the failing check."""
+        block = self.good_blocks.get(number)
         if block is None:
-            add(place, False, f"block {number} is not a verified block of this bundle", Reason.NOT_ANCHORED)
+            self.add(place, False, f"block {number} is not a verified block of this bundle", Reason.NOT_ANCHORED)
             return None
-        if block_hash is not None and str(block["hash"]).lower() != str(block_hash).lower():
-            add(place, False, f"names block hash {block_hash}, block {number} is {block['hash']}", Reason.NOT_ANCHORED)
+        if str(block["hash"]).lower() != block_hash.lower():
+            self.add(place, False, f"names block hash {block_hash}, block {number} is {block['hash']}",
+                     Reason.NOT_ANCHORED)
             return None
         key = (number, str(tx_hash).lower())
-        if key not in tx_in_block:
-            add(place, False, f"transaction {tx_hash} is not in block {number}", Reason.NOT_ANCHORED)
+        if key not in self.tx_in_block:
+            self.add(place, False, f"transaction {tx_hash} is not in block {number}", Reason.NOT_ANCHORED)
             return None
-        if key not in receipt_of:
-            add(place, False, f"block {number} carries no verified receipt of {tx_hash}", Reason.RECEIPT_INVALID)
+        if key not in self.receipt_of:
+            self.add(place, False, f"block {number} carries no verified receipt of {tx_hash}",
+                     Reason.RECEIPT_INVALID)
             return None
-        return tx_in_block[key], receipt_of[key]
+        return self.tx_in_block[key], self.receipt_of[key]
 
-    # ----------------------------------------------------------------- anchors
-    anchored: dict[str, tuple[int, int]] = {}  # root → (anchored size, block number)
-    for j, a in enumerate(_list(bundle, "anchors")):
-        place = f"anchors[{j}]"
+    # ------------------------------------------------------------------------------------------ anchors
+    def anchors(self, anchors: list[Any]) -> None:
+        """``anchors[j]``: the call to the trusted AnchorRegistry, its sealed successful receipt and log."""
+        for j, a in enumerate(anchors):
+            place = f"anchors[{j}]"
+            try:
+                number, size = _int(a["block_number"], "block_number"), _int(a["size"], "size")
+                found = self.sealed_receipt(place, number, _text(a["block_hash"]), a.get("tx_hash"))
+                if found is None:
+                    continue
+                tx, receipt = found
+                if not self.put(place, check_anchor_call(tx, root=a["root"], size=size, metadata_digest=a[
+                        "metadata_digest"], registry=self.anchor_registry)):
+                    continue
+                rv = check_anchor_receipt(receipt, registry=self.anchor_registry, root=a["root"], size=size,
+                                          metadata_digest=a["metadata_digest"], block_number=number)
+                if not self.put(f"{place}.receipt", rv):
+                    continue
+                root = str(a["root"]).lower()
+                if root in self.anchored:
+                    self.add(place, False, f"root {a['root']} listed twice", Reason.MALFORMED)
+                    continue
+                self.anchored[root] = (size, number)
+                self.add(place, True, f"root {a['root']} anchored by tx {a['tx_hash']} in block {number} "
+                                      f"(submitter {rv.facts['submitter']})")
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                self.add(place, False, f"malformed anchor: {type(exc).__name__}: {exc}", Reason.MALFORMED)
+
+    # ------------------------------------------------------------------------------------------ registry state
+    def registry_state(self, proofs: list[Any]) -> None:
+        """``registry_proofs[j]``: EIP-1186 proofs of prefix → active owner at a verified block."""
+        for j, e in enumerate(proofs):
+            place = f"registry_proofs[{j}]"
+            try:
+                if not self.enterprise_registry:
+                    self.add(place, False, "no EnterpriseRegistry address from the auditor (pass the network file)",
+                             Reason.NO_REGISTRY)
+                    continue
+                number, prefix = _int(e["block_number"], "block_number"), _text(e["prefix"])
+                block = self.good_blocks.get(number)
+                if block is None:
+                    self.add(place, False, f"block {number} is not a verified block of this bundle",
+                             Reason.MALFORMED)
+                    continue
+                state = check_enterprise_state(block["stateRoot"], self.enterprise_registry, e["proof"], prefix)
+                if not self.put(place, state, f"block {number}: "):
+                    continue
+                self.owner_at[(prefix, number)] = state.facts["owner"]
+                self.report.enterprises[state.facts["owner"]] = (state.facts["name"], prefix)
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                self.add(place, False, f"malformed registry proof: {type(exc).__name__}: {exc}", Reason.MALFORMED)
+
+    # ------------------------------------------------------------------------------------------ records
+    def records(self, records: list[Any]) -> None:
+        """``records[i]``: document digest (and event hash), inclusion in an anchored root of the anchored size,
+        and a signature by the prefix's owner proven active at that anchor block."""
+        for i, r in enumerate(records):
+            place = f"records[{i}]"
+            ident = str(r.get("identifier")) if isinstance(r, dict) else "?"
+            try:
+                if ident in self.verified or ident in self.seen:
+                    self.add(place, False, f"{ident}: listed twice", Reason.MALFORMED)
+                    continue
+                self.seen.add(ident)
+                if self.record(place, ident, r):
+                    self.verified[ident] = (i, r["kind"], r["document"])
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                self.add(place, False, f"{ident}: malformed record: {type(exc).__name__}: {exc}", Reason.MALFORMED)
+
+    def record(self, place: str, ident: str, r: Mapping[str, Any]) -> bool:
+        """Checks of one record; True when every one holds."""
+        kind = r["kind"]
+        digest_v = check_record_digest(r["document"], r["record_digest"])
+        if not self.put(f"{place}.document", digest_v, f"{ident}: "):
+            return False
+        digest: bytes = digest_v.facts["digest"]
+        if kind in EVENT_KINDS and not self.put(f"{place}.document", check_event_hash(r["document"], ident),
+                                                f"{ident}: "):
+            return False
+        at = _prove_inclusion(place, ident, digest, r.get("proof"), self.anchored, self.add, self.put)
+        prefix = ident.partition("/")[0]
+        if at is not None:
+            owner = self.owner_at.get((prefix, at))
+            owners = [owner] if owner else None
+        else:  # not anchored: still name whether the signer could be the owner at any proven block
+            owners = sorted({o for (pfx, _), o in self.owner_at.items() if pfx == prefix}) or None
+        sig = check_record_signature(r["signature"], ident, kind, digest, _int(r["chain_id"], "chain_id"),
+                                     owners=owners)
+        where = f"anchor block {at}" if at is not None else "any proven block"
+        if sig.ok:
+            signer = sig.facts["signer"]
+            sig = Verdict("signature", True, f"EIP-712 signature by {signer} ({self.report.enterprises[signer][0]!r}, "
+                                             f"active owner of {prefix} at {where} by an EIP-1186 state proof)",
+                          None, sig.facts)
+        elif sig.reason is Reason.OWNER_UNPROVEN:
+            sig = Verdict("signature", False, f"{sig.detail} at {where} (no state proof of an active owner; the "
+                                              f"bundle's own claim is not evidence)", Reason.OWNER_UNPROVEN, sig.facts)
+        return self.put(f"{place}.signature", sig, f"{ident}: ") and at is not None
+
+    # ------------------------------------------------------------------------------------------ lineage
+    def lineage(self, bundle: Mapping[str, Any]) -> None:
+        """The subject bound, the lineage rebuilt from the verified events, unrelated records refused and the
+        claimed lineage compared with the rebuilt one."""
+        from provenance.epcis import HDL_SCHEME, EpcisInvalid, canonical_epc
+
+        key, ident = bundle.get("key"), bundle.get("identifier")
+        if not isinstance(key, str) or not isinstance(ident, str):
+            self.add("subject", False, "the bundle names no subject key / identifier", Reason.MALFORMED)
+            return
         try:
-            number = _int(a["block_number"], "block_number")
-            found = sealed_receipt(place, number, _text(a["block_hash"]), a.get("tx_hash"))
-            if found is None:
-                continue
-            tx, receipt = found
-            call = check_anchor_call(tx, root=a["root"], size=_int(a["size"], "size"),
-                                     metadata_digest=a["metadata_digest"], registry=anchor_registry)
-            if not put(place, call):
-                continue
-            rv = check_anchor_receipt(receipt, registry=anchor_registry, root=a["root"], size=a["size"],
-                                      metadata_digest=a["metadata_digest"], block_number=number)
-            if not put(f"{place}.receipt", rv):
-                continue
-            root = str(a["root"]).lower()
-            if root in anchored:
-                add(place, False, f"root {a['root']} listed twice", Reason.MALFORMED)
-                continue
-            anchored[root] = (_int(a["size"], "size"), number)
-            add(place, True, f"root {a['root']} anchored by tx {a['tx_hash']} in block {number} "
-                             f"(submitter {rv.facts['submitter']})")
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            add(place, False, f"malformed anchor: {type(exc).__name__}: {exc}", Reason.MALFORMED)
-    # ----------------------------------------------------------------- registry state (prefix → owner, per block)
-    owner_at: dict[tuple[str, int], str] = {}
-    for j, e in enumerate(_list(bundle, "registry_proofs")):
-        place = f"registry_proofs[{j}]"
+            if not key.startswith(HDL_SCHEME) and canonical_epc(key) != key:
+                raise ValueError("not canonical")
+        except (EpcisInvalid, ValueError) as exc:
+            self.add("subject", False, f"subject key {key!r} is not a canonical EPC or hdl: key ({exc})",
+                     Reason.MALFORMED)
+            return
+        graph = _rebuild(key, self.verified)
+        self.report.nodes, self.report.edges = graph.nodes, graph.labelled_edges()
+        self.subject(key, ident, graph)
+        belongs = {rid for recs in graph.node_records.values() for rid in recs}
+        for rid, (i, _, _) in self.verified.items():
+            if rid not in belongs:
+                self.add(f"records[{i}].lineage", False, f"{rid}: unrelated to the upstream lineage of {key} "
+                                                         f"rebuilt from the signed events", Reason.MALFORMED)
+        self.claimed(bundle.get("lineage"), graph)
+
+    def subject(self, key: str, ident: str, graph: _Graph) -> None:
+        """``subject``: level 0, named by its own records, its identifier the one mapped to its key."""
+        from provenance.epcis import HDL_SCHEME, suffix_for_epc
+
+        own = graph.node_records.get(key, [])
+        if not own:
+            self.add("subject", False, f"no verified record of the bundle names the subject {key}", Reason.MALFORMED)
+        elif key.startswith(HDL_SCHEME) and ident != key[len(HDL_SCHEME):]:
+            self.add("subject", False, f"identifier {ident} is not the subject {key}", Reason.MALFORMED)
+        elif not key.startswith(HDL_SCHEME) and (
+                ident.partition("/")[2] != suffix_for_epc(key)
+                or ident.partition("/")[0] not in {rid.partition("/")[0] for rid in graph.naming.get(key, [])}):
+            self.add("subject", False, f"identifier {ident} is not the mapped identifier of {key} (suffix "
+                                       f"{suffix_for_epc(key)} under the prefix of an enterprise that recorded it)",
+                     Reason.MALFORMED)
+        else:
+            self.add("subject", True, f"{ident} = {key}, named by {len(own)} of its own signed records")
+
+    def claimed(self, lin: Any, graph: _Graph) -> None:
+        """``lineage``: the bundle's claimed nodes (with their records) and edges equal the rebuilt ones."""
         try:
-            if not enterprise_registry:
-                add(place, False, "no EnterpriseRegistry address from the auditor (pass the network file)",
-                    Reason.NO_REGISTRY)
-                continue
-            number, prefix = _int(e["block_number"], "block_number"), _text(e["prefix"])
-            block = good_blocks.get(number)
-            if block is None:
-                add(place, False, f"block {number} is not a verified block of this bundle", Reason.MALFORMED)
-                continue
-            state = check_enterprise_state(block["stateRoot"], enterprise_registry, e["proof"], prefix)
-            if not put(place, state, f"block {number}: "):
-                continue
-            owner_at[(prefix, number)] = state.facts["owner"]
-            report.enterprises[state.facts["owner"]] = (state.facts["name"], prefix)
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            add(place, False, f"malformed registry proof: {type(exc).__name__}: {exc}", Reason.MALFORMED)
-    # ----------------------------------------------------------------- records
-    verified: dict[str, tuple[int, str, str]] = {}  # identifier → (index, kind, canonical document)
-    seen: set[str] = set()
-    for i, r in enumerate(_list(bundle, "records")):
-        place = f"records[{i}]"
-        ident = str(r.get("identifier")) if isinstance(r, dict) else "?"
-        try:
-            if ident in seen:
-                add(place, False, f"{ident}: listed twice", Reason.MALFORMED)
-                continue
-            seen.add(ident)
-            kind = r["kind"]
-            digest_v = check_record_digest(r["document"], r["record_digest"])
-            if not put(f"{place}.document", digest_v, f"{ident}: "):
-                continue
-            digest: bytes = digest_v.facts["digest"]
-            if kind in EVENT_KINDS and not put(f"{place}.document", check_event_hash(r["document"], ident),
-                                               f"{ident}: "):
-                continue
-            at = _prove_inclusion(place, ident, digest, r.get("proof"), anchored, add, put)
-            prefix = ident.partition("/")[0]
-            if at is not None:
-                owner = owner_at.get((prefix, at))
-                owners = [owner] if owner else None
-            else:  # not anchored: still name whether the signer could be the owner at any proven block
-                owners = sorted({o for (pfx, _), o in owner_at.items() if pfx == prefix}) or None
-            sig = check_record_signature(r["signature"], ident, kind, digest, _int(r["chain_id"], "chain_id"),
-                                         owners=owners)
-            where = f"anchor block {at}" if at is not None else "any proven block"
-            if sig.ok:
-                owner = sig.facts["signer"]
-                sig = Verdict("signature", True, f"EIP-712 signature by {owner} ({report.enterprises[owner][0]!r}, "
-                                                 f"active owner of {prefix} at {where} by an EIP-1186 state proof)",
-                              None, sig.facts)
-            elif sig.reason is Reason.OWNER_UNPROVEN:
-                sig = Verdict("signature", False, f"{sig.detail} at {where} (no state proof of an active owner; the "
-                                                  f"bundle's own claim is not evidence)", Reason.OWNER_UNPROVEN,
-                              sig.facts)
-            if not put(f"{place}.signature", sig, f"{ident}: ") or at is None:
-                continue
-            verified[ident] = (i, kind, r["document"])
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            add(place, False, f"{ident}: malformed record: {type(exc).__name__}: {exc}", Reason.MALFORMED)
-    # ----------------------------------------------------------------- subject and lineage, rebuilt
-    _prove_lineage(bundle, verified, report, add)
-    return report
+            claimed_nodes = {_text(n["key"]): sorted(_text(x) for x in n["records"]) for n in lin["nodes"]}
+            claimed_edges = sorted((_text(e["from"]), _text(e["to"]), _text(e["event"])) for e in lin["edges"])
+            if len(claimed_nodes) != len(lin["nodes"]):
+                raise ValueError("a node is listed twice")
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            self.add("lineage", False, f"malformed lineage: {type(exc).__name__}: {exc}", Reason.MALFORMED)
+            return
+        rebuilt_nodes = {k: sorted(v) for k, v in graph.node_records.items()}
+        named = {x for v in claimed_nodes.values() for x in v} | {e[2] for e in claimed_edges}
+        missing = sorted(x for x in named if x not in self.verified)
+        if missing:
+            self.add("lineage", False, f"records named by the lineage are not verified records of the bundle: "
+                                       f"{missing[:5]}", Reason.MALFORMED)
+        elif claimed_nodes != rebuilt_nodes:
+            diff = sorted(set(claimed_nodes) ^ set(rebuilt_nodes)) or sorted(
+                k for k in rebuilt_nodes if claimed_nodes.get(k) != rebuilt_nodes[k])
+            self.add("lineage", False, f"claimed nodes differ from the lineage rebuilt from the signed events at "
+                                       f"{diff[:3]}", Reason.MALFORMED)
+        elif claimed_edges != sorted(graph.edges):
+            diff = sorted(set(claimed_edges) ^ set(graph.edges))
+            self.add("lineage", False, f"claimed edges differ from the edges of the signed events: {diff[:2]}",
+                     Reason.MALFORMED)
+        else:
+            bad = [n.key for n in graph.nodes if n.disposition == "non_conformant"]
+            self.add("lineage", True, f"{len(graph.nodes)} nodes, {len(graph.edges)} edges rebuilt from "
+                                      f"{len(graph.events)} signed events{f'; non_conformant: {bad}' if bad else ''}; "
+                                      f"{COMPLETENESS_NOTE}")
+
+
+@dataclass
+class _Graph:
+    """The upstream lineage rebuilt from verified events: ``events`` (identifier → event), ``naming`` (node →
+    Object/Transaction events naming it), ``edges`` ``(src, dst, event identifier)``, ``node_records``."""
+
+    events: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    naming: dict[str, list[str]] = field(default_factory=dict)
+    edges: list[tuple[str, str, str]] = field(default_factory=list)
+    node_records: dict[str, list[str]] = field(default_factory=dict)
+    nodes: list[ProvenNode] = field(default_factory=list)
+
+    def labelled_edges(self) -> list[tuple[str, str, str, str | None]]:
+        from provenance.epcis import cbv_short
+
+        return [(s, d, rid, cbv_short("bizStep", self.events[rid].get("bizStep"))) for s, d, rid in self.edges]
+
+
+def _rebuild(key: str, verified: Mapping[str, tuple[int, str, str]]) -> _Graph:
+    """Breadth-first upstream from ``key`` over the links of the verified events (EPCIS 2.0 §7.4 via
+    :func:`provenance.epcis.lineage_links`); a node's records are its certificate (``hdl:`` key), the
+    Object/Transaction events naming it and the edge events touching it (as the API's lineage lists them)."""
+    from provenance.epcis import HDL_SCHEME, cbv_short
+
+    g = _Graph()
+    into: dict[str, list[tuple[str, str, str]]] = {}
+    for rid, (_, kind, text) in verified.items():
+        parsed = _event_graph(text) if kind == "epcis_event" else None
+        if parsed is None:
+            continue
+        ev, epcs, links = parsed
+        g.events[rid] = ev
+        for link in links:
+            into.setdefault(link.dst, []).append((link.src, link.dst, rid))
+        if ev.get("type") in ("ObjectEvent", "TransactionEvent"):
+            for ref in dict.fromkeys(e.key for e in epcs):
+                g.naming.setdefault(ref, []).append(rid)
+    certs = {rid: text for rid, (_, kind, text) in verified.items() if kind == COIL_KIND}
+    level, order, frontier = {key: 0}, [key], [key]
+    while frontier:
+        nxt = []
+        for dst in frontier:
+            for edge in into.get(dst, []):
+                if edge not in g.edges:
+                    g.edges.append(edge)
+                if edge[0] not in level:
+                    level[edge[0]] = level[dst] + 1
+                    order.append(edge[0])
+                    nxt.append(edge[0])
+        frontier = nxt
+    for k in order:
+        cert_id = k[len(HDL_SCHEME):] if k.startswith(HDL_SCHEME) else None
+        recs = [cert_id] if cert_id in certs else []
+        for rid in g.naming.get(k, []) + [rid for s, d, rid in g.edges if k in (s, d)]:
+            if rid not in recs:
+                recs.append(rid)
+        g.node_records[k] = recs
+        dated = sorted((str(g.events[rid].get("eventTime")), cbv_short("disposition", g.events[rid].get(
+            "disposition"))) for rid in g.naming.get(k, []))
+        verdicts = [d for _, d in dated if d in ("conformant", "non_conformant")]
+        g.nodes.append(ProvenNode(k, level[k], _node_label(k, certs.get(cert_id) if cert_id else None), recs,
+                                  verdicts[-1] if verdicts else None))
+    return g
 
 
 @lru_cache(maxsize=256)
@@ -362,130 +530,6 @@ def _node_label(key: str, cert: str | None) -> str:
     if "/21/" in key:
         return "serial " + key.rsplit("/21/", 1)[1]
     return key
-
-
-def _prove_lineage(bundle: Mapping[str, Any], verified: dict[str, tuple[int, str, Any]], report: BundleReport,
-                   add: Any) -> None:
-    """Rebuild the upstream lineage of the subject from the verified signed events (EPCIS 2.0 §7.4 links via
-    :func:`provenance.epcis.lineage_links`), bind the subject, refuse unrelated records and compare the
-    bundle's claimed lineage with the rebuilt one."""
-    from provenance.epcis import (
-        HDL_SCHEME,
-        EpcisInvalid,
-        canonical_epc,
-        cbv_short,
-        suffix_for_epc,
-    )
-
-    key, ident = bundle.get("key"), bundle.get("identifier")
-    if not isinstance(key, str) or not isinstance(ident, str):
-        add("subject", False, "the bundle names no subject key / identifier", Reason.MALFORMED)
-        return
-    try:
-        if not key.startswith(HDL_SCHEME) and canonical_epc(key) != key:
-            raise ValueError("not canonical")
-    except (EpcisInvalid, ValueError) as exc:
-        add("subject", False, f"subject key {key!r} is not a canonical EPC or hdl: key ({exc})", Reason.MALFORMED)
-        return
-    # events: identifier → (event, epc refs, links)
-    events: dict[str, tuple[Mapping[str, Any], list[Any]]] = {}
-    into: dict[str, list[tuple[str, str, str]]] = {}
-    naming: dict[str, list[str]] = {}
-    for rid, (_, kind, text) in verified.items():
-        parsed = _event_graph(text) if kind == "epcis_event" else None
-        if parsed is None:
-            continue
-        ev, epcs, links = parsed
-        events[rid] = (ev, list(epcs))
-        for link in links:
-            into.setdefault(link.dst, []).append((link.src, link.dst, rid))
-        if ev.get("type") in ("ObjectEvent", "TransactionEvent"):
-            for ref in dict.fromkeys(e.key for e in epcs):
-                naming.setdefault(ref, []).append(rid)
-    certs = {rid: text for rid, (_, kind, text) in verified.items() if kind == COIL_KIND}
-    # breadth-first upstream from the subject
-    level = {key: 0}
-    order = [key]
-    edges: list[tuple[str, str, str]] = []
-    frontier = [key]
-    while frontier:
-        nxt = []
-        for dst in frontier:
-            for src, d, rid in into.get(dst, []):
-                if (src, d, rid) not in edges:
-                    edges.append((src, d, rid))
-                if src not in level:
-                    level[src] = level[dst] + 1
-                    order.append(src)
-                    nxt.append(src)
-        frontier = nxt
-    node_records: dict[str, list[str]] = {}
-    for k in order:
-        recs: list[str] = []
-        cert_id = k[len(HDL_SCHEME):] if k.startswith(HDL_SCHEME) else None
-        if cert_id in certs:
-            recs.append(cert_id)
-        for rid in naming.get(k, []) + [rid for s, d, rid in edges if k in (s, d)]:
-            if rid not in recs:
-                recs.append(rid)
-        node_records[k] = recs
-        dispositions = sorted(
-            ((str(events[rid][0].get("eventTime")), cbv_short("disposition", events[rid][0].get("disposition")))
-             for rid in naming.get(k, [])), key=lambda x: x[0])
-        verdicts = [d for _, d in dispositions if d in ("conformant", "non_conformant")]
-        report.nodes.append(ProvenNode(k, level[k], _node_label(k, certs.get(cert_id) if cert_id else None), recs,
-                                       verdicts[-1] if verdicts else None))
-    report.edges = [(s, d, rid, cbv_short("bizStep", events[rid][0].get("bizStep"))) for s, d, rid in edges]
-    # the subject: level 0, named by its own records, its identifier bound to its key
-    own = node_records.get(key, [])
-    if not own:
-        add("subject", False, f"no verified record of the bundle names the subject {key}", Reason.MALFORMED)
-    elif key.startswith(HDL_SCHEME) and ident != key[len(HDL_SCHEME):]:
-        add("subject", False, f"identifier {ident} is not the subject {key}", Reason.MALFORMED)
-    elif not key.startswith(HDL_SCHEME) and (
-            ident.partition("/")[2] != suffix_for_epc(key)
-            or ident.partition("/")[0] not in {rid.partition("/")[0] for rid in naming.get(key, [])}):
-        add("subject", False, f"identifier {ident} is not the mapped identifier of {key} (suffix "
-                              f"{suffix_for_epc(key)} under the prefix of an enterprise that recorded it)",
-            Reason.MALFORMED)
-    else:
-        add("subject", True, f"{ident} = {key}, named by {len(own)} of its own signed records")
-    # every verified record belongs to the rebuilt lineage
-    belongs = {rid for recs in node_records.values() for rid in recs}
-    for rid, (i, _, _) in verified.items():
-        if rid not in belongs:
-            add(f"records[{i}].lineage", False, f"{rid}: unrelated to the upstream lineage of {key} rebuilt from the "
-                                                f"signed events", Reason.MALFORMED)
-    # the claimed lineage must be the rebuilt one (claims are not evidence, but a differing claim is a lie)
-    lin = bundle.get("lineage")
-    try:
-        claimed_nodes = {_text(n["key"]): sorted(_text(x) for x in n["records"]) for n in lin["nodes"]}
-        claimed_edges = sorted((_text(e["from"]), _text(e["to"]), _text(e["event"])) for e in lin["edges"])
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        add("lineage", False, f"malformed lineage: {type(exc).__name__}: {exc}", Reason.MALFORMED)
-        return
-    if len(claimed_nodes) != len(lin["nodes"]):
-        add("lineage", False, "a node is listed twice in the claimed lineage", Reason.MALFORMED)
-        return
-    rebuilt_nodes = {k: sorted(v) for k, v in node_records.items()}
-    named = {x for v in claimed_nodes.values() for x in v} | {e[2] for e in claimed_edges}
-    missing = sorted(x for x in named if x not in verified)
-    if missing:
-        add("lineage", False, f"records named by the lineage are not verified records of the bundle: {missing[:5]}",
-            Reason.MALFORMED)
-    elif claimed_nodes != rebuilt_nodes:
-        diff = sorted(set(claimed_nodes) ^ set(rebuilt_nodes)) or sorted(
-            k for k in rebuilt_nodes if claimed_nodes.get(k) != rebuilt_nodes[k])
-        add("lineage", False, f"claimed nodes differ from the lineage rebuilt from the signed events at {diff[:3]}",
-            Reason.MALFORMED)
-    elif claimed_edges != sorted(edges):
-        diff = sorted(set(claimed_edges) ^ set(edges))
-        add("lineage", False, f"claimed edges differ from the edges of the signed events: {diff[:2]}",
-            Reason.MALFORMED)
-    else:
-        bad = [n.key for n in report.nodes if n.disposition == "non_conformant"]
-        add("lineage", True, f"{len(report.nodes)} nodes, {len(edges)} edges rebuilt from {len(events)} signed events"
-                             f"{f'; non_conformant: {bad}' if bad else ''}; {COMPLETENESS_NOTE}")
 
 
 def _prove_inclusion(place: str, ident: str, digest: bytes, p: Any, anchored: Mapping[str, tuple[int, int]],
