@@ -371,40 +371,23 @@ def verify_bundle_cmd(
     (1 otherwise, 2 bad input)."""
     from rich.markup import escape
 
-    from api.cli.verify_bundle import load_trust, rpc_cross_check
+    from api.cli.verify_bundle import load_trust, print_report, rpc_cross_check
     from provenance.bundle import prove_bundle
 
     try:
         bundle = json.loads(file.read_text())
         trust = load_trust(validators)
     except (OSError, ValueError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
     report = prove_bundle(bundle, trust.validators, anchor_registry=anchor_registry or trust.anchor_registry,
                           enterprise_registry=enterprise_registry or trust.enterprise_registry)
-    checks = list(report.checks)
-    if rpc:
-        checks += rpc_cross_check(bundle, rpc)
+    checks = list(report.checks) + (rpc_cross_check(bundle, rpc) if rpc else [])
+    print_report(console, report, checks)
     failed = [c for c in checks if not c.ok]
-    for c in checks:
-        mark = "[green]✓[/green]" if c.ok else "[red]✗[/red]"
-        console.print(f"{mark} {escape(c.place)}: {escape(c.detail)}", highlight=False)
-    if report.nodes:
-        console.print("lineage proven from the signed events (level, node, disposition; ← edges by event):")
-        for n in report.nodes:
-            mark = (" [red]NON-CONFORMANT[/red]" if n.disposition == "non_conformant"
-                    else f" {n.disposition}" if n.disposition else "")
-            console.print(f"  {'  ' * n.level}{n.level} {escape(n.label)} {escape(n.key)}{mark}", highlight=False)
-        for src, dst, event, step in report.edges:
-            console.print(escape(f"  {src} → {dst} by {event} ({step or '?'})"), highlight=False)
-        console.print("[yellow]completeness is NOT proven: records that no signed document in the bundle refers to "
-                      "(a later inspection, other upstream events) may have been left out[/yellow]")
-    for account, (name, prefix) in sorted(report.enterprises.items(), key=lambda x: x[1][1]):
-        console.print(escape(f"enterprise {prefix} = {account} {name!r} (active owner, proven from sealed state)"),
-                      highlight=False)
     if failed:
         console.print(f"[red]BUNDLE NOT VERIFIED: {len(failed)} of {len(checks)} checks failed; first at "
-                      f"{failed[0].place}[/red]")
+                      f"{escape(failed[0].place)}[/red]")
         raise typer.Exit(1)
     console.print(f"[green]BUNDLE VERIFIED: {len(checks)} checks hold[/green]")
 

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from rich.console import Console
+from rich.markup import escape
 
-from provenance.bundle import BundleCheck, parse_validators
+from provenance.bundle import BundleCheck, BundleReport, parse_validators
 from provenance.verify import Reason, check_block_header, hex_int
 
 RPC_TIMEOUT_S = 15.0
@@ -109,3 +111,25 @@ def rpc_cross_check(bundle: Any, rpc_url: str) -> list[BundleCheck]:
         except Exception as exc:  # noqa: BLE001 - report, do not crash
             out.append(BundleCheck(place, False, f"cannot ask {rpc_url}: {exc}", Reason.MALFORMED))
     return out
+
+
+def print_report(console: Console, report: BundleReport, checks: list[BundleCheck]) -> None:
+    """Print every check (✓/✗ place: detail), the lineage proven from the signed events (one line per node,
+    indented by level, with its proven disposition; then the edges with their events and bizSteps), the
+    completeness caveat and the enterprises proven from sealed state."""
+    for c in checks:
+        mark = "[green]✓[/green]" if c.ok else "[red]✗[/red]"
+        console.print(f"{mark} {escape(c.place)}: {escape(c.detail)}", highlight=False)
+    if report.nodes:
+        console.print("lineage proven from the signed events (level, node, disposition; then edges by event):")
+        for n in report.nodes:
+            mark = (" [red]NON-CONFORMANT[/red]" if n.disposition == "non_conformant"
+                    else f" {n.disposition}" if n.disposition else "")
+            console.print(f"  {'  ' * n.level}{n.level} {escape(n.label)} {escape(n.key)}{mark}", highlight=False)
+        for src, dst, event, step in report.edges:
+            console.print(escape(f"  {src} → {dst} by {event} ({step or '?'})"), highlight=False)
+        console.print("[yellow]completeness is NOT proven: records that no signed document in the bundle refers to "
+                      "(a later inspection, other upstream events) may have been left out[/yellow]")
+    for account, (name, prefix) in sorted(report.enterprises.items(), key=lambda x: x[1][1]):
+        console.print(escape(f"enterprise {prefix} = {account} {name!r} (active owner, proven from sealed state)"),
+                      highlight=False)
