@@ -27,9 +27,9 @@ Path = tuple[str | int, ...]
 # Accepted mutants that change no claim. (pattern on the path with indices as [*], kinds or None for all, why)
 HARMLESS: list[tuple[str, frozenset[str] | None, str]] = [
     (r"generated_at", None, "when the API wrote the bundle: not a provenance claim, never printed"),
-    (r".*", frozenset({"add"}), "an unknown key outside a block: read by nothing, printed nowhere"),
+    (r".*", frozenset({"add"}), "an unknown key (refused in a block header): read by nothing, printed nowhere"),
     (r"records\[\*\]\.enterprise(\..*)?", None,
-     "the bundle's claim of the owner: ignored, the owner comes from the sealed EnterpriseRegistered log"),
+     "the bundle's claim of the owner: ignored, the owner comes from an EIP-1186 proof of sealed state"),
     (r"records\[\*\]\.signer", None, "the claimed signer: ignored, the signer is recovered from the signature"),
     (r"anchors\[\*\]\.anchor_registry", None, "ignored: the AnchorRegistry address comes from the auditor's file"),
     (r"registry_proofs\[\*\]\.proof\.storageProof\[\*\]\.value", None,
