@@ -1,23 +1,27 @@
 """Offline verification of a provenance bundle (``GET /v1/provenance/{identifier}/bundle``).
 
-Trusts only the validator set given by the auditor (genesis file, network manifest, node.json or
-comma-separated addresses). Pure: no file or network I/O here (``traceledger verify-bundle`` in
+Trusts only the validator set and the two registry addresses given by the auditor (the ``network.json`` of
+``traceledger network up``). Pure: no file or network I/O here (``traceledger verify-bundle`` in
 ``api/cli/verify_bundle.py`` reads the files and does the optional ``--rpc`` cross-check); every decision is a
-check of :mod:`provenance.verify`, the same functions ``GET /v1/verify`` runs. Every check names the place in
-the bundle it concerns:
+check of :mod:`provenance.verify` / :mod:`provenance.registry_state`, the checks ``GET /v1/verify`` runs too.
+Every check names the place in the bundle it concerns:
 
-* ``records[i].document`` — SHA-256 of the exact canonical document equals ``record_digest``; for
-  EPCIS events the GS1 event hash ID recomputed from the event (``epcis-event-hash-generator``)
-  equals ``eventHashID`` and the identifier ``…/ev-<hex>``;
-* ``records[i].signature`` — the EIP-712 ``Record(identifier, kind, digest)`` signature recovers to
-  ``signer``, which is the address of the enterprise owning the identifier's prefix;
-* ``records[i].proof`` — the RFC 9162 §2.1.3.2 audit path from ``hash_leaf(digest)`` gives the root;
-* ``anchors[j]`` — the root is anchored by a transaction ``AnchorRegistry.anchor(root, size,
-  metadataDigest)`` included in the block (transaction hash recomputed from its fields, transactions
-  trie root equal to the header's ``transactionsRoot``);
 * ``blocks[k].header`` — the QBFT block hash recomputes from the header fields (round 0, no seals);
-* ``blocks[k].extraData.commitSeals`` — commit seals recover to ≥ quorum(n) distinct trusted validators;
-* ``lineage`` — every record the lineage names is in the bundle and anchored.
+  ``blocks[k].extraData.commitSeals`` — seals recover to ≥ quorum(n) distinct trusted validators;
+  ``blocks[k].transactions`` / ``.receipts`` — transaction hashes, ``transactionsRoot`` and ``receiptsRoot``;
+* ``anchors[j]`` — the transaction in a verified block is ``anchor(root, size, metadataDigest)`` to the
+  trusted AnchorRegistry; ``anchors[j].receipt`` — its sealed receipt has status 1 and the registry's
+  ``Anchored(root, submitter, size, metadataDigest, blockNumber)`` log;
+* ``registry_proofs[j]`` — EIP-1186 proofs against a verified block's ``stateRoot``: the prefix's owner, active;
+* ``records[i].document`` — SHA-256 of the exact canonical document equals ``record_digest``; for EPCIS events
+  the GS1 event hash ID recomputed equals ``eventHashID`` and the identifier ``…/ev-<hex>``;
+  ``records[i].proof`` — RFC 9162 §2.1.3.2 path to an anchored root, ``tree_size`` the anchored size;
+  ``records[i].signature`` — EIP-712 ``Record(identifier, kind, digest)`` by the owner of the identifier's prefix
+  proven active at the record's anchor block (the bundle's ``enterprise`` / ``signer`` claims are ignored);
+* ``subject`` — level 0, named by its own records, identifier bound to key; ``records[i].lineage`` — a record
+  outside the subject's upstream lineage is refused as unrelated;
+* ``lineage`` — rebuilt from the signed events (EPCIS 2.0 §7.4 links) and equal to the claimed one; completeness
+  is NOT proven (a record no signed document refers to can be left out), and the check says so.
 """
 
 from __future__ import annotations
