@@ -14,14 +14,15 @@ Chain of checks (each reported with ``name``, ``ok``, ``detail``):
 
 A pending record stops after 2 with a failing ``anchored`` check ("pending anchoring").
 Seal verdicts are cached per (block number, block hash): finalized QBFT blocks never change.
+
+This module only fetches (database rows, JSON-RPC answers); every decision is a pure check of
+:mod:`provenance.verify`, the same functions the offline bundle verifier calls.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.orm import defer
@@ -30,9 +31,16 @@ from sqlmodel import Session
 from api.caches import BoundedCache
 from api.chain import ChainClient, ChainError, ChainUnavailable
 from api.models import Batch, Enterprise, Record
-from provenance.errors import InvalidProof, InvalidSignature
-from provenance.merkle import hash_children, hash_leaf, verify_inclusion
-from provenance.signing import recover_record_signer
+from provenance.merkle import hash_children, hash_leaf
+from provenance.verify import (
+    Verdict,
+    check_anchor_state,
+    check_block_header,
+    check_commit_seals,
+    check_inclusion,
+    check_record_digest,
+    check_record_signature,
+)
 
 
 @dataclass
@@ -163,6 +171,8 @@ def _hex(b: bytes) -> str:
 def check_finality_seals(chain: ChainClient, block_number: int, block_hash: str, cache: SealCache) -> SealVerdict:
     """Verify the QBFT commit seals of ``block_number`` (expected hash ``block_hash``).
 
+    Fetches the block and the validator set of its parent height, then decides with
+    :func:`provenance.verify.check_block_header` and :func:`provenance.verify.check_commit_seals`.
     Never raises: transport errors give ``ok=False`` (not cached); a non-QBFT node (no
     ``qbft_*`` RPC, short extraData) gives a clean ``ok=False`` with the reason.
     """
@@ -171,29 +181,14 @@ def check_finality_seals(chain: ChainClient, block_number: int, block_hash: str,
     if cached is not None:
         return cached
     try:
-        from provenance.qbft_header import block_hash_from_rpc_block, quorum, recover_seal_signers_from_rpc_block
-    except ImportError as exc:  # pragma: no cover - ledger/ not installed
-        return SealVerdict(False, f"QBFT header support unavailable: {exc}")
-    try:
         block = chain.raw_block(block_number)
     except (ChainUnavailable, ChainError) as exc:
         return SealVerdict(False, f"cannot fetch block {block_number}: {exc}")
     if not block:
         return SealVerdict(False, f"block {block_number} not found on chain")
-    reported = str(block.get("hash", "")).lower()
-    if reported != block_hash.lower():
-        verdict = SealVerdict(False, f"block {block_number} has hash {reported}, expected {block_hash}")
-        cache.put(key, verdict)
-        return verdict
-    try:
-        recomputed = _hex(block_hash_from_rpc_block(block))
-        signers = recover_seal_signers_from_rpc_block(block)
-    except (ValueError, TypeError, KeyError) as exc:
-        verdict = SealVerdict(False, f"not a QBFT block header: {exc}")
-        cache.put(key, verdict)
-        return verdict
-    if recomputed != reported:
-        verdict = SealVerdict(False, f"QBFT block hash recomputes to {recomputed}, node reports {reported}")
+    header = check_block_header(block, expected_hash=block_hash)
+    if not header.ok:
+        verdict = SealVerdict(False, header.detail)
         cache.put(key, verdict)
         return verdict
     try:
@@ -202,27 +197,14 @@ def check_finality_seals(chain: ChainClient, block_number: int, block_hash: str,
         return SealVerdict(False, f"cannot read the validator set: {exc}")
     except ChainError as exc:
         return SealVerdict(False, f"validator set unavailable (not a QBFT node?): {exc}")
-    valid = set(validators)
-    distinct = set(signers)
-    outsiders = sorted(distinct - valid)
-    need = quorum(len(validators)) if validators else 1
-    good = len(distinct & valid)
-    if outsiders:
-        verdict = SealVerdict(False, f"seals from non-validators: {', '.join(outsiders)}", good, validators)
-    elif len(distinct) != len(signers):
-        verdict = SealVerdict(False, "duplicate commit seals from the same validator", good, validators)
-    elif good < need:
-        verdict = SealVerdict(False, f"{good} distinct seals, quorum is {need} of {len(validators)}", good, validators)
-    else:
-        verdict = SealVerdict(True, f"{good} of {len(validators)} validators sealed (quorum {need})", good, validators)
+    seals = check_commit_seals(block, validators)
+    verdict = SealVerdict(seals.ok, seals.detail, int(seals.facts.get("good", 0)), list(validators))
     cache.put(key, verdict)
     return verdict
 
 
-@lru_cache(maxsize=65536)
-def _recover_cached(signature: bytes, identifier: str, kind: str, digest: bytes, chain_id: int) -> str:
-    """:func:`recover_record_signer`, memoised: a pure function of its arguments (errors are not cached)."""
-    return recover_record_signer(signature, identifier, kind, digest, chain_id)
+def _check(v: Verdict, name: str | None = None) -> Check:
+    return Check(name or v.check, v.ok, v.detail)
 
 
 def verify_record(
@@ -240,31 +222,18 @@ def verify_record(
         owner = session.get(Enterprise, record.enterprise_id)
 
     # 1. record digest
-    recomputed = hashlib.sha256(record.document.encode("utf-8")).digest()
-    stored_ok = _hex(recomputed) == record.record_digest.lower()
-    checks.append(
-        Check(
-            "record_digest",
-            stored_ok,
-            "SHA-256 of the canonical document matches"
-            if stored_ok
-            else f"document hashes to {_hex(recomputed)}, stored digest is {record.record_digest}",
-        )
-    )
+    digest_v = check_record_digest(record.document, record.record_digest)
+    checks.append(_check(digest_v))
+    recomputed: bytes = digest_v.facts["digest"]
 
-    # 2. signature
+    # 2. signature (over the stored digest; the owner is the enterprise holding the record's prefix)
     try:
-        signer = _recover_cached(
-            _b(record.signature), record.identifier, record.kind, _b(record.record_digest), record.chain_id
-        )
-        if owner is None:
-            checks.append(Check("signature", False, "owner enterprise not found"))
-        elif signer.lower() == owner.address.lower():
-            checks.append(Check("signature", True, f"EIP-712 signature by owner {owner.address}"))
-        else:
-            checks.append(Check("signature", False, f"signature recovers to {signer}, owner is {owner.address}"))
-    except (InvalidSignature, ValueError) as exc:
-        checks.append(Check("signature", False, f"invalid signature: {exc}"))
+        stored_digest = _b(record.record_digest)
+    except ValueError:
+        stored_digest = recomputed
+    checks.append(_check(check_record_signature(
+        record.signature, record.identifier, record.kind, stored_digest, record.chain_id,
+        owners=[owner.address] if owner is not None else None)))
 
     proof_out: dict[str, Any] | None = None
     anchor_out: dict[str, Any] | None = None
@@ -282,27 +251,19 @@ def verify_record(
         checks.append(Check("anchored", False, "pending anchoring"))
     else:
         # 3. inclusion proof
-        try:
-            tree = seal_cache.tree(batch)
-            if tree.size != batch.size:
-                raise InvalidProof(f"batch lists {tree.size} leaves but its size is {batch.size}")
-            path = tree.proof(record.leaf_index)
-            proof_out = {
-                "root": batch.root,
-                "leaf_index": record.leaf_index,
-                "tree_size": batch.size,
-                "path": [_hex(p) for p in path],
-            }
-            verify_inclusion(hash_leaf(recomputed), record.leaf_index, batch.size, path, _b(batch.root))
-            checks.append(
-                Check(
-                    "inclusion_proof",
-                    True,
-                    f"leaf {record.leaf_index} of {batch.size} reproduces root {batch.root} (RFC 9162 §2.1.3.2)",
-                )
-            )
-        except (InvalidProof, ValueError, IndexError) as exc:
-            checks.append(Check("inclusion_proof", False, f"{type(exc).__name__}: {exc}"))
+        tree = seal_cache.tree(batch)
+        if tree.size != batch.size:
+            checks.append(Check("inclusion_proof", False,
+                                f"InvalidProof: batch lists {tree.size} leaves but its size is {batch.size}"))
+        else:
+            try:
+                path = tree.proof(record.leaf_index)
+            except IndexError as exc:
+                checks.append(Check("inclusion_proof", False, f"IndexError: {exc}"))
+            else:
+                proof_out = {"root": batch.root, "leaf_index": record.leaf_index, "tree_size": batch.size,
+                             "path": [_hex(p) for p in path]}
+                checks.append(_check(check_inclusion(recomputed, record.leaf_index, batch.size, path, batch.root)))
 
         anchor_out = {
             "block_number": batch.block_number,
@@ -321,33 +282,13 @@ def verify_record(
                 info = seal_cache.anchor(root_b)
                 if info is None:
                     info = chain.get_anchor(root_b)
-                    if (info is not None and info.block_number == batch.block_number and info.size == batch.size
-                            and int(info.submitter, 16) != 0):
-                        seal_cache.put_anchor(root_b, info)  # final under QBFT: never changes
-                if info is None:
-                    checks.append(Check("anchored_on_chain", False, f"root {batch.root} is not anchored on chain"))
-                elif info.block_number != batch.block_number:
-                    checks.append(
-                        Check(
-                            "anchored_on_chain",
-                            False,
-                            f"root anchored in block {info.block_number}, stored block is {batch.block_number}",
-                        )
-                    )
-                elif int(info.submitter, 16) == 0:
-                    checks.append(Check("anchored_on_chain", False, "anchor has a zero submitter"))
-                elif info.size != batch.size:
-                    checks.append(
-                        Check("anchored_on_chain", False, f"anchored size {info.size}, batch size {batch.size}")
-                    )
-                else:
-                    checks.append(
-                        Check(
-                            "anchored_on_chain",
-                            True,
-                            f"root anchored in block {info.block_number} by {info.submitter}",
-                        )
-                    )
+                verdict = check_anchor_state(
+                    anchored_block=info.block_number if info else None, submitter=info.submitter if info else None,
+                    anchored_size=info.size if info else None, block_number=batch.block_number, tree_size=batch.size)
+                if verdict.ok:
+                    seal_cache.put_anchor(root_b, info)  # final under QBFT: never changes
+                checks.append(_check(verdict) if info is not None else
+                              Check("anchored_on_chain", False, f"root {batch.root} is not anchored on chain"))
             except (ChainUnavailable, ChainError) as exc:
                 checks.append(Check("anchored_on_chain", False, str(exc)))
             except Exception as exc:  # noqa: BLE001 - e.g. no contract code at the address
@@ -356,10 +297,10 @@ def verify_record(
             if batch.block_number is None or not batch.block_hash:
                 checks.append(Check("finality_seals", False, "batch has no block recorded"))
             else:
-                verdict = check_finality_seals(chain, batch.block_number, batch.block_hash, seal_cache)
-                anchor_out["seals"] = verdict.seals
-                anchor_out["validators"] = verdict.validators
-                checks.append(Check("finality_seals", verdict.ok, verdict.detail))
+                seal = check_finality_seals(chain, batch.block_number, batch.block_hash, seal_cache)
+                anchor_out["seals"] = seal.seals
+                anchor_out["validators"] = seal.validators
+                checks.append(Check("finality_seals", seal.ok, seal.detail))
 
     return {
         "identifier": record.identifier,

@@ -547,6 +547,49 @@ def qbft_getValidatorsByBlockNumber(ctx: NodeContext, params: list[Any]) -> list
     return [to_checksum_address(v) for v in decode_extra_data(header.extra_data).validators]
 
 
+#: Storage keys one eth_getProof call may prove.
+MAX_PROOF_KEYS = 64
+
+
+def eth_getProof(ctx: NodeContext, params: list[Any]) -> dict[str, Any]:
+    """EIP-1186: the account and storage Merkle-Patricia proofs of ``address`` at ``block``.
+
+    Answer ``{address, accountProof: [rlp node hex], balance, codeHash, nonce, storageHash,
+    storageProof: [{key, value, proof: [rlp node hex]}]}``; the nodes run from the root (the header's
+    ``stateRoot`` / the account's ``storageHash``) to the leaf (or to where the key's absence shows).
+    At most :data:`MAX_PROOF_KEYS` storage keys (-32602 beyond).
+    """
+    from eth.rlp.accounts import Account
+    from trie import HexaryTrie
+
+    address = parse_address(param(params, 0, "address"), "address")
+    keys = param(params, 1, "storageKeys")
+    if not isinstance(keys, list) or len(keys) > MAX_PROOF_KEYS:
+        raise RpcError(-32602, f"invalid storageKeys: a list of at most {MAX_PROOF_KEYS} slots")
+    slots = [parse_qty(k, "storageKeys") for k in keys]
+    if any(not 0 <= slot < 2**256 for slot in slots):
+        raise RpcError(-32602, "invalid storageKeys: a slot is a 256-bit quantity")
+    header = resolve_block(ctx.ledger, param(params, 2, "block", "latest"))
+    db = ctx.ledger.chain.chaindb.db
+    state = HexaryTrie(db, header.state_root)
+    raw = state.get(keccak(address))
+    account = rlp.decode(raw, sedes=Account) if raw else Account()
+    storage = HexaryTrie(db, account.storage_root)
+
+    def nodes(proof: Any) -> list[str]:
+        return [data(rlp.encode(node)) for node in proof]
+
+    out = []
+    for key, slot in zip(keys, slots, strict=True):
+        path = keccak(slot.to_bytes(32, "big"))
+        value = storage.get(path)
+        out.append({"key": key, "value": qty(rlp.decode(value, sedes=rlp.sedes.big_endian_int) if value else 0),
+                    "proof": nodes(storage.get_proof(path))})
+    return {"address": to_checksum_address(address), "accountProof": nodes(state.get_proof(keccak(address))),
+            "balance": qty(account.balance), "codeHash": data(account.code_hash), "nonce": qty(account.nonce),
+            "storageHash": data(account.storage_root), "storageProof": out}
+
+
 METHODS: dict[str, Callable[[NodeContext, list[Any]], Any]] = {
     f.__name__: f for f in (
         web3_clientVersion, eth_chainId, net_version, net_listening, net_peerCount, eth_syncing,
@@ -554,7 +597,7 @@ METHODS: dict[str, Callable[[NodeContext, list[Any]], Any]] = {
         eth_getTransactionCount, eth_getCode, eth_getStorageAt, eth_call, eth_estimateGas,
         eth_getBlockByNumber, eth_getBlockByHash, eth_getBlockTransactionCountByNumber,
         eth_getTransactionByHash, eth_getTransactionReceipt, eth_getLogs, eth_sendRawTransaction,
-        qbft_getValidatorsByBlockNumber,
+        qbft_getValidatorsByBlockNumber, eth_getProof,
     )
 }
 

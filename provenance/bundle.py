@@ -1,307 +1,577 @@
 """Offline verification of a provenance bundle (``GET /v1/provenance/{identifier}/bundle``).
 
-Trusts only the validator set given by the auditor (genesis file, network manifest, node.json or
-comma-separated addresses). Every check names the place in the bundle it concerns:
+Trusts only the validator set and the two registry addresses given by the auditor (the ``network.json`` of
+``traceledger network up``). Pure: no file or network I/O here (``traceledger verify-bundle`` in
+``api/cli/verify_bundle.py`` reads the files and does the optional ``--rpc`` cross-check); every decision is a
+check of :mod:`provenance.verify` / :mod:`provenance.registry_state`, the checks ``GET /v1/verify`` runs too.
+Every check names the place in the bundle it concerns:
 
-* ``records[i].document`` — SHA-256 of the exact canonical document equals ``record_digest``; for
-  EPCIS events the GS1 event hash ID recomputed from the event (``epcis-event-hash-generator``)
-  equals ``eventHashID`` and the identifier ``…/ev-<hex>``;
-* ``records[i].signature`` — the EIP-712 ``Record(identifier, kind, digest)`` signature recovers to
-  ``signer``, which is the address of the enterprise owning the identifier's prefix;
-* ``records[i].proof`` — the RFC 9162 §2.1.3.2 audit path from ``hash_leaf(digest)`` gives the root;
-* ``anchors[j]`` — the root is anchored by a transaction ``AnchorRegistry.anchor(root, size,
-  metadataDigest)`` included in the block (transaction hash recomputed from its fields, transactions
-  trie root equal to the header's ``transactionsRoot``);
 * ``blocks[k].header`` — the QBFT block hash recomputes from the header fields (round 0, no seals);
-* ``blocks[k].extraData.commitSeals`` — commit seals recover to ≥ quorum(n) distinct trusted validators;
-* ``lineage`` — every record the lineage names is in the bundle and anchored;
-* with ``rpc_url``: ``blocks[k].hash`` equals what that validator serves.
+  ``blocks[k].extraData.commitSeals`` — seals recover to ≥ quorum(n) distinct trusted validators;
+  ``blocks[k].transactions`` / ``.receipts`` — transaction hashes, ``transactionsRoot`` and ``receiptsRoot``;
+* ``anchors[j]`` — the transaction in a verified block is ``anchor(root, size, metadataDigest)`` to the
+  trusted AnchorRegistry; ``anchors[j].receipt`` — its sealed receipt has status 1 and the registry's
+  ``Anchored(root, submitter, size, metadataDigest, blockNumber)`` log;
+* ``registry_proofs[j]`` — EIP-1186 proofs against a verified block's ``stateRoot``: the prefix's owner, active;
+* ``records[i].document`` — SHA-256 of the exact canonical document equals ``record_digest``; for EPCIS events
+  the GS1 event hash ID recomputed equals ``eventHashID`` and the identifier ``…/ev-<hex>``;
+  ``records[i].proof`` — RFC 9162 §2.1.3.2 path to an anchored root, ``tree_size`` the anchored size;
+  ``records[i].signature`` — EIP-712 ``Record(identifier, kind, digest)`` by the owner of the identifier's prefix
+  proven active at the record's anchor block (the bundle's ``enterprise`` / ``signer`` claims are ignored);
+* ``subject`` — level 0, named by its own records, identifier bound to key; ``records[i].lineage`` — a record
+  outside the subject's upstream lineage is refused as unrelated;
+* ``lineage`` — rebuilt from the signed events (EPCIS 2.0 §7.4 links) and equal to the claimed one; completeness
+  is NOT proven (a record no signed document refers to can be left out), and the check says so.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-import rlp
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
+
+from provenance.registry_state import check_enterprise_state
+from provenance.verify import (
+    Reason,
+    Verdict,
+    check_anchor_call,
+    check_anchor_receipt,
+    check_block_header,
+    check_commit_seals,
+    check_event_hash,
+    check_inclusion,
+    check_receipts,
+    check_record_digest,
+    check_record_signature,
+    check_transactions,
+)
 
 BUNDLE_FORMAT = "traceledger-provenance-bundle/1"
-ANCHOR_SELECTOR = keccak(text="anchor(bytes32,uint64,bytes32)")[:4]
 HEADER_KEYS = {
     "parentHash", "sha3Uncles", "miner", "stateRoot", "transactionsRoot", "receiptsRoot", "logsBloom",
     "difficulty", "number", "gasLimit", "gasUsed", "timestamp", "extraData", "mixHash", "nonce",
-    "baseFeePerGas", "withdrawalsRoot", "hash", "transactions",
+    "baseFeePerGas", "withdrawalsRoot", "hash", "transactions", "receipts",
 }
 
 
 @dataclass
 class BundleCheck:
-    """One check: ``place`` in the bundle, ``ok``, ``detail``."""
+    """One check: ``place`` in the bundle, ``ok``, ``detail``, and the typed ``reason`` of a failure."""
 
     place: str
     ok: bool
     detail: str
+    reason: Reason | None = None
 
 
-def load_validators(spec: str) -> list[str]:
-    """Trusted validator addresses from a JSON file (genesis ``{"validators": […]}``, a node.json with
-    ``genesis``, or a network manifest with ``validators: [{address}]``) or comma-separated addresses.
+def parse_validators(spec: Any) -> list[str]:
+    """Trusted validator addresses from parsed JSON (genesis ``{"validators": […]}``, a node.json with
+    ``genesis``, a network manifest with ``validators: [{address}]``, or a list) or a string of
+    comma-separated addresses. Returns checksum addresses.
 
     Raises:
         ValueError: nothing usable in ``spec``.
     """
-    path = Path(spec)
-    if path.is_file():
-        data = json.loads(path.read_text())
+    if isinstance(spec, str):
+        out: list[Any] = [a.strip() for a in spec.split(",") if a.strip()]
+    else:
+        data = spec
         if isinstance(data, dict) and isinstance(data.get("genesis"), dict):
             data = data["genesis"]
         vals = data.get("validators") if isinstance(data, dict) else data
         if not isinstance(vals, list):
-            raise ValueError(f"{spec}: no 'validators' list")
-        out = [v["address"] if isinstance(v, dict) else v for v in vals]
-    else:
-        out = [a.strip() for a in spec.split(",") if a.strip()]
+            raise ValueError("no 'validators' list")
+        out = [v.get("address") if isinstance(v, dict) else v for v in vals]
     if not out:
         raise ValueError("no validator addresses given")
     try:
         return [to_checksum_address(a if a.startswith("0x") else "0x" + a) for a in out]
-    except ValueError as exc:
+    except (ValueError, AttributeError, TypeError) as exc:
         raise ValueError(f"not an address list: {exc}") from exc
 
 
-def _b(h: Any) -> bytes:
-    if not isinstance(h, str):
-        raise ValueError(f"expected a hex string, got {type(h).__name__}")
-    return bytes.fromhex(h[2:] if h.startswith("0x") else h)
+@dataclass
+class ProvenNode:
+    """A lineage node rebuilt from signed EPCIS events: canonical ``key`` (EPC or ``hdl:88.x.y/suffix``), BFS
+    ``level`` from the subject (0), ``label`` derived from the key / certificate, the identifiers of its
+    ``records``, and ``disposition`` (last conformant / non_conformant of its Object/Transaction events)."""
+
+    key: str
+    level: int
+    label: str
+    records: list[str] = field(default_factory=list)
+    disposition: str | None = None
 
 
-def _i(h: Any) -> int:
-    if isinstance(h, int):
-        return h
-    return int(h, 16)
+@dataclass
+class BundleReport:
+    """Outcome of :func:`prove_bundle`: every check, and what was proven.
+
+    ``nodes`` / ``edges`` (``(src, dst, event identifier, bizStep)``) are the lineage rebuilt from the signed
+    events; ``enterprises`` maps a proven owner account to ``(name, prefix)`` from an EIP-1186 state proof.
+    """
+
+    checks: list[BundleCheck]
+    nodes: list[ProvenNode] = field(default_factory=list)
+    edges: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    enterprises: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def verified(self) -> bool:
+        """True iff there is at least one check and every check holds."""
+        return bool(self.checks) and all(c.ok for c in self.checks)
 
 
-def raw_transaction(tx: dict[str, Any]) -> bytes:
-    """Signed transaction bytes (legacy, EIP-2930 or EIP-1559 envelope) from its JSON-RPC fields."""
-    to = _b(tx["to"]) if tx.get("to") else b""
-    t = _i(tx.get("type", "0x0"))
-    access = [[_b(a["address"]), [_b(k) for k in a.get("storageKeys", [])]] for a in tx.get("accessList", [])]
-    if t == 2:
-        fields = [_i(tx["chainId"]), _i(tx["nonce"]), _i(tx["maxPriorityFeePerGas"]), _i(tx["maxFeePerGas"]),
-                  _i(tx["gas"]), to, _i(tx["value"]), _b(tx["input"]), access, _i(tx.get("yParity", tx["v"])),
-                  _i(tx["r"]), _i(tx["s"])]
-        return b"\x02" + rlp.encode(fields)
-    if t == 1:
-        fields = [_i(tx["chainId"]), _i(tx["nonce"]), _i(tx["gasPrice"]), _i(tx["gas"]), to, _i(tx["value"]),
-                  _b(tx["input"]), access, _i(tx.get("yParity", tx["v"])), _i(tx["r"]), _i(tx["s"])]
-        return b"\x01" + rlp.encode(fields)
-    return rlp.encode([_i(tx["nonce"]), _i(tx["gasPrice"]), _i(tx["gas"]), to, _i(tx["value"]), _b(tx["input"]),
-                       _i(tx["v"]), _i(tx["r"]), _i(tx["s"])])
+COMPLETENESS_NOTE = ("completeness is NOT proven: a bundle can leave out records (e.g. a later inspection "
+                     "or upstream events) that no signed document in it refers to")
+EVENT_KINDS = ("epcis_event", "epcis_error_declaration")
+COIL_KIND = "coil_certificate"
 
 
-def transactions_root(raws: list[bytes]) -> bytes:
-    """Root of the Merkle-Patricia trie ``rlp(index) → raw tx`` (Yellow Paper §4.3)."""
-    from trie import HexaryTrie
-
-    t = HexaryTrie({})
-    for i, raw in enumerate(raws):
-        t[rlp.encode(i)] = raw
-    return bytes(t.root_hash)
+def verify_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | None = None,
+                  enterprise_registry: str | None = None) -> list[BundleCheck]:
+    """All checks of a bundle (see :func:`prove_bundle`); the bundle verifies iff every check is ok."""
+    return prove_bundle(bundle, validators, anchor_registry=anchor_registry,
+                        enterprise_registry=enterprise_registry).checks
 
 
-def verify_bundle(bundle: Any, validators: list[str], *, rpc_url: str | None = None) -> list[BundleCheck]:
-    """All checks of a bundle (see module docstring); the bundle verifies iff every check is ok."""
-    from provenance.errors import InvalidProof, InvalidSignature
-    from provenance.merkle import hash_leaf, verify_inclusion
-    from provenance.qbft_header import block_hash_from_rpc_block, quorum, recover_seal_signers_from_rpc_block
-    from provenance.signing import recover_record_signer
+def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | None = None,
+                 enterprise_registry: str | None = None) -> BundleReport:
+    """Verify a bundle trusting only ``validators`` and the two registry addresses of the auditor's network file.
 
-    checks: list[BundleCheck] = []
+    Args:
+        bundle: the parsed bundle JSON (format :data:`BUNDLE_FORMAT`).
+        validators: trusted validator addresses (commit seals must reach their quorum).
+        anchor_registry: AnchorRegistry address (None: every anchor is refused, :attr:`Reason.NO_REGISTRY`).
+        enterprise_registry: EnterpriseRegistry address (None: no prefix owner is proven, every record's
+            signature is refused with :attr:`Reason.OWNER_UNPROVEN`).
 
-    def add(place: str, ok: bool, detail: str) -> None:
-        checks.append(BundleCheck(place, ok, detail))
-
+    Returns:
+        A :class:`BundleReport`; checks are in bundle order (blocks, anchors, registry_proofs, records, subject,
+        lineage). Nothing the bundle merely claims (``anchor_registry``, ``enterprise``, ``signer``, lineage
+        labels and levels) is trusted: owners come from EIP-1186 proofs of sealed state, anchors from sealed
+        successful receipts, the lineage from the signed events.
+    """
+    prover = _Prover(validators, anchor_registry, enterprise_registry)
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
-        add("format", False, f"not a {BUNDLE_FORMAT} bundle")
-        return checks
-    trusted = set(validators)
-    # ----------------------------------------------------------------- blocks
-    good_blocks: dict[int, dict[str, Any]] = {}
-    tx_in_block: dict[tuple[int, str], dict[str, Any]] = {}
-    for k, block in enumerate(bundle.get("blocks") or []):
-        place = f"blocks[{k}]"
-        try:
-            extra = set(block) - HEADER_KEYS
-            if extra:
-                raise ValueError(f"unexpected fields {sorted(extra)}")
-            number = _i(block["number"])
-            recomputed = "0x" + block_hash_from_rpc_block(block).hex()
-            if recomputed != str(block["hash"]).lower():
-                add(f"{place}.header", False, f"block {number}: header fields hash to {recomputed}, bundle says "
-                                              f"{block['hash']}")
-                continue
-            add(f"{place}.header", True, f"block {number} hash {recomputed} recomputed (QBFT, round 0, no seals)")
-            signers = recover_seal_signers_from_rpc_block(block)
-            distinct = set(signers)
-            outsiders = sorted(distinct - trusted)
-            need = quorum(len(trusted))
-            if outsiders:
-                add(f"{place}.extraData.commitSeals", False, f"seals from non-validators {outsiders}")
-                continue
-            if len(distinct) != len(signers) or len(distinct) < need:
-                add(f"{place}.extraData.commitSeals", False,
-                    f"{len(distinct)} distinct validator seals ({len(signers)} seals), quorum is {need}")
-                continue
-            add(f"{place}.extraData.commitSeals", True, f"{len(distinct)} of {len(trusted)} validators sealed")
-            raws = []
-            for j, tx in enumerate(block.get("transactions") or []):
-                raw = raw_transaction(tx)
-                h = "0x" + keccak(raw).hex()
-                if h != str(tx.get("hash", "")).lower():
-                    raise ValueError(f"transactions[{j}] fields hash to {h}, not {tx.get('hash')}")
-                raws.append(raw)
-                tx_in_block[(number, h)] = tx
-            root = "0x" + transactions_root(raws).hex()
-            if root != str(block["transactionsRoot"]).lower():
-                add(f"{place}.transactions", False,
-                    f"transactions trie root {root} ≠ header {block['transactionsRoot']}")
-                continue
-            add(f"{place}.transactions", True, f"{len(raws)} transactions reproduce transactionsRoot")
-            good_blocks[number] = block
-        except (KeyError, ValueError, TypeError, rlp.exceptions.RLPException) as exc:
-            add(place, False, f"malformed block: {type(exc).__name__}: {exc}")
-    if rpc_url:
-        import httpx
+        prover.add("format", False, f"not a {BUNDLE_FORMAT} bundle", Reason.MALFORMED)
+        return prover.report
+    prover.blocks(_list(bundle, "blocks"))
+    prover.anchors(_list(bundle, "anchors"))
+    prover.registry_state(_list(bundle, "registry_proofs"))
+    prover.records(_list(bundle, "records"))
+    prover.lineage(bundle)
+    return prover.report
 
-        for k, block in enumerate(bundle.get("blocks") or []):
+
+class _Prover:
+    """State of one :func:`prove_bundle` run: what each section proved, for the sections after it."""
+
+    def __init__(self, validators: list[str], anchor_registry: str | None, enterprise_registry: str | None) -> None:
+        self.validators = tuple(validators)
+        self.anchor_registry = anchor_registry
+        self.enterprise_registry = enterprise_registry
+        self.report = BundleReport([])
+        self.good_blocks: dict[int, Mapping[str, Any]] = {}
+        self.tx_in_block: dict[tuple[int, str], Mapping[str, Any]] = {}
+        self.receipt_of: dict[tuple[int, str], Mapping[str, Any]] = {}
+        self.anchored: dict[str, tuple[int, int]] = {}  # root → (anchored size, block number)
+        self.owner_at: dict[tuple[str, int], str] = {}  # (prefix, block number) → active owner
+        self.verified: dict[str, tuple[int, str, str]] = {}  # identifier → (index, kind, canonical document)
+        self.seen: set[str] = set()
+
+    def add(self, place: str, ok: bool, detail: str, reason: Reason | None = None) -> None:
+        self.report.checks.append(BundleCheck(place, ok, detail, reason))
+
+    def put(self, place: str, v: Verdict, prefix: str = "") -> bool:
+        self.report.checks.append(BundleCheck(place, v.ok, prefix + v.detail, v.reason))
+        return v.ok
+
+    # ------------------------------------------------------------------------------------------ blocks
+    def blocks(self, blocks: list[Any]) -> None:
+        """``blocks[k]``: header hash, commit seals, transactions and receipts (memoised per block)."""
+        for k, block in enumerate(blocks):
+            place = f"blocks[{k}]"
+            if not isinstance(block, dict):
+                self.add(place, False, "malformed block: not an object", Reason.MALFORMED)
+                continue
+            verdicts = _verify_block(json.dumps(block, sort_keys=True), self.validators)
+            for suffix, v in verdicts:
+                self.put(f"{place}{suffix}" if suffix else place, v)
+            if not verdicts[-1][1].ok:
+                continue
+            number = int(verdicts[0][1].facts["number"])
+            if number in self.good_blocks:
+                self.add(place, False, f"block {number} appears twice", Reason.MALFORMED)
+                continue
+            for tx, rc in zip(block["transactions"], block.get("receipts") or [], strict=False):
+                self.receipt_of[(number, str(tx["hash"]).lower())] = rc
+            for tx in block["transactions"]:
+                self.tx_in_block[(number, str(tx["hash"]).lower())] = tx
+            self.good_blocks[number] = block
+
+    def sealed_receipt(self, place: str, number: int, block_hash: str, tx_hash: Any) -> tuple[Any, Any] | None:
+        """``(transaction, receipt)`` of ``tx_hash`` in verified block ``number`` (named ``block_hash``), or None
+        after adding the failing check."""
+        block = self.good_blocks.get(number)
+        if block is None:
+            self.add(place, False, f"block {number} is not a verified block of this bundle", Reason.NOT_ANCHORED)
+            return None
+        if str(block["hash"]).lower() != block_hash.lower():
+            self.add(place, False, f"names block hash {block_hash}, block {number} is {block['hash']}",
+                     Reason.NOT_ANCHORED)
+            return None
+        key = (number, str(tx_hash).lower())
+        if key not in self.tx_in_block:
+            self.add(place, False, f"transaction {tx_hash} is not in block {number}", Reason.NOT_ANCHORED)
+            return None
+        if key not in self.receipt_of:
+            self.add(place, False, f"block {number} carries no verified receipt of {tx_hash}",
+                     Reason.RECEIPT_INVALID)
+            return None
+        return self.tx_in_block[key], self.receipt_of[key]
+
+    # ------------------------------------------------------------------------------------------ anchors
+    def anchors(self, anchors: list[Any]) -> None:
+        """``anchors[j]``: the call to the trusted AnchorRegistry, its sealed successful receipt and log."""
+        for j, a in enumerate(anchors):
+            place = f"anchors[{j}]"
             try:
-                r = httpx.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber",
-                                              "params": [block["number"], False]}, timeout=15)
-                served = (r.json().get("result") or {}).get("hash")
-                add(f"blocks[{k}].hash (rpc)", served == block.get("hash"),
-                    f"{rpc_url} serves {served} for block {_i(block['number'])}")
-            except Exception as exc:  # noqa: BLE001 - report, do not crash
-                add(f"blocks[{k}].hash (rpc)", False, f"cannot ask {rpc_url}: {exc}")
-    # ----------------------------------------------------------------- anchors
-    anchored_roots: set[str] = set()
-    for j, a in enumerate(bundle.get("anchors") or []):
-        place = f"anchors[{j}]"
-        try:
-            number = _i(a["block_number"]) if isinstance(a["block_number"], str) else int(a["block_number"])
-            block = good_blocks.get(number)
-            if block is None:
-                add(place, False, f"block {number} is not a verified block of this bundle")
-                continue
-            if str(block["hash"]).lower() != str(a.get("block_hash", "")).lower():
-                add(place, False, f"anchor names block hash {a.get('block_hash')}, block {number} is {block['hash']}")
-                continue
-            tx = tx_in_block.get((number, str(a.get("tx_hash", "")).lower()))
-            if tx is None:
-                add(place, False, f"transaction {a.get('tx_hash')} is not in block {number}")
-                continue
-            data = _b(tx["input"])
-            expect = ANCHOR_SELECTOR + _b(a["root"]) + int(a["size"]).to_bytes(32, "big") + _b(a["metadata_digest"])
-            if data != expect:
-                add(place, False, "transaction input is not anchor(root, size, metadataDigest) of this anchor")
-                continue
-            if a.get("anchor_registry") and str(tx.get("to", "")).lower() != str(a["anchor_registry"]).lower():
-                add(place, False, f"transaction goes to {tx.get('to')}, not AnchorRegistry {a['anchor_registry']}")
-                continue
-            anchored_roots.add(str(a["root"]).lower())
-            add(place, True, f"root {a['root']} anchored by tx {a['tx_hash']} in block {number}")
-        except (KeyError, ValueError, TypeError) as exc:
-            add(place, False, f"malformed anchor: {type(exc).__name__}: {exc}")
-    # ----------------------------------------------------------------- records
-    owners: dict[str, str] = {}
-    present: dict[str, bool] = {}
-    for i, r in enumerate(bundle.get("records") or []):
-        place = f"records[{i}]"
-        ident = str(r.get("identifier"))
-        try:
-            doc = r["document"]
-            digest = hashlib.sha256(doc.encode("utf-8")).digest()
-            if "0x" + digest.hex() != str(r["record_digest"]).lower():
-                add(f"{place}.document", False, f"{ident}: document hashes to 0x{digest.hex()}, record_digest is "
-                                                f"{r['record_digest']}")
-                present[ident] = False
-                continue
-            if r.get("kind") in ("epcis_event", "epcis_error_declaration"):
-                _check_event(json.loads(doc), ident, place, add)
-            else:
-                add(f"{place}.document", True, f"{ident}: SHA-256 matches record_digest")
+                number, size = _int(a["block_number"], "block_number"), _int(a["size"], "size")
+                found = self.sealed_receipt(place, number, _text(a["block_hash"]), a.get("tx_hash"))
+                if found is None:
+                    continue
+                tx, receipt = found
+                if not self.put(place, check_anchor_call(tx, root=a["root"], size=size, metadata_digest=a[
+                        "metadata_digest"], registry=self.anchor_registry)):
+                    continue
+                rv = check_anchor_receipt(receipt, registry=self.anchor_registry, root=a["root"], size=size,
+                                          metadata_digest=a["metadata_digest"], block_number=number)
+                if not self.put(f"{place}.receipt", rv):
+                    continue
+                root = str(a["root"]).lower()
+                if root in self.anchored:
+                    self.add(place, False, f"root {a['root']} listed twice", Reason.MALFORMED)
+                    continue
+                self.anchored[root] = (size, number)
+                self.add(place, True, f"root {a['root']} anchored by tx {a['tx_hash']} in block {number} "
+                                      f"(submitter {rv.facts['submitter']})")
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                self.add(place, False, f"malformed anchor: {type(exc).__name__}: {exc}", Reason.MALFORMED)
+
+    # ------------------------------------------------------------------------------------------ registry state
+    def registry_state(self, proofs: list[Any]) -> None:
+        """``registry_proofs[j]``: EIP-1186 proofs of prefix → active owner at a verified block."""
+        for j, e in enumerate(proofs):
+            place = f"registry_proofs[{j}]"
             try:
-                signer = recover_record_signer(_b(r["signature"]), ident, r["kind"], digest, int(r["chain_id"]))
-            except (InvalidSignature, ValueError) as exc:
-                add(f"{place}.signature", False, f"{ident}: {exc}")
-                present[ident] = False
-                continue
-            ent = r.get("enterprise") or {}
-            prefix = ident.partition("/")[0]
-            owner = owners.setdefault(prefix, str(ent.get("address", "")).lower())
-            if signer.lower() != str(r.get("signer", "")).lower() or signer.lower() != owner or \
-                    ent.get("prefix") != prefix:
-                add(f"{place}.signature", False, f"{ident}: signature recovers to {signer}, the record names "
-                                                 f"{r.get('signer')} / enterprise {ent.get('prefix')} {owner}")
-                present[ident] = False
-                continue
-            add(f"{place}.signature", True, f"{ident}: EIP-712 signature by {signer} ({ent.get('name')})")
-            p = r.get("proof")
-            if not p:
-                add(f"{place}.proof", False, f"{ident}: no inclusion proof (record not anchored yet)")
-                present[ident] = False
-                continue
+                if not self.enterprise_registry:
+                    self.add(place, False, "no EnterpriseRegistry address from the auditor (pass the network file)",
+                             Reason.NO_REGISTRY)
+                    continue
+                number, prefix = _int(e["block_number"], "block_number"), _text(e["prefix"])
+                block = self.good_blocks.get(number)
+                if block is None:
+                    self.add(place, False, f"block {number} is not a verified block of this bundle",
+                             Reason.MALFORMED)
+                    continue
+                state = check_enterprise_state(block["stateRoot"], self.enterprise_registry, e["proof"], prefix)
+                if not self.put(place, state, f"block {number}: "):
+                    continue
+                self.owner_at[(prefix, number)] = state.facts["owner"]
+                self.report.enterprises[state.facts["owner"]] = (state.facts["name"], prefix)
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                self.add(place, False, f"malformed registry proof: {type(exc).__name__}: {exc}", Reason.MALFORMED)
+
+    # ------------------------------------------------------------------------------------------ records
+    def records(self, records: list[Any]) -> None:
+        """``records[i]``: document digest (and event hash), inclusion in an anchored root of the anchored size,
+        and a signature by the prefix's owner proven active at that anchor block."""
+        for i, r in enumerate(records):
+            place = f"records[{i}]"
+            ident = str(r.get("identifier")) if isinstance(r, dict) else "?"
             try:
-                verify_inclusion(hash_leaf(digest), int(p["leaf_index"]), int(p["tree_size"]),
-                                 [_b(x) for x in p["path"]], _b(p["root"]))
-            except (InvalidProof, ValueError, KeyError, TypeError) as exc:
-                add(f"{place}.proof", False, f"{ident}: {type(exc).__name__}: {exc}")
-                present[ident] = False
-                continue
-            if str(p["root"]).lower() not in anchored_roots:
-                add(f"{place}.proof", False, f"{ident}: root {p['root']} is not anchored by a verified anchor")
-                present[ident] = False
-                continue
-            add(f"{place}.proof", True, f"{ident}: leaf {p['leaf_index']} of {p['tree_size']} → root {p['root']}")
-            present[ident] = True
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            add(place, False, f"{ident}: malformed record: {type(exc).__name__}: {exc}")
-            present[ident] = False
-    # ----------------------------------------------------------------- lineage
-    lin = bundle.get("lineage") or {}
-    named = [x for n in lin.get("nodes") or [] for x in n.get("records") or []]
-    named += [e.get("event") for e in lin.get("edges") or []]
-    missing = sorted({str(x) for x in named if x not in present})
-    failed = sorted({str(x) for x in named if present.get(x) is False})
-    if missing:
-        add("lineage", False, f"records named by the lineage are not in the bundle: {missing[:5]}")
-    elif failed:
-        add("lineage", False, f"lineage records that failed: {failed[:5]}")
-    elif not named:
-        add("lineage", False, "the lineage names no records")
-    else:
-        add("lineage", True, f"{len(set(named))} lineage records verified, {len(lin.get('nodes') or [])} nodes")
-    return checks
+                if ident in self.verified or ident in self.seen:
+                    self.add(place, False, f"{ident}: listed twice", Reason.MALFORMED)
+                    continue
+                self.seen.add(ident)
+                if self.record(place, ident, r):
+                    self.verified[ident] = (i, r["kind"], r["document"])
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                self.add(place, False, f"{ident}: malformed record: {type(exc).__name__}: {exc}", Reason.MALFORMED)
+
+    def record(self, place: str, ident: str, r: Mapping[str, Any]) -> bool:
+        """Checks of one record; True when every one holds."""
+        kind = r["kind"]
+        digest_v = check_record_digest(r["document"], r["record_digest"])
+        if not self.put(f"{place}.document", digest_v, f"{ident}: "):
+            return False
+        digest: bytes = digest_v.facts["digest"]
+        if kind in EVENT_KINDS and not self.put(f"{place}.document", check_event_hash(r["document"], ident),
+                                                f"{ident}: "):
+            return False
+        at = _prove_inclusion(place, ident, digest, r.get("proof"), self.anchored, self.add, self.put)
+        prefix = ident.partition("/")[0]
+        if at is not None:
+            owner = self.owner_at.get((prefix, at))
+            owners = [owner] if owner else None
+        else:  # not anchored: still name whether the signer could be the owner at any proven block
+            owners = sorted({o for (pfx, _), o in self.owner_at.items() if pfx == prefix}) or None
+        sig = check_record_signature(r["signature"], ident, kind, digest, _int(r["chain_id"], "chain_id"),
+                                     owners=owners)
+        where = f"anchor block {at}" if at is not None else "any proven block"
+        if sig.ok:
+            signer = sig.facts["signer"]
+            sig = Verdict("signature", True, f"EIP-712 signature by {signer} ({self.report.enterprises[signer][0]!r}, "
+                                             f"active owner of {prefix} at {where} by an EIP-1186 state proof)",
+                          None, sig.facts)
+        elif sig.reason is Reason.OWNER_UNPROVEN:
+            sig = Verdict("signature", False, f"{sig.detail} at {where} (no state proof of an active owner; the "
+                                              f"bundle's own claim is not evidence)", Reason.OWNER_UNPROVEN, sig.facts)
+        return self.put(f"{place}.signature", sig, f"{ident}: ") and at is not None
+
+    # ------------------------------------------------------------------------------------------ lineage
+    def lineage(self, bundle: Mapping[str, Any]) -> None:
+        """The subject bound, the lineage rebuilt from the verified events, unrelated records refused and the
+        claimed lineage compared with the rebuilt one."""
+        from provenance.epcis import HDL_SCHEME, EpcisInvalid, canonical_epc
+
+        key, ident = bundle.get("key"), bundle.get("identifier")
+        if not isinstance(key, str) or not isinstance(ident, str):
+            self.add("subject", False, "the bundle names no subject key / identifier", Reason.MALFORMED)
+            return
+        try:
+            if not key.startswith(HDL_SCHEME) and canonical_epc(key) != key:
+                raise ValueError("not canonical")
+        except (EpcisInvalid, ValueError) as exc:
+            self.add("subject", False, f"subject key {key!r} is not a canonical EPC or hdl: key ({exc})",
+                     Reason.MALFORMED)
+            return
+        graph = _rebuild(key, self.verified)
+        self.report.nodes, self.report.edges = graph.nodes, graph.labelled_edges()
+        self.subject(key, ident, graph)
+        belongs = {rid for recs in graph.node_records.values() for rid in recs}
+        for rid, (i, _, _) in self.verified.items():
+            if rid not in belongs:
+                self.add(f"records[{i}].lineage", False, f"{rid}: unrelated to the upstream lineage of {key} "
+                                                         f"rebuilt from the signed events", Reason.MALFORMED)
+        self.claimed(bundle.get("lineage"), graph)
+
+    def subject(self, key: str, ident: str, graph: _Graph) -> None:
+        """``subject``: level 0, named by its own records, its identifier the one mapped to its key."""
+        from provenance.epcis import HDL_SCHEME, suffix_for_epc
+
+        own = graph.node_records.get(key, [])
+        if not own:
+            self.add("subject", False, f"no verified record of the bundle names the subject {key}", Reason.MALFORMED)
+        elif key.startswith(HDL_SCHEME) and ident != key[len(HDL_SCHEME):]:
+            self.add("subject", False, f"identifier {ident} is not the subject {key}", Reason.MALFORMED)
+        elif not key.startswith(HDL_SCHEME) and (
+                ident.partition("/")[2] != suffix_for_epc(key)
+                or ident.partition("/")[0] not in {rid.partition("/")[0] for rid in graph.naming.get(key, [])}):
+            self.add("subject", False, f"identifier {ident} is not the mapped identifier of {key} (suffix "
+                                       f"{suffix_for_epc(key)} under the prefix of an enterprise that recorded it)",
+                     Reason.MALFORMED)
+        else:
+            self.add("subject", True, f"{ident} = {key}, named by {len(own)} of its own signed records")
+
+    def claimed(self, lin: Any, graph: _Graph) -> None:
+        """``lineage``: the bundle's claimed nodes (with their records) and edges equal the rebuilt ones."""
+        try:
+            claimed_nodes = {_text(n["key"]): sorted(_text(x) for x in n["records"]) for n in lin["nodes"]}
+            claimed_edges = sorted((_text(e["from"]), _text(e["to"]), _text(e["event"])) for e in lin["edges"])
+            if len(claimed_nodes) != len(lin["nodes"]):
+                raise ValueError("a node is listed twice")
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            self.add("lineage", False, f"malformed lineage: {type(exc).__name__}: {exc}", Reason.MALFORMED)
+            return
+        rebuilt_nodes = {k: sorted(v) for k, v in graph.node_records.items()}
+        named = {x for v in claimed_nodes.values() for x in v} | {e[2] for e in claimed_edges}
+        missing = sorted(x for x in named if x not in self.verified)
+        if missing:
+            self.add("lineage", False, f"records named by the lineage are not verified records of the bundle: "
+                                       f"{missing[:5]}", Reason.MALFORMED)
+        elif claimed_nodes != rebuilt_nodes:
+            diff = sorted(set(claimed_nodes) ^ set(rebuilt_nodes)) or sorted(
+                k for k in rebuilt_nodes if claimed_nodes.get(k) != rebuilt_nodes[k])
+            self.add("lineage", False, f"claimed nodes differ from the lineage rebuilt from the signed events at "
+                                       f"{diff[:3]}", Reason.MALFORMED)
+        elif claimed_edges != sorted(graph.edges):
+            diff = sorted(set(claimed_edges) ^ set(graph.edges))
+            self.add("lineage", False, f"claimed edges differ from the edges of the signed events: {diff[:2]}",
+                     Reason.MALFORMED)
+        else:
+            bad = [n.key for n in graph.nodes if n.disposition == "non_conformant"]
+            self.add("lineage", True, f"{len(graph.nodes)} nodes, {len(graph.edges)} edges rebuilt from "
+                                      f"{len(graph.events)} signed events{f'; non_conformant: {bad}' if bad else ''}; "
+                                      f"{COMPLETENESS_NOTE}")
 
 
-def _check_event(document: dict[str, Any], ident: str, place: str, add: Any) -> None:
-    from provenance.epcis import EpcisInvalid, event_hash_ids
+@dataclass
+class _Graph:
+    """The upstream lineage rebuilt from verified events: ``events`` (identifier → event), ``naming`` (node →
+    Object/Transaction events naming it), ``edges`` ``(src, dst, event identifier)``, ``node_records``."""
 
-    event = document.get("event")
-    claimed = document.get("eventHashID")
-    wrapper = {"epcisBody": {"eventList": [event]}}
-    if "@context" in document:
-        wrapper["@context"] = document["@context"]
+    events: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    naming: dict[str, list[str]] = field(default_factory=dict)
+    edges: list[tuple[str, str, str]] = field(default_factory=list)
+    node_records: dict[str, list[str]] = field(default_factory=dict)
+    nodes: list[ProvenNode] = field(default_factory=list)
+
+    def labelled_edges(self) -> list[tuple[str, str, str, str | None]]:
+        from provenance.epcis import cbv_short
+
+        return [(s, d, rid, cbv_short("bizStep", self.events[rid].get("bizStep"))) for s, d, rid in self.edges]
+
+
+def _rebuild(key: str, verified: Mapping[str, tuple[int, str, str]]) -> _Graph:
+    """Breadth-first upstream from ``key`` over the links of the verified events (EPCIS 2.0 §7.4 via
+    :func:`provenance.epcis.lineage_links`); a node's records are its certificate (``hdl:`` key), the
+    Object/Transaction events naming it and the edge events touching it (as the API's lineage lists them)."""
+    from provenance.epcis import HDL_SCHEME, cbv_short
+
+    g = _Graph()
+    into: dict[str, list[tuple[str, str, str]]] = {}
+    for rid, (_, kind, text) in verified.items():
+        parsed = _event_graph(text) if kind == "epcis_event" else None
+        if parsed is None:
+            continue
+        ev, epcs, links = parsed
+        g.events[rid] = ev
+        for link in links:
+            into.setdefault(link.dst, []).append((link.src, link.dst, rid))
+        if ev.get("type") in ("ObjectEvent", "TransactionEvent"):
+            for ref in dict.fromkeys(e.key for e in epcs):
+                g.naming.setdefault(ref, []).append(rid)
+    certs = {rid: text for rid, (_, kind, text) in verified.items() if kind == COIL_KIND}
+    level, order, frontier = {key: 0}, [key], [key]
+    while frontier:
+        nxt = []
+        for dst in frontier:
+            for edge in into.get(dst, []):
+                if edge not in g.edges:
+                    g.edges.append(edge)
+                if edge[0] not in level:
+                    level[edge[0]] = level[dst] + 1
+                    order.append(edge[0])
+                    nxt.append(edge[0])
+        frontier = nxt
+    for k in order:
+        cert_id = k[len(HDL_SCHEME):] if k.startswith(HDL_SCHEME) else None
+        recs = [cert_id] if cert_id in certs else []
+        for rid in g.naming.get(k, []) + [rid for s, d, rid in g.edges if k in (s, d)]:
+            if rid not in recs:
+                recs.append(rid)
+        g.node_records[k] = recs
+        dated = sorted((str(g.events[rid].get("eventTime")), cbv_short("disposition", g.events[rid].get(
+            "disposition"))) for rid in g.naming.get(k, []))
+        verdicts = [d for _, d in dated if d in ("conformant", "non_conformant")]
+        g.nodes.append(ProvenNode(k, level[k], _node_label(k, certs.get(cert_id) if cert_id else None), recs,
+                                  verdicts[-1] if verdicts else None))
+    return g
+
+
+@lru_cache(maxsize=256)
+def _verify_block(text: str, validators: tuple[str, ...]) -> tuple[tuple[str, Verdict], ...]:
+    """Checks of one bundle block given as canonical JSON text: ``((place suffix, verdict), …)``, stopping at
+    the first failure. Memoised (a pure function of the text and the validator set): header hash, commit seals,
+    transactions and receipts tries cost milliseconds per block."""
+    block = json.loads(text)
+    extra = set(block) - HEADER_KEYS
+    if extra:
+        return (("", Verdict("block", False, f"malformed block: unexpected fields {sorted(extra)}",
+                             Reason.MALFORMED)),)
+    odd = sorted(k for k in HEADER_KEYS - {"transactions", "receipts"} if not isinstance(block.get(k), str))
+    if odd:
+        return (("", Verdict("block", False, f"malformed block: {odd} must be 0x hex strings", Reason.MALFORMED)),)
+    header = check_block_header(block)
+    if not header.ok and header.reason is Reason.MALFORMED:
+        return (("", Verdict("block", False, f"malformed block: {header.detail}", Reason.MALFORMED)),)
+    out: list[tuple[str, Verdict]] = [(".header", header)]
+    if header.ok:
+        out.append((".extraData.commitSeals", check_commit_seals(block, validators)))
+    if out[-1][1].ok:
+        out.append((".transactions", check_transactions(block)))
+    if out[-1][1].ok and "receipts" in block:
+        out.append((".receipts", check_receipts(block, block["receipts"])))
+    return tuple(out)
+
+
+@lru_cache(maxsize=4096)
+def _event_graph(document: str) -> tuple[dict[str, Any], tuple[Any, ...], tuple[Any, ...]] | None:
+    """``(event, EPC refs, lineage links)`` of a verified event record's canonical JSON (memoised), or None when
+    it names no well-formed event."""
+    from provenance.epcis import EpcisInvalid, event_epcs, lineage_links
+
+    doc = json.loads(document)
+    ev = doc.get("event") if isinstance(doc, dict) else None
+    if not isinstance(ev, dict):
+        return None
     try:
-        (recomputed,) = event_hash_ids(wrapper)
-    except (EpcisInvalid, ValueError) as exc:
-        add(f"{place}.document", False, f"{ident}: cannot recompute the event hash ID: {exc}")
-        return
-    hexpart = recomputed.split(";", 1)[1].split("?", 1)[0]
-    if recomputed != claimed or not ident.endswith("-" + hexpart):
-        add(f"{place}.document", False, f"{ident}: event hashes to {recomputed}, the record claims {claimed}")
-        return
-    add(f"{place}.document", True, f"{ident}: SHA-256 matches record_digest; event hash ID {recomputed} recomputed")
+        epcs = event_epcs(ev)
+    except EpcisInvalid:
+        return None
+    return ev, tuple(epcs), tuple(dict.fromkeys(lineage_links(ev, epcs)))
+
+
+@lru_cache(maxsize=1024)
+def _node_label(key: str, cert: str | None) -> str:
+    """Label of a node from its key, or from its certificate's canonical JSON (coil, heat, grade)."""
+    if cert is not None:
+        from provenance.certificate import summarize_certificate
+
+        try:
+            s = summarize_certificate(json.loads(cert))
+        except Exception:  # noqa: BLE001 - a summary problem must not hide the node
+            s = {}
+        return f"coil {s.get('coil') or ''} (heat {s.get('heat') or '?'}, {s.get('grade') or ''})".strip()
+    if "/10/" in key:
+        return "lot " + key.rsplit("/10/", 1)[1]
+    if "/21/" in key:
+        return "serial " + key.rsplit("/21/", 1)[1]
+    return key
+
+
+def _prove_inclusion(place: str, ident: str, digest: bytes, p: Any, anchored: Mapping[str, tuple[int, int]],
+                     add: Any, put: Any) -> int | None:
+    """The record's inclusion proof reproduces an anchored root with the anchored tree size: the anchor's block
+    number, or None after adding the failing check at ``{place}.proof``."""
+    if not p:
+        add(f"{place}.proof", False, f"{ident}: no inclusion proof (record not anchored yet)", Reason.NOT_ANCHORED)
+        return None
+    tree_size = _int(p["tree_size"], "tree_size")
+    if not put(f"{place}.proof", check_inclusion(digest, _int(p["leaf_index"], "leaf_index"), tree_size, p["path"],
+                                                 p["root"]), f"{ident}: "):
+        return None
+    root = str(p["root"]).lower()
+    if root not in anchored:
+        add(f"{place}.proof", False, f"{ident}: root {p['root']} is not anchored by a verified anchor",
+            Reason.NOT_ANCHORED)
+        return None
+    size, at = anchored[root]
+    if tree_size != size:
+        add(f"{place}.proof", False, f"{ident}: proof for a tree of {tree_size} leaves, root anchored with size "
+                                     f"{size}", Reason.PROOF_INVALID)
+        return None
+    return at
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what} must be a JSON integer, got {value!r}"[:120])
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _list(bundle: Mapping[str, Any], key: str) -> list[Any]:
+    value = bundle.get(key)
+    return value if isinstance(value, list) else []

@@ -439,27 +439,38 @@ def verify(
 @app.command("verify-bundle")
 def verify_bundle_cmd(
     file: Annotated[Path, typer.Argument(help="Bundle JSON from GET /v1/provenance/{identifier}/bundle")],
-    validators: Annotated[str, typer.Option(help="Trusted validator set: a genesis / node.json / network.json "
-                                                 "file, or comma-separated addresses")],
-    rpc: Annotated[str | None, typer.Option(help="Optionally cross-check block hashes with any one validator")] = None,
+    validators: Annotated[str, typer.Option(help="Trusted validator set: the network.json written by 'traceledger "
+                                                 "network up' (also gives the registry addresses), a genesis / "
+                                                 "node.json file, or comma-separated addresses")],
+    rpc: Annotated[str | None, typer.Option(help="Optionally cross-check blocks and anchor receipts with any one "
+                                                 "validator")] = None,
+    anchor_registry: Annotated[str | None, typer.Option(help="AnchorRegistry address (default: from the network "
+                                                             "file)")] = None,
+    enterprise_registry: Annotated[str | None, typer.Option(help="EnterpriseRegistry address (default: from the "
+                                                                 "network file)")] = None,
 ) -> None:
-    """Verify a provenance bundle offline; exit code 0 only when every check holds (1 otherwise, 2 bad input)."""
-    from provenance.bundle import load_validators, verify_bundle
+    """Verify a provenance bundle offline, trusting only the validators' keys and the registry addresses of the
+    auditor's network file; prints every check and the lineage it proved. Exit 0 only when every check holds
+    (1 otherwise, 2 bad input)."""
+    from rich.markup import escape
+
+    from api.cli.verify_bundle import load_trust, print_report, rpc_cross_check
+    from provenance.bundle import prove_bundle
 
     try:
         bundle = json.loads(file.read_text())
-        trusted = load_validators(validators)
+        trust = load_trust(validators)
     except (OSError, ValueError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
-    checks = verify_bundle(bundle, trusted, rpc_url=rpc)
+    report = prove_bundle(bundle, trust.validators, anchor_registry=anchor_registry or trust.anchor_registry,
+                          enterprise_registry=enterprise_registry or trust.enterprise_registry)
+    checks = list(report.checks) + (rpc_cross_check(bundle, rpc) if rpc else [])
+    print_report(console, report, checks)
     failed = [c for c in checks if not c.ok]
-    for c in checks:
-        mark = "[green]✓[/green]" if c.ok else "[red]✗[/red]"
-        console.print(f"{mark} {c.place}: {c.detail}")
     if failed:
         console.print(f"[red]BUNDLE NOT VERIFIED: {len(failed)} of {len(checks)} checks failed; first at "
-                      f"{failed[0].place}[/red]")
+                      f"{escape(failed[0].place)}[/red]")
         raise typer.Exit(1)
     console.print(f"[green]BUNDLE VERIFIED: {len(checks)} checks hold[/green]")
 

@@ -34,15 +34,21 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
     Shape: ``{format, identifier, key, generated_at, lineage: {nodes, edges}, records: [{identifier, kind,
     document (the exact canonical JSON string), record_digest, signature, signer, chain_id, enterprise:
     {prefix, name, address}, proof: {root, leaf_index, tree_size, path} | null}], anchors: [{root, size,
-    metadata_digest, tx_hash, block_number, block_hash, anchor_registry}], blocks: [{<header fields>, hash,
-    transactions: [full transaction objects]}]}``. Blocks come from ``eth_getBlockByNumber(n, true)``;
-    without a chain (or for pending records) anchors/blocks are missing and the verifier says so.
+    metadata_digest, tx_hash, block_number, block_hash, anchor_registry}], registry_proofs: [{prefix, block_number,
+    proof: eth_getProof answer of the EnterpriseRegistry}] (per prefix and anchor block), blocks: [{<header
+    fields>, hash, transactions: [full transaction objects], receipts: [{transactionHash, transactionIndex, status,
+    cumulativeGasUsed, logsBloom, type, logs: [{address, topics, data}], …}]}]}``. Blocks come from
+    ``eth_getBlockByNumber(n, true)`` and ``eth_getTransactionReceipt``; without a chain (or for pending
+    records) anchors/blocks are missing and the verifier says so.
     """
     detail = lineage_detail(session, walk(session, node, direction="upstream", depth=depth))
     ids = lineage_record_ids(session, detail)
     stored = records_by_identifier(session, ids)
     records_out, batches = _bundle_records(session, [stored[i] for i in ids if i in stored])
     anchors, blocks = _anchors_and_blocks(batches, chain)
+    needed = {(r["identifier"].partition("/")[0], b.block_number) for r in records_out if r["proof"]
+              for b in batches.values() if b.root == r["proof"]["root"] and b.block_number is not None}
+    registry_proofs = _registry_proofs(chain, needed) if chain is not None else []
     return {
         "format": BUNDLE_FORMAT, "identifier": node.identifier, "key": node.key, "generated_at": utc_iso(utcnow()),
         "lineage": {
@@ -53,6 +59,7 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
         },
         "records": records_out,
         "anchors": anchors,
+        "registry_proofs": registry_proofs,
         "blocks": [blocks[k] for k in sorted(blocks)],
     }
 
@@ -99,11 +106,66 @@ def _anchors_and_blocks(batches: dict[int, Batch], chain: ChainClient | None
         anchors.append({"root": b.root, "size": b.size, "metadata_digest": b.metadata_digest, "tx_hash": b.tx_hash,
                         "block_number": b.block_number, "block_hash": b.block_hash,
                         "anchor_registry": str(registry) if registry else None})
-        if chain is not None and b.block_number is not None and b.block_number not in blocks:
-            try:
-                raw = chain.rpc("eth_getBlockByNumber", [hex(b.block_number), True])
-            except (ChainError, ChainUnavailable):
-                raw = None
-            if isinstance(raw, dict):
-                blocks[b.block_number] = _block_header(json.loads(json.dumps(raw)))
+        if chain is not None and b.block_number is not None:
+            _add_block(chain, blocks, b.block_number)
     return anchors, blocks
+
+
+# ---------------------------------------------------------------- evidence for the offline verifier (issue 20)
+RECEIPT_KEYS = ("transactionHash", "transactionIndex", "status", "cumulativeGasUsed", "logsBloom", "type")
+"""Receipt fields the verifier binds to receiptsRoot (plus ``logs``); nothing unverifiable is shipped."""
+
+
+def _add_block(chain: ChainClient, blocks: dict[int, dict[str, Any]], number: int) -> None:
+    """Add block ``number`` (full transactions and every receipt, in order) to ``blocks`` unless present."""
+    if number in blocks:
+        return
+    try:
+        raw = chain.rpc("eth_getBlockByNumber", [hex(number), True])
+        if not isinstance(raw, dict):
+            return
+        block = _block_header(json.loads(json.dumps(raw)))
+        receipts = []
+        for tx in block["transactions"]:
+            rc = chain.rpc("eth_getTransactionReceipt", [tx["hash"]]) or {}
+            out = {k: rc.get(k) for k in RECEIPT_KEYS if k in rc}
+            out["logs"] = [{"address": lg["address"], "topics": lg["topics"], "data": lg["data"]}
+                           for lg in rc.get("logs") or []]
+            receipts.append(json.loads(json.dumps(out)))
+        block["receipts"] = receipts
+    except (ChainError, ChainUnavailable, KeyError, TypeError):
+        return
+    blocks[number] = block
+
+
+def _registry_proofs(chain: ChainClient, needed: set[tuple[str, int]]) -> list[dict[str, Any]]:
+    """``[{prefix, block_number, proof}]``: for each (prefix, anchor block), the EIP-1186 ``eth_getProof`` answer
+    of the EnterpriseRegistry holding the slots :func:`provenance.registry_state.check_enterprise_state` needs
+    (the prefix's owner, then the owner's name, prefix and flags; a long name's data slots)."""
+    from provenance.registry_state import enterprise_proof_slots
+
+    contract = getattr(chain, "enterprise_registry", None)
+    registry = getattr(contract, "address", None)
+    out: list[dict[str, Any]] = []
+    if not registry:
+        return out
+
+    def get_proof(slots: list[int], number: int) -> dict[str, Any]:
+        answer = chain.rpc("eth_getProof", [str(registry), [hex(x) for x in slots], hex(number)])
+        return json.loads(json.dumps(answer))
+
+    for prefix, number in sorted(needed):
+        try:
+            first = get_proof(enterprise_proof_slots(prefix, None), number)
+            owner_word = int(first["storageProof"][0]["value"], 16)
+            if owner_word == 0:
+                continue
+            owner = "0x" + owner_word.to_bytes(20, "big").hex()
+            answer = get_proof(enterprise_proof_slots(prefix, owner), number)
+            head = int(answer["storageProof"][1]["value"], 16)
+            if head & 1:
+                answer = get_proof(enterprise_proof_slots(prefix, owner, head), number)
+        except (ChainError, ChainUnavailable, KeyError, TypeError, ValueError, IndexError):
+            continue
+        out.append({"prefix": prefix, "block_number": number, "proof": answer})
+    return out

@@ -9,15 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from provenance.qbft_header import quorum  # the one quorum() of the repo (re-exported here)
 
-def quorum(n: int) -> int:
-    """Number of distinct validators needed for a quorum among ``n`` validators (n >= 1).
-
-    n = 1..10 gives 1, 2, 2, 3, 4, 4, 5, 6, 6, 7.
-    """
-    if n < 1:
-        raise ValueError(f"validator count must be >= 1, got {n}")
-    return (2 * n - 1) // 3 + 1
+__all__ = ["QbftConfig", "max_faulty", "quorum"]
 
 
 def max_faulty(n: int) -> int:

@@ -18,8 +18,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from api.cli.verify_bundle import Trust, load_trust, load_validators
 from api.devnet import Stack
-from provenance.bundle import load_validators, verify_bundle
+from provenance.bundle import verify_bundle
 from provenance.epcis import canonical_epc
 from provenance.supply_chain import generate
 from tests.phone_layout import PHONE, phone_layout
@@ -105,6 +106,29 @@ def _validators(stack: Stack) -> str:
     return ",".join(v.address for v in stack.spec.validators)
 
 
+def _network_file(stack: Stack) -> str:
+    """The auditor's trust file: network.json (validators and registry addresses) of `traceledger network up`."""
+    assert stack.spec is not None
+    return str(stack.spec.data_dir / "network.json")
+
+
+def _verify(bundle: dict[str, Any], trust: Trust, validators: list[str] | None = None) -> list[Any]:
+    return verify_bundle(bundle, validators or trust.validators, anchor_registry=trust.anchor_registry,
+                         enterprise_registry=trust.enterprise_registry)
+
+
+BUNDLE_CACHE = Path(os.environ.get("TRACELEDGER_BUNDLE_CACHE",
+                                   Path(__file__).resolve().parents[2] / ".pytest_cache" / "traceledger-bundles"))
+
+
+def cache_bundle(name: str, bundle: dict[str, Any], trust: Trust) -> None:
+    """Keep a generated bundle (and its trust roots) as a test-time artifact for tests/provenance's mutation suite."""
+    BUNDLE_CACHE.mkdir(parents=True, exist_ok=True)
+    (BUNDLE_CACHE / f"{name}.json").write_text(json.dumps({
+        "bundle": bundle, "validators": trust.validators, "anchor_registry": trust.anchor_registry,
+        "enterprise_registry": trust.enterprise_registry}))
+
+
 def test_bundle_verifies_offline_and_tampering_is_named(stack: Stack, api: httpx.Client, loaded: dict[str, Any],
                                                         tmp_path: Path) -> None:
     assert loaded["verify"]["verified"] is True
@@ -115,7 +139,7 @@ def test_bundle_verifies_offline_and_tampering_is_named(stack: Stack, api: httpx
     path.write_text(json.dumps(bundle))
     # the CLI, offline, with the validator addresses; then with --rpc cross-check
     env = {**os.environ, "COLUMNS": "200"}
-    cli = [sys.executable, "-m", "api.cli.main", "verify-bundle", str(path), "--validators", _validators(stack)]
+    cli = [sys.executable, "-m", "api.cli.main", "verify-bundle", str(path), "--validators", _network_file(stack)]
     proc = subprocess.run(cli, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "BUNDLE VERIFIED" in proc.stdout
@@ -124,10 +148,14 @@ def test_bundle_verifies_offline_and_tampering_is_named(stack: Stack, api: httpx
                           env=env)
     assert proc.returncode == 0 and "(rpc)" in proc.stdout, proc.stdout
 
+    assert "completeness is NOT proven" in proc.stdout and "(active owner, proven from sealed state)" in proc.stdout
+    trust = load_trust(_network_file(stack))
     trusted = load_validators(_validators(stack))
+    assert trusted == trust.validators
+    cache_bundle("part", bundle, trust)
 
     def first_failure(b: dict[str, Any]) -> str:
-        bad = [c for c in verify_bundle(b, trusted) if not c.ok]
+        bad = [c for c in _verify(b, trust) if not c.ok]
         assert bad, "tampered bundle still verifies"
         return bad[0].place
 
@@ -162,12 +190,142 @@ def test_bundle_verifies_offline_and_tampering_is_named(stack: Stack, api: httpx
     assert first_failure(tampered(lambda b: b["anchors"][0].update(
         root=flip(b["anchors"][0]["root"], 9)))) == "anchors[0]"
     # a wrong validator set fails on the seals
-    bad = [c for c in verify_bundle(bundle, load_validators("0x" + "11" * 20)) if not c.ok]
+    bad = [c for c in _verify(bundle, trust, load_validators("0x" + "11" * 20)) if not c.ok]
     assert bad and bad[0].place == "blocks[0].extraData.commitSeals"
     # tampered file through the CLI: exit 1 naming the place
     path.write_text(json.dumps(tampered(lambda b: b["records"][i_ev].update(record_digest="0x" + "00" * 32))))
     proc = subprocess.run(cli, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 1 and f"records[{i_ev}].document" in proc.stdout
+
+
+def _block_with_receipts(rpc_url: str, number: int) -> dict[str, Any]:
+    def call(method: str, params: list[Any]) -> Any:
+        return httpx.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+                          timeout=30).json()["result"]
+
+    raw = call("eth_getBlockByNumber", [hex(number), True])
+    block = {k: raw[k] for k in ("parentHash", "sha3Uncles", "miner", "stateRoot", "transactionsRoot", "receiptsRoot",
+                                 "logsBloom", "difficulty", "number", "gasLimit", "gasUsed", "timestamp", "extraData",
+                                 "mixHash", "nonce", "baseFeePerGas", "withdrawalsRoot", "hash", "transactions")}
+    block["receipts"] = []
+    for tx in block["transactions"]:
+        rc = call("eth_getTransactionReceipt", [tx["hash"]])
+        block["receipts"].append({k: rc[k] for k in ("transactionHash", "transactionIndex", "status",
+                                                     "cumulativeGasUsed", "logsBloom", "type")}
+                                 | {"logs": [{k: lg[k] for k in ("address", "topics", "data")} for lg in rc["logs"]]})
+    return block
+
+
+def test_forged_certificate_with_a_members_key_and_a_reverted_anchor_is_refused(
+        stack: Stack, api: httpx.Client, loaded: dict[str, Any], tmp_path: Path) -> None:
+    """Issue 20's critical attack: a person of *another* enterprise re-signs the mill's certificate with changed
+    values under the mill's identifier, "anchors" it with a transaction that reverted (status 0) and claims the
+    mill's prefix in the bundle. Refused offline, with and without --rpc, naming why."""
+    import hashlib
+
+    from eth_account import Account
+
+    from api.chain import ChainClient, ChainError
+    from provenance.merkle import hash_leaf
+    from provenance.signing import sign_record
+    from provenance.verify import ANCHOR_SELECTOR, Reason
+
+    assert stack.spec is not None
+    trust = load_trust(_network_file(stack))
+    coil = loaded["chain"].truth.part_coil[loaded["part"]]
+    honest = api.get(f"/v1/provenance/{q(coil)}/bundle").json()
+    assert honest["records"][0]["kind"] == "coil_certificate"
+    assert all(c.ok for c in _verify(honest, trust)), [c for c in _verify(honest, trust) if not c.ok][:3]
+    cache_bundle("certificate", honest, trust)
+    # the rival enterprise registers a person whose key the attacker holds; the admin funds its gas
+    gov = {"Authorization": f"Bearer {stack.admin_token}"}
+    rival = api.post("/v1/enterprises", headers=gov, json={"name": "rival", "roles": ["supplier"]}).json()
+    attacker = Account.create()
+    r = api.post("/v1/persons", headers={"Authorization": f"Bearer {rival['api_key']}"},
+                 json={"name": "Mallory", "roles": ["crew_member"], "address": attacker.address})
+    assert r.status_code == 201, r.text
+    chain = ChainClient.from_url(stack.spec.rpc_urls[0], enterprise_registry=trust.enterprise_registry,
+                                 anchor_registry=trust.anchor_registry)
+    chain.transfer(stack.spec.admin_key(), attacker.address, 10**18)
+    forged = copy.deepcopy(honest)
+    rec = forged["records"][0]
+    doc = json.loads(rec["document"])
+    text = rec["document"]
+    changed = text.replace('"Value":"0.', '"Value":"9.', 1) if '"Value":"0.' in text else text.replace("S", "X", 1)
+    assert changed != text and json.loads(changed) != doc
+    digest = hashlib.sha256(changed.encode()).digest()
+    rec.update(document=changed, record_digest="0x" + digest.hex(), signer=attacker.address,
+               signature="0x" + sign_record(bytes(attacker.key), rec["identifier"], rec["kind"], digest,
+                                            rec["chain_id"]).hex(),
+               enterprise={**rec["enterprise"], "address": attacker.address})
+    root = hash_leaf(digest)
+    rec["proof"] = {"root": "0x" + root.hex(), "leaf_index": 0, "tree_size": 1, "path": []}
+    meta = b"\x11" * 32
+    sent: list[str] = []
+    with pytest.raises(ChainError, match="reverted"):  # NotActiveAnchorer: a person is not an anchoring account
+        chain.send(bytes(attacker.key), to=trust.anchor_registry, gas=300_000, on_sent=sent.append,
+                   data="0x" + (ANCHOR_SELECTOR + root + (1).to_bytes(32, "big") + meta).hex())
+    receipt = chain.rpc("eth_getTransactionReceipt", [sent[0]])
+    assert int(receipt["status"], 16) == 0
+    number = int(receipt["blockNumber"], 16)
+    block = _block_with_receipts(stack.spec.rpc_urls[0], number)
+    forged["anchors"] = [{"root": "0x" + root.hex(), "size": 1, "metadata_digest": "0x" + meta.hex(),
+                          "tx_hash": sent[0], "block_number": number,
+                          "block_hash": block["hash"], "anchor_registry": trust.anchor_registry}]
+    forged["blocks"] = [b for b in forged["blocks"] if int(b["number"], 16) != number] + [block]
+    checks = _verify(forged, trust)
+    bad = {c.place: c for c in checks if not c.ok}
+    assert bad["anchors[0].receipt"].reason is Reason.RECEIPT_INVALID and "status 0" in bad["anchors[0].receipt"].detail
+    assert bad["records[0].proof"].reason is Reason.NOT_ANCHORED
+    # the mill's state proofs kept (the honest bundle's): the signer is named as not the owner
+    assert bad["records[0].signature"].reason is Reason.WRONG_SIGNER, bad["records[0].signature"]
+    # state proofs dropped, the bundle's own claim only: the owner is unproven, whatever the claim says
+    no_proofs = {**forged, "registry_proofs": []}
+    bad = {c.place: c for c in _verify(no_proofs, trust) if not c.ok}
+    assert bad["records[0].signature"].reason is Reason.OWNER_UNPROVEN
+    # a state proof at the reverted block: still the mill's account, not the attacker's
+    forged["registry_proofs"] = forged["registry_proofs"] + [
+        {**e, "block_number": number, "proof": chain.rpc("eth_getProof", [trust.enterprise_registry, [
+            x["key"] for x in e["proof"]["storageProof"]], hex(number)])} for e in honest["registry_proofs"][:1]]
+    bad = {c.place: c for c in _verify(forged, trust) if not c.ok}
+    assert bad["records[0].signature"].reason is Reason.WRONG_SIGNER
+    assert not any(p.startswith("registry_proofs") for p in bad)
+    # the CLI, offline and with --rpc
+    path = tmp_path / "forged.json"
+    path.write_text(json.dumps(forged))
+    cli = [sys.executable, "-m", "api.cli.main", "verify-bundle", str(path), "--validators", _network_file(stack)]
+    env = {**os.environ, "COLUMNS": "250"}
+    for extra in ([], ["--rpc", stack.spec.rpc_urls[2]]):
+        proc = subprocess.run([*cli, *extra], capture_output=True, text=True, timeout=120, env=env)
+        assert proc.returncode == 1, proc.stdout
+        assert "BUNDLE NOT VERIFIED" in proc.stdout and "status 0" in proc.stdout, proc.stdout
+        assert "owner is" in proc.stdout, proc.stdout
+    assert "anchors[0].receipt (rpc)" in proc.stdout
+    # the auditor without registry addresses: anchors and owners are refused, never read from the bundle
+    no_registry = Trust(trust.validators)
+    bad = {c.place: c for c in _verify(honest, no_registry) if not c.ok}
+    assert bad["anchors[0]"].reason is Reason.NO_REGISTRY
+    assert bad["records[0].signature"].reason is Reason.OWNER_UNPROVEN
+
+
+def test_mutation_campaign_on_fresh_bundles(stack: Stack, api: httpx.Client, loaded: dict[str, Any]) -> None:
+    """Issue 20's mutation suite in CI: every JSON leaf and structure of a fresh part bundle and certificate bundle,
+    typed mutations and semantic attacks; an accepted mutant not on the commented harmless list fails."""
+    from tests.provenance.test_bundle_mutations import campaign
+
+    trust = load_trust(_network_file(stack))
+    coil = loaded["chain"].truth.part_coil[loaded["part"]]
+    arts = {}
+    for name, ident in (("part", loaded["part"]), ("certificate", coil)):
+        bundle = api.get(f"/v1/provenance/{q(ident)}/bundle").json()
+        cache_bundle(name, bundle, trust)
+        arts[name] = {"bundle": bundle, "validators": trust.validators, "anchor_registry": trust.anchor_registry,
+                      "enterprise_registry": trust.enterprise_registry}
+    typed, semantic = campaign(arts["part"], arts["certificate"])
+    print(f"mutation campaign: typed {typed.line()}; semantic {semantic.line()}")
+    assert typed.findings == [], typed.findings[:20]
+    assert semantic.findings == [], semantic.findings
+    assert typed.refused > 1000 and semantic.refused >= 10
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
