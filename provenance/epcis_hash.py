@@ -66,6 +66,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from provenance.errors import ProvenanceError
@@ -354,8 +355,16 @@ class _Flags(set[str]):
         self.legacy = legacy
 
 
+_NUMBER_START = frozenset("+-.0123456789")
+_FLOAT_WORDS = frozenset({"inf", "nan", "infinity"})
+
+
 def _number(text: str, dev: _Flags) -> str | None:
     """Canonical number form of ``text`` or None when it is not a number."""
+    if text[0] not in _NUMBER_START and text.isascii() and text.lower() not in _FLOAT_WORDS:
+        return None  # fast path: float() would refuse it too
+    if text.isascii() and text.isdigit() and len(text) <= 15:
+        return str(int(text))  # exact as a double as well: no deviation possible
     if _PLAIN_NUMBER.fullmatch(text) is None:
         try:
             float(text)
@@ -376,6 +385,20 @@ def _number(text: str, dev: _Flags) -> str | None:
 
 
 def _canon(text: str, dev: _Flags) -> str:
+    """Canonical form of a (stripped, non-empty) value: CBV web URI, number, Digital Link (rules 6, 14, 17, 18)."""
+    result, flags = _canon_cached(text, dev.legacy)
+    if flags:
+        dev.update(flags)
+    return result
+
+
+@lru_cache(maxsize=65536)
+def _canon_cached(text: str, legacy: bool) -> tuple[str, frozenset[str]]:
+    dev = _Flags(legacy)
+    return _canon_uncached(text, dev), frozenset(dev)
+
+
+def _canon_uncached(text: str, dev: _Flags) -> str:
     if "urn:epcglobal:cbv:" in text:
         for old, new in _WEB_VOCAB:
             text = text.replace(old, new)
@@ -458,7 +481,10 @@ def _digits(text: str, n: int | None = None) -> bool:
 
 def _urn(uri: str) -> str | None:
     """EPC pure-identity / class / pattern URN (TDS 2.0 §6) → canonical GS1 Digital Link, as the package does."""
-    head, _, body = uri.rpartition(":")
+    fields = uri.split(":", 4)  # urn : epc : level : scheme : body (the body may contain ':')
+    if len(fields) != 5:
+        return None
+    head, body = ":".join(fields[:4]), fields[4]
     parts = body.split(".")
     dl = "https://id.gs1.org/"
 
@@ -529,8 +555,9 @@ def _urn(uri: str) -> str | None:
             return dl + prefix if rest == "*" else None
         if kind == "sgcn":
             return dl + prefix + rest if _digits(rest) and 1 <= len(rest) <= 12 else None
-        # GDTI: the package's pattern counts the separating dot as one of the 20 serial characters
-        if not serial_ok(rest, 16 if kind == "grai" else 19):
+        # GDTI: the package's pattern counts the separating dot as one of the 20 serial characters (so a lone
+        # dot is a serial too)
+        if not (serial_ok(rest, 16 if kind == "grai" else 19) or (kind == "gdti" and rest == "")):
             return None
         return dl + prefix + rest.translate(_DL_ESCAPE)
     if head in ("urn:epc:id:giai", "urn:epc:id:ginc"):
@@ -599,7 +626,7 @@ def _dl(uri: str) -> str | None:
         raise NativeHashUnsupported(f"Digital Link candidate {uri[:60]!r} with '?' in the authority")
     path = path.split("?", 1)[0]
     segments = path.split("/") if slash else []
-    key_at = [i for i, s in enumerate(segments) if s in _DL_KEYS]
+    key_at = [i for i, s in enumerate(segments[:-1]) if s in _DL_KEYS]  # '/<key>/' needs a segment after it
     if not key_at:
         return None  # no '/<key>/' segment: the package's pattern does not match
     k = key_at[0]
