@@ -624,6 +624,7 @@ def _dl(uri: str) -> str | None:
     authority, slash, path = rest.partition("/")
     if "?" in authority:
         raise NativeHashUnsupported(f"Digital Link candidate {uri[:60]!r} with '?' in the authority")
+    raw_segments = path.split("/") if slash else []
     path = path.split("?", 1)[0]
     segments = path.split("/") if slash else []
     key_at = [i for i, s in enumerate(segments[:-1]) if s in _DL_KEYS]  # '/<key>/' needs a segment after it
@@ -640,7 +641,8 @@ def _dl(uri: str) -> str | None:
     if authority != "id.gs1.org" and _HOST_LOOKALIKE.fullmatch(authority):
         raise NativeHashUnsupported(f"Digital Link host {authority!r}")
     tail = segments[k + 1:]
-    if not tail or not (len(tail[0]) >= 5 and _digits(tail[0][:4]) and "/" not in tail[0]):
+    raw_value = raw_segments[k + 1]  # the package tests the value before it strips the query string
+    if not (len(raw_value) >= 5 and _digits(raw_value[:4])):
         return None  # the key value must start with four digits: not a GS1 Digital Link URI for the package
     key = _DL_KEYS[segments[k]]
     value = tail[0]

@@ -549,35 +549,57 @@ def test_bare_words_are_expanded_document_wide_like_the_package() -> None:
 
 
 # ------------------------------------------------------------------------------------------ Digital Link
+_REF_DIGITS = {"sgtin": 13, "lgtin": 13, "itip": 13, "upui": 13, "sscc": 17, "gsrn": 17, "gsrnp": 17, "gsin": 16,
+               "sgln": 12, "grai": 12, "gdti": 12, "sgcn": 12, "pgln": 12}
+_DL_DIGITS = {"01": 14, "gtin": 13, "00": 18, "sscc": 18, "414": 13, "gln": 13, "8003": 14, "253": 13, "255": 15,
+              "402": 17, "417": 13, "8006": 18, "8017": 18, "8018": 18, "8004": 10, "giai": 9, "401": 8}
+
+
 def _uri_corpus(rng: random.Random) -> Iterator[str]:
+    """EPC URNs and Digital Link URIs, mostly well formed, with boundary lengths and odd characters."""
     digits = "0123456789"
     chars = digits + "ABCxyz-._!()*+,:;=%2F'"
+
+    def run(n: int) -> str:
+        return "".join(rng.choice(digits) for _ in range(n))
+
     for _ in range(4000):
-        cp = "".join(rng.choice(digits) for _ in range(rng.choice([6, 7, 9, 12])))
-        ref = "".join(rng.choice(digits) for _ in range(rng.choice([1, 5, 6, 13 - len(cp), 12 - len(cp)])))
-        serial = "".join(rng.choice(chars) for _ in range(rng.randrange(0, 24)))
-        scheme = rng.choice(["sgtin", "sscc", "sgln", "grai", "giai", "gsrn", "gsrnp", "gdti", "sgcn", "ginc",
-                             "gsin", "itip", "upui", "pgln", "cpi"])
-        level = rng.choice(["id", "id", "idpat", "class"])
+        scheme = rng.choice(list(_REF_DIGITS) + ["giai", "ginc", "cpi"])
+        cp = run(rng.choice([6, 7, 9, 12]))
+        width = _REF_DIGITS.get(scheme, len(cp) + rng.randrange(1, 8)) - len(cp)
+        ref = run(max(width, 0) if rng.random() < 0.85 else rng.randrange(0, 8))
+        serial = "".join(rng.choice(chars) for _ in range(rng.choice([0, 1, 5, 12, 19, 20, 21, 24, 29])))
+        if scheme == "cpi":
+            ref = "".join(rng.choice(digits + "AZ-#/") for _ in range(rng.randrange(1, 8)))
+            serial = run(rng.randrange(0, 14))
+        level = rng.choice(["id", "id", "id", "idpat", "class"])
         if scheme == "sgtin" and level == "class":
             scheme = "lgtin"
-        tail = rng.choice([serial, "*", f"{rng.randrange(100):02d}.{rng.randrange(100):02d}.{serial}", "0", ""])
-        yield f"urn:epc:{level}:{scheme}:{cp}.{ref}" + (f".{tail}" if rng.random() < 0.85 else tail)
-        key = rng.choice(["01", "gtin", "00", "414", "8003", "8004", "253", "255", "401", "402", "417", "8006",
-                          "8017", "8018", "sscc", "gln", "giai"])
-        value = "".join(rng.choice(digits) for _ in range(rng.choice([8, 12, 13, 14, 17, 18, 20])))
-        if rng.random() < 0.2:
-            value += rng.choice(["ABC", "-1", "%20"])
-        quals = rng.choice(["", f"/21/{serial}", f"/10/{serial}", f"/10/L1/21/{serial}", f"/22/v/21/{serial}",
-                            f"/ser/{serial}", f"/lot/{serial}/ser/1", "/254/7", "/235/x", "/", f"/21/{serial}/"])
-        host = rng.choice(["https://id.gs1.org", "https://example.com", "http://id.gs1.org", "https://a.b/c/d"])
-        yield host + f"/{key}/{value}{quals}" + rng.choice(["", "?linkType=all", "?a=b/c"])
+        elif scheme == "lgtin" and level != "class":
+            level = "class" if rng.random() < 0.7 else level
+        tail = rng.choice([serial, serial, "*", f"{rng.randrange(100):02d}.{rng.randrange(100):02d}.{serial}", "0",
+                           ""])
+        if scheme in ("sscc", "gsrn", "gsrnp", "gsin", "pgln") and rng.random() < 0.8:
+            yield f"urn:epc:{level}:{scheme}:{cp}.{ref}"
+        else:
+            yield f"urn:epc:{level}:{scheme}:{cp}.{ref}" + (f".{tail}" if rng.random() < 0.9 else tail)
+        key = rng.choice(list(_DL_DIGITS))
+        value = run(_DL_DIGITS[key] + (0 if rng.random() < 0.8 else rng.choice([-1, 1, -6])))
+        if rng.random() < 0.15:
+            value += rng.choice(["ABC", "-1", "%20", "x.y"])
+        short = serial[:rng.choice([0, 5, 20, 21, 28, 29])]
+        quals = rng.choice(["", f"/21/{short}", f"/10/{short}", f"/10/L1/21/{short}", f"/22/v/21/{short}",
+                            f"/22/{short}", f"/ser/{short}", f"/lot/{short}/ser/1", "/254/7", f"/254/{short}",
+                            f"/235/{short}", "/", f"/21/{short}/", "/21/8017", f"/cpv/x/10/{short}"])
+        host = rng.choice(["https://id.gs1.org", "https://example.com", "http://id.gs1.org", "https://a.b/c/d",
+                           "https://u@example.com:8443"])
+        yield host + f"/{key}/{value}{quals}" + rng.choice(["", "", "?linkType=all", "?a=b/c"])
 
 
 def test_dl_normalise_matches_the_package_normaliser() -> None:
     from epcis_event_hash_generator.dl_normaliser import normaliser
 
-    refused = checked = 0
+    refused = checked = converted = 0
     for uri in _uri_corpus(random.Random(42)):
         try:
             ours = dl_normalise(uri)
@@ -586,7 +608,9 @@ def test_dl_normalise_matches_the_package_normaliser() -> None:
             continue
         checked += 1
         assert ours == normaliser(uri), uri
+        converted += ours is not None
     assert checked >= 7000 and refused < checked // 10, (checked, refused)
+    assert converted >= 1500, converted  # the corpus must exercise real conversions, not only refusals
 
 
 def test_dl_normalise_examples() -> None:
