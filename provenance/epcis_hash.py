@@ -386,6 +386,8 @@ def _number(text: str, dev: _Flags) -> str | None:
 
 def _canon(text: str, dev: _Flags) -> str:
     """Canonical form of a (stripped, non-empty) value: CBV web URI, number, Digital Link (rules 6, 14, 17, 18)."""
+    if len(text) > 256:  # long values are rare and unbounded: keep them out of the cache
+        return _canon_uncached(text, dev)
     result, flags = _canon_cached(text, dev.legacy)
     if flags:
         dev.update(flags)
