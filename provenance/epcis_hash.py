@@ -52,6 +52,10 @@ flag                package 1.9.3                                native (rule)
                                                                   XML and JSON agree)
 ==================  ===========================================  ==========================================
 
+Known quirk kept for compatibility: the bare-word replacement is document-wide, so an extension value
+``"shipping"`` becomes ``https://ref.gs1.org/cbv/BizStep-shipping`` only when some event of the same
+document has that bizStep; an event's ID can thus depend on the document it was captured in.
+
 Documents outside what this module reproduces exactly (JSON-LD keywords inside events, ``@context``
 term definitions, unprefixed unknown keys, extensions the package would hash twice, Digital Link URIs
 with percent-escapes or look-alike hosts, 12-digit-prefix GRAI/GDTI URNs…) raise
