@@ -439,9 +439,10 @@ def _time(text: str, dev: _Flags) -> str:
         tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
     try:
         base = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=tz)
-        fraction = Decimal("0." + frac) if frac else Decimal(0)
-        millis = int(fraction.quantize(_MS, rounding=ROUND_HALF_UP) * 1000)
-        if frac and len(frac) > 3:
+        if not frac or len(frac) <= 3:
+            millis = int(frac.ljust(3, "0")) if frac else 0
+        else:
+            millis = int(Decimal("0." + frac).quantize(_MS, rounding=ROUND_HALF_UP) * 1000)
             micros = int(frac[:6].ljust(6, "0"))
             legacy = int(Decimal(micros).scaleb(-3).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
             if legacy == 1000:
