@@ -354,6 +354,8 @@ def event_hash_ids(doc: Mapping[str, Any], *, legacy: bool = False) -> list[str]
         return [hash_id(p.text) for p in prehash_strings(events, doc.get("@context"))]
     except NativeHashUnsupported as exc:
         HASH_FALLBACKS.add(len(events), exc.reason)
+    except Exception as exc:  # noqa: BLE001 - e.g. RecursionError on absurd nesting: the reference decides
+        HASH_FALLBACKS.add(len(events), f"{type(exc).__name__} in the native path")
     return _package_hash_ids(doc)
 
 
@@ -383,8 +385,8 @@ def event_hash_id_candidates(event: Mapping[str, Any], context: Any = None) -> t
         wrapper["@context"] = context
     try:
         (pre,) = prehash_strings([event], context)
-    except NativeHashUnsupported as exc:
-        HASH_FALLBACKS.add(1, exc.reason)
+    except Exception as exc:  # noqa: BLE001 - NativeHashUnsupported or anything odd: the reference decides
+        HASH_FALLBACKS.add(1, exc.reason if isinstance(exc, NativeHashUnsupported) else type(exc).__name__)
         return tuple(_package_hash_ids(wrapper))
     native = hash_id(pre.text)
     if not pre.deviations:

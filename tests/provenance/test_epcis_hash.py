@@ -268,6 +268,7 @@ def _supply_chain_documents(events: int) -> Iterator[dict[str, Any]]:
     from provenance.supply_chain import generate
 
     for _, doc in generate(target_events=events, seed=11).documents:
+        doc["creationDate"] = "2026-11-30T12:00:00.000Z"  # generate() stamps the wall clock; keep the corpus fixed
         yield doc
 
 
@@ -291,10 +292,12 @@ def corpus(request: pytest.FixtureRequest) -> list[tuple[dict[str, Any], list[st
     docs = list(_supply_chain_documents(3_000)) + list(_random_documents(7_200, 400, seed=20261130))
     key = hashlib.sha256(json.dumps([version("epcis-event-hash-generator"), docs], sort_keys=True).encode())
     cache_key = f"epcis_hash/package-prehash-digests/{key.hexdigest()[:32]}"
-    digests = request.config.cache.get(cache_key, None)
+    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
+    digests = cache.get(cache_key, None) if cache is not None else None
     if digests is None or len(digests) != len(docs):
         digests = [[_digest(p) for p in epcis._package_prehashes(doc)] for doc in docs]
-        request.config.cache.set(cache_key, digests)
+        if cache is not None:
+            cache.set(cache_key, digests)
     return list(zip(docs, digests, strict=True))
 
 
@@ -531,6 +534,25 @@ def test_unsupported_document_falls_back_to_the_package_and_is_counted() -> None
     assert event_hash_ids(doc) == event_hash_ids(doc, legacy=True)
     after = HASH_FALLBACKS.snapshot()
     assert after["documents"] == before["documents"] + 1 and after["events"] == before["events"] + 2
+
+
+def test_an_unexpected_error_in_the_native_path_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    # e.g. RecursionError on absurd nesting: the reference decides, capture never turns it into a 500
+    import provenance.epcis_hash as native_module
+
+    doc = _doc([_event()])
+    expected = event_hash_ids(doc, legacy=True)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(native_module, "prehash_strings", broken)
+    before = HASH_FALLBACKS.snapshot()
+    assert event_hash_ids(doc) == expected
+    assert event_hash_id_candidates(_event(), CONTEXT) == tuple(expected)
+    after = HASH_FALLBACKS.snapshot()
+    assert after["documents"] == before["documents"] + 2
+    assert after["reasons"].get("RecursionError", 0) >= 2
 
 
 def test_a_document_without_the_gs1_context_falls_back() -> None:
