@@ -15,9 +15,10 @@ Pure functions (no network, no database). References:
   ``urn:epc:class:lgtin:CP.IIR.Lot``, ``urn:epc:idpat:sgtin:CP.IIR.*``, ``urn:epc:id:sscc:…``,
   ``urn:epc:id:sgln:…``, ``urn:epc:id:grai:…``, ``urn:epc:id:giai:…``.
 
-Event hash IDs are computed by the published ``epcis-event-hash-generator`` package (GS1 /
-R. Tröger reference implementation); this module only prepares its input (see
-:func:`event_hash_ids`) and serialises its calls (the package keeps module-level state).
+Event hash IDs are computed natively by :mod:`provenance.epcis_hash` (no JSON-LD processing);
+documents it does not reproduce exactly go to the published ``epcis-event-hash-generator`` package
+(GS1 / R. Tröger reference implementation), whose input this module prepares and whose calls it
+serialises (the package keeps module-level state); see :func:`event_hash_ids`.
 
 Our own traced objects use the Handle-style identifiers of :mod:`provenance.identifiers`; inside an
 EPCIS event they are written as the URI ``hdl:88.<industry>.<enterprise>/<suffix>`` (any
@@ -47,6 +48,8 @@ __all__ = [
     "document_events",
     "validate_document",
     "event_hash_ids",
+    "event_hash_id_candidates",
+    "HASH_FALLBACKS",
     "canonical_epc",
     "epc_kind",
     "suffix_for_epc",
@@ -271,27 +274,134 @@ def _type_first(event: dict[str, Any]) -> None:
                            if isinstance(it, dict) and "type" in it else it for it in items]
 
 
-def event_hash_ids(doc: Mapping[str, Any]) -> list[str]:
+def _prepared_events(doc: Mapping[str, Any]) -> list[Any]:
+    """The events of ``doc`` with the document-level ``ignoreFields`` removed (shallow copies)."""
+    _, events = _event_list_path(doc)
+    ignore = set(_ignore_fields(doc))
+    if not ignore:
+        return list(events)
+    return [{k: v for k, v in ev.items() if k not in ignore} if isinstance(ev, dict) else ev for ev in events]
+
+
+class _FallbackCounter:
+    """Thread-safe counts of documents / events hashed by the reference package instead of the native path."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._documents = 0
+        self._events = 0
+        self._reasons: dict[str, int] = {}
+
+    def add(self, events: int, reason: str) -> None:
+        key = reason.split(" ", 1)[0] if reason else "unknown"
+        with self._lock:
+            self._documents += 1
+            self._events += events
+            self._reasons[key] = self._reasons.get(key, 0) + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"documents": self._documents, "events": self._events, "reasons": dict(self._reasons)}
+
+
+HASH_FALLBACKS = _FallbackCounter()
+"""Process-wide counts of the package fallback of :func:`event_hash_ids`. ``HASH_FALLBACKS.snapshot()`` →
+``{"documents": int, "events": int, "reasons": {first word of the reason: int}}``; monotonic, for metrics
+(e.g. a Prometheus counter ``traceledger_epcis_hash_fallback_events_total``)."""
+
+
+def event_hash_ids(doc: Mapping[str, Any], *, legacy: bool = False) -> list[str]:
     """GS1 event hash IDs (CBV 2.0 §8.9) of every event of ``doc``, in document order.
 
-    Uses ``epcis_event_hash_generator`` (pinned) for the pre-hash string and the hash. Preparation
-    done here, because the package (1.9.3) does not do it:
+    Native path: :func:`provenance.epcis_hash.prehash_strings` builds the pre-hash strings straight from
+    the JSON (~20-40 µs an event). Documents it does not reproduce exactly (it raises
+    :class:`~provenance.epcis_hash.NativeHashUnsupported`) are hashed by the pinned reference package
+    ``epcis-event-hash-generator`` (~0.7-1 ms an event, JSON-LD expansion) and counted in
+    :data:`HASH_FALLBACKS`. Native and package IDs are equal except at the deviations listed in
+    :mod:`provenance.epcis_hash` (booleans, long / exponent numbers, sub-millisecond times, ``cbvmda:`` keys),
+    where the native path follows GS1's written algorithm.
 
-    * EPCISQueryDocument bodies (``epcisBody.queryResults.resultsBody.eventList``) are unwrapped;
-    * ``type`` is put first in source/destination/bizTransaction entries (see :func:`_type_first`);
-    * a document-level ``…:ignoreFields`` list (as in the GS1 test vectors) removes those fields from
-      each event before hashing;
-    * JSON-LD contexts are resolved offline (see :func:`_offline_loader`);
-    * the package's module-level namespace table is cleared per call and calls are serialised.
+    Both paths unwrap EPCISQueryDocument bodies and apply a document-level ``…:ignoreFields`` list (as in
+    the GS1 test vectors).
 
-    Cost: about 1 ms per event (JSON-LD expansion in pyld and the pre-hash rules of the package),
-    the largest share of EPCIS capture time; see bench/report.md.
+    Args:
+        doc: an EPCISDocument / EPCISQueryDocument (parsed JSON).
+        legacy: compute with the package only — the IDs this ledger issued before the native path (used to
+            re-verify stored events; see :func:`event_hash_id_candidates`).
 
     Returns:
         ``["ni:///sha-256;<64 hex>?ver=CBV2.0", …]``, one per event.
 
     Raises:
-        EpcisInvalid: the package cannot derive a pre-hash for some event (named by index).
+        EpcisInvalid: the package cannot derive a pre-hash for some event (fallback or legacy only).
+    """
+    from provenance.epcis_hash import NativeHashUnsupported, hash_id, prehash_strings
+
+    if legacy:
+        return _package_hash_ids(doc)
+    events = _prepared_events(doc)
+    try:
+        return [hash_id(p.text) for p in prehash_strings(events, doc.get("@context"))]
+    except NativeHashUnsupported as exc:
+        HASH_FALLBACKS.add(len(events), exc.reason)
+    except Exception as exc:  # noqa: BLE001 - e.g. RecursionError on absurd nesting: the reference decides
+        HASH_FALLBACKS.add(len(events), f"{type(exc).__name__} in the native path")
+    return _package_hash_ids(doc)
+
+
+def event_hash_id_candidates(event: Mapping[str, Any], context: Any = None) -> tuple[str, ...]:
+    """The hash IDs a stored event may legitimately carry: ``(native,)`` or ``(native, legacy)``.
+
+    For the verifier (``check_event_hash``): accept a stored event when its claimed ``eventHashID`` is one of
+    these and its identifier ends with ``-<hex>`` of that ID. The legacy (package) ID is added only when the
+    event touches one of the native path's deviations (then IDs issued before the native path differ); it is
+    left out when the package cannot hash the event at all (``.9995`` s times). When the native path does not
+    handle the event, the single candidate is the package's.
+
+    Args:
+        event: one EPCIS 2.0 event object as stored.
+        context: the ``@context`` stored with it (the document's).
+
+    Returns:
+        1 or 2 distinct ``ni:///sha-256;…?ver=CBV2.0`` strings, the native (current) one first.
+
+    Raises:
+        EpcisInvalid: neither path can hash the event.
+    """
+    from provenance.epcis_hash import NativeHashUnsupported, hash_id, prehash_strings
+
+    wrapper: dict[str, Any] = {"epcisBody": {"eventList": [event]}}
+    if context is not None:
+        wrapper["@context"] = context
+    try:
+        (pre,) = prehash_strings([event], context)
+    except Exception as exc:  # noqa: BLE001 - NativeHashUnsupported or anything odd: the reference decides
+        HASH_FALLBACKS.add(1, exc.reason if isinstance(exc, NativeHashUnsupported) else type(exc).__name__)
+        return tuple(_package_hash_ids(wrapper))
+    native = hash_id(pre.text)
+    if not pre.deviations:
+        return (native,)
+    try:
+        (old,) = _package_hash_ids(wrapper)
+    except EpcisInvalid:
+        return (native,)
+    return (native,) if old == native else (native, old)
+
+
+def _package_hash_ids(doc: Mapping[str, Any]) -> list[str]:
+    """Event hash IDs by ``epcis_event_hash_generator`` (the reference; see :func:`event_hash_ids`)."""
+    from epcis_event_hash_generator import hash_generator
+
+    return list(hash_generator.calculate_hashes_from_pre_hashes(_package_prehashes(doc)))
+
+
+def _package_prehashes(doc: Mapping[str, Any]) -> list[str]:
+    """Pre-hash strings by ``epcis_event_hash_generator``, one per event.
+
+    Preparation done here, because the package (1.9.3) does not do it: query bodies unwrapped; ``type``
+    first in source/destination/bizTransaction entries (:func:`_type_first`); ``ignoreFields`` applied;
+    JSON-LD contexts resolved offline (:func:`_offline_loader`); the package's module-level namespace table
+    cleared per call and calls serialised. About 0.7-1 ms an event (pyld JSON-LD expansion).
     """
     global _LOADER_INSTALLED
     from epcis_event_hash_generator import hash_generator, json_to_py
@@ -329,7 +439,7 @@ def event_hash_ids(doc: Mapping[str, Any]) -> list[str]:
         raise EpcisInvalid([Issue("epcisBody", "event-hash",
                                        f"event hash generator produced {len(prehashes)} pre-hashes for {len(events)} "
                                        "events")])
-    return list(hash_generator.calculate_hashes_from_pre_hashes(prehashes))
+    return list(prehashes)
 
 
 # --------------------------------------------------------------------------- CBV vocabulary
