@@ -34,6 +34,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
+from provenance.qbft_header import UntrustedValidatorChange, advance_trusted_validators
 from provenance.registry_state import check_enterprise_state
 from provenance.verify import (
     Reason,
@@ -48,6 +49,7 @@ from provenance.verify import (
     check_record_digest,
     check_record_signature,
     check_transactions,
+    hex_int,
 )
 
 BUNDLE_FORMAT = "traceledger-provenance-bundle/1"
@@ -160,6 +162,7 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         prover.add("format", False, f"not a {BUNDLE_FORMAT} bundle", Reason.MALFORMED)
         return prover.report
+    prover.validator_changes(bundle.get("validator_changes", []))
     prover.blocks(_list(bundle, "blocks"))
     prover.anchors(_list(bundle, "anchors"))
     prover.registry_state(_list(bundle, "registry_proofs"))
@@ -173,6 +176,8 @@ class _Prover:
 
     def __init__(self, validators: list[str], anchor_registry: str | None, enterprise_registry: str | None) -> None:
         self.validators = tuple(validators)
+        #: (first block number, validator set) in increasing order: the trusted set, then each proven change
+        self.validator_sets: list[tuple[int, tuple[str, ...]]] = [(0, self.validators)]
         self.anchor_registry = anchor_registry
         self.enterprise_registry = enterprise_registry
         self.report = BundleReport([])
@@ -191,6 +196,45 @@ class _Prover:
         self.report.checks.append(BundleCheck(place, v.ok, prefix + v.detail, v.reason))
         return v.ok
 
+    # ------------------------------------------------------------------------------- validator changes
+    def validator_changes(self, changes: Any) -> None:
+        """``validator_changes[k]``: the first block that lists each new validator set, in increasing block order.
+
+        Besu's rule makes every block list the validators that seal it, so each such block proves its own set
+        once a quorum of that set and more than a third of the set trusted so far sealed it
+        (:func:`provenance.qbft_header.advance_trusted_validators`). A block is then checked against the set of
+        the latest change at or below its number; a bundle that leaves a change out fails the seal check of the
+        blocks after it (their seals come from validators outside the set in force).
+        """
+        if not isinstance(changes, list):
+            self.add("validator_changes", False, "malformed: validator_changes must be a list", Reason.MALFORMED)
+            return
+        for k, block in enumerate(changes):
+            place = f"validator_changes[{k}]"
+            try:
+                if not isinstance(block, dict):
+                    raise ValueError("not a block object")
+                number = hex_int(block.get("number"), "number")
+                start, current = self.validator_sets[-1]
+                if number <= start:
+                    raise ValueError(f"block {number} is not after the previous change (block {start})")
+                new = advance_trusted_validators(current, block)
+            except (UntrustedValidatorChange, ValueError, TypeError) as exc:
+                reason = Reason.SEALS_INSUFFICIENT if isinstance(exc, UntrustedValidatorChange) else Reason.MALFORMED
+                self.add(place, False, f"validator change not proven: {exc}", reason)
+                return
+            self.validator_sets.append((number, new))
+            self.add(place, True, f"from block {number} the validators are {', '.join(new)} (sealed by a quorum "
+                                  f"of them and more than a third of the {len(current)} trusted before)")
+
+    def validators_at(self, number: int) -> tuple[str, ...]:
+        """The validator set in force at block ``number`` (the latest proven change at or below it)."""
+        chosen = self.validator_sets[0][1]
+        for start, validators in self.validator_sets:
+            if start <= number:
+                chosen = validators
+        return chosen
+
     # ------------------------------------------------------------------------------------------ blocks
     def blocks(self, blocks: list[Any]) -> None:
         """``blocks[k]``: header hash, commit seals, transactions and receipts (memoised per block)."""
@@ -199,7 +243,11 @@ class _Prover:
             if not isinstance(block, dict):
                 self.add(place, False, "malformed block: not an object", Reason.MALFORMED)
                 continue
-            verdicts = _verify_block(json.dumps(block, sort_keys=True), self.validators)
+            try:
+                trusted = self.validators_at(hex_int(block.get("number"), "number"))
+            except (ValueError, TypeError):
+                trusted = self.validators  # the header check below names the malformed number
+            verdicts = _verify_block(json.dumps(block, sort_keys=True), trusted)
             for suffix, v in verdicts:
                 self.put(f"{place}{suffix}" if suffix else place, v)
             if not verdicts[-1][1].ok:

@@ -34,7 +34,9 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
     Shape: ``{format, identifier, key, generated_at, lineage: {nodes, edges}, records: [{identifier, kind,
     document (the exact canonical JSON string), record_digest, signature, signer, chain_id, enterprise:
     {prefix, name, address}, proof: {root, leaf_index, tree_size, path} | null}], anchors: [{root, size,
-    metadata_digest, tx_hash, block_number, block_hash, anchor_registry}], registry_proofs: [{prefix, block_number,
+    metadata_digest, tx_hash, block_number, block_hash, anchor_registry}], validator_changes: [{<header fields>,
+    hash}] (the first block of each validator set between genesis and the last anchor block, so an auditor who
+    trusts only the genesis validators can follow every add and remove), registry_proofs: [{prefix, block_number,
     proof: eth_getProof answer of the EnterpriseRegistry}] (per prefix and anchor block), blocks: [{<header
     fields>, hash, transactions: [full transaction objects], receipts: [{transactionHash, transactionIndex, status,
     cumulativeGasUsed, logsBloom, type, logs: [{address, topics, data}], …}]}]}``. Blocks come from
@@ -49,6 +51,7 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
     needed = {(r["identifier"].partition("/")[0], b.block_number) for r in records_out if r["proof"]
               for b in batches.values() if b.root == r["proof"]["root"] and b.block_number is not None}
     registry_proofs = _registry_proofs(chain, needed) if chain is not None else []
+    validator_changes = _validator_changes(chain, sorted(blocks)) if chain is not None else []
     return {
         "format": BUNDLE_FORMAT, "identifier": node.identifier, "key": node.key, "generated_at": utc_iso(utcnow()),
         "lineage": {
@@ -60,6 +63,7 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
         "records": records_out,
         "anchors": anchors,
         "registry_proofs": registry_proofs,
+        "validator_changes": validator_changes,
         "blocks": [blocks[k] for k in sorted(blocks)],
     }
 
@@ -169,3 +173,45 @@ def _registry_proofs(chain: ChainClient, needed: set[tuple[str, int]]) -> list[d
             continue
         out.append({"prefix": prefix, "block_number": number, "proof": answer})
     return out
+
+
+def _validator_changes(chain: ChainClient, anchor_blocks: list[int]) -> list[dict[str, Any]]:
+    """Headers (with seals) of the blocks where the validator set changes on the way from genesis to each of
+    ``anchor_blocks``: bisection over ``qbft_getValidatorsByBlockNumber`` between consecutive points whose sets
+    differ (a set that changes and changes back between two points needs no evidence: the set in force at each
+    anchor block is what the verifier must reach). Empty on a chain without QBFT validator sets."""
+    sets: dict[int, tuple[str, ...]] = {}
+
+    def at(number: int) -> tuple[str, ...]:
+        if number not in sets:
+            sets[number] = tuple(sorted(chain.validators_at(number)))
+        return sets[number]
+
+    changes: set[int] = set()
+
+    def find(lo: int, hi: int) -> None:  # at(lo) != at(hi), lo < hi
+        if hi == lo + 1:
+            changes.add(hi)
+            return
+        mid = (lo + hi) // 2
+        if at(lo) != at(mid):
+            find(lo, mid)
+        if at(mid) != at(hi):
+            find(mid, hi)
+
+    points = [0, *sorted(set(anchor_blocks))]
+    try:
+        for lo, hi in zip(points, points[1:], strict=False):
+            if hi > lo and at(lo) != at(hi):
+                find(lo, hi)
+        out = []
+        for number in sorted(changes):
+            raw = chain.rpc("eth_getBlockByNumber", [hex(number), False])
+            if isinstance(raw, dict):
+                header = {k: raw[k] for k in HEADER_KEYS if k in raw and k not in ("transactions", "receipts")}
+                header["hash"] = raw.get("hash")
+                out.append(json.loads(json.dumps(header)))
+        return out
+    except (ChainError, ChainUnavailable):
+        return []
+
