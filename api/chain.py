@@ -31,6 +31,7 @@ from web3.exceptions import (
 )
 
 from contracts import CONTRACT_NAMES, load_artifact
+from provenance.verify import FINALITY_QBFT
 
 T = TypeVar("T")
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -180,6 +181,9 @@ class ChainClient:
             else None
         )
         self._chain_id: int | None = None
+        #: how a block is taken as final (``provenance.verify.parse_finality_model``): ``qbft`` (commit seals,
+        #: the default) or ``confirmations:N`` for chains without seals (ganache, a public L2)
+        self.finality = FINALITY_QBFT
 
     @classmethod
     def from_url(

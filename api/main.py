@@ -54,13 +54,15 @@ def build_chain(settings: Settings) -> ChainClient | None:
     """ChainClient for ``settings.rpc_url`` (registries optional), or None without an RPC URL."""
     if not settings.rpc_url:
         return None
-    return ChainClient.from_url(
+    chain = ChainClient.from_url(
         settings.rpc_url,
         enterprise_registry=settings.enterprise_registry_address,
         anchor_registry=settings.anchor_registry_address,
         timeout_s=settings.rpc_timeout_s,
         receipt_timeout_s=settings.receipt_timeout_s,
     )
+    chain.finality = settings.finality
+    return chain
 
 
 def create_app(settings: Settings | None = None, *, chain: ChainClient | None = None) -> FastAPI:

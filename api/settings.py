@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     rpc_url: str | None = Field(None, validation_alias=_env("TRACELEDGER_RPC_URL", "rpc_url"))
     #: every validator's JSON-RPC URL, comma-separated (``network up`` sets it; listed by ``GET /v1/network``)
     rpc_urls: str | None = Field(None, validation_alias=_env("TRACELEDGER_RPC_URLS", "rpc_urls"))
+    #: how an anchoring block is taken as final: ``qbft`` (a quorum of commit seals, our validators and Besu) or
+    #: ``confirmations:N`` for chains without seals (ganache, a public L2): N blocks, the anchor's included
+    finality: str = Field("qbft", validation_alias=_env("TRACELEDGER_FINALITY", "finality"))
     admin_token: str | None = Field(None, validation_alias=_env("TRACELEDGER_ADMIN_TOKEN", "admin_token"))
     admin_private_key: str | None = Field(None, validation_alias=_env("TRACELEDGER_ADMIN_KEY", "admin_private_key"))
     enterprise_registry_address: str | None = Field(
@@ -139,6 +142,9 @@ class Settings(BaseSettings):
         if self.keystore_scrypt_n < 2 or self.keystore_scrypt_n & (self.keystore_scrypt_n - 1):
             raise ValueError("TRACELEDGER_KEYSTORE_SCRYPT_N must be a power of two >= 2")
         self.public_base_url = self.public_base_url.rstrip("/")
+        from provenance.verify import parse_finality_model
+
+        parse_finality_model(self.finality)  # ValueError naming TRACELEDGER_FINALITY's accepted forms
         return self
 
     @property

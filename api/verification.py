@@ -29,17 +29,21 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session
 
 from api.caches import BoundedCache
-from api.chain import ChainClient, ChainError, ChainUnavailable
+from api.chain import ChainClient, ChainError, ChainUnavailable, with_retry
 from api.models import Batch, Enterprise, Record
 from provenance.merkle import hash_children, hash_leaf
 from provenance.verify import (
+    FINALITY_QBFT,
+    Reason,
     Verdict,
     check_anchor_state,
     check_block_header,
     check_commit_seals,
+    check_confirmations,
     check_inclusion,
     check_record_digest,
     check_record_signature,
+    parse_finality_model,
 )
 
 
@@ -203,6 +207,17 @@ def check_finality_seals(chain: ChainClient, block_number: int, block_hash: str,
     return verdict
 
 
+def _confirmations(chain: ChainClient, block_number: int, block_hash: str, required: int) -> Verdict:
+    """:func:`provenance.verify.check_confirmations` with the head and the canonical hash read from ``chain``."""
+    try:
+        head = with_retry(lambda: chain.w3.eth.block_number, what="eth_blockNumber", attempts=1)
+        block = chain.rpc("eth_getBlockByNumber", [hex(block_number), False])
+    except (ChainUnavailable, ChainError) as exc:
+        return Verdict("finality_confirmations", False, f"cannot read the chain: {exc}", Reason.NOT_ANCHORED)
+    canonical = block.get("hash") if isinstance(block, dict) else None
+    return check_confirmations(block_number, block_hash, canonical, head, required)
+
+
 def _check(v: Verdict, name: str | None = None) -> Check:
     return Check(name or v.check, v.ok, v.detail)
 
@@ -293,20 +308,25 @@ def verify_record(
                 checks.append(Check("anchored_on_chain", False, str(exc)))
             except Exception as exc:  # noqa: BLE001 - e.g. no contract code at the address
                 checks.append(Check("anchored_on_chain", False, f"{type(exc).__name__}: {exc}"))
-            # 5. finality seals
+            # 5. finality: commit seals (qbft) or confirmations on the canonical chain (confirmations:N)
+            model, required = parse_finality_model(getattr(chain, "finality", FINALITY_QBFT))
             if batch.block_number is None or not batch.block_hash:
-                checks.append(Check("finality_seals", False, "batch has no block recorded"))
-            else:
+                checks.append(Check("finality_seals" if model == FINALITY_QBFT else "finality_confirmations",
+                                    False, "batch has no block recorded"))
+            elif model == FINALITY_QBFT:
                 seal = check_finality_seals(chain, batch.block_number, batch.block_hash, seal_cache)
                 anchor_out["seals"] = seal.seals
                 anchor_out["validators"] = seal.validators
                 checks.append(Check("finality_seals", seal.ok, seal.detail))
+            else:
+                checks.append(_check(_confirmations(chain, batch.block_number, batch.block_hash, required)))
 
     return {
         "identifier": record.identifier,
         "verified": all(c.ok for c in checks),
         "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
         "record_digest": record.record_digest,
+        "finality_model": getattr(chain, "finality", FINALITY_QBFT) if chain is not None else FINALITY_QBFT,
         "superseded_by": record.superseded_by,
         "proof": proof_out,
         "anchor": anchor_out,

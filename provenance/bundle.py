@@ -50,6 +50,7 @@ from provenance.verify import (
     check_record_signature,
     check_transactions,
     hex_int,
+    parse_finality_model,
 )
 
 BUNDLE_FORMAT = "traceledger-provenance-bundle/1"
@@ -142,7 +143,7 @@ def verify_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | 
 
 
 def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | None = None,
-                 enterprise_registry: str | None = None) -> BundleReport:
+                 enterprise_registry: str | None = None, finality: str = "qbft") -> BundleReport:
     """Verify a bundle trusting only ``validators`` and the two registry addresses of the auditor's network file.
 
     Args:
@@ -151,6 +152,11 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
         anchor_registry: AnchorRegistry address (None: every anchor is refused, :attr:`Reason.NO_REGISTRY`).
         enterprise_registry: EnterpriseRegistry address (None: no prefix owner is proven, every record's
             signature is refused with :attr:`Reason.OWNER_UNPROVEN`).
+        finality: the finality model the auditor knows the chain runs (``provenance.verify.parse_finality_model``):
+            ``qbft`` (commit seals of ``validators``) or ``confirmations:N`` for a chain without seals. Under
+            ``confirmations:N`` the plain Ethereum header hash is checked and each block gets a failing
+            ``blocks[k].finality`` check: nothing offline proves such a block final or canonical; the CLI's
+            ``--rpc`` cross-check (confirmations on the canonical chain) is the only evidence.
 
     Returns:
         A :class:`BundleReport`; checks are in bundle order (blocks, anchors, registry_proofs, records, subject,
@@ -159,6 +165,7 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
         successful receipts, the lineage from the signed events.
     """
     prover = _Prover(validators, anchor_registry, enterprise_registry)
+    prover.finality = parse_finality_model(finality)
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         prover.add("format", False, f"not a {BUNDLE_FORMAT} bundle", Reason.MALFORMED)
         return prover.report
@@ -176,6 +183,7 @@ class _Prover:
 
     def __init__(self, validators: list[str], anchor_registry: str | None, enterprise_registry: str | None) -> None:
         self.validators = tuple(validators)
+        self.finality: tuple[str, int] = ("qbft", 0)
         #: (first block number, validator set) in increasing order: the trusted set, then each proven change
         self.validator_sets: list[tuple[int, tuple[str, ...]]] = [(0, self.validators)]
         self.anchor_registry = anchor_registry
@@ -247,11 +255,16 @@ class _Prover:
                 trusted = self.validators_at(hex_int(block.get("number"), "number"))
             except (ValueError, TypeError):
                 trusted = self.validators  # the header check below names the malformed number
-            verdicts = _verify_block(json.dumps(block, sort_keys=True), trusted)
+            bft = self.finality[0] == "qbft"
+            verdicts = _verify_block(json.dumps(block, sort_keys=True), trusted if bft else None)
             for suffix, v in verdicts:
                 self.put(f"{place}{suffix}" if suffix else place, v)
             if not verdicts[-1][1].ok:
                 continue
+            if not bft:
+                self.add(f"{place}.finality", False, f"confirmations:{self.finality[1]}: a block of a chain "
+                         "without commit seals is not proven final or canonical offline; cross-check with --rpc",
+                         Reason.SEALS_INSUFFICIENT)
             number = int(verdicts[0][1].facts["number"])
             if number in self.good_blocks:
                 self.add(place, False, f"block {number} appears twice", Reason.MALFORMED)
@@ -524,10 +537,11 @@ def _rebuild(key: str, verified: Mapping[str, tuple[int, str, str]]) -> _Graph:
 
 
 @lru_cache(maxsize=256)
-def _verify_block(text: str, validators: tuple[str, ...]) -> tuple[tuple[str, Verdict], ...]:
+def _verify_block(text: str, validators: tuple[str, ...] | None) -> tuple[tuple[str, Verdict], ...]:
     """Checks of one bundle block given as canonical JSON text: ``((place suffix, verdict), …)``, stopping at
     the first failure. Memoised (a pure function of the text and the validator set): header hash, commit seals,
-    transactions and receipts tries cost milliseconds per block."""
+    transactions and receipts tries cost milliseconds per block. ``validators`` None: a chain without QBFT
+    headers (finality ``confirmations:N``): the plain header hash, no seals."""
     block = json.loads(text)
     extra = set(block) - HEADER_KEYS
     if extra:
@@ -536,11 +550,11 @@ def _verify_block(text: str, validators: tuple[str, ...]) -> tuple[tuple[str, Ve
     odd = sorted(k for k in HEADER_KEYS - {"transactions", "receipts"} if not isinstance(block.get(k), str))
     if odd:
         return (("", Verdict("block", False, f"malformed block: {odd} must be 0x hex strings", Reason.MALFORMED)),)
-    header = check_block_header(block)
+    header = check_block_header(block, bft=validators is not None)
     if not header.ok and header.reason is Reason.MALFORMED:
         return (("", Verdict("block", False, f"malformed block: {header.detail}", Reason.MALFORMED)),)
     out: list[tuple[str, Verdict]] = [(".header", header)]
-    if header.ok:
+    if header.ok and validators is not None:
         out.append((".extraData.commitSeals", check_commit_seals(block, validators)))
     if out[-1][1].ok:
         out.append((".transactions", check_transactions(block)))

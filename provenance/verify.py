@@ -44,7 +44,12 @@ from eth_utils import keccak, to_checksum_address
 
 from provenance.errors import InvalidProof, InvalidSignature
 from provenance.merkle import hash_leaf, verify_inclusion
-from provenance.qbft_header import block_hash_from_rpc_block, quorum, recover_seal_signers_from_rpc_block
+from provenance.qbft_header import (
+    block_hash_from_rpc_block,
+    header_fields_from_rpc_block,
+    quorum,
+    recover_seal_signers_from_rpc_block,
+)
 from provenance.signing import recover_record_signer
 
 __all__ = [
@@ -52,6 +57,7 @@ __all__ = [
     "encode_receipt", "receipts_root", "check_record_digest", "check_event_hash", "check_record_signature",
     "check_inclusion", "check_anchor_state", "check_anchor_call", "check_receipts", "check_anchor_receipt",
     "check_block_header", "check_transactions", "check_commit_seals", "hex_bytes", "hex_int", "qty",
+    "FINALITY_QBFT", "parse_finality_model", "check_confirmations",
 ]
 
 ANCHOR_SELECTOR = keccak(text="anchor(bytes32,uint64,bytes32)")[:4]
@@ -415,21 +421,66 @@ def check_anchor_receipt(receipt: Mapping[str, Any], *, registry: str | None, ro
 
 
 # --------------------------------------------------------------------------- block checks
-def check_block_header(block: Mapping[str, Any], expected_hash: Any = None) -> Verdict:
-    """The QBFT block hash (keccak of the RLP header, extraData with round 0 and no seals) recomputes to the
-    block's ``hash`` (and to ``expected_hash`` when given)."""
+def check_block_header(block: Mapping[str, Any], expected_hash: Any = None, *, bft: bool = True) -> Verdict:
+    """The block hash recomputes to the block's ``hash`` (and to ``expected_hash`` when given).
+
+    ``bft``: the QBFT block hash (keccak of the RLP header, extraData with round 0 and no seals); else the plain
+    Ethereum block hash (keccak of the RLP header as served), for chains without QBFT headers (finality model
+    ``confirmations:N``). Headers of any fork are read (:func:`provenance.qbft_header.header_fields_from_rpc_block`).
+    """
+    kind = "QBFT" if bft else "Ethereum"
     try:
         number = hex_int(block["number"], "number")
-        recomputed = "0x" + block_hash_from_rpc_block(block).hex()
+        if bft:
+            recomputed = "0x" + block_hash_from_rpc_block(block).hex()
+        else:
+            recomputed = "0x" + keccak(rlp.encode(header_fields_from_rpc_block(block))).hex()
     except (KeyError, ValueError, TypeError) as exc:
-        return _fail("header", Reason.MALFORMED, f"not a QBFT block header: {exc}")
+        return _fail("header", Reason.MALFORMED, f"not a {kind} block header: {exc}")
     reported = str(block.get("hash", "")).lower()
     if expected_hash is not None and reported != str(expected_hash).lower():
         return _fail("header", Reason.HEADER_MISMATCH, f"block {number} has hash {reported}, expected {expected_hash}")
     if recomputed != reported:
         return _fail("header", Reason.HEADER_MISMATCH,
                      f"block {number}: header fields hash to {recomputed}, the block says {reported}")
-    return _pass("header", f"block {number} hash {recomputed} recomputed (QBFT, round 0, no seals)", number=number)
+    how = "QBFT, round 0, no seals" if bft else "plain header"
+    return _pass("header", f"block {number} hash {recomputed} recomputed ({how})", number=number)
+
+
+# ---------------------------------------------------------------------------------------- finality model
+FINALITY_QBFT = "qbft"
+"""Finality model of a QBFT / IBFT chain: a block is final once a quorum of validators sealed it."""
+
+
+def parse_finality_model(text: str) -> tuple[str, int]:
+    """``"qbft"`` → ``("qbft", 0)``; ``"confirmations:N"`` (N ≥ 1) → ``("confirmations", N)``.
+
+    ``confirmations:N`` is for chains without commit seals (ganache, a public L2): a block counts as final once
+    ``N`` blocks, itself included, are on the canonical chain (``head - number + 1 >= N``). Raises ValueError.
+    """
+    if text == FINALITY_QBFT:
+        return FINALITY_QBFT, 0
+    name, _, count = text.partition(":")
+    if name == "confirmations" and count.isascii() and count.isdigit() and 1 <= int(count) <= 1_000_000:
+        return "confirmations", int(count)
+    raise ValueError(f"finality model must be 'qbft' or 'confirmations:N' (1 <= N <= 1000000), got {text!r}")
+
+
+def check_confirmations(block_number: int, block_hash: str, canonical_hash: str | None, head: int,
+                        required: int) -> Verdict:
+    """Finality under ``confirmations:required``: the canonical block at ``block_number`` is ``block_hash`` and
+    ``head - block_number + 1 >= required``. ``canonical_hash`` and ``head`` come from the chain the caller
+    trusts (its JSON-RPC endpoint): without seals nothing else can say which block is canonical."""
+    if canonical_hash is None or str(canonical_hash).lower() != str(block_hash).lower():
+        return _fail("finality_confirmations", Reason.NOT_ANCHORED,
+                     f"block {block_number} is {canonical_hash} on the canonical chain, the anchor names {block_hash}")
+    confirmations = head - block_number + 1
+    if confirmations < required:
+        return _fail("finality_confirmations", Reason.NOT_ANCHORED,
+                     f"block {block_number} has {confirmations} of the {required} confirmations required")
+    return _pass("finality_confirmations", f"block {block_number} has {confirmations} confirmations "
+                                           f"(>= {required}; finality model confirmations:{required})",
+                 confirmations=confirmations)
 
 
 def check_transactions(block: Mapping[str, Any]) -> Verdict:

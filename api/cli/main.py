@@ -439,33 +439,41 @@ def verify(
 @app.command("verify-bundle")
 def verify_bundle_cmd(
     file: Annotated[Path, typer.Argument(help="Bundle JSON from GET /v1/provenance/{identifier}/bundle")],
-    validators: Annotated[str, typer.Option(help="Trusted validator set: the network.json written by 'traceledger "
-                                                 "network up' (also gives the registry addresses), a genesis / "
-                                                 "node.json file, or comma-separated addresses")],
+    validators: Annotated[str | None, typer.Option(
+        help="Trusted validator set: the network.json written by 'traceledger network up' (also gives the registry "
+             "addresses), a genesis / node.json file, or comma-separated addresses; not needed with --finality "
+             "confirmations:N")] = None,
     rpc: Annotated[str | None, typer.Option(help="Optionally cross-check blocks and anchor receipts with any one "
                                                  "validator")] = None,
     anchor_registry: Annotated[str | None, typer.Option(help="AnchorRegistry address (default: from the network "
                                                              "file)")] = None,
     enterprise_registry: Annotated[str | None, typer.Option(help="EnterpriseRegistry address (default: from the "
                                                                  "network file)")] = None,
+    finality: Annotated[str, typer.Option(
+        help="The chain's finality model: qbft (commit seals of the validators) or confirmations:N for a chain "
+             "without seals (then --rpc is the only evidence that a block is canonical and final)")] = "qbft",
 ) -> None:
     """Verify a provenance bundle offline, trusting only the validators' keys and the registry addresses of the
     auditor's network file; prints every check and the lineage it proved. Exit 0 only when every check holds
     (1 otherwise, 2 bad input)."""
     from rich.markup import escape
 
-    from api.cli.verify_bundle import load_trust, print_report, rpc_cross_check
+    from api.cli.verify_bundle import Trust, load_trust, print_report, rpc_cross_check, settle_finality
     from provenance.bundle import prove_bundle
+    from provenance.verify import FINALITY_QBFT, parse_finality_model
 
     try:
+        model, _ = parse_finality_model(finality)
         bundle = json.loads(file.read_text())
-        trust = load_trust(validators)
+        if validators is None and model == FINALITY_QBFT:
+            raise ValueError("--validators is required with --finality qbft (the trusted validator set)")
+        trust = load_trust(validators) if validators is not None else Trust([])
     except (OSError, ValueError) as exc:
         console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
     report = prove_bundle(bundle, trust.validators, anchor_registry=anchor_registry or trust.anchor_registry,
-                          enterprise_registry=enterprise_registry or trust.enterprise_registry)
-    checks = list(report.checks) + (rpc_cross_check(bundle, rpc) if rpc else [])
+                          enterprise_registry=enterprise_registry or trust.enterprise_registry, finality=finality)
+    checks = settle_finality(list(report.checks) + (rpc_cross_check(bundle, rpc, finality) if rpc else []))
     print_report(console, report, checks)
     failed = [c for c in checks if not c.ok]
     if failed:

@@ -21,7 +21,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from provenance.bundle import BundleCheck, BundleReport, parse_validators
-from provenance.verify import Reason, check_block_header, hex_int
+from provenance.verify import (
+    FINALITY_QBFT,
+    Reason,
+    check_block_header,
+    check_confirmations,
+    hex_int,
+    parse_finality_model,
+)
 
 RPC_TIMEOUT_S = 15.0
 
@@ -71,16 +78,19 @@ def _rpc(url: str, method: str, params: list[Any]) -> Any:
     return body.get("result")
 
 
-def rpc_cross_check(bundle: Any, rpc_url: str) -> list[BundleCheck]:
+def rpc_cross_check(bundle: Any, rpc_url: str, finality: str = FINALITY_QBFT) -> list[BundleCheck]:
     """Ask the validator at ``rpc_url`` for each bundle block and each anchor's receipt.
 
-    ``blocks[k].hash (rpc)`` holds when the served block's recomputed QBFT hash equals the bundle's;
+    ``blocks[k].hash (rpc)`` holds when the served block's recomputed hash (QBFT, or the plain header hash under
+    ``confirmations:N``) equals the bundle's; under ``confirmations:N`` ``blocks[k].confirmations (rpc)`` holds
+    when that block is canonical with at least N confirmations (:func:`provenance.verify.check_confirmations`);
     ``anchors[j].receipt (rpc)`` holds when the served receipt of the anchor transaction is in the same block
     with status 1. Transport errors are failing checks, never exceptions.
     """
     out: list[BundleCheck] = []
     if not isinstance(bundle, dict):
         return out
+    model, required = parse_finality_model(finality)
     for k, block in enumerate(bundle.get("blocks") or []):
         place = f"blocks[{k}].hash (rpc)"
         try:
@@ -89,9 +99,13 @@ def rpc_cross_check(bundle: Any, rpc_url: str) -> list[BundleCheck]:
             if not isinstance(served, dict):
                 out.append(BundleCheck(place, False, f"{rpc_url} serves no block {number}", Reason.HEADER_MISMATCH))
                 continue
-            v = check_block_header(served, expected_hash=block.get("hash"))
+            v = check_block_header(served, expected_hash=block.get("hash"), bft=model == FINALITY_QBFT)
             out.append(BundleCheck(place, v.ok, f"{rpc_url} serves {served.get('hash')} for block {number}"
                                    + ("" if v.ok else f": {v.detail}"), v.reason))
+            if model != FINALITY_QBFT:
+                head = hex_int(_rpc(rpc_url, "eth_blockNumber", []), "eth_blockNumber")
+                c = check_confirmations(number, str(block.get("hash")), served.get("hash"), head, required)
+                out.append(BundleCheck(f"blocks[{k}].confirmations (rpc)", c.ok, f"{rpc_url}: {c.detail}", c.reason))
         except Exception as exc:  # noqa: BLE001 - report, do not crash
             out.append(BundleCheck(place, False, f"cannot ask {rpc_url}: {exc}", Reason.MALFORMED))
     for j, a in enumerate(bundle.get("anchors") or []):
@@ -133,3 +147,13 @@ def print_report(console: Console, report: BundleReport, checks: list[BundleChec
     for account, (name, prefix) in sorted(report.enterprises.items(), key=lambda x: x[1][1]):
         console.print(escape(f"enterprise {prefix} = {account} {name!r} (active owner, proven from sealed state)"),
                       highlight=False)
+
+
+def settle_finality(checks: list[BundleCheck]) -> list[BundleCheck]:
+    """Under ``confirmations:N``: drop each offline ``blocks[k].finality`` failure whose block the ``--rpc``
+    cross-check found canonical with enough confirmations (``blocks[k].confirmations (rpc)`` holds)."""
+    confirmed = {c.place.removesuffix(".confirmations (rpc)") for c in checks
+                 if c.ok and c.place.endswith(".confirmations (rpc)")}
+    return [c for c in checks if c.ok or not c.place.endswith(".finality")
+            or c.place.removesuffix(".finality") not in confirmed]
+

@@ -18,7 +18,8 @@ class NetworkInfo(BaseModel):
 
     chain_id: int | None = Field(None, description="EIP-155 chain id")
     finality_model: str = Field(
-        "qbft", description="how a block is taken as final: `qbft` = a quorum of commit seals by the validators")
+        "qbft", description="how a block is taken as final: `qbft` (a quorum of commit seals by the validators) "
+        "or `confirmations:N` (N blocks on the canonical chain, for chains without seals)")
     block_number: int | None = Field(None, description="latest block number the API's validator serves")
     contracts: dict[str, str | None] = Field(
         default_factory=dict, description="EnterpriseRegistry, AnchorRegistry, WorkTicket, ReceivableToken addresses")
@@ -37,7 +38,7 @@ def network_info(state: StateDep) -> NetworkInfo:
     info = NetworkInfo(
         contracts={"EnterpriseRegistry": s.enterprise_registry_address, "AnchorRegistry": s.anchor_registry_address,
                    "WorkTicket": s.work_ticket_address, "ReceivableToken": s.receivable_token_address},
-        rpc_urls=urls,
+        rpc_urls=urls, finality_model=s.finality,
     )
     chain = state.chain
     if chain is None:
