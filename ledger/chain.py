@@ -128,6 +128,9 @@ class GenesisConfig:
     epoch_length: int = DEFAULT_EPOCH_LENGTH
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form stored in ``node.json`` (``chainId``, ``validators`` hex, ``alloc`` wei as decimal strings,
+        ``timestamp``, ``gasLimit``, ``baseFeePerGas``, ``epochLength``).
+        """
         return {
             "chainId": self.chain_id,
             "validators": ["0x" + v.hex() for v in self.validators],
@@ -140,6 +143,7 @@ class GenesisConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> GenesisConfig:
+        """Inverse of :meth:`to_json`; validators sorted. Raises KeyError / ValueError on a malformed document."""
         return cls(
             chain_id=int(data["chainId"]),
             validators=tuple(sorted(to_canonical_address(v) for v in data["validators"])),
@@ -324,18 +328,22 @@ class Ledger:
 
     @property
     def genesis_hash(self) -> bytes:
+        """Hash of block 0 (32 bytes): every node of a network must have the same."""
         return self.chain.get_canonical_block_hash(0)
 
     # ---------------------------------------------------------------- reads
     @property
     def head(self) -> BlockHeaderAPI:
+        """Header of the latest stored (final) block."""
         return self.chain.get_canonical_head()
 
     @property
     def height(self) -> int:
+        """Number of the latest stored block."""
         return self.head.block_number
 
     def header_at(self, number: int) -> BlockHeaderAPI:
+        """Canonical header of block ``number``; raises py-evm's ``HeaderNotFound`` beyond the head."""
         return self.chain.get_canonical_block_header_by_number(number)
 
     def validators(self, height: int) -> tuple[bytes, ...]:
@@ -383,11 +391,15 @@ class Ledger:
         return self.tally_at(parent).validators
 
     def previous_proposer(self, height: int) -> bytes | None:
+        """Coinbase (proposer) of block ``height - 1`` (20 bytes), or None for heights 0 and 1: the start of QBFT's
+        proposer rotation.
+        """
         if height <= 1:
             return None
         return bytes(self.header_at(height - 1).coinbase)
 
     def seal_record(self, block_hash: bytes) -> SealRecord | None:
+        """Round and commit seals stored for the final block ``block_hash``, or None when unknown."""
         try:
             raw = self.db[SEAL_KEY_PREFIX + block_hash]
         except KeyError:
@@ -544,9 +556,11 @@ class Ledger:
 
     # ---------------------------------------------------------------- BlockPort
     def block_digest(self, block: bytes) -> bytes:
+        """The QBFT block hash (32 bytes) of an RLP-encoded block: what PREPARE and PROPOSAL messages name."""
         return decode_block(block).hash
 
     def seal_hash(self, block: bytes, round: int) -> bytes:
+        """The 32-byte hash commit seals of ``raw_block`` in ``round`` sign (header with the round, no seals)."""
         decoded = decode_block(block)
         extra = decode_extra_data(decoded.header.extra_data)
         fields = list(rlp.decode(rlp.encode(decoded.header)))
@@ -684,4 +698,5 @@ class Ledger:
         return self.commit(block, round, seals)
 
     def close(self) -> None:
+        """Close the chain database (LMDB); the Ledger is unusable afterwards."""
         self.db.close()

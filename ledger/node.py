@@ -204,6 +204,7 @@ class Node:
             log.warning("%s: could not reload %s: %s", self.name, self.config_path, exc)
 
     def peer_count(self) -> int:
+        """Peers with a live, authenticated connection."""
         return self.transport.connected_peers()
 
     def head_state(self) -> Any:
@@ -218,9 +219,11 @@ class Node:
         return self.head_state().get_nonce(address)
 
     def pending_nonce(self, sender: bytes) -> int:
+        """Next nonce for ``sender``: the head state's nonce advanced past the sender's pooled transactions."""
         return self.pool.next_nonce(sender, self._account_nonce(sender))
 
     def ledger_pool_lookup(self, tx_hash: bytes) -> SignedTransactionAPI | None:
+        """A pooled (not yet mined) transaction by its 32-byte hash, or None."""
         return self.pool.by_hash.get(tx_hash)
 
     def is_permitted(self, sender: bytes) -> bool:
@@ -256,6 +259,9 @@ class Node:
             raise RpcError(-32000, f"insufficient funds for gas * price + value: balance {balance}, cost {cost}")
 
     def submit_transaction(self, tx: SignedTransactionAPI) -> None:
+        """Admit ``tx`` to the pool after :meth:`check_transaction` (permissioning, chain id, nonce, balance, gas) and
+        broadcast it; raises RpcError with the JSON-RPC code on refusal.
+        """
         self.check_transaction(tx)
         try:
             if self.pool.add(tx):
@@ -308,6 +314,9 @@ class Node:
 
     # ------------------------------------------------------------------ consensus driving
     def feed(self, event: Any) -> None:
+        """Hand one consensus event to the state machine and carry out the actions it returns (send, persist, build,
+        commit, timers); an exception in the state machine is logged, never raised.
+        """
         try:
             actions = self.sm.handle(event)
         except Exception:
@@ -481,6 +490,9 @@ class Node:
 
     # ------------------------------------------------------------------ run
     async def run(self) -> None:
+        """Run the validator until cancelled: open the ledger, start transport, JSON-RPC and consensus, then stop them
+        in reverse order.
+        """
         limits = RpcLimits.from_config(self.config.get("rpc"))  # eth_call/estimateGas off this loop:
         executor = CallExecutor(str(self.config["data_dir"]), self.config["genesis"], limits)
         app = make_rpc_app(self, self.rpc_methods(), limits=limits, executor=executor)
@@ -519,6 +531,9 @@ class Node:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Command line: ``traceledger node --config DATA_DIR/validator-N/node.json`` (``python -m ledger.node``); returns
+    the exit code.
+    """
     parser = argparse.ArgumentParser(description="Run one TraceLedger QBFT node")
     parser.add_argument("--config", required=True, help="node.json written by `traceledger network init`")
     parser.add_argument("--log-level", default="INFO")

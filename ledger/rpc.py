@@ -91,10 +91,12 @@ class NodeContext(Protocol):
 
 # ------------------------------------------------------------------ param helpers
 def qty(value: int) -> str:
+    """JSON-RPC quantity: ``value`` (a non-negative int) as minimal ``0x`` hex."""
     return hex(value)
 
 
 def data(value: bytes) -> str:
+    """JSON-RPC data: ``value`` bytes as ``0x`` hex (two digits per byte)."""
     return encode_hex(bytes(value))
 
 
@@ -114,6 +116,7 @@ def parse_qty(value: Any, name: str) -> int:
 
 
 def parse_data(value: Any, name: str) -> bytes:
+    """Bytes from a ``0x``-prefixed even-length hex string; RpcError -32602 naming ``name`` otherwise."""
     if isinstance(value, str) and value.startswith("0x") and len(value) % 2 == 0:
         try:
             return bytes.fromhex(value[2:])
@@ -123,12 +126,14 @@ def parse_data(value: Any, name: str) -> bytes:
 
 
 def parse_address(value: Any, name: str) -> bytes:
+    """A 20-byte canonical address from a hex address string; RpcError -32602 naming ``name`` otherwise."""
     if isinstance(value, str) and is_hex_address(value):
         return to_canonical_address(value)
     raise RpcError(-32602, f"invalid params: {name} must be a 20-byte hex address, got {value!r}")
 
 
 def param(params: list[Any], index: int, name: str, default: Any = ...) -> Any:
+    """``params[index]``, or ``default`` when absent; RpcError -32602 naming ``name`` when absent without default."""
     if len(params) > index:
         return params[index]
     if default is ...:
@@ -155,6 +160,9 @@ def resolve_block(ledger: Ledger, tag: Any) -> BlockHeaderAPI:
 
 # ------------------------------------------------------------------ JSON shapes
 def tx_json(tx: SignedTransactionAPI, header: BlockHeaderAPI | None, index: int | None) -> dict[str, Any]:
+    """A signed transaction as ``eth_getTransactionByHash`` answers it (hash, from, nonce, gas fields in wei, v/r/s,
+    type, chainId, accessList …), with its block hash, number and index when ``header`` is given.
+    """
     base_fee = header.base_fee_per_gas if header is not None else None
     out: dict[str, Any] = {
         "hash": data(tx.hash), "nonce": qty(tx.nonce), "from": to_checksum_address(tx.sender),
@@ -184,6 +192,10 @@ def tx_json(tx: SignedTransactionAPI, header: BlockHeaderAPI | None, index: int 
 
 
 def block_json(ledger: Ledger, block: BlockAPI, full: bool) -> dict[str, Any]:
+    """A block as ``eth_getBlockByNumber`` answers it: the header fields with the round and commit seals merged back
+    into ``extraData`` (QBFT form), ``difficulty``, ``totalDifficulty`` 0, and transaction hashes or, with ``full``,
+    transaction objects.
+    """
     h = block.header
     txs: list[Any] = [
         tx_json(tx, h, i) if full else data(tx.hash) for i, tx in enumerate(block.transactions)
@@ -294,38 +306,47 @@ def _revert_error(computation_error: Exception) -> RpcError:
 
 # ------------------------------------------------------------------ methods
 def web3_clientVersion(ctx: NodeContext, params: list[Any]) -> str:
+    """``web3_clientVersion`` → ``TraceLedger/<version>/…`` (no params)."""
     return CLIENT_VERSION
 
 
 def eth_chainId(ctx: NodeContext, params: list[Any]) -> str:
+    """``eth_chainId`` → the EIP-155 chain id as a quantity (EIP-695)."""
     return qty(ctx.ledger.genesis.chain_id)
 
 
 def net_version(ctx: NodeContext, params: list[Any]) -> str:
+    """``net_version`` → the chain id as a decimal string."""
     return str(ctx.ledger.genesis.chain_id)
 
 
 def net_listening(ctx: NodeContext, params: list[Any]) -> bool:
+    """``net_listening`` → true (the node accepts peer connections)."""
     return True
 
 
 def net_peerCount(ctx: NodeContext, params: list[Any]) -> str:
+    """``net_peerCount`` → number of connected peers as a quantity."""
     return qty(ctx.peer_count())
 
 
 def eth_syncing(ctx: NodeContext, params: list[Any]) -> bool:
+    """``eth_syncing`` → false (a validator follows the chain through consensus and catch-up sync)."""
     return False
 
 
 def eth_blockNumber(ctx: NodeContext, params: list[Any]) -> str:
+    """``eth_blockNumber`` → the head block number as a quantity (every block is final under QBFT)."""
     return qty(ctx.ledger.height)
 
 
 def eth_gasPrice(ctx: NodeContext, params: list[Any]) -> str:
+    """``eth_gasPrice`` → the head's base fee plus the suggested priority fee, in wei."""
     return qty(ctx.ledger.head.base_fee_per_gas)
 
 
 def eth_maxPriorityFeePerGas(ctx: NodeContext, params: list[Any]) -> str:
+    """``eth_maxPriorityFeePerGas`` → the suggested priority fee per gas, in wei."""
     return qty(0)
 
 
@@ -362,12 +383,16 @@ def eth_feeHistory(ctx: NodeContext, params: list[Any]) -> dict[str, Any]:
 
 
 def eth_getBalance(ctx: NodeContext, params: list[Any]) -> str:
+    """``eth_getBalance(address, block)`` → balance in wei at that block (default ``latest``)."""
     header = resolve_block(ctx.ledger, param(params, 1, "block", "latest"))
     address = parse_address(param(params, 0, "address"), "address")
     return qty(ctx.ledger.chain.get_vm(header).state.get_balance(address))
 
 
 def eth_getTransactionCount(ctx: NodeContext, params: list[Any]) -> str:
+    """``eth_getTransactionCount(address, block)`` → the account nonce at that block; ``pending`` counts the node's
+    pool.
+    """
     address = parse_address(param(params, 0, "address"), "address")
     tag = param(params, 1, "block", "latest")
     if tag == "pending":
@@ -377,12 +402,14 @@ def eth_getTransactionCount(ctx: NodeContext, params: list[Any]) -> str:
 
 
 def eth_getCode(ctx: NodeContext, params: list[Any]) -> str:
+    """``eth_getCode(address, block)`` → the account's runtime bytecode (``0x`` when none)."""
     header = resolve_block(ctx.ledger, param(params, 1, "block", "latest"))
     address = parse_address(param(params, 0, "address"), "address")
     return data(ctx.ledger.chain.get_vm(header).state.get_code(address))
 
 
 def eth_getStorageAt(ctx: NodeContext, params: list[Any]) -> str:
+    """``eth_getStorageAt(address, slot, block)`` → the 32-byte storage word at ``slot``."""
     header = resolve_block(ctx.ledger, param(params, 2, "block", "latest"))
     address = parse_address(param(params, 0, "address"), "address")
     slot = parse_qty(param(params, 1, "slot"), "slot")
@@ -426,6 +453,7 @@ def eth_estimateGas(ctx: NodeContext, params: list[Any]) -> str:
 
 
 def eth_getBlockByNumber(ctx: NodeContext, params: list[Any]) -> dict[str, Any] | None:
+    """``eth_getBlockByNumber(block, full)`` → :func:`block_json` of that block, or null when unknown."""
     try:
         header = resolve_block(ctx.ledger, param(params, 0, "block"))
     except RpcError as exc:
@@ -437,6 +465,7 @@ def eth_getBlockByNumber(ctx: NodeContext, params: list[Any]) -> dict[str, Any] 
 
 
 def eth_getBlockByHash(ctx: NodeContext, params: list[Any]) -> dict[str, Any] | None:
+    """``eth_getBlockByHash(hash, full)`` → :func:`block_json` of that block, or null when unknown."""
     block_hash = parse_data(param(params, 0, "blockHash"), "blockHash")
     try:
         block = ctx.ledger.chain.get_block_by_hash(block_hash)
@@ -446,6 +475,7 @@ def eth_getBlockByHash(ctx: NodeContext, params: list[Any]) -> dict[str, Any] | 
 
 
 def eth_getBlockTransactionCountByNumber(ctx: NodeContext, params: list[Any]) -> str:
+    """``eth_getBlockTransactionCountByNumber(block)`` → the number of transactions, or null."""
     header = resolve_block(ctx.ledger, param(params, 0, "block"))
     return qty(len(ctx.ledger.chain.get_block_by_header(header).transactions))
 
@@ -459,6 +489,7 @@ def _locate(ctx: NodeContext, tx_hash: bytes) -> tuple[BlockAPI, int] | None:
 
 
 def eth_getTransactionByHash(ctx: NodeContext, params: list[Any]) -> dict[str, Any] | None:
+    """``eth_getTransactionByHash(hash)`` → :func:`tx_json` of a mined or pooled transaction, or null."""
     tx_hash = parse_data(param(params, 0, "hash"), "hash")
     found = _locate(ctx, tx_hash)
     if found is None:
@@ -469,6 +500,9 @@ def eth_getTransactionByHash(ctx: NodeContext, params: list[Any]) -> dict[str, A
 
 
 def eth_getTransactionReceipt(ctx: NodeContext, params: list[Any]) -> dict[str, Any] | None:
+    """``eth_getTransactionReceipt(hash)`` → the receipt (status, gas used, logs, contractAddress …) of a mined
+    transaction, or null.
+    """
     tx_hash = parse_data(param(params, 0, "hash"), "hash")
     try:
         number, index = ctx.ledger.chain.chaindb.get_transaction_index(tx_hash)
@@ -490,6 +524,9 @@ def _topic_matches(wanted: Any, topic: str | None) -> bool:
 
 
 def eth_getLogs(ctx: NodeContext, params: list[Any]) -> list[dict[str, Any]]:
+    """``eth_getLogs(filter)`` → logs matching ``address`` and ``topics`` in ``fromBlock``..``toBlock`` or
+    ``blockHash``; the range is limited (``-32005`` beyond it).
+    """
     flt = param(params, 0, "filter", {})
     if not isinstance(flt, dict):
         raise RpcError(-32602, "invalid params: filter object expected")
@@ -525,6 +562,9 @@ def eth_getLogs(ctx: NodeContext, params: list[Any]) -> list[dict[str, Any]]:
 
 
 def eth_sendRawTransaction(ctx: NodeContext, params: list[Any]) -> str:
+    """``eth_sendRawTransaction(data)`` → the transaction hash once the pool accepted it; -32007 for an unpermitted
+    sender, -32000 for nonce, balance or gas problems.
+    """
     raw = parse_data(param(params, 0, "signedTransaction"), "signedTransaction")
     try:
         tx = ShanghaiTransactionBuilder.decode(raw)

@@ -48,7 +48,8 @@ class SyncTransport(Protocol):
 
     peers: Any  # mapping or set of connected peer addresses (20 bytes)
 
-    def send(self, peer: bytes, kind: int, body: bytes) -> None: ...
+    def send(self, peer: bytes, kind: int, body: bytes) -> None:
+        """Queue one frame of ``kind`` with ``body`` for ``peer`` (20-byte address)."""
 
 
 class CatchUpSync:

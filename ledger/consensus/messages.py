@@ -60,6 +60,7 @@ class ProposalPayload:
     block: bytes
 
     def to_rlp_list(self) -> list[Any]:
+        """RLP list form ``[height, round, block digest (32 bytes)]`` that the author signs."""
         return [self.height, self.round, self.block]
 
 
@@ -73,6 +74,7 @@ class PreparePayload:
     digest: bytes
 
     def to_rlp_list(self) -> list[Any]:
+        """RLP list form ``[height, round, block digest (32 bytes)]`` that the author signs."""
         return [self.height, self.round, self.digest]
 
 
@@ -88,6 +90,7 @@ class CommitPayload:
     commit_seal: bytes
 
     def to_rlp_list(self) -> list[Any]:
+        """RLP list form ``[height, round, block digest (32 bytes), commit seal (65 bytes)]`` that the author signs."""
         return [self.height, self.round, self.digest, self.commit_seal]
 
 
@@ -103,6 +106,8 @@ class RoundChangePayload:
     prepared_digest: bytes | None
 
     def to_rlp_list(self) -> list[Any]:
+        """RLP list form ``[height, round, prepared round or empty, prepared digest or empty]`` that the author signs.
+        """
         if self.prepared_round is None or self.prepared_digest is None:
             return [self.height, self.round, []]
         return [self.height, self.round, [self.prepared_round, self.prepared_digest]]
@@ -126,14 +131,17 @@ class SignedPayload(Generic[P]):
 
     @property
     def code(self) -> int:
+        """Message code of the payload (PROPOSAL, PREPARE, COMMIT or ROUND-CHANGE)."""
         return self.payload.CODE
 
     @property
     def height(self) -> int:
+        """Block height (sequence number) the payload is about."""
         return self.payload.height
 
     @property
     def round(self) -> int:
+        """Round number the payload is about."""
         return self.payload.round
 
     @cached_property
@@ -142,6 +150,7 @@ class SignedPayload(Generic[P]):
         return recover_address(signing_hash(self.payload.CODE, self.payload), self.signature)
 
     def to_rlp_list(self) -> list[Any]:
+        """RLP list form ``[payload list, signature (65 bytes)]``."""
         return [self.payload.to_rlp_list(), self.signature]
 
 
@@ -219,6 +228,7 @@ class Proposal(_SignedMessage):
     prepare_justification: tuple[SignedPayload[PreparePayload], ...] = ()
 
     def to_rlp_list(self) -> list[Any]:
+        """RLP list form ``[signed payload, block RLP, round-change justification, prepare justification]``."""
         return [
             self.signed.to_rlp_list(),
             [s.to_rlp_list() for s in self.round_change_justification],
@@ -234,6 +244,7 @@ class Prepare(_SignedMessage):
     signed: SignedPayload[PreparePayload]
 
     def to_rlp_list(self) -> list[Any]:
+        """RLP list form of the signed PREPARE payload."""
         return [self.signed.to_rlp_list()]
 
 
@@ -245,6 +256,7 @@ class Commit(_SignedMessage):
     signed: SignedPayload[CommitPayload]
 
     def to_rlp_list(self) -> list[Any]:
+        """RLP list form of the signed COMMIT payload."""
         return [self.signed.to_rlp_list()]
 
 
@@ -259,6 +271,7 @@ class RoundChange(_SignedMessage):
     prepare_justification: tuple[SignedPayload[PreparePayload], ...] = ()
 
     def to_rlp_list(self) -> list[Any]:
+        """RLP list form ``[signed payload, prepared block RLP or empty, prepare justification]``."""
         block = [] if self.prepared_block is None else [self.prepared_block]
         return [self.signed.to_rlp_list(), block, [s.to_rlp_list() for s in self.prepare_justification]]
 
