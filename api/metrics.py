@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
 
 REQUESTS = Counter(
     "traceledger_http_requests_total",
@@ -18,3 +21,28 @@ ANCHOR_LATENCY = Histogram(
     buckets=(0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60, 120, 300, 600),
 )
 PENDING = Gauge("traceledger_pending_records", "Records ingested but not yet anchored")
+
+
+class _EventHashFallbacks:
+    """Exports :data:`provenance.epcis.HASH_FALLBACKS` (the package fallback of the native EPCIS event hash)
+    as counters ``traceledger_epcis_hash_fallback_{documents,events}_total`` and, per reason,
+    ``traceledger_epcis_hash_fallback_reason_total{reason}``; read at scrape time, nothing to update."""
+
+    def collect(self) -> Iterator[Metric]:
+        from provenance.epcis import HASH_FALLBACKS
+
+        snap = HASH_FALLBACKS.snapshot()
+        yield CounterMetricFamily("traceledger_epcis_hash_fallback_documents",
+                                  "EPCIS documents whose event hash IDs fell back to epcis-event-hash-generator",
+                                  value=snap["documents"])
+        yield CounterMetricFamily("traceledger_epcis_hash_fallback_events",
+                                  "EPCIS events hashed by the epcis-event-hash-generator fallback",
+                                  value=snap["events"])
+        reasons = CounterMetricFamily("traceledger_epcis_hash_fallback_reason",
+                                      "EPCIS documents that fell back, by the native path's reason", labels=["reason"])
+        for reason, count in sorted(snap["reasons"].items()):
+            reasons.add_metric([reason], count)
+        yield reasons
+
+
+REGISTRY.register(_EventHashFallbacks())
