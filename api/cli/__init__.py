@@ -1,0 +1,1 @@
+"""The ``traceledger`` command line (console script ``traceledger = api.cli.main:app``)."""
