@@ -23,6 +23,7 @@ from api.devnet import Stack
 from provenance.bundle import verify_bundle
 from provenance.epcis import canonical_epc
 from provenance.supply_chain import generate
+from provenance.work_tickets import sign_typed
 from tests.phone_layout import PHONE, phone_layout
 
 from .conftest import SHARED_DATA
@@ -241,8 +242,12 @@ def test_forged_certificate_with_a_members_key_and_a_reverted_anchor_is_refused(
     gov = {"Authorization": f"Bearer {stack.admin_token}"}
     rival = api.post("/v1/enterprises", headers=gov, json={"name": "rival", "roles": ["supplier"]}).json()
     attacker = Account.create()
-    r = api.post("/v1/persons", headers={"Authorization": f"Bearer {rival['api_key']}"},
-                 json={"name": "Mallory", "roles": ["crew_member"], "address": attacker.address})
+    person = {"name": "Mallory", "roles": ["crew_member"], "address": attacker.address}
+    rival_auth = {"Authorization": f"Bearer {rival['api_key']}"}
+    typed = api.post("/v1/persons/typed-data", headers=rival_auth, json=person).json()  # the device proves its key
+    signature = "0x" + sign_typed(bytes(attacker.key), typed).hex()
+    r = api.post("/v1/persons", headers=rival_auth,
+                 json={**person, "signature": signature, "deadline": typed["message"]["deadline"]})
     assert r.status_code == 201, r.text
     chain = ChainClient.from_url(stack.spec.rpc_urls[0], enterprise_registry=trust.enterprise_registry,
                                  anchor_registry=trust.anchor_registry)

@@ -47,6 +47,10 @@ HARMLESS: list[tuple[str, frozenset[str] | None, str]] = [
     (r"blocks\[\*\]\.transactions\[\*\]\.(from|blockHash|blockNumber|transactionIndex|gasPrice)", None,
      "JSON-RPC conveniences outside the signed transaction encoding; the verifier never reads them "
      "(the submitter is proven from the Anchored log)"),
+    (r"validator_changes", frozenset({"delete"}),
+     "an absent list means no validator change: the same as the empty list these bundles carry; where the chain "
+     "did change its validators, leaving a change out fails the seal check of every later block "
+     "(tests/provenance/test_bundle_validator_changes.py)"),
     (r"blocks\[\*\]\.transactions\[\*\]\.(v|yParity)", frozenset({"delete"}),
      "typed transactions carry the parity twice; either one alone encodes the same transaction"),
 ]

@@ -74,7 +74,7 @@ def test_two_banks_discount_the_same_value(api: httpx.Client, stack: Stack, chai
     token = r.json()["id"]
     for bank in banks:
         r = api.post(f"/v1/receivables/{token}/approve", headers=auth(supplier),
-                     json={"operator_enterprise_id": bank["id"], "amount": "5000.00"})
+                     json={"operator_enterprise_id": bank["id"], "amount": "5000.00", "max_rate_bps": 500})
         assert r.status_code == 200, r.text
     bodies = [{"amount": "5000.00", "rate_bps": 500, "payment_reference": f"RACE-PAY-{n}"} for n in (1, 2)]
     lost = loser(together(stack, *[(b, f"/v1/receivables/{token}/discount", body)
