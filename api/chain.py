@@ -478,6 +478,17 @@ class ChainClient:
             return None
         return self.get_anchor_of(enterprise, root)
 
+    def get_anchor_by(self, submitter: str, root: bytes) -> AnchorInfo | None:
+        """The anchor of ``root`` (32 bytes) by the enterprise that account ``submitter`` anchors for
+        (``EnterpriseRegistry.enterpriseOfAnchorer``; an enterprise account anchors for itself); None when
+        that enterprise has not anchored it. Raises ChainUnavailable / ChainError."""
+        acct = to_checksum_address(submitter)
+        enterprise = with_retry(lambda: self._er().functions.enterpriseOfAnchorer(acct).call(),
+                                what="enterpriseOfAnchorer")
+        if int(enterprise, 16) == 0:
+            return None
+        return self.get_anchor_of(enterprise, root)
+
     def get_anchor(self, root: bytes) -> AnchorInfo | None:
         """``AnchorRegistry.getAnchor(root)``; None when the root was never anchored."""
         bn, submitter, size, meta, ts = with_retry(

@@ -295,8 +295,9 @@ def verify_record(
             try:
                 root_b = _b(batch.root)
                 info = seal_cache.anchor(root_b)
-                if info is None:
-                    info = chain.get_anchor(root_b)
+                if info is None:  # the anchor of the enterprise that sent this batch, never a front-runner's
+                    info = (chain.get_anchor_by(batch.submitter, root_b) if batch.submitter
+                            else chain.get_anchor(root_b))
                 verdict = check_anchor_state(
                     anchored_block=info.block_number if info else None, submitter=info.submitter if info else None,
                     anchored_size=info.size if info else None, block_number=batch.block_number, tree_size=batch.size)

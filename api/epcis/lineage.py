@@ -14,16 +14,23 @@ from api.verification import SealCache, verify_record
 
 
 class _MemoChain:
-    """Delegates to a ChainClient, caching ``get_anchor`` per root for one lineage verification."""
+    """Delegates to a ChainClient, caching ``get_anchor`` / ``get_anchor_by`` per root for one lineage verification."""
 
     def __init__(self, chain: ChainClient) -> None:
         self._chain = chain
         self._anchors: dict[bytes, Any] = {}
+        self._by: dict[tuple[str, bytes], Any] = {}
 
     def get_anchor(self, root: bytes) -> Any:
         if root not in self._anchors:
             self._anchors[root] = self._chain.get_anchor(root)
         return self._anchors[root]
+
+    def get_anchor_by(self, submitter: str, root: bytes) -> Any:
+        key = (submitter.lower(), root)
+        if key not in self._by:
+            self._by[key] = self._chain.get_anchor_by(submitter, root)
+        return self._by[key]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._chain, name)

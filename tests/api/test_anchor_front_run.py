@@ -38,3 +38,7 @@ def test_a_front_run_root_is_not_taken_as_done(chain_app) -> None:  # noqa: F811
         assert batch.status == "final" and batch.submitter == operator  # our anchor, not the thief's
     ours = st.chain.get_anchor_for(worker._operator_key(), root)
     assert ours is not None and ours.size == batch.size and ours.block_number == batch.block_number
+    # verification reads our enterprise's anchor too: the thief's earlier anchor (size 999) does not fail it
+    assert st.chain.get_anchor(root).size == 999
+    checks = {c["name"]: c for c in chain_app.get("/v1/verify/88.1.1/HK53016-CNW24-119052").json()["checks"]}
+    assert checks["anchored_on_chain"]["ok"], checks["anchored_on_chain"]
