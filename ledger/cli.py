@@ -24,15 +24,40 @@ from eth_utils import is_hex_address, to_checksum_address
 from rich.console import Console
 from rich.table import Table
 
+#: HS256 secret for admin methods (``validators --jwt-secret-file`` / ``$TRACELEDGER_RPC_JWT_SECRET_FILE``)
+_ADMIN_SECRET: dict[str, bytes] = {}
+
 
 def rpc(url: str, method: str, params: list[Any] | None = None, timeout: float = 5.0) -> Any:  # noqa: ANN401
     """:func:`ledger.network.rpc`, imported on first use: ledger.network pulls in py-evm, which would add
-    seconds to the start of every ``traceledger`` command (issue 17: ``network up`` answers a busy port in < 5 s)."""
+    seconds to the start of every ``traceledger`` command (issue 17: ``network up`` answers a busy port in < 5 s).
+    With a JWT secret given, every call carries a fresh admin token (see :mod:`ledger.rpc_access`)."""
     from ledger.network import rpc as network_rpc
 
-    return network_rpc(url, method, params, timeout)
+    headers = None
+    if "secret" in _ADMIN_SECRET:
+        from ledger.rpc_access import make_token
+
+        headers = {"Authorization": f"Bearer {make_token(_ADMIN_SECRET['secret'], ttl_s=60)}"}
+    return network_rpc(url, method, params, timeout, headers=headers)
 
 validators_app = typer.Typer(help="QBFT validator governance (votes in block headers).", no_args_is_help=True)
+
+
+@validators_app.callback()
+def validators_callback(
+    jwt_secret_file: Annotated[str | None, typer.Option(
+        envvar="TRACELEDGER_RPC_JWT_SECRET_FILE",
+        help="the node's rpc-jwt.secret: sign admin calls (votes) for a public --rpc endpoint")] = None,
+) -> None:
+    """QBFT validator governance (votes in block headers)."""
+    if jwt_secret_file:
+        from ledger.rpc_access import read_secret
+
+        try:
+            _ADMIN_SECRET["secret"] = read_secret(jwt_secret_file)
+        except (OSError, ValueError) as exc:
+            raise typer.BadParameter(str(exc), param_hint="--jwt-secret-file") from exc
 console = Console(soft_wrap=True)
 
 RpcOption = Annotated[list[str], typer.Option("--rpc", help="JSON-RPC URL of a validator (repeat: one per voter)")]
@@ -262,3 +287,112 @@ def export_genesis_command(
                       f"{len(GenesisConfig.from_json(node['genesis']).validators)} validators)")
     else:
         typer.echo(text, nl=False)
+
+
+# ---------------------------------------------------------------- a consortium: one validator per host
+node_app = typer.Typer(help="Run one validator node (--config), or make a node's key and config (init).",
+                       invoke_without_command=True)
+
+
+@node_app.callback()
+def node_command(
+    ctx: typer.Context,
+    config: Annotated[str | None, typer.Option(help="node.json of one node (written by 'node init' or 'network up')")]
+    = None,
+    log_level: Annotated[str, typer.Option(help="log level")] = "INFO",
+    passphrase_file: Annotated[str | None, typer.Option(
+        help="file holding the node key's passphrase (else $TRACELEDGER_NODE_PASSPHRASE)")] = None,
+) -> None:
+    """Run one validator node in the foreground: traceledger node --config DATA_DIR/node.json."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if config is None:
+        raise typer.BadParameter("give --config DATA_DIR/node.json (or run 'traceledger node init')",
+                                 param_hint="--config")
+    from ledger.node import main
+
+    main(["--config", config, "--log-level", log_level,
+          *(["--passphrase-file", passphrase_file] if passphrase_file else [])])
+
+
+@node_app.command("init")
+def node_init_command(
+    data_dir: Annotated[str, typer.Option(help="the node's data dir (created; its files are 0600)")],
+    listen: Annotated[str, typer.Option(help="p2p bind address HOST:PORT, e.g. 0.0.0.0:30303")],
+    advertise: Annotated[str, typer.Option(help="p2p address other hosts dial, HOST:PORT (goes into the enode URL)")],
+    rpc_address: Annotated[str | None, typer.Option(
+        "--rpc", help="public JSON-RPC listener HOST:PORT [default: the advertised host, port 8545]")] = None,
+    admin_rpc: Annotated[str | None, typer.Option(
+        help="admin JSON-RPC listener HOST:PORT [default: 127.0.0.1, the RPC port + 100]")] = None,
+    passphrase_file: Annotated[str | None, typer.Option(
+        help="file holding the passphrase that encrypts the key (else $TRACELEDGER_NODE_PASSPHRASE)")] = None,
+    scrypt_n: Annotated[int, typer.Option(help="scrypt work factor of the keystore (a power of two)")] = 2**18,
+    name: Annotated[str | None, typer.Option(help="the node's name in logs [default: node-<address prefix>]")] = None,
+) -> None:
+    """Make this host's node key (encrypted keystore) and node.json; print its enode URL and validator address.
+
+    Only the printed enode URL leaves the host: send it to whoever assembles the genesis
+    ('traceledger network genesis --validator ENODE …').
+    """
+    from ledger.consortium import init_node, read_passphrase
+
+    try:
+        passphrase = read_passphrase(passphrase_file)
+        identity = init_node(data_dir, listen=listen, advertise=advertise, passphrase=passphrase, rpc=rpc_address,
+                             admin_rpc=admin_rpc, scrypt_n=scrypt_n, name=name)
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]node init failed:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    typer.echo(str(identity.enode))
+    typer.echo(f"validator address {identity.enode.checksum_address}")
+    typer.echo(f"wrote {identity.config_path} (paths relative to {identity.data_dir}), key.json (encrypted), "
+               "rpc-jwt.secret, identity.json")
+    typer.echo(f"next: copy the network.json made by 'traceledger network genesis' to {identity.data_dir}, then "
+               f"'traceledger node --config {identity.config_path}'")
+
+
+def network_genesis_command(
+    validator: Annotated[list[str], typer.Option(
+        help="a validator's enode URL, enode://<pubkey>@HOST:PORT, as 'node init' printed it (repeat)")],
+    admin: Annotated[str, typer.Option(help="address of the governance admin (deploys the contracts; funded)")],
+    out: Annotated[str, typer.Option(help="where to write the network file")] = "network.json",
+    besu_genesis_file: Annotated[str | None, typer.Option(
+        "--besu-genesis", help="also write the Besu-loadable QBFT genesis here")] = None,
+    chain_id: Annotated[int | None, typer.Option(help="chain id [default: 881088]")] = None,
+    block_period: Annotated[float, typer.Option(help="seconds between blocks")] = 1.0,
+    request_timeout: Annotated[float, typer.Option(help="QBFT round-0 timeout, seconds")] = 1.0,
+    alloc: Annotated[list[str] | None, typer.Option(help="fund another account: ADDRESS=WEI (repeat)")] = None,
+) -> None:
+    """Assemble the network's genesis from the validators' public identities only (no private key involved).
+
+    Writes OUT (genesis, validators' enode URLs and addresses, contract addresses, timings): every host
+    copies it into its data dir. --besu-genesis writes the same genesis for Hyperledger Besu.
+    """
+    import json
+    from pathlib import Path
+
+    from ledger.besu_genesis import besu_genesis
+    from ledger.chain import GenesisConfig
+    from ledger.consortium import assemble_network
+
+    extra: dict[str, int] = {}
+    for item in alloc or []:
+        address, _, wei = item.partition("=")
+        if not is_hex_address(address) or not wei.isdigit():
+            raise typer.BadParameter(f"{item!r} is not ADDRESS=WEI", param_hint="--alloc")
+        extra[address] = int(wei)
+    try:
+        doc = assemble_network(validator, admin=admin, chain_id=chain_id, block_period_s=block_period,
+                               request_timeout_s=request_timeout, extra_alloc=extra)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--validator/--admin") from exc
+    Path(out).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    typer.echo(f"wrote {out}: chain id {doc['chainId']}, {len(doc['validators'])} validators, "
+               f"EnterpriseRegistry {doc['contracts']['EnterpriseRegistry']}")
+    for v in doc["validators"]:
+        typer.echo(f"validator {v['index']}  {v['address']}  {v['enode']}")
+    if besu_genesis_file:
+        besu = besu_genesis(GenesisConfig.from_json(doc["genesis"]), block_period_s=block_period,
+                            request_timeout_s=request_timeout)
+        Path(besu_genesis_file).write_text(json.dumps(besu, indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"wrote {besu_genesis_file} (Besu QBFT genesis)")

@@ -107,6 +107,39 @@ def _write_key(path: Path, key_hex: str) -> None:
     os.chmod(path, 0o600)
 
 
+def make_genesis(
+    validators: list[bytes], admin_address: bytes, *, chain_id: int = DEFAULT_CHAIN_ID,
+    epoch_length: int = DEFAULT_EPOCH_LENGTH, extra_alloc: dict[str, int] | None = None, timestamp: int | None = None,
+) -> GenesisConfig:
+    """The genesis of a TraceLedger network (``network up`` and ``traceledger network genesis`` both build it here).
+
+    ``validators``: 20-byte addresses (sorted into the genesis); the governance admin ``admin_address`` is
+    funded with :data:`ADMIN_BALANCE_WEI` (it deploys the contracts at nonces 0…3, see :func:`admin_contracts`);
+    ``extra_alloc`` funds more accounts (``{"0x…": wei}``); ``timestamp`` in UNIX seconds (default now).
+    Raises ValueError without validators or on a malformed address.
+    """
+    if not validators:
+        raise ValueError("a network needs at least one validator")
+    alloc = {bytes(admin_address): ADMIN_BALANCE_WEI}
+    for address, wei in (extra_alloc or {}).items():
+        alloc[bytes.fromhex(address.removeprefix("0x"))] = int(wei)
+    return GenesisConfig(
+        chain_id=chain_id,
+        validators=tuple(sorted(bytes(v) for v in validators)),
+        alloc=alloc,
+        timestamp=int(time.time()) if timestamp is None else int(timestamp),
+        epoch_length=epoch_length,
+    )
+
+
+def admin_contracts(admin_address: bytes) -> dict[str, str]:
+    """The four contracts' addresses (checksum) as the governance admin's transactions at nonces 0…3 create
+    them: EnterpriseRegistry, AnchorRegistry, WorkTicket, ReceivableToken."""
+    names = ("EnterpriseRegistry", "AnchorRegistry", "WorkTicket", "ReceivableToken")
+    return {name: to_checksum_address(contract_address(bytes(admin_address), nonce))
+            for nonce, name in enumerate(names)}
+
+
 def init_network(
     data_dir: str | Path, *, validators: int = 4, host: str = "127.0.0.1", rpc_base_port: int | None = 8545,
     p2p_base_port: int | None = 30303, chain_id: int = DEFAULT_CHAIN_ID, block_period_s: float = 1.0,
@@ -137,18 +170,10 @@ def init_network(
     node_keys = all_keys[:validators]
     rpc_ports = [rpc_base_port + i if rpc_base_port else free_port(host) for i in range(total)]
     p2p_ports = [p2p_base_port + i if p2p_base_port else free_port(host) for i in range(total)]
-    alloc = {admin_address: ADMIN_BALANCE_WEI}
-    for address, wei in (extra_alloc or {}).items():
-        alloc[bytes.fromhex(address.removeprefix("0x"))] = int(wei)
-    genesis = GenesisConfig(
-        chain_id=chain_id,
-        validators=tuple(sorted(k.public_key.to_canonical_address() for k in node_keys)),
-        alloc=alloc,
-        timestamp=int(time.time()),
-        epoch_length=epoch_length,
-    )
-    registry = to_checksum_address(contract_address(admin_address, 0))
-    anchor = to_checksum_address(contract_address(admin_address, 1))
+    genesis = make_genesis([k.public_key.to_canonical_address() for k in node_keys], admin_address,
+                           chain_id=chain_id, epoch_length=epoch_length, extra_alloc=extra_alloc)
+    contracts = admin_contracts(admin_address)
+    registry = contracts["EnterpriseRegistry"]
     peers = [
         {"address": k.public_key.to_checksum_address(), "host": host, "port": p2p_ports[i]}
         for i, k in enumerate(node_keys)
@@ -177,10 +202,7 @@ def init_network(
     manifest.write_text(json.dumps({
         "chainId": chain_id, "validators": specs, "observers": observer_specs,
         "admin": to_checksum_address(admin_address),
-        "adminKeyFile": str(admin_key_file), "contracts": {
-            "EnterpriseRegistry": registry, "AnchorRegistry": anchor,
-            "WorkTicket": to_checksum_address(contract_address(admin_address, 2)),
-            "ReceivableToken": to_checksum_address(contract_address(admin_address, 3))},
+        "adminKeyFile": str(admin_key_file), "contracts": contracts,
     }, indent=2) + "\n")
     return load_network(root)
 
@@ -268,10 +290,11 @@ def start_validator(
 start_node = start_validator
 
 
-def rpc(url: str, method: str, params: list[Any] | None = None, timeout: float = 5.0) -> Any:
-    """One JSON-RPC call; raises RuntimeError on an error answer."""
+def rpc(url: str, method: str, params: list[Any] | None = None, timeout: float = 5.0,
+        headers: dict[str, str] | None = None) -> Any:
+    """One JSON-RPC call (``headers``, e.g. ``Authorization``, added); raises RuntimeError on an error answer."""
     answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
-                        timeout=timeout).json()
+                        timeout=timeout, headers=headers).json()
     if "error" in answer:
         raise RuntimeError(f"{method}: {answer['error']}")
     return answer["result"]

@@ -44,7 +44,6 @@ import rlp
 import uvicorn
 from eth.abc import SignedTransactionAPI
 from eth.vm.forks.shanghai.transactions import ShanghaiTransactionBuilder
-from eth_keys import keys
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from starlette.requests import Request
@@ -71,7 +70,9 @@ from ledger.consensus import (
     StartRoundTimer,
     make_signer,
 )
+from ledger.consortium import PASSPHRASE_ENV, Enode, load_node_config, load_node_key, node_enode
 from ledger.rpc import RpcError, make_rpc_app
+from ledger.rpc_access import RpcAccess
 from ledger.rpc_guard import CallExecutor, RpcLimits
 from ledger.sync import SYNC_BATCH, CatchUpSync
 from ledger.transport import (
@@ -111,6 +112,14 @@ def write_durably(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def _enode_param(value: Any) -> Enode:
+    """admin_addPeer / admin_removePeer's ``enode://<pubkey>@host:port`` parameter; -32602 otherwise."""
+    try:
+        return Enode.parse(value)
+    except ValueError as exc:
+        raise RpcError(-32602, f"invalid params: enode: {exc}") from exc
+
+
 def contract_address(deployer: bytes, nonce: int) -> bytes:
     """CREATE address of ``deployer``'s transaction with ``nonce`` (20 bytes; Yellow Paper eq. 86)."""
     return keccak(rlp.encode([deployer, nonce]))[12:]
@@ -124,8 +133,8 @@ class Node:
         self.config_path = Path(config_path) if config_path else None
         self._config_mtime = self.config_path.stat().st_mtime if self.config_path else 0.0
         self.name = config.get("name", "node")
-        key_hex = Path(config["key_file"]).read_text().strip()
-        self.key = keys.PrivateKey(bytes.fromhex(key_hex.removeprefix("0x")))
+        self.key = load_node_key(config)
+        self.enode = node_enode(config, self.key.public_key.to_bytes())
         self.address = self.key.public_key.to_canonical_address()
         self.genesis = GenesisConfig.from_json(config["genesis"])
         self.block_period = float(config.get("block_period_s", 1.0))
@@ -154,6 +163,8 @@ class Node:
         self._head_state_cache: tuple[bytes, Any] | None = None
         self._prebuilt: tuple[int, bytes, Any] | None = None
         self.observers = {to_canonical_address(a) for a in config.get("observers", [])}
+        #: nodes an operator added with admin_addPeer: dialled and admitted until admin_removePeer
+        self.static_peers: dict[bytes, Enode] = {}
         self._start_handle: asyncio.TimerHandle | None = None
         self._last_commit = time.monotonic()
         self._stopping = asyncio.Event()
@@ -172,7 +183,7 @@ class Node:
             chain_id=self.genesis.chain_id, address=self.address, sign=self.sign,
             host=config["p2p"]["host"], port=int(config["p2p"]["port"]), peers=peers,
             allowed=self._allowed_peers, on_frame=self._on_frame,
-            on_counter=lambda name: self.m_dropped.labels(name).inc(),
+            on_counter=lambda name: self.m_dropped.labels(name).inc(), advertise_port=self.enode.port,
         )
         self.sync = CatchUpSync(
             self.name, self.ledger, self.transport, request_kind=KIND_SYNC_REQUEST, response_kind=KIND_SYNC_RESPONSE,
@@ -187,7 +198,7 @@ class Node:
     def _allowed_peers(self) -> set[bytes]:
         """Node permissioning: validators of the latest set (after the head) plus configured observers."""
         self._reload_observers()
-        return set(self.ledger.validators(self.ledger.height + 1)) | self.observers
+        return set(self.ledger.validators(self.ledger.height + 1)) | self.observers | set(self.static_peers)
 
     def _reload_observers(self) -> None:
         if self.config_path is None:
@@ -310,7 +321,31 @@ class Node:
         def qbft_getPendingVotes(ctx: Node, params: list[Any]) -> dict[str, bool]:
             return {to_checksum_address(a): add for a, add in ctx.pending_votes.items()}
 
-        return {f.__name__: f for f in (qbft_proposeValidatorVote, qbft_discardValidatorVote, qbft_getPendingVotes)}
+        def admin_addPeer(ctx: Node, params: list[Any]) -> bool:
+            enode = _enode_param(param(params, 0, "enode"))
+            ctx.static_peers[enode.address] = enode
+            ctx.transport.add_peer(PeerAddress(enode.address, enode.host, enode.port))
+            return True
+
+        def admin_removePeer(ctx: Node, params: list[Any]) -> bool:
+            enode = _enode_param(param(params, 0, "enode"))
+            known = ctx.static_peers.pop(enode.address, None) is not None
+            return ctx.transport.remove_peer(enode.address) or known
+
+        def admin_peers(ctx: Node, params: list[Any]) -> list[dict[str, Any]]:
+            enodes = {to_canonical_address(p["address"]): p.get("enode") for p in ctx.config.get("peers", [])}
+            enodes.update({a: str(e) for a, e in ctx.static_peers.items()})
+            return [{"id": to_checksum_address(a), "enode": enodes.get(a),
+                     "network": {"remoteAddress": f"{p.host}:{p.port}"},
+                     "connected": ctx.transport.is_connected(a)} for a, p in ctx.transport.peers.items()]
+
+        def admin_nodeInfo(ctx: Node, params: list[Any]) -> dict[str, Any]:
+            return {"enode": str(ctx.enode), "id": to_checksum_address(ctx.address), "name": ctx.name,
+                    "listenAddr": f"{ctx.config['p2p']['host']}:{ctx.config['p2p']['port']}",
+                    "ports": {"listener": ctx.enode.port}}
+
+        return {f.__name__: f for f in (qbft_proposeValidatorVote, qbft_discardValidatorVote, qbft_getPendingVotes,
+                                        admin_addPeer, admin_removePeer, admin_peers, admin_nodeInfo)}
 
     # ------------------------------------------------------------------ consensus driving
     def feed(self, event: Any) -> None:
@@ -495,34 +530,42 @@ class Node:
         """
         limits = RpcLimits.from_config(self.config.get("rpc"))  # eth_call/estimateGas off this loop:
         executor = CallExecutor(str(self.config["data_dir"]), self.config["genesis"], limits)
-        app = make_rpc_app(self, self.rpc_methods(), limits=limits, executor=executor)
-        app.router.routes.append(Route("/metrics", self._metrics, methods=["GET"]))
-        server = uvicorn.Server(uvicorn.Config(
-            app, host=self.config["rpc"]["host"], port=int(self.config["rpc"]["port"]),
-            log_level="warning", lifespan="off", access_log=False))
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        rpc_config = self.config["rpc"]
+        listeners = [(rpc_config, RpcAccess.from_config(rpc_config))]
+        if rpc_config.get("admin"):  # admin methods on their own listener (loopback by default)
+            listeners.append((rpc_config["admin"], RpcAccess.from_config(rpc_config, admin_listener=True)))
+        servers = []
+        for where, access in listeners:
+            app = make_rpc_app(self, self.rpc_methods(), limits=limits, executor=executor, access=access)
+            app.router.routes.append(Route("/metrics", self._metrics, methods=["GET"]))
+            one = uvicorn.Server(uvicorn.Config(app, host=where["host"], port=int(where["port"]),
+                                                log_level="warning", lifespan="off", access_log=False))
+            one.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+            servers.append(one)
         await self.transport.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stopping.set)
-        server_task = asyncio.create_task(server.serve())
+        server_tasks = [asyncio.create_task(one.serve()) for one in servers]
         watchdog = asyncio.create_task(self._sync_watchdog())
         garbage = (asyncio.create_task(self.byzantine_behaviour.run(self._stopping))
                    if self.byzantine_behaviour is not None else None)
         self.m_height.set(self.ledger.height)
         self._schedule_start()
-        log.info("%s: %s at height %d, p2p %s:%s, rpc http://%s:%s", self.name,
+        log.info("%s: %s at height %d, p2p %s:%s (advertised %s), rpc %s", self.name,
                  to_checksum_address(self.address), self.ledger.height, self.config["p2p"]["host"],
-                 self.config["p2p"]["port"], self.config["rpc"]["host"], self.config["rpc"]["port"])
+                 self.config["p2p"]["port"], self.enode, ", ".join(
+                     f"http://{where['host']}:{where['port']} ({access.listener})" for where, access in listeners))
         await self._stopping.wait()
         log.info("%s: stopping", self.name)
-        server.should_exit = True
+        for one in servers:
+            one.should_exit = True
         watchdog.cancel()
         if garbage is not None:
             garbage.cancel()
         await self.transport.stop()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(server_task, 5)
+            await asyncio.wait_for(asyncio.gather(*server_tasks), 5)
         executor.close()
         self.ledger.close()
 
@@ -535,12 +578,17 @@ def main(argv: list[str] | None = None) -> None:
     the exit code.
     """
     parser = argparse.ArgumentParser(description="Run one TraceLedger QBFT node")
-    parser.add_argument("--config", required=True, help="node.json written by `traceledger network init`")
+    parser.add_argument("--config", required=True,
+                        help="node.json written by `traceledger node init` (or by `traceledger network up`)")
+    parser.add_argument("--passphrase-file", default=None,
+                        help=f"file holding the key's passphrase (else ${PASSPHRASE_ENV} or node.json passphrase_file)")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--byzantine", choices=["equivocate", "garbage"], default=None,
                         help="DEBUG FAULT for the fault-injection harness: misbehave on purpose")
     args = parser.parse_args(argv)
-    config = json.loads(Path(args.config).read_text())
+    config = load_node_config(args.config)
+    if args.passphrase_file:
+        config["passphrase_file"] = str(Path(args.passphrase_file).resolve())
     if args.byzantine:
         config["byzantine"] = args.byzantine
     logging.basicConfig(level=args.log_level.upper(),

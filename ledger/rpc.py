@@ -33,11 +33,15 @@ from eth_utils import (
     to_checksum_address,
 )
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ledger.chain import Ledger
+from ledger.rpc_access import UNAUTHORIZED, RpcAccess, TokenRefused
 from ledger.rpc_guard import (
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -710,8 +714,13 @@ async def _answer(ctx: NodeContext, request: Any, extra: dict[str, Callable[...,
 
 
 def make_rpc_app(ctx: NodeContext, extra: dict[str, Callable[..., Any]] | None = None, *,
-                 limits: RpcLimits | None = None, executor: CallExecutor | None = None) -> Starlette:
+                 limits: RpcLimits | None = None, executor: CallExecutor | None = None,
+                 access: RpcAccess | None = None) -> Starlette:
     """Starlette app answering JSON-RPC POSTs at ``/`` (single or batch) and ``GET /healthz``.
+
+    With ``access`` (:class:`ledger.rpc_access.RpcAccess`), admin methods need its JWT or a loopback
+    listener (-40100 otherwise; 401 for an invalid token), and its host allowlist and CORS origins apply;
+    without it every method is served (direct use in tests).
 
     Every POST is bounded by ``limits`` (default :class:`RpcLimits`): body bytes actually read (413),
     requests per client address (429, ``-32005``), batch size (400, ``-32005``); batch entries are
@@ -734,6 +743,19 @@ def make_rpc_app(ctx: NodeContext, extra: dict[str, Callable[..., Any]] | None =
             body = parse_body(await read_body(request.stream(), limits.max_request_content_length))
         except RequestRefused as exc:
             return refuse(exc.status, exc.code, exc.message)
+        try:
+            claims = access.claims(request.headers.get("authorization")) if access is not None else None
+        except TokenRefused as exc:
+            return refuse(401, UNAUTHORIZED, str(exc))
+
+        async def answer(entry: Any) -> dict | None:
+            method = entry.get("method") if isinstance(entry, dict) else None
+            denied = access.refusal(method, claims) if access is not None else None
+            if denied is None:
+                return await _answer(ctx, entry, extra, executor, client)
+            return None if "id" not in entry else _error(entry.get("id") if valid_id(entry.get("id")) else None,
+                                                          UNAUTHORIZED, denied)
+
         if isinstance(body, list):
             if not body:
                 return refuse(200, INVALID_REQUEST, "invalid request: empty batch")
@@ -745,16 +767,23 @@ def make_rpc_app(ctx: NodeContext, extra: dict[str, Callable[..., Any]] | None =
                                                    f"client (burst {limits.rate_burst}); a batch counts each entry")
             answers = []
             for entry in body:
-                answer = await _answer(ctx, entry, extra, executor, client)
-                if answer is not None:
-                    answers.append(answer)
+                one = await answer(entry)
+                if one is not None:
+                    answers.append(one)
                 await asyncio.sleep(0)  # let consensus messages in between batch entries
             return JSONResponse(answers)
-        return JSONResponse(await _answer(ctx, body, extra, executor, client))
+        return JSONResponse(await answer(body))
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "block": ctx.ledger.height, "peers": ctx.peer_count()})
 
-    app = Starlette(routes=[Route("/", handle, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])])
+    middleware = []
+    if access is not None and "*" not in access.host_allowlist:
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(access.host_allowlist)))
+    if access is not None and access.cors_origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=list(access.cors_origins),
+                                     allow_methods=["GET", "POST"], allow_headers=["Content-Type", "Authorization"]))
+    app = Starlette(routes=[Route("/", handle, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])],
+                    middleware=middleware)
     app.state.executor = executor
     return app

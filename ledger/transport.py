@@ -80,9 +80,11 @@ class Transport:
     def __init__(
         self, *, chain_id: int, address: bytes, sign: Callable[[bytes], bytes], host: str, port: int,
         peers: list[PeerAddress], allowed: Callable[[], set[bytes]], on_frame: Handler,
-        on_counter: Callable[[str], None] | None = None,
+        on_counter: Callable[[str], None] | None = None, advertise_port: int | None = None,
     ) -> None:
         self.chain_id = chain_id
+        #: the port peers dial us back at (the handshake's ``listenPort``; differs from ``port`` behind NAT)
+        self.advertise_port = advertise_port or port
         self.address = address
         self.sign = sign
         self.host = host
@@ -94,6 +96,7 @@ class Transport:
         self._queues: dict[bytes, asyncio.Queue[bytes]] = {a: asyncio.Queue() for a in self.peers}
         self._connected: set[bytes] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._dialers: dict[bytes, asyncio.Task[None]] = {}
         self._server: asyncio.base_events.Server | None = None
         self._readers: set[asyncio.Task[None]] = set()
         self._running = False
@@ -104,7 +107,7 @@ class Transport:
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
         self._running = True
         for peer in self.peers.values():
-            self._tasks.append(asyncio.create_task(self._dial_loop(peer)))
+            self._dialers[peer.address] = asyncio.create_task(self._dial_loop(peer))
 
     def add_peer(self, peer: PeerAddress) -> bool:
         """Start sending to ``peer`` (no-op, False, when it is us or already known)."""
@@ -113,18 +116,35 @@ class Transport:
         self.peers[peer.address] = peer
         self._queues[peer.address] = asyncio.Queue()
         if self._running:
-            self._tasks.append(asyncio.create_task(self._dial_loop(peer)))
+            self._dialers[peer.address] = asyncio.create_task(self._dial_loop(peer))
         log.info("added peer 0x%s at %s:%d", peer.address.hex(), peer.host, peer.port)
         return True
+
+    def remove_peer(self, address: bytes) -> bool:
+        """Stop dialling and sending to ``address`` (its queued frames are dropped); False when unknown.
+        An admitted node may still connect in (and is then dialled back)."""
+        if self.peers.pop(address, None) is None:
+            return False
+        self._queues.pop(address, None)
+        task = self._dialers.pop(address, None)
+        if task is not None:
+            task.cancel()
+        self._connected.discard(address)
+        log.info("removed peer 0x%s", address.hex())
+        return True
+
+    def is_connected(self, address: bytes) -> bool:
+        """Whether our outbound link to ``address`` is up."""
+        return address in self._connected
 
     async def stop(self) -> None:
         """Cancel every dial and reader task and stop listening; queued frames are dropped."""
         self._running = False
-        for task in self._tasks + list(self._readers):
+        for task in self._tasks + list(self._dialers.values()) + list(self._readers):
             task.cancel()
         if self._server is not None:
             self._server.close()
-        for task in self._tasks:
+        for task in self._tasks + list(self._dialers.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
@@ -162,7 +182,8 @@ class Transport:
             try:
                 ts = int(time.time())
                 sig = self.sign(handshake_digest(self.chain_id, self.address, ts))
-                writer.write(frame(KIND_HANDSHAKE, rlp.encode([self.chain_id, self.address, ts, sig, self.port])))
+                hello = rlp.encode([self.chain_id, self.address, ts, sig, self.advertise_port])
+                writer.write(frame(KIND_HANDSHAKE, hello))
                 await writer.drain()
                 self._connected.add(peer.address)
                 reader_task = asyncio.create_task(self._watch_close(reader))

@@ -6,6 +6,8 @@ Commands::
     traceledger demo [--certificates DIR] [--scenario certificates|receivables|work-tickets|all]
     traceledger verify IDENTIFIER [--api URL]
     traceledger node --config DIR/validator-1/node.json
+    traceledger node init --data-dir D --listen HOST:PORT --advertise HOST:PORT   (see ledger/consortium.py)
+    traceledger network genesis --validator ENODE … --admin ADDRESS [--out network.json] [--besu-genesis FILE]
     traceledger contracts compile [--check]
     traceledger db current|upgrade [--data-dir DIR | --database-url URL]
     traceledger validators list|add|remove|discard …   (see ledger/cli.py)
@@ -157,15 +159,6 @@ def _print_banner(stack: Any, spec: Any, contracts: dict[str, str]) -> None:
                   f"{spec.data_dir / 'admin-token'})\" -H 'Content-Type: application/json' "
                   "-d '{\"name\": \"Demo Steel Mill\", \"roles\": [\"manufacturer\"]}'", highlight=False, markup=False)
     console.print("Ctrl-C stops everything.")
-
-
-@app.command()
-def node(config: Annotated[Path, typer.Option(help="node.json of one validator")],
-         log_level: str = "INFO") -> None:
-    """Run one validator node in the foreground."""
-    from ledger.node import main
-
-    main(["--config", str(config), "--log-level", log_level])
 
 
 def _load_certificates(directory: Path | None) -> list[tuple[str, Any]]:
@@ -526,6 +519,8 @@ def contracts_deploy(
 from ledger.cli import (  # noqa: E402 - operator commands
     export_genesis_command,
     faults_command,
+    network_genesis_command,
+    node_app,
     validators_app,
     verify_block_command,
 )
@@ -534,6 +529,8 @@ app.add_typer(validators_app, name="validators")
 app.command("faults")(faults_command)
 app.command("verify-block")(verify_block_command)
 network_app.command("export-genesis")(export_genesis_command)
+network_app.command("genesis")(network_genesis_command)
+app.add_typer(node_app, name="node")
 
 
 if __name__ == "__main__":
