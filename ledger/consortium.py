@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import coincurve
 from eth_keys import keys
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 
@@ -80,7 +81,9 @@ class Enode:
         where = where.split("?", 1)[0]  # Besu's ?discport=… is not used here
         try:
             public_key = bytes.fromhex(key_hex)
-            keys.PublicKey(public_key)  # validates length (64 bytes) and that it lies on secp256k1
+            if len(public_key) != 64:
+                raise ValueError(f"{len(public_key)} bytes, not 64")
+            coincurve.PublicKey(b"\x04" + public_key)  # raises unless the point lies on secp256k1
         except Exception as exc:
             raise ValueError(f"enode public key must be 128 hex digits of a secp256k1 point: {exc}") from exc
         host, port = parse_host_port(where, "enode")
