@@ -1,4 +1,4 @@
-"""`traceledger node init` / `network genesis` (ledger/consortium.py) and a consortium node's admin RPC, run for real."""
+"""`traceledger node init` / `network genesis` (ledger/consortium.py) and a consortium node's admin RPC, for real."""
 
 from __future__ import annotations
 
