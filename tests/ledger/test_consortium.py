@@ -46,6 +46,7 @@ def test_node_init_keeps_the_key_encrypted_and_the_config_relative(tmp_path: Pat
     assert keystore["crypto"]["kdf"] == "scrypt" and keystore["version"] == 3
     for name in ("key.json", "rpc-jwt.secret"):
         assert (root / name).stat().st_mode & 0o077 == 0
+    assert root.stat().st_mode & 0o077 == 0
     os.environ["TRACELEDGER_NODE_PASSPHRASE"] = "correct horse"
     try:
         key = load_node_key({"key_file": str(root / "key.json")})
