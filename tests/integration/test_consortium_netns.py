@@ -2,10 +2,12 @@
 
 Each host is initialised on its own with ``traceledger node init`` (its key never leaves its data dir); the
 genesis is assembled with ``traceledger network genesis`` from the four printed enode URLs only. The test
-process stands for a fifth, non-validator host on the bridge (10.77.0.254). Faults: one host's link down
+process stands for a host on the bridge that runs no validator (10.77.0.254). Faults: one host's link down
 (the chain stays live), two down (it halts, no fork), both restored (it resumes; the seconds from link-up
 until every host holds the new blocks are printed), an admin call without credentials from the outside
 host (refused; accepted with the node's JWT), and the API failing over when its validator's host goes down.
+Then a fifth member (10.77.0.5) joins as the README says: node init, the same network.json, voted in by
+three members on their own hosts' admin listeners; it syncs and proposes blocks.
 
 Needs root and iproute2 (CI runs as root); skipped with the reason otherwise. Namespaces, veths and the
 bridge are removed even when the test fails.
@@ -13,6 +15,7 @@ bridge are removed even when the test fails.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -32,7 +35,7 @@ pytestmark = pytest.mark.integration
 
 SUBNET = "10.77.0"
 OUTSIDE = f"{SUBNET}.254"  # the test process: a host on the bridge that runs no validator
-HOSTS = 4
+HOSTS = 5  # four founding members, and a fifth that joins later
 TAG = f"{os.getpid() % 100000}"  # interface names stay within 15 characters and apart from parallel runs
 PASSPHRASE = "consortium test passphrase"
 CLI = [sys.executable, "-m", "api.cli.main"]
@@ -135,9 +138,16 @@ def _heights(hosts: list[Host]) -> list[int]:
     return [h.height() for h in hosts]
 
 
+def _start(host: Host, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], object]:
+    log = open(host.data_dir / "node.log", "wb")  # noqa: SIM115 - closed by the test
+    command = _in(host, sys.executable, "-m", "ledger.node", "--config", str(host.data_dir / "node.json"))
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    return proc, log
+
+
 def test_four_enterprises_on_four_hosts(hosts: list[Host], tmp_path: Path) -> None:
     env = {**os.environ, "TRACELEDGER_NODE_PASSPHRASE": PASSPHRASE}
-    # 1. every host makes its own key and config; only the enode URL comes out
+    # 1. every host makes its own key and config; only the enode URL comes out (the fifth joins later)
     inits = [subprocess.Popen(_in(h, *CLI, "node", "init", "--data-dir", str(h.data_dir), "--listen",
                                   f"{h.ip}:30303", "--advertise", f"{h.ip}:30303", "--rpc", f"{h.ip}:8545",
                                   "--scrypt-n", str(2**14)),
@@ -148,16 +158,15 @@ def test_four_enterprises_on_four_hosts(hosts: list[Host], tmp_path: Path) -> No
         assert proc.returncode == 0, err
         enodes.append(out.splitlines()[0])
     assert [e.rsplit("@", 1)[1] for e in enodes] == [f"{h.ip}:30303" for h in hosts]
+    newcomer, enodes, hosts = hosts[4], enodes[:4], hosts[:4]
     # 2. the genesis from public identities only
     network = tmp_path / "network.json"
     subprocess.run([*CLI, "network", "genesis", *[a for e in enodes for a in ("--validator", e)], "--admin", ADMIN,
                     "--out", str(network), "--block-period", "1"], check=True, capture_output=True, text=True)
-    for h in hosts:
+    for h in [*hosts, newcomer]:
         shutil.copy(network, h.data_dir / "network.json")
-    logs = [open(h.data_dir / "node.log", "wb") for h in hosts]  # noqa: SIM115
-    procs = [subprocess.Popen(_in(h, sys.executable, "-m", "ledger.node", "--config", str(h.data_dir / "node.json")),
-                              stdout=log, stderr=subprocess.STDOUT, env=env)
-             for h, log in zip(hosts, logs, strict=True)]
+    started = [_start(h, env) for h in hosts]
+    procs, logs = [p for p, _ in started], [log for _, log in started]
     try:
         _wait("all four hosts reach block 2", lambda: min(_heights(hosts)) >= 2, 120)
 
@@ -198,6 +207,30 @@ def test_four_enterprises_on_four_hosts(hosts: list[Host], tmp_path: Path) -> No
               f"{caught_up:.1f} s")
         common = min(_heights(hosts))
         assert len({h.block_hash(common) for h in hosts}) == 1, f"fork at block {common}"
+
+        # the governance CLI from the outside host: only with the node's JWT secret
+        listing = [*CLI, "validators", "list", "--rpc", hosts[0].rpc_url]
+        assert subprocess.run(listing, capture_output=True, text=True, timeout=120).returncode != 0
+        secret = {**os.environ, "TRACELEDGER_RPC_JWT_SECRET_FILE": str(hosts[0].data_dir / "rpc-jwt.secret")}
+        shown = subprocess.run(listing, capture_output=True, text=True, timeout=120, env=secret)
+        assert shown.returncode == 0 and "pending votes at" in shown.stdout, shown.stdout + shown.stderr
+
+        # a fifth member: voted in by three members, each on its own host's loopback admin listener
+        address = json.loads((newcomer.data_dir / "identity.json").read_text())["address"]
+        votes = [subprocess.Popen(_in(h, *CLI, "validators", "add", address, "--rpc", "http://127.0.0.1:8645",
+                                      "--no-wait"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for h in hosts[:3]]
+        proc, log = _start(newcomer, env)
+        procs.append(proc)
+        logs.append(log)
+        for vote_proc in votes:
+            assert vote_proc.wait(timeout=120) == 0, vote_proc.communicate()[1]
+        _wait("the fifth member is voted in", lambda: address in rpc(
+            hosts[0].rpc_url, "qbft_getValidatorsByBlockNumber", ["latest"]), 120)
+        _wait("the fifth member syncs and proposes a block", lambda: rpc(
+            newcomer.rpc_url, "eth_getBlockByNumber", ["latest", False])["miner"] == address, 120)
+        top = newcomer.height()
+        assert newcomer.block_hash(top) == hosts[0].block_hash(top)
     finally:
         stop_processes(procs)
         for log in logs:
