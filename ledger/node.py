@@ -11,6 +11,13 @@ Configuration (JSON, written by :mod:`ledger.network`)::
      "observers": ["0x…"], "block_period_s": 1.0, "request_timeout_s": 1.0, "round_timeout_cap_s": 60.0,
      "permissioning": {"registry": "0x…" | null}, "byzantine": null}
 
+A consortium node's ``node.json`` (written by ``traceledger node init``, :mod:`ledger.consortium`) keeps its
+paths relative to its folder, takes genesis, timings, registry and peers from ``network_file`` (the
+``network.json`` of ``traceledger network genesis``), holds its key as an encrypted keystore, and adds
+``p2p.advertise`` (the address peers dial), ``rpc.admin`` (a second JSON-RPC listener for the admin
+methods, loopback by default), ``rpc.jwt_secret_file``, ``rpc.host_allowlist`` and ``rpc.cors_origins``
+(see :mod:`ledger.rpc_access`); :func:`ledger.consortium.load_node_config` resolves both shapes.
+
 A node whose key is not in the validator set of a height is an **observer** for it: it follows
 consensus passively (commits blocks it sees a quorum of COMMITs for), catches up by sync, and serves
 JSON-RPC. Node permissioning: only validators of the latest set and the configured ``observers`` may

@@ -135,3 +135,36 @@ def test_a_consortium_node_runs_and_guards_its_admin_rpc(tmp_path: Path) -> None
     finally:
         stop_processes([proc])
         log.close()
+
+
+def test_dial_back_uses_the_advertised_port_and_remove_peer_stops_dialling() -> None:
+    """A node bound to one port but advertising another (NAT) is dialled back at the advertised one."""
+    import asyncio
+
+    from ledger.transport import PeerAddress, Transport
+
+    key_a, key_b = keys.PrivateKey(b"\x0a" * 32), keys.PrivateKey(b"\x0b" * 32)
+    addr_a, addr_b = key_a.public_key.to_canonical_address(), key_b.public_key.to_canonical_address()
+
+    def transport(key: keys.PrivateKey, port: int, peers: list, advertise: int | None = None) -> Transport:
+        return Transport(chain_id=7, address=key.public_key.to_canonical_address(),
+                         sign=lambda d: key.sign_msg_hash(d).to_bytes(), host="127.0.0.1", port=port, peers=peers,
+                         allowed=lambda: {addr_a, addr_b}, on_frame=lambda *a: None, advertise_port=advertise)
+
+    async def scenario() -> None:
+        port_a, port_b, advertised_b = free_port(), free_port(), free_port()
+        a = transport(key_a, port_a, [])
+        b = transport(key_b, port_b, [PeerAddress(addr_a, "127.0.0.1", port_a)], advertise=advertised_b)
+        await a.start()
+        await b.start()
+        try:
+            deadline = time.monotonic() + 10
+            while addr_b not in a.peers and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert a.peers[addr_b].port == advertised_b  # not port_b, where b merely binds
+            assert b.remove_peer(addr_a) and addr_a not in b.peers and not b.remove_peer(addr_a)
+        finally:
+            await a.stop()
+            await b.stop()
+
+    asyncio.run(scenario())
