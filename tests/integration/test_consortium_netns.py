@@ -192,6 +192,7 @@ def test_four_enterprises_on_four_hosts(hosts: list[Host], tmp_path: Path) -> No
 
         # one host cut: 3 of 4 is a quorum, the chain stays live
         hosts[3].link(False)
+        cut_at = time.monotonic()
         start = max(_heights(hosts[:3]))
         _wait("the chain moves on with host 4 cut", lambda: min(_heights(hosts[:3])) >= start + 2, 60)
 
@@ -207,10 +208,11 @@ def test_four_enterprises_on_four_hosts(hosts: list[Host], tmp_path: Path) -> No
         # restore: the chain resumes and both hosts catch up
         hosts[2].link(True)
         hosts[3].link(True)
+        outage = time.monotonic() - cut_at
         resumed = _wait("the chain resumes", lambda: hosts[0].height() > max(halted), 180)
         caught_up = _wait("hosts 3 and 4 catch up", lambda: min(_heights(hosts)) > max(halted), 180) + resumed
-        print(f"\nrejoin after link-up: chain resumed in {resumed:.1f} s, every host past the halt height in "
-              f"{caught_up:.1f} s")
+        print(f"\nrejoin after link-up (host 4 cut for {outage:.0f} s, host 3 for less): chain resumed in "
+              f"{resumed:.1f} s, every host past the halt height in {caught_up:.1f} s")
         common = min(_heights(hosts))
         assert len({h.block_hash(common) for h in hosts}) == 1, f"fork at block {common}"
 
