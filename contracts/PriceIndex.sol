@@ -53,10 +53,10 @@ contract PriceIndex {
         /// the price as first published (equal to `price` unless corrected)
         uint128 originalPrice;
         address publisher;
-        /// block timestamp of the first publication
-        uint64 publishedAt;
-        /// block timestamp of the correction, 0 unless corrected
-        uint64 correctedAt;
+        /// block of the first publication (its PricePublished event is there)
+        uint64 publishedBlock;
+        /// block of the correction (its PriceCorrected event), 0 unless corrected
+        uint64 correctedBlock;
     }
 
     IPublisherRegistry private immutable _registry;
@@ -229,19 +229,19 @@ contract PriceIndex {
             p.price = uint128(price);
             p.originalPrice = uint128(price);
             p.publisher = msg.sender;
-            p.publishedAt = uint64(block.timestamp);
+            p.publishedBlock = uint64(block.number);
             emit PricePublished(day, grade, currency, price, msg.sender);
             return;
         }
         if (p.publisher != msg.sender) revert PriceOwnedByOther(grade, currency, day, p.publisher);
         if (p.price == price) return; // the same price again: a retried list changes nothing
-        if (p.correctedAt != 0) revert AlreadyCorrected(grade, currency, day);
+        if (p.correctedBlock != 0) revert AlreadyCorrected(grade, currency, day);
         if (today > day + CORRECTION_WINDOW_DAYS) {
             revert CorrectionWindowClosed(grade, currency, day, day + CORRECTION_WINDOW_DAYS);
         }
         uint256 previous = p.price;
         p.price = uint128(price);
-        p.correctedAt = uint64(block.timestamp);
+        p.correctedBlock = uint64(block.number);
         emit PriceCorrected(day, grade, currency, previous, price, msg.sender);
     }
 

@@ -8,6 +8,7 @@ from eth_utils import keccak
 from web3.logs import DISCARD
 
 from api.valuation import grade_key
+from api.workflows.adapters import PriceIndexReader, PriceInForce, PriceRecord
 
 from .world import BANK, MANUFACTURER, PRICE_PUBLISHER, World
 
@@ -166,3 +167,18 @@ def test_corrections_close_seven_days_after_the_day(world: World) -> None:
     w.travel((d + 8) * DAY + 3600)  # day d + 8: closed
     text = w.refused(publish(w, "mysteel", d, [(Q235, CNY, 2_001)]), me, "CorrectionWindowClosed")
     assert str(d + 7) in text
+
+
+def test_the_typed_reader_decodes_by_name_with_the_event_blocks(world: World) -> None:
+    w, d, me = world, today(world), world.acct["mysteel"]
+    first = w.do(me, publish(w, "mysteel", d - 1, [(S355, CNY, 412_550)]))
+    fix = w.do(me, publish(w, "mysteel", d - 1, [(S355, CNY, 412_505)]))
+    reader = PriceIndexReader(w.pi)
+    rec = reader.price_on(S355, "CNY", d - 1)
+    assert rec == PriceRecord(price=412_505, originalPrice=412_550, publisher=me, publishedBlock=first.blockNumber,
+                              correctedBlock=fix.blockNumber)
+    assert rec.exists and rec.corrected and not reader.price_on(S355, "CNY", d).exists
+    assert reader.price_at(S355, "CNY", d) == PriceInForce(price=412_505, publishedDay=d - 1, publisher=me)
+    assert not reader.price_at(S355, "CNY", d - 2).exists
+    assert reader.published_days(S355, "CNY", 0, d) == [d - 1] and reader.currencies_of(S355) == ["CNY"]
+    assert reader.current_day() == d
