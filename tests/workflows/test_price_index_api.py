@@ -137,6 +137,7 @@ def test_publish_correct_and_read_the_price_index(api: httpx.Client, stack: Stac
     assert jpy["exponent"] == 0 and jpy["prices"][0]["price_per_tonne"] == "61300"
     nothing = api.get("/v1/price-index/S355JR").json()
     assert nothing["series"] == []
+    assert nothing["to"] == _day(chain, 1) and nothing["from"] == _day(chain, 1 - 365)  # the defaults
 
     for params, field in [({"from": d1, "to": d3}, "query.from"), ({"currency": "ABC"}, "query.currency"),
                           ({"from": "2000-01-01", "to": "2026-01-01"}, "query.from"),
