@@ -28,7 +28,7 @@ from api.main import create_app  # noqa: E402
 from tests.api.conftest import GOV_TOKEN, auth, make_settings, sample  # noqa: E402
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
-ROLES = ["manufacturer", "supplier", "core_enterprise", "bank", "auditor", "regulator"]
+ROLES = ["manufacturer", "supplier", "core_enterprise", "bank", "auditor", "regulator", "price_publisher"]
 
 
 @pytest.fixture(scope="module")
