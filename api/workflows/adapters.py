@@ -394,3 +394,16 @@ class PriceIndexReader:
         """``currenciesOf(grade)``: ISO 4217 codes the grade has a series in, in order of first publication."""
         raw = call_view(lambda: self.contract.functions.currenciesOf(grade).call(), "currenciesOf")
         return [bytes(c).decode("ascii") for c in raw]
+
+    def valuation_prices(self, grade: bytes, currency: str, from_day: int, to_day: int) -> list[tuple[int, int]]:
+        """The ``(day, price_per_tonne_minor)`` pairs :func:`api.valuation.valuation_timeline` needs for
+        ``from_day..to_day``: the price in force the day before ``from_day`` (so values and crossings at
+        ``from_day`` are the series' own, not the window's) and every price published within the window."""
+        pairs: list[tuple[int, int]] = []
+        if from_day > 0:
+            carried = self.price_at(grade, currency, from_day - 1)
+            if carried.exists:
+                pairs.append((carried.publishedDay, carried.price))
+        for day in self.published_days(grade, currency, from_day, to_day):
+            pairs.append((day, self.price_on(grade, currency, day).price))
+        return pairs
