@@ -218,14 +218,13 @@ contract PriceIndex {
         bytes32 key = seriesKey(grade, currency);
         Price storage p = _prices[key][day];
         if (p.publisher == address(0)) {
-            uint64[] storage list = _days[key];
-            uint256 n = list.length;
+            uint256 n = _days[key].length;
             if (n == 0) {
                 _currencies[grade].push(currency);
-            } else if (list[n - 1] > day) {
-                revert DayBeforeLatest(grade, currency, day, list[n - 1]);
+            } else if (_days[key][n - 1] > day) {
+                revert DayBeforeLatest(grade, currency, day, _days[key][n - 1]);
             }
-            list.push(day);
+            _days[key].push(day);
             p.price = uint128(price);
             p.originalPrice = uint128(price);
             p.publisher = msg.sender;
