@@ -23,6 +23,7 @@ from ledger.network import (
     NetworkSpec,
     free_port,
     init_network,
+    record_contracts,
     rpc,
     stop_processes,
     wait_for_rpc,
@@ -125,11 +126,16 @@ class Stack:
             return {"EnterpriseRegistry": self.spec.enterprise_registry, "AnchorRegistry": self.spec.anchor_registry,
                     "WorkTicket": self.spec.work_ticket, "ReceivableToken": self.spec.receivable_token,
                     "PriceIndex": self.spec.price_index}
-        deployed = deploy_contracts(self.spec.rpc_urls[0], self.spec.admin_key())
+        recorded = {"WorkTicket": self.spec.work_ticket, "ReceivableToken": self.spec.receivable_token,
+                    "PriceIndex": self.spec.price_index}
+        deployed = deploy_contracts(self.spec.rpc_urls[0], self.spec.admin_key(), known=recorded)
         if (deployed["EnterpriseRegistry"].lower() != self.spec.enterprise_registry.lower()
                 or deployed["AnchorRegistry"].lower() != self.spec.anchor_registry.lower()):
             raise RuntimeError(f"contracts deployed at unexpected addresses {deployed}: the admin account "
                                "must make no transaction before the deployment")
+        moved = {name: deployed[name] for name, a in recorded.items() if deployed[name].lower() != a.lower()}
+        if moved:  # added to an older network after the admin's nonce moved on: network.json keeps the address
+            self.spec = record_contracts(self.spec.data_dir, moved)
         return deployed
 
     def port_needs(self) -> list[PortNeed]:
