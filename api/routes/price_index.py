@@ -143,9 +143,9 @@ def publish_prices(body: PublishBody, ent: CurrentEnterprise, session: SessionDe
     already there). Errors: 422 naming the field; 403 ``NotPricePublisher`` / ``PriceOwnedByOther``;
     409 ``DayBeforeLatest`` / ``AlreadyCorrected`` / ``CorrectionWindowClosed``.
     """
-    chain = require_chain(state)
     day = _day(body.day, "body.day")
-    rows = _rows(body)
+    rows = _rows(body)  # every field checked before the chain is asked anything
+    chain = require_chain(state)
     me = to_checksum_address(ent.address)
     if not RegistryReader(contract(state, "EnterpriseRegistry")).has_role(me, EnterpriseRole.PRICE_PUBLISHER):
         raise HTTPException(status.HTTP_403_FORBIDDEN,
@@ -223,15 +223,17 @@ def price_series(
     day; null when none); ``correction`` is null or ``{original_price_per_tonne, …, tx_hash, block_number}``.
     At most 3660 days per request (422 naming ``query.from``).
     """
-    index = _reader(state)
-    problems = []
     if currency is not None:
         try:
             currency_exponent(currency)
         except ValueError as exc:
-            problems.append(issue("query.currency", "currency", str(exc)))
-    to_day = _day(to, "query.to") if to is not None else index.current_day() + 1
-    from_day = _day(from_, "query.from") if from_ is not None else max(0, to_day - DEFAULT_SPAN_DAYS + 1)
+            raise UnprocessableError([issue("query.currency", "currency", str(exc))]) from exc
+    asked_to = _day(to, "query.to") if to is not None else None
+    asked_from = _day(from_, "query.from") if from_ is not None else None
+    index = _reader(state)
+    to_day = asked_to if asked_to is not None else index.current_day() + 1
+    from_day = asked_from if asked_from is not None else max(0, to_day - DEFAULT_SPAN_DAYS + 1)
+    problems = []
     if from_day < 0 or to_day < 0:
         problems.append(issue("query.from" if from_day < 0 else "query.to", "range",
                               "days before 1970-01-01 have no prices"))

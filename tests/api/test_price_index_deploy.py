@@ -65,3 +65,20 @@ def test_network_json_records_a_moved_address(tmp_path: Path) -> None:
     again = record_contracts(spec.data_dir, {"PriceIndex": moved})
     assert again.price_index == moved == load_network(spec.data_dir).price_index
     assert again.receivable_token == spec.receivable_token
+
+
+def test_without_a_chain_bodies_are_checked_then_503(client) -> None:
+    from tests.api.conftest import auth, create_enterprise
+
+    publisher = create_enterprise(client, roles=["price_publisher"], name="Mysteel Price Centre")
+    assert publisher["roles"] == ["price_publisher"]
+    key = auth(publisher["api_key"])
+    r = client.post("/v1/price-index", headers=key, json={"day": "2026-11-31", "prices": [
+        {"grade": "S355MC", "currency": "CNY", "price_per_tonne": "4125.50"}]})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "body.day"
+    r = client.post("/v1/price-index", headers=key, json={"day": "2026-11-30", "prices": [
+        {"grade": "S355MC", "currency": "CNY", "price_per_tonne": "4125.50"}]})
+    assert r.status_code == 503 and "TRACELEDGER_RPC_URL" in r.text
+    assert client.get("/v1/price-index/S355MC").status_code == 503
+    r = client.get("/v1/price-index/S355MC", params={"currency": "XAU"})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "query.currency"
