@@ -248,8 +248,8 @@ def price_series(
     currencies = [currency] if currency is not None else index.currencies_of(key)
     records = {}
     for cur in currencies:
-        for d in index.published_days(key, cur, from_day, to_day):
-            records[(d, cur)] = index.price_on(key, cur, d)
+        for d, record in index.prices_between(key, cur, from_day, to_day):
+            records[(d, cur)] = record
     published = _event_index(index, "PricePublished", key, {r.publishedBlock for r in records.values()})
     corrected = _event_index(index, "PriceCorrected", key,
                              {r.correctedBlock for r in records.values() if r.corrected})

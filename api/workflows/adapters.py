@@ -390,6 +390,15 @@ class PriceIndexReader:
             lambda: self.contract.functions.publishedDays(grade, currency.encode("ascii"), from_day, to_day).call(),
             "publishedDays")]
 
+    def prices_between(self, grade: bytes, currency: str, from_day: int, to_day: int) -> list[tuple[int, PriceRecord]]:
+        """``pricesBetween(grade, currency, fromDay, toDay)``: each published day in that range with its record,
+        ascending, in one call."""
+        on, records = call_view(
+            lambda: self.contract.functions.pricesBetween(grade, currency.encode("ascii"), from_day, to_day).call(),
+            "pricesBetween")
+        names = _components(self.contract, "priceOn")
+        return [(int(d), decode_struct(PriceRecord, names, r)) for d, r in zip(on, records, strict=True)]
+
     def currencies_of(self, grade: bytes) -> list[str]:
         """``currenciesOf(grade)``: ISO 4217 codes the grade has a series in, in order of first publication."""
         raw = call_view(lambda: self.contract.functions.currenciesOf(grade).call(), "currenciesOf")
@@ -404,6 +413,5 @@ class PriceIndexReader:
             carried = self.price_at(grade, currency, from_day - 1)
             if carried.exists:
                 pairs.append((carried.publishedDay, carried.price))
-        for day in self.published_days(grade, currency, from_day, to_day):
-            pairs.append((day, self.price_on(grade, currency, day).price))
+        pairs.extend((day, record.price) for day, record in self.prices_between(grade, currency, from_day, to_day))
         return pairs

@@ -183,6 +183,7 @@ def test_the_typed_reader_decodes_by_name_with_the_event_blocks(world: World) ->
     assert reader.price_at(S355, "CNY", d) == PriceInForce(price=412_505, publishedDay=d - 1, publisher=me)
     assert not reader.price_at(S355, "CNY", d - 2).exists
     assert reader.published_days(S355, "CNY", 0, d) == [d - 1] and reader.currencies_of(S355) == ["CNY"]
+    assert reader.prices_between(S355, "CNY", 0, d) == [(d - 1, rec)] and reader.prices_between(S355, "CNY", d, d) == []
     assert reader.current_day() == d
 
 
