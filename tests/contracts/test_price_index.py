@@ -201,3 +201,23 @@ def test_valuation_reads_the_series_it_needs_from_the_chain(world: World) -> Non
     assert [(c.day, c.direction) for c in v.crossings] == [(d - 1, "below")]
     assert reader.valuation_prices(S355, "CNY", d - 20, d - 10) == []
     assert reader.valuation_prices(S355, "USD", d - 5, d) == []
+
+
+def test_the_interface_the_warehouse_receipts_rely_on() -> None:
+    """The ABI agreed for issue 15 (publish, priceAt, PricePublished): a change here breaks the other side."""
+    from contracts import load_artifact
+
+    abi = {(i["type"], i.get("name")): i for i in load_artifact("PriceIndex")["abi"]}
+
+    def sig(item: dict) -> str:
+        return f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
+
+    assert sig(abi[("function", "publish")]) == "publish(uint64,bytes32[],bytes3[],uint256[])"
+    price_at = abi[("function", "priceAt")]
+    assert sig(price_at) == "priceAt(bytes32,bytes3,uint64)" and price_at["stateMutability"] == "view"
+    assert [(o["name"], o["type"]) for o in price_at["outputs"]] == [
+        ("price", "uint256"), ("publishedDay", "uint64"), ("publisher", "address")]
+    event = abi[("event", "PricePublished")]
+    assert [(i["name"], i["type"], i["indexed"]) for i in event["inputs"]] == [
+        ("day", "uint64", True), ("grade", "bytes32", True), ("currency", "bytes3", False),
+        ("price", "uint256", False), ("publisher", "address", False)]
