@@ -220,7 +220,9 @@ def price_series(
     Answer: ``{grade, grade_key, from, to, series: [{currency, in_force_at_from, prices: [{day, unix_day,
     price_per_tonne, price_per_tonne_minor, publisher, tx_hash, block_number, published_at, correction}]}]}``;
     ``in_force_at_from`` is the price valid at ``from`` (published then or carried forward from an earlier
-    day; null when none); ``correction`` is null or ``{original_price_per_tonne, …, tx_hash, block_number}``.
+    day; null when none); ``publisher`` is ``{address, enterprise_id, name, active}`` (``active``: still an
+    active price publisher now); ``correction`` is null or ``{original_price_per_tonne, …, tx_hash,
+    block_number}``.
     At most 3660 days per request (422 naming ``query.from``).
     """
     if currency is not None:
@@ -255,6 +257,15 @@ def price_series(
                              {r.correctedBlock for r in records.values() if r.corrected})
     chain = require_chain(state)
     times: dict[int, str] = {}
+    registry = RegistryReader(contract(state, "EnterpriseRegistry"))
+    publishers: dict[str, dict[str, Any]] = {}
+
+    def publisher(address: str) -> dict[str, Any]:
+        """party() plus whether the account is still an active price publisher (expelled ones stay in history)."""
+        if address not in publishers:
+            publishers[address] = {**party(session, address),
+                                   "active": registry.has_role(address, EnterpriseRole.PRICE_PUBLISHER)}
+        return publishers[address]
 
     def block_time(number: int) -> str:
         if number not in times:
@@ -281,13 +292,13 @@ def price_series(
                               "original_price_per_tonne_minor": rec.originalPrice, **fixed,
                               "corrected_at": block_time(rec.correctedBlock)}
             prices.append({"day": day_date(d).isoformat(), "unix_day": d, **_price(cur, rec.price),
-                           "publisher": party(session, rec.publisher), **event,
+                           "publisher": publisher(rec.publisher), **event,
                            "published_at": block_time(rec.publishedBlock), "correction": correction})
         series.append({
             "currency": cur, "exponent": exponent,
             "in_force_at_from": None if not in_force.exists else {
                 "day": day_date(in_force.publishedDay).isoformat(), "unix_day": in_force.publishedDay,
-                **_price(cur, in_force.price), "publisher": party(session, in_force.publisher)},
+                **_price(cur, in_force.price), "publisher": publisher(in_force.publisher)},
             "prices": prices,
         })
     return {"grade": grade, "grade_key": "0x" + key.hex(), "from": day_date(from_day).isoformat(),
