@@ -30,6 +30,7 @@ import httpx
 from eth_keys import keys
 from eth_utils import to_checksum_address
 
+from contracts import CONTRACT_NAMES
 from ledger.chain import DEFAULT_EPOCH_LENGTH, GenesisConfig
 from ledger.node import contract_address
 
@@ -79,6 +80,8 @@ class NetworkSpec:
     #: WorkTicket and ReceivableToken: the admin's nonce-2 and nonce-3 contracts ("" if unknown)
     work_ticket: str = ""
     receivable_token: str = ""
+    #: PriceIndex: the admin's nonce-``CONTRACT_NAMES.index("PriceIndex")`` contract ("" if unknown)
+    price_index: str = ""
 
     @property
     def rpc_urls(self) -> list[str]:
@@ -133,11 +136,10 @@ def make_genesis(
 
 
 def admin_contracts(admin_address: bytes) -> dict[str, str]:
-    """The four contracts' addresses (checksum) as the governance admin's transactions at nonces 0…3 create
-    them: EnterpriseRegistry, AnchorRegistry, WorkTicket, ReceivableToken."""
-    names = ("EnterpriseRegistry", "AnchorRegistry", "WorkTicket", "ReceivableToken")
+    """Every contract's address (checksum) as the governance admin's transactions at nonces 0, 1, … create
+    them, in ``contracts.CONTRACT_NAMES`` order (EnterpriseRegistry, AnchorRegistry, WorkTicket, …)."""
     return {name: to_checksum_address(contract_address(bytes(admin_address), nonce))
-            for nonce, name in enumerate(names)}
+            for nonce, name in enumerate(CONTRACT_NAMES)}
 
 
 def init_network(
@@ -223,7 +225,20 @@ def load_network(data_dir: str | Path) -> NetworkSpec:
             contract_address(bytes.fromhex(raw["admin"][2:]), 2)),
         receivable_token=raw["contracts"].get("ReceivableToken") or to_checksum_address(
             contract_address(bytes.fromhex(raw["admin"][2:]), 3)),
+        price_index=raw["contracts"].get("PriceIndex") or to_checksum_address(
+            contract_address(bytes.fromhex(raw["admin"][2:]), CONTRACT_NAMES.index("PriceIndex"))),
     )
+
+
+def record_contracts(data_dir: str | Path, addresses: dict[str, str]) -> NetworkSpec:
+    """Write contract addresses (``{"PriceIndex": "0x…"}``) into ``network.json``'s ``contracts`` and
+    return the reloaded spec: for a contract added to an older network after its admin's nonce moved on."""
+    root = Path(data_dir).resolve()
+    manifest = root / "network.json"
+    raw: dict[str, Any] = json.loads(manifest.read_text())
+    raw.setdefault("contracts", {}).update({name: to_checksum_address(a) for name, a in addresses.items()})
+    manifest.write_text(json.dumps(raw, indent=2) + "\n")
+    return load_network(root)
 
 
 def add_node(data_dir: str | Path, *, role: str = "validator", host: str = "127.0.0.1") -> ValidatorSpec:

@@ -1,6 +1,6 @@
 """Schemathesis against the API's own OpenAPI document (issue 12): every operation, bounded examples,
 with an enterprise API key (the governance token for ``POST /v1/enterprises``), on a real EVM
-(eth-tester, all four contracts), failing on any 5xx and on any response body that violates the schema
+(eth-tester, every contract deployed), failing on any 5xx and on any response body that violates the schema
 declared for its status (``response_schema_conformance``).
 
 Deterministic (``derandomize``) so CI reruns the same cases; ``FUZZ_EXAMPLES`` (default 20 per
@@ -28,7 +28,7 @@ from api.main import create_app  # noqa: E402
 from tests.api.conftest import GOV_TOKEN, auth, make_settings, sample  # noqa: E402
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
-ROLES = ["manufacturer", "supplier", "core_enterprise", "bank", "auditor", "regulator"]
+ROLES = ["manufacturer", "supplier", "core_enterprise", "bank", "auditor", "regulator", "price_publisher"]
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,7 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, di
         f"sqlite:///{(tmp / 'api.db').as_posix()}", tmp, chain_id=None, admin_private_key=admin_key,
         enterprise_registry_address=addrs["EnterpriseRegistry"], anchor_registry_address=addrs["AnchorRegistry"],
         work_ticket_address=addrs["WorkTicket"], receivable_token_address=addrs["ReceivableToken"],
+        price_index_address=addrs["PriceIndex"],
         fund_wei=10**21, anchoring_enabled=False)
     app = create_app(app_settings, chain=chain)
     with TestClient(app) as client:  # runs the lifespan: tables, operator bootstrap
