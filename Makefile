@@ -26,13 +26,18 @@ up: install
 	@$(VENV)/bin/traceledger network up --api-port $(API_PORT) --rpc-port $(RPC_PORT) --p2p-port $(P2P_PORT) \
 		--data-dir $(DATA_DIR)
 
+# The whole suite in two passes: the tests without validator processes spread over TEST_WORKERS processes
+# (pytest-xdist, one module per worker), then the integration tests (4-validator networks) one at a time.
+TEST_WORKERS ?= 2
+
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadscope -m "not integration"
+	$(VENV)/bin/pytest -q -m integration
 
 test-fast: install
-	$(VENV)/bin/pytest -q -m "not integration"
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadscope -m "not integration"
 
 lint: install
 	$(VENV)/bin/ruff check .
