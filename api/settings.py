@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     )
     anchor_max_batch: int = Field(1000, ge=1, validation_alias=_env("TRACELEDGER_ANCHOR_MAX_BATCH", "anchor_max_batch"))
     anchoring_enabled: bool = Field(True, validation_alias=_env("TRACELEDGER_ANCHORING_ENABLED", "anchoring_enabled"))
+    #: anchor transactions in flight at once (pipelined anchoring; 1 = wait for each receipt)
+    anchor_pipeline_depth: int = Field(
+        4, ge=1, le=64, validation_alias=_env("TRACELEDGER_ANCHOR_PIPELINE_DEPTH", "anchor_pipeline_depth"))
     bootstrap_enabled: bool = Field(True, validation_alias=_env("TRACELEDGER_BOOTSTRAP_ENABLED", "bootstrap_enabled"))
     chain_id: int | None = Field(None, validation_alias=_env("TRACELEDGER_CHAIN_ID", "chain_id"))
     #: wei sent to each newly registered account; unset = what the admin can afford (at most 1,000 ether,
