@@ -34,6 +34,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -563,7 +564,7 @@ _HDL_PATH = re.compile(r"/id/(88\.[0-9]+\.[0-9]+/[A-Za-z0-9._-]{1,128})$")
 
 
 def canonical_epc(value: str) -> str:
-    """One spelling per object or class.
+    """One spelling per object or class (memoised: the same EPC recurs across a document's events).
 
     * GS1 keys (EPC URN or Digital Link on any host) → ``https://id.gs1.org/…`` (GTIN-14, check
       digit computed / checked, query string dropped; SGTIN → ``/01/…/21/…``, LGTIN → ``/01/…/10/…``);
@@ -575,13 +576,19 @@ def canonical_epc(value: str) -> str:
     """
     if not isinstance(value, str) or not value.strip():
         raise _invalid(str(value), "EPC must be a non-empty string")
+    return _canonical_epc(value)
+
+
+@lru_cache(maxsize=65536)
+def _canonical_epc(value: str) -> str:
+    """:func:`canonical_epc` of a non-empty string (bounded LRU cache; errors are not cached)."""
     v = value.strip()
     if v.startswith(HDL_SCHEME):
         ident = v[len(HDL_SCHEME):]
         if not is_valid_identifier(ident):
             raise _invalid(v, "hdl: URI must carry an identifier 88.<industry>.<enterprise>/<suffix>")
         return HDL_SCHEME + ident
-    if is_valid_identifier(v):
+    if v.startswith("88.") and is_valid_identifier(v):  # every identifier starts with the root 88
         return HDL_SCHEME + v
     low = v.lower()
     if low.startswith("urn:epc:"):
