@@ -325,15 +325,19 @@ class ChainClient:
         return int(with_retry(lambda: self.w3.eth.get_transaction_count(acct, "pending"),
                               what="eth_getTransactionCount"))
 
-    def sign_call(self, private_key: bytes | str, call: ContractFunction, *, nonce: int) -> tuple[str, bytes]:
-        """Build (gas estimate, current fees) and sign ``call`` from ``private_key`` with the given ``nonce``;
-        nothing is sent. Returns ``(tx_hash 0x-hex, raw signed transaction)``: the hash is known before the
+    def sign_call(self, private_key: bytes | str, call: ContractFunction, *, nonce: int,
+                  gas: int | None = None) -> tuple[str, bytes]:
+        """Build (gas estimate unless ``gas`` is given, current fees) and sign ``call`` from ``private_key`` with
+        the given ``nonce``; nothing is sent. Returns ``(tx_hash 0x-hex, raw signed transaction)``: the hash
+        is known before the
         node sees the transaction, so a caller can persist it first (crash resume finds the transaction).
 
         Raises ChainError (the call would revert; ``reason`` = custom error) or ChainUnavailable.
         """
         account = Account.from_key(private_key)
         tx: dict[str, Any] = {"from": account.address, "chainId": self.chain_id(), "nonce": nonce}
+        if gas is not None:
+            tx["gas"] = gas
         base_fee = self._base_fee()
         if base_fee is not None:
             tx["maxPriorityFeePerGas"] = 10**9
@@ -526,11 +530,22 @@ class ChainClient:
         return self.send(private_key, call, on_sent=on_sent)
 
     def sign_anchor(self, private_key: bytes | str, root: bytes, size: int, metadata_digest: bytes, *,
-                    nonce: int) -> tuple[str, bytes]:
+                    nonce: int, gas: int | None = None) -> tuple[str, bytes]:
         """Sign (not send) ``AnchorRegistry.anchor(root, size, metadataDigest)`` with ``nonce``:
-        ``(tx_hash, raw)`` (see :meth:`sign_call`). ChainError ``RootAlreadyAnchored`` when the estimate
-        reverts because this enterprise anchored ``root`` before."""
-        return self.sign_call(private_key, self._ar().functions.anchor(root, size, metadata_digest), nonce=nonce)
+        ``(tx_hash, raw)`` (see :meth:`sign_call`). Without ``gas``, ChainError ``RootAlreadyAnchored`` when
+        the estimate reverts because this enterprise anchored ``root`` before."""
+        return self.sign_call(private_key, self._ar().functions.anchor(root, size, metadata_digest), nonce=nonce,
+                              gas=gas)
+
+    def estimate_anchor_gas(self, private_key: bytes | str, root: bytes, size: int, metadata_digest: bytes) -> int:
+        """``eth_estimateGas`` of ``anchor(root, size, metadataDigest)`` from ``private_key``'s account."""
+        sender = Account.from_key(private_key).address
+        call = self._ar().functions.anchor(root, size, metadata_digest)
+        try:
+            return int(with_retry(lambda: call.estimate_gas({"from": sender}), what="eth_estimateGas"))
+        except (ContractCustomError, ContractLogicError) as exc:
+            reason, text = decode_revert(revert_data_of(exc))
+            raise ChainError(f"transaction would revert: {text if reason else exc}", reason) from exc
 
     def get_anchor_of(self, enterprise: str, root: bytes) -> AnchorInfo | None:
         """``AnchorRegistry.getAnchorOf(enterprise, root)``: the anchor of ``root`` (32 bytes) by that

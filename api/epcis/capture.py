@@ -263,6 +263,9 @@ def _resolve_retractions(session: Session, new: list[_NewEvent],
 def _write(session: Session, new: list[_NewEvent], enterprise: Enterprise) -> list[dict[str, Any]]:
     """Bulk writes: records, events, then EPC references, lineage edges and new objects; the per-event
     answers of the new events."""
+    stored_at = datetime.now(UTC)  # created_at = when the rows are written (validation and signing came before)
+    for row in new:
+        row.record["created_at"] = row.event["created_at"] = stored_at
     record_ids = persist(session, [r.record for r in new])
     for row, rid in zip(new, record_ids, strict=True):
         row.event["record_id"] = rid
