@@ -289,6 +289,8 @@ class AnchoringWorker:
         self.finalize_batch(batch_id, tx_hash=tx_hash, block_number=int(receipt["blockNumber"]),
                             block_hash=_hex(receipt["blockHash"]),
                             submitter=str(receipt.get("from") or "") or None)
+        log.info("batch %s: receipt %.2f s after its tx was sent (%d in flight)", batch_id,
+                 time.monotonic() - sent_at, len(self.in_flight) - 1)
         return True
 
     def _next_nonce(self, key: bytes) -> int:
