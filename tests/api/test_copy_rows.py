@@ -4,6 +4,7 @@ the ORM stores them, and a unique violation is SQLAlchemy's IntegrityError with 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
@@ -50,4 +51,34 @@ def test_ids_values_and_unique_violation(db_url: str) -> None:
             copy_rows(s, Record.__table__, [_record(5000, ent.id), _record(7, ent.id)], returning_id=True)
         s.rollback()
         assert s.exec(select(Record).where(Record.identifier == "88.1.1/cp-5000")).first() is None
+    engine.dispose()
+
+
+def test_batch_leaves_assigned_in_record_order(db_url: str, tmp_path: Path) -> None:
+    """create_batch sets batch_id and leaf_index of thousands of records in one statement (PostgreSQL unnest)."""
+    from api.anchoring.worker import AnchoringWorker
+    from api.models import Batch
+    from api.security import KeyCache
+    from tests.api.conftest import make_settings
+
+    engine = create_engine(db_url)
+    migrations.upgrade(engine)
+    with Session(engine) as s:
+        ent = Enterprise(name="Leaf Mill", prefix="88.1.1", address="0x" + "33" * 20, keystore="{}",
+                         api_key_hash="h2", roles=["manufacturer"])
+        s.add(ent)
+        s.commit()
+        assert ent.id is not None
+        ids = copy_rows(s, Record.__table__, [_record(i, ent.id) for i in range(1, 2501)], returning_id=True)
+        s.commit()
+    settings = make_settings(db_url, tmp_path, anchor_max_batch=10_000)
+    worker = AnchoringWorker(engine=engine, settings=settings, chain=None, keys=KeyCache())
+    batch_id = worker.create_batch()
+    with Session(engine) as s:
+        batch = s.get(Batch, batch_id)
+        assert batch is not None and batch.size == 2500
+        rows = {r.id: r for r in s.exec(select(Record)).all()}
+        assert [rows[i].leaf_index for i in ids] == list(range(2500))
+        assert all(rows[i].batch_id == batch_id for i in ids)
+        assert batch.leaf_digests == [rows[i].record_digest for i in ids]
     engine.dispose()
