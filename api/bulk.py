@@ -88,8 +88,14 @@ def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], *,
     cols = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
     name = dialect.identifier_preparer.format_table(table)
 
+    converted = [(i, p) for i, p in enumerate(procs) if p is not None]
+
     def values(row: dict[str, Any]) -> list[Any]:
-        return [v if p is None or v is None else p(v) for v, p in zip((row[n] for n in names), procs, strict=True)]
+        vals = [row[n] for n in names]
+        for i, p in converted:
+            if vals[i] is not None:
+                vals[i] = p(vals[i])
+        return vals
 
     try:
         if backend == "postgresql":
