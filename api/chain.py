@@ -28,6 +28,7 @@ from web3.exceptions import (
     ContractLogicError,
     ProviderConnectionError,
     TimeExhausted,
+    TransactionNotFound,
 )
 
 from contracts import CONTRACT_NAMES, load_artifact
@@ -317,6 +318,77 @@ class ChainClient:
             on_sent(_hex(tx_hash))
         return self.wait_receipt(tx_hash)
 
+    # ---------------------------------------------- pipelined sending (explicit nonces, no waiting)
+    def pending_nonce(self, address: str) -> int:
+        """``eth_getTransactionCount(address, "pending")``: the next nonce the node expects from ``address``."""
+        acct = to_checksum_address(address)
+        return int(with_retry(lambda: self.w3.eth.get_transaction_count(acct, "pending"),
+                              what="eth_getTransactionCount"))
+
+    def sign_call(self, private_key: bytes | str, call: ContractFunction, *, nonce: int,
+                  gas: int | None = None) -> tuple[str, bytes]:
+        """Build (gas estimate unless ``gas`` is given, current fees) and sign ``call`` from ``private_key`` with
+        the given ``nonce``; nothing is sent. Returns ``(tx_hash 0x-hex, raw signed transaction)``: the hash
+        is known before the
+        node sees the transaction, so a caller can persist it first (crash resume finds the transaction).
+
+        Raises ChainError (the call would revert; ``reason`` = custom error) or ChainUnavailable.
+        """
+        account = Account.from_key(private_key)
+        tx: dict[str, Any] = {"from": account.address, "chainId": self.chain_id(), "nonce": nonce}
+        if gas is not None:
+            tx["gas"] = gas
+        base_fee = self._base_fee()
+        if base_fee is not None:
+            tx["maxPriorityFeePerGas"] = 10**9
+            tx["maxFeePerGas"] = 2 * base_fee + 10**9
+        else:
+            tx["gasPrice"] = with_retry(lambda: self.w3.eth.gas_price, what="eth_gasPrice")
+        try:
+            built = with_retry(lambda: call.build_transaction(tx), what="eth_estimateGas")
+        except (ContractCustomError, ContractLogicError) as exc:
+            reason, text = decode_revert(revert_data_of(exc))
+            raise ChainError(f"transaction would revert: {text if reason else exc}", reason) from exc
+        except (ChainUnavailable, *_TRANSIENT):
+            raise
+        except Exception as exc:  # noqa: BLE001 - other providers report reverts differently
+            reason, text = decode_revert(revert_data_of(exc))
+            raise ChainError(f"transaction refused by the node: {text if reason else exc}", reason) from exc
+        signed = account.sign_transaction(built)
+        return _hex(signed.hash), bytes(signed.raw_transaction)
+
+    def send_raw(self, raw: bytes) -> str:
+        """``eth_sendRawTransaction``; returns the tx hash. ChainError when the node refuses it (nonce too
+        low, funds…), ChainUnavailable on transport failure."""
+        try:
+            tx_hash = with_retry(lambda: self.w3.eth.send_raw_transaction(raw), what="eth_sendRawTransaction")
+        except (ChainUnavailable, *_TRANSIENT):
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise ChainError(f"transaction rejected by the node: {exc}") from exc
+        return _hex(tx_hash)
+
+    def receipt_if_mined(self, tx_hash: str) -> dict[str, Any] | None:
+        """The receipt of ``tx_hash`` when it is in a block, None while it is not; ChainError when it
+        reverted (``reason`` = the custom error, replayed as :meth:`revert_reason` does)."""
+        try:
+            receipt = dict(with_retry(lambda: self.w3.eth.get_transaction_receipt(tx_hash),  # type: ignore[arg-type]
+                                      what="eth_getTransactionReceipt"))
+        except TransactionNotFound:
+            return None
+        if receipt.get("status") != 1:
+            reason, text = self.revert_reason(receipt)
+            raise ChainError(f"transaction {tx_hash} reverted: {text}", reason)
+        return receipt
+
+    def tx_known(self, tx_hash: str) -> bool:
+        """True when the node knows ``tx_hash`` (in its pool or in a block)."""
+        try:
+            with_retry(lambda: self.w3.eth.get_transaction(tx_hash), what="eth_getTransactionByHash")  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return False
+        return True
+
     def wait_receipt(self, tx_hash: bytes | str, timeout_s: float | None = None) -> dict[str, Any]:
         """Wait for a receipt; ChainError if it reverted, ChainUnavailable on timeout."""
         try:
@@ -456,6 +528,24 @@ class ChainClient:
             raise ChainError(f"root 0x{root.hex()} is already anchored by this enterprise", "RootAlreadyAnchored")
         call = self._ar().functions.anchor(root, size, metadata_digest)
         return self.send(private_key, call, on_sent=on_sent)
+
+    def sign_anchor(self, private_key: bytes | str, root: bytes, size: int, metadata_digest: bytes, *,
+                    nonce: int, gas: int | None = None) -> tuple[str, bytes]:
+        """Sign (not send) ``AnchorRegistry.anchor(root, size, metadataDigest)`` with ``nonce``:
+        ``(tx_hash, raw)`` (see :meth:`sign_call`). Without ``gas``, ChainError ``RootAlreadyAnchored`` when
+        the estimate reverts because this enterprise anchored ``root`` before."""
+        return self.sign_call(private_key, self._ar().functions.anchor(root, size, metadata_digest), nonce=nonce,
+                              gas=gas)
+
+    def estimate_anchor_gas(self, private_key: bytes | str, root: bytes, size: int, metadata_digest: bytes) -> int:
+        """``eth_estimateGas`` of ``anchor(root, size, metadataDigest)`` from ``private_key``'s account."""
+        sender = Account.from_key(private_key).address
+        call = self._ar().functions.anchor(root, size, metadata_digest)
+        try:
+            return int(with_retry(lambda: call.estimate_gas({"from": sender}), what="eth_estimateGas"))
+        except (ContractCustomError, ContractLogicError) as exc:
+            reason, text = decode_revert(revert_data_of(exc))
+            raise ChainError(f"transaction would revert: {text if reason else exc}", reason) from exc
 
     def get_anchor_of(self, enterprise: str, root: bytes) -> AnchorInfo | None:
         """``AnchorRegistry.getAnchorOf(enterprise, root)``: the anchor of ``root`` (32 bytes) by that

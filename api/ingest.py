@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api import crud, metrics
-from api.bulk import in_chunks, insert_rows
+from api.bulk import copy_rows, in_chunks
 from api.errors import ConflictError, UnprocessableError
 from api.models import RECORD_KIND_COIL, Enterprise, Record, utcnow
 from api.state import AppState
@@ -202,10 +202,11 @@ def record_row(record: Prepared, *, identifier: str | None = None, enterprise: E
 
 
 def persist(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert ``rows`` (from :func:`record_row`) with multi-row INSERTs; their new ids, in order.
+    """Insert ``rows`` (from :func:`record_row`) with :func:`api.bulk.copy_rows` (PostgreSQL ``COPY``, SQLite
+    ``executemany``); their new ids, in order.
 
     Raises IntegrityError on a taken identifier (the caller rolls back)."""
-    return insert_rows(session, Record.__table__, rows, returning_id=True)
+    return copy_rows(session, Record.__table__, rows, returning_id=True)
 
 
 def store(session: Session, rows: Sequence[dict[str, Any]], *, conflict: str) -> list[int]:

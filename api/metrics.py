@@ -46,3 +46,5 @@ class _EventHashFallbacks:
 
 
 REGISTRY.register(_EventHashFallbacks())
+ANCHOR_IN_FLIGHT = Gauge("traceledger_anchor_transactions_in_flight",
+                         "Anchor transactions sent and waiting for their receipt (pipelined anchoring)")

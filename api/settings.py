@@ -24,7 +24,8 @@ Environment variables (all optional):
   network set it to the address phones and other hosts reach the API at, e.g.
   ``http://10.20.0.5:8000``; the API logs a warning at start while it is a loopback address.
 * ``TRACELEDGER_ANCHOR_INTERVAL_S`` (1.0), ``TRACELEDGER_ANCHOR_MAX_BATCH`` (1000),
-  ``TRACELEDGER_ANCHORING_ENABLED`` (true), ``TRACELEDGER_BOOTSTRAP_ENABLED`` (true).
+  ``TRACELEDGER_ANCHORING_ENABLED`` (true), ``TRACELEDGER_BOOTSTRAP_ENABLED`` (true),
+  ``TRACELEDGER_ANCHOR_PIPELINE_DEPTH`` (4 anchor transactions in flight at once).
 * ``TRACELEDGER_CHAIN_ID`` -- EIP-155 chain id; read from the RPC when absent.
 * ``TRACELEDGER_FUND_WEI`` -- amount sent to each new enterprise account (default 1000 ether).
 * ``TRACELEDGER_MAX_BODY_BYTES`` (1 MiB), ``TRACELEDGER_JSON_MAX_DEPTH`` (32),
@@ -106,6 +107,9 @@ class Settings(BaseSettings):
     )
     anchor_max_batch: int = Field(1000, ge=1, validation_alias=_env("TRACELEDGER_ANCHOR_MAX_BATCH", "anchor_max_batch"))
     anchoring_enabled: bool = Field(True, validation_alias=_env("TRACELEDGER_ANCHORING_ENABLED", "anchoring_enabled"))
+    #: anchor transactions in flight at once (pipelined anchoring; 1 = wait for each receipt)
+    anchor_pipeline_depth: int = Field(
+        4, ge=1, le=64, validation_alias=_env("TRACELEDGER_ANCHOR_PIPELINE_DEPTH", "anchor_pipeline_depth"))
     bootstrap_enabled: bool = Field(True, validation_alias=_env("TRACELEDGER_BOOTSTRAP_ENABLED", "bootstrap_enabled"))
     chain_id: int | None = Field(None, validation_alias=_env("TRACELEDGER_CHAIN_ID", "chain_id"))
     #: wei sent to each newly registered account; unset = what the admin can afford (at most 1,000 ether,

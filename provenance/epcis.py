@@ -34,6 +34,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -174,7 +175,7 @@ def validate_document(doc: Any, schema: Mapping[str, Any], *, max_issues: int = 
     return unique
 
 
-_FAST_VALIDATORS: dict[str, Any] = {}
+_FAST_VALIDATORS: dict[Any, Any] = {}
 _FAST_LOCK = threading.Lock()
 
 
@@ -205,10 +206,85 @@ def _fast_valid(doc: Any, schema: Mapping[str, Any]) -> bool:
     if validator is False:
         return False
     try:
-        validator(doc)
+        by_type = _event_validators(schema)
+        events = _plain_event_list(doc, by_type)
+        if events is None:
+            validator(doc)
+        else:
+            # the same verdict in less time: the schema's EPCIS-Document-Event is an if/then on ``type`` only
+            # (six conditions, each a raised-and-caught exception per event in the compiled code); for an
+            # event object whose type is one of the five, it is exactly that type's definition
+            validator({**doc, "epcisBody": {**doc["epcisBody"], "eventList": []}})
+            for ev in events:
+                by_type[ev["type"]](ev)
     except Exception:  # noqa: BLE001 - JsonSchemaException or a type problem: let jsonschema decide
         return False
     return True
+
+
+def _event_validators(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Compiled validators of ``definitions/<EventType>`` for the five event types (cached with the schema);
+    empty when the schema does not have the GS1 shape this relies on."""
+    with _FAST_LOCK:
+        key = ("events", id(schema))
+        cached = _FAST_VALIDATORS.get(key)
+        if cached is not None and cached[0] is schema:
+            return cached[1]  # type: ignore[no-any-return]
+    import fastjsonschema
+
+    defs = schema.get("definitions")
+    out: dict[str, Any] = {}
+    wrapper = (defs or {}).get("EPCIS-Document-Event") if isinstance(defs, Mapping) else None
+    items = ((defs or {}).get("eventList") or {}).get("items") if isinstance(defs, Mapping) else None
+    if isinstance(wrapper, Mapping) and items == {"$ref": "#/definitions/EPCIS-Document-Event"} and all(
+            t in defs for t in EVENT_TYPES) and _dispatch_types(wrapper) == set(EVENT_TYPES):
+        try:
+            out = {t: fastjsonschema.compile({"$schema": schema.get("$schema"), "$id": schema.get("$id", ""),
+                                              "definitions": dict(defs), "$ref": f"#/definitions/{t}"})
+                   for t in EVENT_TYPES}
+        except Exception:  # noqa: BLE001 - keep the whole-document validator
+            out = {}
+    with _FAST_LOCK:
+        _FAST_VALIDATORS[("events", id(schema))] = (schema, out)
+    return out
+
+
+def _dispatch_types(wrapper: Mapping[str, Any]) -> set[str] | None:
+    """The event types of an ``EPCIS-Document-Event`` made only of ``required: [type]``, ``type: object``,
+    ``properties.type: string`` and ``if {type: T} then {$ref: T}`` branches (plus the catch-all for other
+    types); None for any other shape."""
+    if set(wrapper) - {"type", "required", "allOf", "properties"}:
+        return None
+    found: set[str] = set()
+    for branch in wrapper.get("allOf", []):
+        cond = (branch.get("if") or {}) if isinstance(branch, Mapping) else {}
+        enum = ((cond.get("properties") or {}).get("type") or {}).get("enum")
+        then = branch.get("then") if isinstance(branch, Mapping) else None
+        negated = cond.get("not")
+        if negated is not None:  # the catch-all (Extended-Event): must exclude every one of the five types
+            excluded = ((negated.get("properties") or {}).get("type") or {}).get("enum") if isinstance(
+                negated, Mapping) else None
+            if not (isinstance(excluded, list) and set(EVENT_TYPES) <= set(excluded)):
+                return None
+            continue
+        if not (isinstance(enum, list) and len(enum) == 1 and then == {"$ref": f"#/definitions/{enum[0]}"}):
+            return None
+        found.add(enum[0])
+    return found
+
+
+def _plain_event_list(doc: Any, by_type: dict[str, Any]) -> list[Mapping[str, Any]] | None:
+    """The events of an EPCISDocument when each is an object with one of the five types; else None."""
+    if not by_type or not isinstance(doc, dict) or doc.get("type") != "EPCISDocument":
+        return None
+    body = doc.get("epcisBody")
+    events = body.get("eventList") if isinstance(body, dict) else None
+    if not isinstance(events, list):
+        return None
+    for ev in events:
+        if not isinstance(ev, dict) or not isinstance(ev.get("type"), str) or ev["type"] not in by_type:
+            return None
+    return events
 
 
 # --------------------------------------------------------------------------- event hash IDs
@@ -563,7 +639,7 @@ _HDL_PATH = re.compile(r"/id/(88\.[0-9]+\.[0-9]+/[A-Za-z0-9._-]{1,128})$")
 
 
 def canonical_epc(value: str) -> str:
-    """One spelling per object or class.
+    """One spelling per object or class (memoised: the same EPC recurs across a document's events).
 
     * GS1 keys (EPC URN or Digital Link on any host) → ``https://id.gs1.org/…`` (GTIN-14, check
       digit computed / checked, query string dropped; SGTIN → ``/01/…/21/…``, LGTIN → ``/01/…/10/…``);
@@ -575,13 +651,19 @@ def canonical_epc(value: str) -> str:
     """
     if not isinstance(value, str) or not value.strip():
         raise _invalid(str(value), "EPC must be a non-empty string")
+    return _canonical_epc(value)
+
+
+@lru_cache(maxsize=65536)
+def _canonical_epc(value: str) -> str:
+    """:func:`canonical_epc` of a non-empty string (bounded LRU cache; errors are not cached)."""
     v = value.strip()
     if v.startswith(HDL_SCHEME):
         ident = v[len(HDL_SCHEME):]
         if not is_valid_identifier(ident):
             raise _invalid(v, "hdl: URI must carry an identifier 88.<industry>.<enterprise>/<suffix>")
         return HDL_SCHEME + ident
-    if is_valid_identifier(v):
+    if v.startswith("88.") and is_valid_identifier(v):  # every identifier starts with the root 88
         return HDL_SCHEME + v
     low = v.lower()
     if low.startswith("urn:epc:"):

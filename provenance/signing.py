@@ -25,6 +25,11 @@ from eth_utils import to_checksum_address
 
 from provenance.errors import InvalidSignature
 
+try:
+    from sha3 import keccak_256 as _keccak_256  # safe-pysha3
+except ImportError:  # pragma: no cover - pycryptodome is always there
+    _keccak_256 = None
+
 __all__ = [
     "DOMAIN_NAME",
     "DOMAIN_VERSION",
@@ -96,8 +101,16 @@ def _signable(identifier: str, kind: str, digest: bytes, chain_id: int) -> Signa
 
 
 def keccak(data: bytes) -> bytes:
-    """Keccak-256 (the Ethereum hash) straight from pycryptodome (eth-hash's backend, without its layers)."""
+    """Keccak-256 (the Ethereum hash): ``safe-pysha3`` (C, ~6 µs) when installed, else pycryptodome (~30 µs)."""
+    if _keccak_256 is not None:
+        return _keccak_256(data).digest()  # type: ignore[no-any-return]
     return _keccak_mod.new(digest_bits=256, data=data).digest()
+
+
+@lru_cache(maxsize=64)
+def _string_hash(text: str) -> bytes:
+    """keccak256 of a short constant string (the record kinds): hashed once."""
+    return keccak(text.encode("utf-8"))
 
 
 @lru_cache(maxsize=256)
@@ -127,7 +140,7 @@ def record_signing_hash(identifier: str, kind: str, digest: bytes, chain_id: int
     ``encode_typed_data(record_typed_data(...))`` but ~20x cheaper, which matters for bulk ingest
     and lineage verification. Raises ValueError for a digest that is not 32 bytes.
     """
-    struct = keccak(_RECORD_TYPEHASH + keccak(identifier.encode("utf-8")) + keccak(kind.encode("utf-8"))
+    struct = keccak(_RECORD_TYPEHASH + keccak(identifier.encode("utf-8")) + _string_hash(kind)
                     + _check_digest(digest))
     return keccak(b"\x19\x01" + _domain_separator(chain_id) + struct)
 

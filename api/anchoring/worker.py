@@ -6,13 +6,22 @@ Crash safety (write-ahead style):
    leaf hashes ``hash_leaf(record_digest)`` give the root (RFC 9162 §2.1.1).
 2. The Batch row (status ``submitted``, leaf list, planned root, metadata digest) and each
    record's ``batch_id`` / ``leaf_index`` are committed **before** anything is sent.
-3. One ``AnchorRegistry.anchor(root, size, metadataDigest)`` tx is sent by the operator; its hash
-   is committed as soon as the node accepts it; the receipt (final on QBFT) gives block number
-   and hash; then batch ``final`` and records ``anchored`` are committed together.
+3. One ``AnchorRegistry.anchor(root, size, metadataDigest)`` tx is signed by the operator with an
+   explicit nonce; its hash is committed **before** the node sees it, then it is sent; the receipt
+   (final on QBFT) gives block number and hash; then batch ``final`` and records ``anchored`` are
+   committed together.
 
-On (re)start every ``submitted`` batch is resumed first: ``getAnchorOf(own enterprise, root)`` says
-whether the root is already anchored (then the tx/block are recovered from the stored tx hash or
-the ``Anchored`` event and the batch is completed) or not (then it is resent). A duplicate root
+Pipelined: the next batch is built and sent while earlier ones wait for their receipts (at most
+``anchor_pipeline_depth`` transactions in flight, nonces ``n, n+1, …`` from a local counter that is
+re-synced from the node's pending count at every run and after any error). The interval between
+batches adapts to the backlog (:func:`batch_interval`): the configured ``anchor_interval_s`` when a
+few records wait, shrinking towards :data:`MIN_INTERVAL_S` as the backlog grows (so batches grow
+and follow each other block by block under load), and no work at all when idle.
+
+On (re)start every ``submitted`` batch is resumed first, in id order: ``getAnchorOf(own enterprise,
+root)`` says whether the root is already anchored (then the tx/block are recovered from the stored tx
+hash or the ``Anchored`` event and the batch is completed); a stored tx hash the node still knows
+(in its pool) is waited for; otherwise the batch is resent. A duplicate root
 reverts with ``RootAlreadyAnchored`` on chain only when this enterprise anchored it, which is
 treated as "already anchored", so a root is never anchored twice and no record is left in a batch
 that never completes. An anchor of the same root by another enterprise (a front-runner) is never
@@ -28,7 +37,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
@@ -44,6 +53,24 @@ from provenance.canonical import canonicalize
 from provenance.merkle import hash_leaf, root_from_leaf_hashes
 
 log = logging.getLogger(__name__)
+
+MIN_INTERVAL_S = 0.05
+"""Shortest pause between two batches (under a large backlog)."""
+BACKLOG_SCALE = 100
+"""Backlog (records) at which the pause between batches is half of ``anchor_interval_s``."""
+RECEIPT_POLL_S = 0.1
+"""How often the receipt of the oldest in-flight anchor transaction is asked for."""
+
+
+def batch_interval(interval_s: float, backlog: int, max_batch: int) -> float:
+    """Seconds to wait after the previous batch before the next one, for ``backlog`` unbatched records.
+
+    ``interval_s`` for one record, ``interval_s / (1 + backlog / BACKLOG_SCALE)`` as the backlog grows
+    (never below :data:`MIN_INTERVAL_S`), 0 once a full batch (``max_batch``) is waiting.
+    """
+    if backlog >= max_batch:
+        return 0.0
+    return max(MIN_INTERVAL_S, interval_s / (1.0 + max(backlog - 1, 0) / BACKLOG_SCALE))
 
 
 def _b(hex_str: str) -> bytes:
@@ -71,6 +98,23 @@ def leaf_hashes_of(digests: list[str]) -> list[bytes]:
     return [hash_leaf(_b(d)) for d in digests]
 
 
+def _assign_leaves(session: Any, batch_id: int, record_ids: list[int]) -> None:
+    """Set ``batch_id`` and ``leaf_index`` (position in ``record_ids``) of thousands of records: one
+    ``UPDATE … FROM unnest(ids, leaves)`` on PostgreSQL, one executemany on SQLite."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("UPDATE records AS r SET batch_id = :bid, leaf_index = v.leaf "
+                          "FROM unnest(CAST(:ids AS bigint[]), CAST(:leaves AS integer[])) AS v(id, leaf) "
+                          "WHERE r.id = v.id"),
+                     {"bid": batch_id, "ids": record_ids, "leaves": list(range(len(record_ids)))})
+        return
+    conn.execute(
+        update(Record.__table__).where(Record.__table__.c.id == bindparam("rid")).values(
+            batch_id=bindparam("bid"), leaf_index=bindparam("leaf")),
+        [{"rid": rid, "bid": batch_id, "leaf": i} for i, rid in enumerate(record_ids)],
+    )
+
+
 class AnchoringWorker:
     """Anchors pending records. ``run_once()`` is synchronous (used by tests); ``start()`` runs it
     in a daemon thread every ``anchor_interval_s`` or as soon as ``anchor_max_batch`` are pending."""
@@ -88,6 +132,13 @@ class AnchoringWorker:
         self.last_error: str | None = None
         #: the database-wide anchoring lease: only its holder batches and anchors (see api.anchoring.lease)
         self.lease = AnchorLease(engine)
+        #: next nonce of the operator account (local counter); None = re-sync from the node's pending count
+        self._nonce: int | None = None
+        #: anchor transactions sent and not yet final: batch id -> (tx hash, monotonic send time)
+        self.in_flight: dict[int, tuple[str, float]] = {}
+        #: gas limit of pipelined anchor txs: an anchor of a new root writes the same slots every time, so one
+        #: estimate (with a margin) serves them all and the busy validator runs no EVM call per batch
+        self._anchor_gas: int | None = None
 
     @property
     def is_leader(self) -> bool:
@@ -144,8 +195,8 @@ class AnchoringWorker:
                     unbatched = crud.count_unbatched(session)
                     unfinished = bool(crud.unfinished_batches(session))
                     metrics.PENDING.set(crud.count_pending(session))
-                due = time.monotonic() - last >= interval
-                if unfinished or unbatched >= self.settings.anchor_max_batch or (unbatched and due):
+                due = time.monotonic() - last >= batch_interval(interval, unbatched, self.settings.anchor_max_batch)
+                if unfinished or (unbatched and due):
                     last = time.monotonic()
                     self.run_once()
                 backoff = 0.0 if self.last_error is None else min(max(backoff * 2, 0.5), 30.0)
@@ -178,23 +229,139 @@ class AnchoringWorker:
                 self._bootstrapped = True
             with session_scope(self.engine) as session:
                 unfinished = [b.id for b in crud.unfinished_batches(session)]
+            self._nonce = None  # re-sync the local nonce counter from the node at every run
+            self.in_flight.clear()
             for batch_id in unfinished:
                 if batch_id is not None and self.resume_batch(batch_id):
                     finalized.append(batch_id)
-            while not self._stop.is_set():
-                batch_id = self.create_batch()
-                if batch_id is None:
-                    break
-                if self.submit_batch(batch_id):
-                    finalized.append(batch_id)
+            finalized.extend(self._pipeline())
             self.last_error = None
         except (ChainUnavailable, ChainError) as exc:
             metrics.ANCHOR_ERRORS.inc()
             self.last_error = str(exc)
+            self._nonce = None
             log.warning("anchoring postponed: %s", exc)
         with session_scope(self.engine) as session:
             metrics.PENDING.set(crud.count_pending(session))
         return finalized
+
+    def _pipeline(self) -> list[int]:
+        """Build and send batches while earlier ones wait for their receipts; returns the batches made final.
+
+        At most ``anchor_pipeline_depth`` anchor transactions are in flight; a new batch is built when
+        records wait and :func:`batch_interval` has passed since the previous one. Returns once nothing
+        waits and nothing is in flight. A receipt missing for ``receipt_timeout_s`` raises
+        ChainUnavailable (the batch stays ``submitted`` and the next run resumes it).
+        """
+        assert self.chain is not None
+        finalized: list[int] = []
+        depth = max(1, self.settings.anchor_pipeline_depth)
+        last_sent = float("-inf")
+        leased = self.lease.held  # run_once called directly (tests) holds no lease
+        while not self._stop.is_set():
+            for batch_id, (tx_hash, sent_at) in list(self.in_flight.items()):  # in nonce order
+                done = self._collect(batch_id, tx_hash, sent_at)
+                if done is None:
+                    break  # a later nonce is not in a block before this one: ask again next round
+                del self.in_flight[batch_id]
+                if done:
+                    finalized.append(batch_id)
+            backlog = 0
+            if len(self.in_flight) < depth and not (leased and not self.lease.still_held()):
+                with session_scope(self.engine) as session:
+                    backlog = crud.count_unbatched(session)
+                wait = batch_interval(self.settings.anchor_interval_s, backlog, self.settings.anchor_max_batch)
+                if backlog and time.monotonic() - last_sent >= wait:
+                    batch_id = self.create_batch()
+                    if batch_id is not None:
+                        last_sent = time.monotonic()
+                        tx_hash = self.send_batch(batch_id, pipelined=True)
+                        if tx_hash is None:  # this enterprise anchored the root already: complete from chain
+                            if self.resume_batch(batch_id, resend=False):
+                                finalized.append(batch_id)
+                        else:
+                            self.in_flight[batch_id] = (tx_hash, last_sent)
+                        continue
+            if not self.in_flight and not backlog:
+                break
+            self._stop.wait(RECEIPT_POLL_S)
+        return finalized
+
+    def _collect(self, batch_id: int, tx_hash: str, sent_at: float) -> bool | None:
+        """One receipt poll of an in-flight batch: True when it became final, False when it was completed
+        otherwise (nothing to do), None while its transaction is not yet in a block."""
+        assert self.chain is not None
+        try:
+            receipt = self.chain.receipt_if_mined(tx_hash)
+        except ChainError as exc:
+            if exc.reason == "RootAlreadyAnchored":
+                return self.resume_batch(batch_id, resend=False)
+            self._record_error(batch_id, str(exc))
+            raise
+        if receipt is None:
+            if time.monotonic() - sent_at > self.chain.receipt_timeout_s:
+                raise ChainUnavailable(f"batch {batch_id}: no receipt for {tx_hash} within "
+                                       f"{self.chain.receipt_timeout_s:.0f} s")
+            return None
+        self.finalize_batch(batch_id, tx_hash=tx_hash, block_number=int(receipt["blockNumber"]),
+                            block_hash=_hex(receipt["blockHash"]),
+                            submitter=str(receipt.get("from") or "") or None)
+        log.info("batch %s: receipt %.2f s after its tx was sent (%d in flight)", batch_id,
+                 time.monotonic() - sent_at, len(self.in_flight) - 1)
+        return True
+
+    def _next_nonce(self, key: bytes) -> int:
+        if self._nonce is None:
+            assert self.chain is not None
+            from eth_account import Account
+
+            self._nonce = self.chain.pending_nonce(Account.from_key(key).address)
+        return self._nonce
+
+    def send_batch(self, batch_id: int, *, pipelined: bool = False) -> str | None:
+        """Sign the anchor tx of a persisted batch with the next local nonce, commit its hash, send it.
+
+        Returns the tx hash, or None when this enterprise anchored the root already (the gas estimate
+        reverts with ``RootAlreadyAnchored``). ``pipelined`` (a new batch of the pipeline): the gas limit is
+        the first estimate plus 25 % instead of a new estimate; a revert then shows in the receipt.
+        The hash is stored before ``eth_sendRawTransaction`` so a
+        crash at any point leaves a batch whose transaction can be found on restart. Any error re-syncs
+        the nonce counter from the node.
+        """
+        assert self.chain is not None
+        with session_scope(self.engine) as session:
+            batch = session.get(Batch, batch_id)
+            if batch is None or batch.status == "final":
+                return None
+            root, size, meta = _b(batch.root), batch.size, _b(batch.metadata_digest)
+        key = self._operator_key()
+        try:
+            nonce = self._next_nonce(key)
+            gas = None
+            if pipelined:
+                if self._anchor_gas is None:
+                    self._anchor_gas = self.chain.estimate_anchor_gas(key, root, size, meta) * 5 // 4
+                gas = self._anchor_gas
+            tx_hash, raw = self.chain.sign_anchor(key, root, size, meta, nonce=nonce, gas=gas)
+        except ChainError as exc:
+            self._nonce = None
+            if exc.reason == "RootAlreadyAnchored":
+                return None
+            self._record_error(batch_id, str(exc))
+            raise
+        except ChainUnavailable:
+            self._nonce = None
+            raise
+        self._set_tx_hash(batch_id, tx_hash)
+        try:
+            self.chain.send_raw(raw)
+        except (ChainError, ChainUnavailable) as exc:
+            self._nonce = None
+            self._record_error(batch_id, str(exc))
+            raise
+        self._nonce = nonce + 1
+        metrics.ANCHOR_IN_FLIGHT.set(len(self.in_flight) + 1)
+        return tx_hash
 
     def create_batch(self) -> int | None:
         """Persist a new submitted Batch over the oldest unbatched records; returns its id or None."""
@@ -230,12 +397,7 @@ class AnchoringWorker:
             )
             session.add(batch)
             session.flush()
-            # one executemany instead of one ORM UPDATE per record (batches hold thousands of records)
-            session.connection().execute(
-                update(Record.__table__).where(Record.__table__.c.id == bindparam("rid")).values(
-                    batch_id=bindparam("bid"), leaf_index=bindparam("leaf")),
-                [{"rid": rec.id, "bid": batch.id, "leaf": i} for i, rec in enumerate(records)],
-            )
+            _assign_leaves(session, batch.id, [int(rec.id) for rec in records])
             session.commit()
             return batch.id
 
@@ -255,12 +417,13 @@ class AnchoringWorker:
             batch = session.get(Batch, batch_id)
             if batch is None or batch.status == "final":
                 return False
-            root, size, meta = _b(batch.root), batch.size, _b(batch.metadata_digest)
+        tx_hash = self.send_batch(batch_id)
+        if tx_hash is None:
+            return self.resume_batch(batch_id, resend=False)
         try:
-            receipt = self.chain.anchor_root(
-                self._operator_key(), root, size, meta, on_sent=lambda h: self._set_tx_hash(batch_id, h)
-            )
+            receipt = self.chain.wait_receipt(tx_hash)
         except ChainError as exc:
+            self._nonce = None
             if exc.reason == "RootAlreadyAnchored":
                 return self.resume_batch(batch_id, resend=False)
             self._record_error(batch_id, str(exc))
@@ -289,9 +452,11 @@ class AnchoringWorker:
             log.warning("batch %s: root %s was anchored by %s, not by this enterprise: anchoring it ourselves",
                         batch_id, batch.root, foreign.submitter)
         if info is None and tx_hash:
-            # a tx might still be in flight: give it a short chance before resending
+            # the tx might still be in flight: wait for it while the node knows it (in its pool), else
+            # give it a short chance; a resend of a tx still pending would revert RootAlreadyAnchored anyway
             try:
-                receipt = self.chain.wait_receipt(tx_hash, timeout_s=2.0)
+                known = self.chain.tx_known(tx_hash)
+                receipt = self.chain.wait_receipt(tx_hash, timeout_s=None if known else 2.0)
                 info = self.chain.get_anchor_for(self._operator_key(), root)
                 if info is not None and info.block_number == int(receipt["blockNumber"]):
                     self.finalize_batch(

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from api.bulk import in_chunks, insert_rows
+from api.bulk import copy_rows, in_chunks
 from api.epcis.models import (
     RECORD_KIND_EPCIS_EVENT,
     RECORD_KIND_ERROR_DECLARATION,
@@ -263,10 +263,13 @@ def _resolve_retractions(session: Session, new: list[_NewEvent],
 def _write(session: Session, new: list[_NewEvent], enterprise: Enterprise) -> list[dict[str, Any]]:
     """Bulk writes: records, events, then EPC references, lineage edges and new objects; the per-event
     answers of the new events."""
+    stored_at = datetime.now(UTC)  # created_at = when the rows are written (validation and signing came before)
+    for row in new:
+        row.record["created_at"] = row.event["created_at"] = stored_at
     record_ids = persist(session, [r.record for r in new])
     for row, rid in zip(new, record_ids, strict=True):
         row.event["record_id"] = rid
-    event_pks = insert_rows(session, EpcisEvent.__table__, [r.event for r in new], returning_id=True)
+    event_pks = copy_rows(session, EpcisEvent.__table__, [r.event for r in new], returning_id=True)
     out: list[dict[str, Any]] = []
     epc_rows: list[dict[str, Any]] = []
     edge_rows: list[dict[str, Any]] = []
@@ -282,12 +285,12 @@ def _write(session: Session, new: list[_NewEvent], enterprise: Enterprise) -> li
         for link in dict.fromkeys(lineage_links(row.ev, row.epcs)):
             edge_rows.append({"src": link.src, "dst": link.dst, "event_pk": pk})
         out.append({**status, "status": "created"})
-    insert_rows(session, EpcisEventEpc.__table__, epc_rows)
-    insert_rows(session, LineageEdge.__table__, edge_rows)
+    copy_rows(session, EpcisEventEpc.__table__, epc_rows)
+    copy_rows(session, LineageEdge.__table__, edge_rows)
     known: set[str] = set()
     for chunk in in_chunks(list(wanted)):
         known.update(session.exec(select(EpcisObject.key).where(col(EpcisObject.key).in_(chunk))).all())
-    insert_rows(session, EpcisObject.__table__, [_object_row(k, raw, enterprise) for k, raw in wanted.items()
+    copy_rows(session, EpcisObject.__table__, [_object_row(k, raw, enterprise) for k, raw in wanted.items()
                                                  if k not in known])
     return out
 

@@ -2,6 +2,9 @@
 
 (a) SIGKILL of the API process (which also runs the anchoring worker) while clients post certificate
     batches and bulk EPCIS documents: after a restart every acknowledged record is anchored and verifies.
+(a') the same with pipelined anchoring in its own process: the API **and** the anchoring process are
+    SIGKILLed while anchor transactions are in flight; after a restart every acknowledged record is
+    anchored, every batch is final and each root was anchored exactly once on chain.
 (b) PostgreSQL with two uvicorn workers: exactly one process holds the anchoring lease (PostgreSQL's
     ``pg_locks`` and ``/healthz`` agree); after SIGKILL of that worker another process takes over and
     new records are still anchored.
@@ -12,9 +15,11 @@ from __future__ import annotations
 import copy
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +27,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from api.anchoring.lease import advisory_key
+from api.chain import ChainClient
 from api.devnet import Stack
 from provenance.samples import load_samples
 from provenance.supply_chain import generate
@@ -94,6 +100,88 @@ def test_sigkill_during_bulk_ingest_keeps_every_acknowledged_record(tmp_path_fac
         assert len(acked) >= 400, "the API acknowledged too little before the kill"
         stack.start_api()
         wait_anchored(api, acked, timeout=150)
+        for ident in (acked[0], acked[len(acked) // 2], acked[-1]):
+            body = api.get(f"/v1/verify/{path_of(ident)}").json()
+            assert body["verified"] is True, body
+
+
+def _db_count(db: Path, sql: str, params: tuple[Any, ...] = ()) -> int:
+    with sqlite3.connect(db, timeout=30) as conn:
+        return int(conn.execute(sql, params).fetchone()[0])
+
+
+def test_sigkill_of_api_and_anchoring_process_mid_pipeline(tmp_path_factory: pytest.TempPathFactory) -> None:
+    stack = Stack(data_dir=tmp_path_factory.mktemp("kill-pipeline"), validators=1, api_port=None,
+                  rpc_base_port=None, p2p_base_port=None, anchoring_process=True,
+                  extra_env={"TRACELEDGER_ANCHOR_INTERVAL_S": "0.2", "TRACELEDGER_ANCHOR_MAX_BATCH": "150",
+                             "TRACELEDGER_ANCHOR_PIPELINE_DEPTH": "4"})
+    with stack, httpx.Client(base_url=stack.api_url(), timeout=60) as api:
+        db = stack.data_dir / "api" / "api.db"
+        mill = _register(api, stack, "Pipeline Crash Mill")
+        auth = {"Authorization": f"Bearer {mill['api_key']}"}
+        epcis_docs = [d for _, d in generate(target_events=2000, mill_prefix=mill["prefix"]).documents]
+        acknowledged: list[str] = []
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def poster() -> None:
+            i = 0
+            with httpx.Client(base_url=stack.api_url(), timeout=60, headers=auth) as c:
+                while not stop.is_set():
+                    try:
+                        if i % 2 == 0:
+                            r = c.post("/v1/coils/certificates/batch", json={"certificates": _certs("P", i * 20, 20)})
+                            got = [x["identifier"] for x in r.json()["records"]] if r.status_code == 201 else []
+                        else:
+                            r = c.post("/v1/epcis/capture", json=epcis_docs[(i // 2) % len(epcis_docs)])
+                            got = [x["identifier"] for x in r.json()["events"]] if r.status_code == 201 else []
+                    except httpx.HTTPError:
+                        return  # the API died under us: this request was never acknowledged
+                    with lock:
+                        acknowledged.extend(got)
+                    i += 1
+
+        t = threading.Thread(target=poster, daemon=True)
+        t.start()
+        # kill once records are acknowledged and an anchor tx is in flight (hash stored, batch not final)
+        in_flight = 0
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            with lock:
+                enough = len(acknowledged) >= 300
+            in_flight = _db_count(db, "SELECT count(*) FROM batches WHERE status = 'submitted' AND tx_hash IS NOT NULL")
+            if enough and in_flight:
+                break
+            time.sleep(0.05)
+        assert stack.anchor_proc is not None
+        stack.anchor_proc.send_signal(signal.SIGKILL)
+        stack.anchor_proc.wait(10)
+        stack.stop_api(sig=signal.SIGKILL)
+        stop.set()
+        t.join(30)
+        assert in_flight >= 1, "no anchor transaction was in flight when the processes were killed"
+        with lock:
+            acked = list(dict.fromkeys(acknowledged))
+        assert len(acked) >= 300, "the API acknowledged too little before the kill"
+        stack.start_api()
+        stack.start_anchoring()
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if _db_count(db, "SELECT count(*) FROM records WHERE status <> 'anchored'") == 0:
+                break
+            time.sleep(0.5)
+        with sqlite3.connect(db, timeout=30) as conn:
+            anchored = {row[0] for row in conn.execute("SELECT identifier FROM records WHERE status = 'anchored'")}
+            roots = [row[0] for row in conn.execute("SELECT root FROM batches")]
+            unfinished = conn.execute("SELECT count(*) FROM batches WHERE status <> 'final'").fetchone()[0]
+        assert not [i for i in acked if i not in anchored], "acknowledged records lost or never anchored"
+        assert unfinished == 0 and len(roots) == len(set(roots))
+        assert stack.spec is not None
+        chain = ChainClient.from_url(stack.spec.rpc_urls[0], enterprise_registry=stack.spec.enterprise_registry,
+                                     anchor_registry=stack.spec.anchor_registry)
+        # one on-chain anchor per batch: no root was anchored twice (a second anchor of a root by the same
+        # enterprise reverts, so the count of successful anchors equals the count of batches exactly)
+        assert chain.anchor_registry.functions.anchorCount().call() == len(roots)
         for ident in (acked[0], acked[len(acked) // 2], acked[-1]):
             body = api.get(f"/v1/verify/{path_of(ident)}").json()
             assert body["verified"] is True, body
