@@ -4,7 +4,8 @@
    :mod:`api.epcis.capture`) — every problem is one :class:`provenance.errors.Issue`, all of them
    answered at once as 422;
 2. **identify**: ``<enterprise prefix>/<suffix>`` (certificates: :func:`provenance.certificate.coil_suffix`);
-3. **canonical bytes + digest**: RFC 8785 JSON and its 32-byte SHA-256 (:func:`prepare`);
+3. **canonical bytes + digest**: RFC 8785 JSON and its 32-byte digest, SHA-256 or SM3 by the network's crypto
+   profile (:func:`prepare`, ``hash_alg``);
 4. **revision policy** (certificates): an identical document is a duplicate (200), a different one
    for the same coil needs ``supersedes`` and becomes ``<coil>.r<N>`` (:func:`revision_of`);
 5. **signature**: a device signature (header ``X-Record-Signature`` or the batch item's ``signature``,
@@ -25,7 +26,6 @@ handlers only parse, call and shape the answer.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +42,7 @@ from api.models import RECORD_KIND_COIL, Enterprise, Record, utcnow
 from api.state import AppState
 from provenance.canonical import canonicalize
 from provenance.certificate import coil_suffix, validate_certificate
+from provenance.crypto_profile import HASH_SHA256, hash_function
 from provenance.errors import CanonicalizationError, CertificateInvalid, InvalidIdentifier, InvalidSignature, Issue
 from provenance.identifiers import make_identifier
 from provenance.signing import recover_record_signer, sign_record
@@ -60,7 +61,8 @@ def _at(where: str, name: str) -> str:
 # ----------------------------------------------------------------------------------- steps 1–3
 @dataclass(frozen=True)
 class Prepared:
-    """A validated record ready to sign: identifier, kind, RFC 8785 bytes and their SHA-256 (32 bytes)."""
+    """A validated record ready to sign: identifier, kind, RFC 8785 bytes and their digest (32 bytes, SHA-256 or
+    SM3 by the network's crypto profile)."""
 
     identifier: str
     kind: str
@@ -73,8 +75,9 @@ class Prepared:
         return "0x" + self.digest.hex()
 
 
-def prepare(identifier: str, kind: str, document: Any, *, where: str = "") -> Prepared:
-    """Step 3: canonical bytes (RFC 8785) and SHA-256 digest of ``document``.
+def prepare(identifier: str, kind: str, document: Any, *, where: str = "", hash_alg: str = HASH_SHA256) -> Prepared:
+    """Step 3: canonical bytes (RFC 8785) and digest of ``document`` (``hash_alg``: the network's, ``"sha-256"`` or
+    ``"sm3"``).
 
     Raises:
         UnprocessableError: ``{field: where or "body", rule: "canonical-json"}`` when the document is not
@@ -85,10 +88,11 @@ def prepare(identifier: str, kind: str, document: Any, *, where: str = "") -> Pr
     except CanonicalizationError as exc:
         raise UnprocessableError([Issue(where or "body", "canonical-json",
                                         f"not representable in RFC 8785: {exc}")]) from exc
-    return Prepared(identifier, kind, canonical, hashlib.sha256(canonical).digest())
+    return Prepared(identifier, kind, canonical, hash_function(hash_alg)(canonical))
 
 
-def prepare_certificate(document: dict[str, Any], *, prefix: str, where: str = "") -> Prepared:
+def prepare_certificate(document: dict[str, Any], *, prefix: str, where: str = "",
+                        hash_alg: str = HASH_SHA256) -> Prepared:
     """Steps 1–3 for an EN 10168 certificate: validate, identify ``<prefix>/<coil suffix>``, canonicalise.
 
     ``where`` prefixes every issue's field (``certificates[3].document`` in a batch).
@@ -108,7 +112,7 @@ def prepare_certificate(document: dict[str, Any], *, prefix: str, where: str = "
     except InvalidIdentifier as exc:
         raise UnprocessableError([Issue(_at(where, "Certificate.ProductDescription.B07"), "identifier",
                                         str(exc))]) from exc
-    return prepare(identifier, RECORD_KIND_COIL, document, where=where)
+    return prepare(identifier, RECORD_KIND_COIL, document, where=where, hash_alg=hash_alg)
 
 
 # ----------------------------------------------------------------------------------- step 5
@@ -140,8 +144,11 @@ class RecordSigner:
     (asked at most once, when first needed).
     """
 
-    def __init__(self, enterprise: Enterprise, *, chain_id: Callable[[], int], load_key: Callable[[], bytes]) -> None:
+    def __init__(self, enterprise: Enterprise, *, chain_id: Callable[[], int], load_key: Callable[[], bytes],
+                 hash_alg: str = HASH_SHA256) -> None:
         self.enterprise = enterprise
+        #: the network's record hash (``"sha-256"`` / ``"sm3"``): the digests this signer signs are made with it
+        self.hash_alg = hash_alg
         self._chain_id_source = chain_id
         self._chain_id: int | None = None
         self._load_key = load_key
@@ -151,7 +158,8 @@ class RecordSigner:
     def for_request(cls, state: AppState, enterprise: Enterprise) -> RecordSigner:
         """The signer of ``enterprise`` with the app's chain id and keystore (ChainUnavailable → 503 when used)."""
         return cls(enterprise, chain_id=state.chain_id,
-                   load_key=lambda: state.keys.private_key(enterprise.keystore, state.settings.keystore_passphrase))
+                   load_key=lambda: state.keys.private_key(enterprise.keystore, state.settings.keystore_passphrase),
+                   hash_alg=state.settings.hash_alg)
 
     @property
     def chain_id(self) -> int:
@@ -313,9 +321,9 @@ def ingest_certificate(session: Session, state: AppState, enterprise: Enterprise
         ChainUnavailable: chain id unknown (503).
     """
     require_role(enterprise, "manufacturer")
-    record = prepare_certificate(document, prefix=enterprise.prefix)
-    revision = revision_of(session, record, supersedes)
     signer = RecordSigner.for_request(state, enterprise)
+    record = prepare_certificate(document, prefix=enterprise.prefix, hash_alg=signer.hash_alg)
+    revision = revision_of(session, record, supersedes)
     device = None
     if signature is not None:
         device = parse_signature(signature, f"header.{SIGNATURE_HEADER}")
@@ -392,19 +400,19 @@ def batch_items(body: Any) -> list[Any]:
     return items
 
 
-def _prepare_item(i: int, item: Any, prefix: str) -> BatchItem:
+def _prepare_item(i: int, item: Any, prefix: str, hash_alg: str = HASH_SHA256) -> BatchItem:
     """Steps 1–3 of one batch item (a certificate or ``{document, signature}``); UnprocessableError otherwise."""
     where = f"certificates[{i}]"
     if not isinstance(item, dict):
         raise UnprocessableError([Issue(where, "type", "must be a certificate object")])
     if "document" not in item:
-        return BatchItem(i, where, prepare_certificate(item, prefix=prefix, where=where))
+        return BatchItem(i, where, prepare_certificate(item, prefix=prefix, where=where, hash_alg=hash_alg))
     if not isinstance(item["document"], dict):
         raise UnprocessableError([Issue(f"{where}.document", "type", "must be a certificate object")])
     signature = None
     if item.get("signature") is not None:
         signature = parse_signature(item["signature"], f"{where}.signature")
-    record = prepare_certificate(item["document"], prefix=prefix, where=f"{where}.document")
+    record = prepare_certificate(item["document"], prefix=prefix, where=f"{where}.document", hash_alg=hash_alg)
     return BatchItem(i, f"{where}.document", record, signature, f"{where}.signature")
 
 
@@ -466,7 +474,7 @@ def ingest_certificates(session: Session, state: AppState, enterprise: Enterpris
     problems: list[Issue] = []
     for i, item in enumerate(items):
         try:
-            prepared.append(_prepare_item(i, item, enterprise.prefix))
+            prepared.append(_prepare_item(i, item, enterprise.prefix, state.settings.hash_alg))
         except UnprocessableError as exc:
             problems.extend(exc.issues)
     first, found = _check_batch(prepared, signer)

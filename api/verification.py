@@ -31,6 +31,7 @@ from sqlmodel import Session
 from api.caches import BoundedCache
 from api.chain import ChainClient, ChainError, ChainUnavailable, with_retry
 from api.models import Batch, Enterprise, Record
+from provenance.crypto_profile import HASH_SHA256
 from provenance.merkle import hash_children, hash_leaf
 from provenance.verify import (
     FINALITY_QBFT,
@@ -69,10 +70,12 @@ class SealVerdict:
 class BatchTree:
     """All subtree hashes of one RFC 9162 batch tree, so each inclusion proof is O(log n) lookups.
 
-    Built once per batch (2n SHA-256) from the leaf hashes; batch trees never change once persisted.
+    Built once per batch (2n hashes: SHA-256, or SM3 with ``hash_alg="sm3"``) from the leaf hashes; batch trees
+    never change once persisted.
     """
 
-    def __init__(self, leaves: list[bytes]) -> None:
+    def __init__(self, leaves: list[bytes], hash_alg: str = HASH_SHA256) -> None:
+        self.hash_alg = hash_alg
         self.size = len(leaves)
         self._leaves = leaves
         self._nodes: dict[tuple[int, int], bytes] = {}
@@ -90,7 +93,7 @@ class BatchTree:
             h = self._leaves[a]
         else:
             k = self._split(b - a)
-            h = hash_children(self._build(a, a + k), self._build(a + k, b))
+            h = hash_children(self._build(a, a + k), self._build(a + k, b), self.hash_alg)
         self._nodes[(a, b)] = h
         return h
 
@@ -122,7 +125,10 @@ class SealCache:
 
     MAX_TREES = 32
 
-    def __init__(self, verdicts: int = 100_000, anchors: int = 100_000) -> None:
+    def __init__(self, verdicts: int = 100_000, anchors: int = 100_000, hash_alg: str = HASH_SHA256) -> None:
+        #: the network's record hash (``"sha-256"`` / ``"sm3"``, its crypto profile): batch trees and record
+        #: digests of this network are checked with it
+        self.hash_alg = hash_alg
         self._data: BoundedCache[SealVerdict] = BoundedCache("seal_verdicts", verdicts)  # LRU, api/caches.py
         self._anchors: BoundedCache[Any] = BoundedCache("anchors", anchors)
         self._trees: dict[tuple[int, str], BatchTree] = {}
@@ -146,7 +152,7 @@ class SealCache:
             if tree is not None:
                 self._trees[key] = tree  # most recently used last
                 return tree
-        tree = BatchTree([hash_leaf(_b(d)) for d in batch.leaf_digests])
+        tree = BatchTree([hash_leaf(_b(d), self.hash_alg) for d in batch.leaf_digests], self.hash_alg)
         with self._lock:
             self._trees[key] = tree
             while len(self._trees) > self.MAX_TREES:
@@ -237,7 +243,8 @@ def verify_record(
         owner = session.get(Enterprise, record.enterprise_id)
 
     # 1. record digest
-    digest_v = check_record_digest(record.document, record.record_digest)
+    hash_alg = seal_cache.hash_alg
+    digest_v = check_record_digest(record.document, record.record_digest, hash_alg)
     checks.append(_check(digest_v))
     recomputed: bytes = digest_v.facts["digest"]
 
@@ -277,8 +284,9 @@ def verify_record(
                 checks.append(Check("inclusion_proof", False, f"IndexError: {exc}"))
             else:
                 proof_out = {"root": batch.root, "leaf_index": record.leaf_index, "tree_size": batch.size,
-                             "path": [_hex(p) for p in path]}
-                checks.append(_check(check_inclusion(recomputed, record.leaf_index, batch.size, path, batch.root)))
+                             "path": [_hex(p) for p in path], "hash_alg": hash_alg}
+                checks.append(_check(check_inclusion(recomputed, record.leaf_index, batch.size, path, batch.root,
+                                                     hash_alg)))
 
         anchor_out = {
             "block_number": batch.block_number,

@@ -32,6 +32,7 @@ from eth_utils import to_checksum_address
 
 from ledger.chain import DEFAULT_EPOCH_LENGTH, GenesisConfig
 from ledger.node import contract_address
+from provenance.crypto_profile import STANDARD, get_profile, network_manifest_fields
 
 DEFAULT_CHAIN_ID = 88_1088
 ADMIN_BALANCE_WEI = 10**30
@@ -79,6 +80,9 @@ class NetworkSpec:
     #: WorkTicket and ReceivableToken: the admin's nonce-2 and nonce-3 contracts ("" if unknown)
     work_ticket: str = ""
     receivable_token: str = ""
+    #: the record layer's crypto profile, fixed at creation (``network.json`` ``cryptoProfile``): ``standard`` or
+    #: ``sm`` (:mod:`provenance.crypto_profile`); the chain itself is secp256k1/keccak under both
+    crypto_profile: str = STANDARD
 
     @property
     def rpc_urls(self) -> list[str]:
@@ -112,6 +116,7 @@ def init_network(
     p2p_base_port: int | None = 30303, chain_id: int = DEFAULT_CHAIN_ID, block_period_s: float = 1.0,
     request_timeout_s: float = 1.0, round_timeout_cap_s: float = 60.0, observers: int = 0,
     epoch_length: int = DEFAULT_EPOCH_LENGTH, extra_alloc: dict[str, int] | None = None,
+    crypto_profile: str = STANDARD,
 ) -> NetworkSpec:
     """Write (or reuse) a network of ``validators`` nodes (and ``observers``) under ``data_dir``.
 
@@ -120,6 +125,11 @@ def init_network(
     (tests). ``round_timeout_cap_s`` caps the doubling round timeout (seconds); ``epoch_length`` is in
     blocks (votes reset at its multiples); ``extra_alloc`` funds more genesis accounts
     (``{"0x…": wei}``; genesis accounts may transact without registration, e.g. benchmark senders).
+    ``crypto_profile`` (``standard`` / ``sm``) is written once into ``network.json`` and never changes; an existing
+    data dir keeps the profile it was created with (the caller compares, see :class:`api.devnet.Stack`).
+
+    Raises:
+        UnknownProfile (ValueError): ``crypto_profile`` is not a known profile.
     """
     root = Path(data_dir).resolve()
     manifest = root / "network.json"
@@ -127,6 +137,7 @@ def init_network(
         return load_network(root)
     if validators < 1:
         raise ValueError("a network needs at least one validator")
+    profile_fields = network_manifest_fields(crypto_profile)
     root.mkdir(parents=True, exist_ok=True)
     admin = keys.PrivateKey(secrets.token_bytes(32))
     admin_key_file = root / "admin.key"
@@ -181,6 +192,7 @@ def init_network(
             "EnterpriseRegistry": registry, "AnchorRegistry": anchor,
             "WorkTicket": to_checksum_address(contract_address(admin_address, 2)),
             "ReceivableToken": to_checksum_address(contract_address(admin_address, 3))},
+        **profile_fields,
     }, indent=2) + "\n")
     return load_network(root)
 
@@ -201,6 +213,7 @@ def load_network(data_dir: str | Path) -> NetworkSpec:
             contract_address(bytes.fromhex(raw["admin"][2:]), 2)),
         receivable_token=raw["contracts"].get("ReceivableToken") or to_checksum_address(
             contract_address(bytes.fromhex(raw["admin"][2:]), 3)),
+        crypto_profile=get_profile(raw.get("cryptoProfile")).name,
     )
 
 

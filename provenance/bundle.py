@@ -13,7 +13,11 @@ Every check names the place in the bundle it concerns:
   trusted AnchorRegistry; ``anchors[j].receipt`` — its sealed receipt has status 1 and the registry's
   ``Anchored(root, submitter, size, metadataDigest, blockNumber)`` log;
 * ``registry_proofs[j]`` — EIP-1186 proofs against a verified block's ``stateRoot``: the prefix's owner, active;
-* ``records[i].document`` — SHA-256 of the exact canonical document equals ``record_digest``; for EPCIS events
+* ``hash_alg`` — the bundle's declared hash (``hash_alg``; absent: SHA-256, bundles from before crypto profiles)
+  is the one of the auditor's network (its ``network.json`` ``cryptoProfile``): an SM3 network refuses a SHA-256
+  bundle and the other way round; each ``records[i].proof.hash_alg`` must agree too;
+* ``records[i].document`` — SHA-256 (SM3 on an ``sm`` network) of the exact canonical document equals
+  ``record_digest``; for EPCIS events
   the GS1 event hash ID recomputed equals ``eventHashID`` and the identifier ``…/ev-<hex>``;
   ``records[i].proof`` — RFC 9162 §2.1.3.2 path to an anchored root, ``tree_size`` the anchored size;
   ``records[i].signature`` — EIP-712 ``Record(identifier, kind, digest)`` by the owner of the identifier's prefix
@@ -34,6 +38,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
+from provenance.crypto_profile import get_profile
 from provenance.qbft_header import UntrustedValidatorChange, advance_trusted_validators
 from provenance.registry_state import check_enterprise_state
 from provenance.verify import (
@@ -44,6 +49,7 @@ from provenance.verify import (
     check_block_header,
     check_commit_seals,
     check_event_hash,
+    check_hash_alg,
     check_inclusion,
     check_receipts,
     check_record_digest,
@@ -136,14 +142,15 @@ COIL_KIND = "coil_certificate"
 
 
 def verify_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | None = None,
-                  enterprise_registry: str | None = None) -> list[BundleCheck]:
+                  enterprise_registry: str | None = None, crypto_profile: str | None = None) -> list[BundleCheck]:
     """All checks of a bundle (see :func:`prove_bundle`); the bundle verifies iff every check is ok."""
     return prove_bundle(bundle, validators, anchor_registry=anchor_registry,
-                        enterprise_registry=enterprise_registry).checks
+                        enterprise_registry=enterprise_registry, crypto_profile=crypto_profile).checks
 
 
 def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | None = None,
-                 enterprise_registry: str | None = None, finality: str = "qbft") -> BundleReport:
+                 enterprise_registry: str | None = None, finality: str = "qbft",
+                 crypto_profile: str | None = None) -> BundleReport:
     """Verify a bundle trusting only ``validators`` and the two registry addresses of the auditor's network file.
 
     Args:
@@ -157,6 +164,8 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
             ``confirmations:N`` the plain Ethereum header hash is checked and each block gets a failing
             ``blocks[k].finality`` check: nothing offline proves such a block final or canonical; the CLI's
             ``--rpc`` cross-check (confirmations on the canonical chain) is the only evidence.
+        crypto_profile: the crypto profile of the auditor's network (``network.json`` ``cryptoProfile``; None:
+            ``standard``). It selects the record hash; the bundle's own ``hash_alg`` must agree, never replaces it.
 
     Returns:
         A :class:`BundleReport`; checks are in bundle order (blocks, anchors, registry_proofs, records, subject,
@@ -166,9 +175,12 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
     """
     prover = _Prover(validators, anchor_registry, enterprise_registry)
     prover.finality = parse_finality_model(finality)
+    prover.hash_alg = get_profile(crypto_profile).hash_alg
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         prover.add("format", False, f"not a {BUNDLE_FORMAT} bundle", Reason.MALFORMED)
         return prover.report
+    if not prover.put("hash_alg", check_hash_alg(bundle.get("hash_alg"), prover.hash_alg, where="bundle")):
+        return prover.report  # nothing of it can be read with the network's algorithms
     prover.validator_changes(bundle.get("validator_changes", []))
     prover.blocks(_list(bundle, "blocks"))
     prover.anchors(_list(bundle, "anchors"))
@@ -184,6 +196,8 @@ class _Prover:
     def __init__(self, validators: list[str], anchor_registry: str | None, enterprise_registry: str | None) -> None:
         self.validators = tuple(validators)
         self.finality: tuple[str, int] = ("qbft", 0)
+        #: the record hash of the auditor's network (its crypto profile), never the bundle's own say
+        self.hash_alg = "sha-256"
         #: (first block number, validator set) in increasing order: the trusted set, then each proven change
         self.validator_sets: list[tuple[int, tuple[str, ...]]] = [(0, self.validators)]
         self.anchor_registry = anchor_registry
@@ -368,14 +382,14 @@ class _Prover:
     def record(self, place: str, ident: str, r: Mapping[str, Any]) -> bool:
         """Checks of one record; True when every one holds."""
         kind = r["kind"]
-        digest_v = check_record_digest(r["document"], r["record_digest"])
+        digest_v = check_record_digest(r["document"], r["record_digest"], self.hash_alg)
         if not self.put(f"{place}.document", digest_v, f"{ident}: "):
             return False
         digest: bytes = digest_v.facts["digest"]
         if kind in EVENT_KINDS and not self.put(f"{place}.document", check_event_hash(r["document"], ident),
                                                 f"{ident}: "):
             return False
-        at = _prove_inclusion(place, ident, digest, r.get("proof"), self.anchored, self.add, self.put)
+        at = _prove_inclusion(place, ident, digest, r.get("proof"), self.anchored, self.add, self.put, self.hash_alg)
         prefix = ident.partition("/")[0]
         if at is not None:
             owner = self.owner_at.get((prefix, at))
@@ -599,15 +613,18 @@ def _node_label(key: str, cert: str | None) -> str:
 
 
 def _prove_inclusion(place: str, ident: str, digest: bytes, p: Any, anchored: Mapping[str, tuple[int, int]],
-                     add: Any, put: Any) -> int | None:
-    """The record's inclusion proof reproduces an anchored root with the anchored tree size: the anchor's block
-    number, or None after adding the failing check at ``{place}.proof``."""
+                     add: Any, put: Any, hash_alg: str = "sha-256") -> int | None:
+    """The record's inclusion proof, hashed with the network's ``hash_alg`` (the proof's own ``hash_alg`` must
+    agree), reproduces an anchored root with the anchored tree size: the anchor's block number, or None after adding
+    the failing check at ``{place}.proof``."""
     if not p:
         add(f"{place}.proof", False, f"{ident}: no inclusion proof (record not anchored yet)", Reason.NOT_ANCHORED)
         return None
+    if not put(f"{place}.proof", check_hash_alg(p.get("hash_alg"), hash_alg), f"{ident}: "):
+        return None
     tree_size = _int(p["tree_size"], "tree_size")
     if not put(f"{place}.proof", check_inclusion(digest, _int(p["leaf_index"], "leaf_index"), tree_size, p["path"],
-                                                 p["root"]), f"{ident}: "):
+                                                 p["root"], hash_alg), f"{ident}: "):
         return None
     root = str(p["root"]).lower()
     if root not in anchored:

@@ -36,9 +36,9 @@ from provenance.errors import InvalidSignature
 
 __all__ = [
     "STANDARD", "SM", "PROFILES", "HASH_SHA256", "HASH_SM3", "SIG_EIP712", "SIG_SM2", "SM2_DEFAULT_USER_ID",
-    "CryptoProfile", "UnknownProfile", "get_profile", "profile_for_hash", "hash_function", "sm3",
-    "sm2_generate_private_key", "sm2_public_key", "sm2_sign", "sm2_verify", "sm2_record_statement",
-    "sign_record_sm2", "verify_record_sm2",
+    "CryptoProfile", "UnknownProfile", "get_profile", "profile_for_hash", "network_manifest_fields", "hash_function",
+    "sm3", "parse_sm2_public_key", "sm2_generate_private_key", "sm2_public_key", "sm2_sign", "sm2_verify",
+    "sm2_record_statement", "sign_record_sm2", "verify_record_sm2",
 ]
 
 STANDARD = "standard"
@@ -107,6 +107,19 @@ def get_profile(name: str | None) -> CryptoProfile:
         return PROFILES[name]
     except (KeyError, TypeError):
         raise UnknownProfile(f"crypto profile must be one of {', '.join(PROFILES)}, got {name!r}"[:200]) from None
+
+
+def network_manifest_fields(name: str | None) -> dict[str, str]:
+    """What a network's manifest (``network.json``, a consortium genesis) records about its crypto profile:
+    ``{"cryptoProfile", "hashAlg", "recordSignature"}``, e.g. ``{"cryptoProfile": "sm", "hashAlg": "sm3",
+    "recordSignature": "sm2-sm3"}``. Readers take ``cryptoProfile`` (absent: ``standard``); the other two say it
+    in plain words for a person reading the file.
+
+    Raises:
+        UnknownProfile: ``name`` is not a known profile.
+    """
+    p = get_profile(name)
+    return {"cryptoProfile": p.name, "hashAlg": p.hash_alg, "recordSignature": p.signature_alg}
 
 
 def profile_for_hash(hash_alg: str) -> CryptoProfile:
