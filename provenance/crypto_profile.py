@@ -147,8 +147,12 @@ def _sm3_backend() -> Callable[[bytes], bytes]:
             return bytes(h.finalize())
         return _sm3_tongsuo
 
+    proto = hashlib.new("sm3")  # copying a fresh context skips OpenSSL's algorithm fetch: ~5x faster on 32 bytes
+
     def _sm3_hashlib(data: bytes) -> bytes:
-        return hashlib.new("sm3", data).digest()
+        h = proto.copy()
+        h.update(data)
+        return h.digest()
     return _sm3_hashlib
 
 
