@@ -42,7 +42,15 @@ from api.models import RECORD_KIND_COIL, Enterprise, Record, utcnow
 from api.state import AppState
 from provenance.canonical import canonicalize
 from provenance.certificate import coil_suffix, validate_certificate
-from provenance.crypto_profile import HASH_SHA256, hash_function
+from provenance.crypto_profile import (
+    HASH_SHA256,
+    SIG_SM2,
+    derive_sm2_record_key,
+    hash_function,
+    profile_for_hash,
+    sign_record_sm2,
+    verify_record_sm2,
+)
 from provenance.errors import CanonicalizationError, CertificateInvalid, InvalidIdentifier, InvalidSignature, Issue
 from provenance.identifiers import make_identifier
 from provenance.signing import recover_record_signer, sign_record
@@ -116,8 +124,8 @@ def prepare_certificate(document: dict[str, Any], *, prefix: str, where: str = "
 
 
 # ----------------------------------------------------------------------------------- step 5
-def parse_signature(value: object, field: str) -> bytes:
-    """A 65-byte ``r || s || v`` signature from 0x-hex.
+def parse_signature(value: object, field: str, *, scheme: str = "eip712-secp256k1") -> bytes:
+    """A 65-byte ``r || s || v`` signature from 0x-hex (``scheme="sm2-sm3"``: a DER SM2 signature, 8–72 bytes).
 
     Raises:
         UnprocessableError: naming ``field`` (rule ``type``, ``hex`` or ``length``) when malformed.
@@ -131,6 +139,11 @@ def parse_signature(value: object, field: str) -> bytes:
         raw = bytes.fromhex(text)
     except ValueError as exc:
         raise UnprocessableError([Issue(field, "hex", "signature must be 0x-prefixed hex")]) from exc
+    if scheme == SIG_SM2:
+        if not 8 <= len(raw) <= 72 or raw[0] != 0x30:
+            raise UnprocessableError([Issue(field, "length", "SM2 signature must be DER SEQUENCE {r, s} (8..72 "
+                                                              f"bytes, GM/T 0009), got {len(raw)} bytes")])
+        return raw
     if len(raw) != 65:
         raise UnprocessableError([Issue(field, "length", f"signature must be 65 bytes (r||s||v), got {len(raw)}")])
     return raw
@@ -145,10 +158,15 @@ class RecordSigner:
     """
 
     def __init__(self, enterprise: Enterprise, *, chain_id: Callable[[], int], load_key: Callable[[], bytes],
-                 hash_alg: str = HASH_SHA256) -> None:
+                 hash_alg: str = HASH_SHA256, sm2_key: Callable[[], bytes | None] | None = None) -> None:
         self.enterprise = enterprise
         #: the network's record hash (``"sha-256"`` / ``"sm3"``): the digests this signer signs are made with it
         self.hash_alg = hash_alg
+        #: the record signature of the network's profile: ``eip712-secp256k1`` or ``sm2-sm3``
+        self.scheme = profile_for_hash(hash_alg).signature_alg
+        #: the enterprise's SM2 public key bound on chain (``sm`` networks), read at most once
+        self._sm2_key_source = sm2_key
+        self._sm2_key: bytes | None = None
         self._chain_id_source = chain_id
         self._chain_id: int | None = None
         self._load_key = load_key
@@ -157,9 +175,11 @@ class RecordSigner:
     @classmethod
     def for_request(cls, state: AppState, enterprise: Enterprise) -> RecordSigner:
         """The signer of ``enterprise`` with the app's chain id and keystore (ChainUnavailable → 503 when used)."""
+        chain = state.chain
         return cls(enterprise, chain_id=state.chain_id,
                    load_key=lambda: state.keys.private_key(enterprise.keystore, state.settings.keystore_passphrase),
-                   hash_alg=state.settings.hash_alg)
+                   hash_alg=state.settings.hash_alg,
+                   sm2_key=(lambda: chain.sm2_public_key_of(enterprise.address)) if chain is not None else None)
 
     @property
     def chain_id(self) -> int:
@@ -173,6 +193,8 @@ class RecordSigner:
         """None when ``signature`` recovers to the enterprise account for ``record`` (under ``identifier``,
         default ``record.identifier``); else the :class:`Issue` naming ``field`` (rule ``signature``: does
         not recover; ``signer``: recovers to another account)."""
+        if self.scheme == SIG_SM2:
+            return self._check_sm2(signature, record, identifier=identifier, field=field)
         try:
             signer = recover_record_signer(signature, identifier or record.identifier, record.kind, record.digest,
                                            self.chain_id)
@@ -183,10 +205,30 @@ class RecordSigner:
                          f"signature recovers to {signer}, not the enterprise account {self.enterprise.address}")
         return None
 
+    def _check_sm2(self, signature: bytes, record: Prepared, *, identifier: str | None, field: str) -> Issue | None:
+        """An SM2 device signature must verify under the SM2 key the enterprise bound on chain."""
+        if self._sm2_key is None and self._sm2_key_source is not None:
+            self._sm2_key = self._sm2_key_source()
+        if self._sm2_key is None:
+            return Issue(field, "signer", f"the enterprise account {self.enterprise.address} has no SM2 public key "
+                                          "bound on chain (EnterpriseRegistry.setSm2PublicKey)")
+        try:
+            verify_record_sm2(self._sm2_key, signature, identifier or record.identifier, record.kind, record.digest,
+                              self.chain_id)
+        except InvalidSignature as exc:
+            return Issue(field, "signer", f"SM2 signature does not verify under the enterprise's bound key: {exc}")
+        except ValueError as exc:
+            return Issue(field, "signature", f"SM2 signature does not verify: {exc}")
+        return None
+
     def sign(self, identifier: str, record: Prepared) -> bytes:
-        """65-byte EIP-712 signature of ``record`` under ``identifier`` with the enterprise's keystore key."""
+        """Signature of ``record`` under ``identifier`` with the enterprise's keystore key: 65-byte EIP-712, or on an
+        ``sm`` network a DER SM2 signature with the key :func:`derive_sm2_record_key` derives from it."""
         if self._key is None:
             self._key = self._load_key()
+        if self.scheme == SIG_SM2:
+            return sign_record_sm2(derive_sm2_record_key(self._key), identifier, record.kind, record.digest,
+                                   self.chain_id)
         return sign_record(self._key, identifier, record.kind, record.digest, self.chain_id)
 
 
@@ -326,7 +368,7 @@ def ingest_certificate(session: Session, state: AppState, enterprise: Enterprise
     revision = revision_of(session, record, supersedes)
     device = None
     if signature is not None:
-        device = parse_signature(signature, f"header.{SIGNATURE_HEADER}")
+        device = parse_signature(signature, f"header.{SIGNATURE_HEADER}", scheme=signer.scheme)
         problem = signer.check(device, record, identifier=revision.identifier, field=f"header.{SIGNATURE_HEADER}")
         if problem is not None:
             raise UnprocessableError([problem])
@@ -411,7 +453,8 @@ def _prepare_item(i: int, item: Any, prefix: str, hash_alg: str = HASH_SHA256) -
         raise UnprocessableError([Issue(f"{where}.document", "type", "must be a certificate object")])
     signature = None
     if item.get("signature") is not None:
-        signature = parse_signature(item["signature"], f"{where}.signature")
+        signature = parse_signature(item["signature"], f"{where}.signature",
+                                    scheme=profile_for_hash(hash_alg).signature_alg)
     record = prepare_certificate(item["document"], prefix=prefix, where=f"{where}.document", hash_alg=hash_alg)
     return BatchItem(i, f"{where}.document", record, signature, f"{where}.signature")
 

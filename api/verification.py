@@ -31,7 +31,7 @@ from sqlmodel import Session
 from api.caches import BoundedCache
 from api.chain import ChainClient, ChainError, ChainUnavailable, with_retry
 from api.models import Batch, Enterprise, Record
-from provenance.crypto_profile import HASH_SHA256
+from provenance.crypto_profile import HASH_SHA256, SIG_SM2, profile_for_hash
 from provenance.merkle import hash_children, hash_leaf
 from provenance.verify import (
     FINALITY_QBFT,
@@ -44,6 +44,7 @@ from provenance.verify import (
     check_inclusion,
     check_record_digest,
     check_record_signature,
+    check_record_signature_sm2,
     parse_finality_model,
 )
 
@@ -224,6 +225,27 @@ def _confirmations(chain: ChainClient, block_number: int, block_hash: str, requi
     return check_confirmations(block_number, block_hash, canonical, head, required)
 
 
+def _sm2_owner_keys(chain: ChainClient | None, owner: Enterprise | None, record: Record, session: Session,
+                    batches: dict[int, Batch] | None) -> list[bytes] | None:
+    """The SM2 key the owner had bound on chain at the record's anchor block (latest while pending); None when the
+    chain cannot say (the signature check then fails as unproven, never passes)."""
+    if chain is None or owner is None:
+        return None
+    block: int | str = "latest"
+    if record.batch_id is not None:
+        batch = (batches or {}).get(record.batch_id) or session.get(Batch, record.batch_id,
+                                                                   options=[defer(Batch.leaf_digests)])  # type: ignore[arg-type]
+        if batch is not None and batch.block_number is not None:
+            block = batch.block_number
+    try:
+        key = chain.sm2_public_key_of(owner.address, block)
+    except (ChainUnavailable, ChainError):
+        return None
+    except Exception:  # noqa: BLE001 - e.g. a registry without the SM2 functions (older deployment)
+        return None
+    return [key] if key is not None else []
+
+
 def _check(v: Verdict, name: str | None = None) -> Check:
     return Check(name or v.check, v.ok, v.detail)
 
@@ -253,9 +275,14 @@ def verify_record(
         stored_digest = _b(record.record_digest)
     except ValueError:
         stored_digest = recomputed
-    checks.append(_check(check_record_signature(
-        record.signature, record.identifier, record.kind, stored_digest, record.chain_id,
-        owners=[owner.address] if owner is not None else None)))
+    if profile_for_hash(hash_alg).signature_alg == SIG_SM2:
+        checks.append(_check(check_record_signature_sm2(
+            record.signature, record.identifier, record.kind, stored_digest, record.chain_id,
+            owner_keys=_sm2_owner_keys(chain, owner, record, session, batches))))
+    else:
+        checks.append(_check(check_record_signature(
+            record.signature, record.identifier, record.kind, stored_digest, record.chain_id,
+            owners=[owner.address] if owner is not None else None)))
 
     proof_out: dict[str, Any] | None = None
     anchor_out: dict[str, Any] | None = None

@@ -38,7 +38,7 @@ __all__ = [
     "STANDARD", "SM", "PROFILES", "HASH_SHA256", "HASH_SM3", "SIG_EIP712", "SIG_SM2", "SM2_DEFAULT_USER_ID",
     "CryptoProfile", "UnknownProfile", "get_profile", "profile_for_hash", "network_manifest_fields", "hash_function",
     "sm3", "parse_sm2_public_key", "sm2_generate_private_key", "sm2_public_key", "sm2_sign", "sm2_verify",
-    "sm2_record_statement", "sign_record_sm2", "verify_record_sm2",
+    "sm2_record_statement", "sign_record_sm2", "verify_record_sm2", "derive_sm2_record_key",
 ]
 
 STANDARD = "standard"
@@ -305,6 +305,23 @@ def sm2_record_statement(identifier: str, kind: str, digest: bytes, chain_id: in
         raise ValueError("identifier and kind must be strings")
     return canonicalize({"chainId": chain_id, "digest": "0x" + bytes(digest).hex(), "domain": "TraceLedger",
                          "identifier": identifier, "kind": kind, "version": "1"})
+
+
+def derive_sm2_record_key(account_key: bytes) -> bytes:
+    """The SM2 record key of an account whose 32-byte secp256k1 key the API keeps in its keystore:
+    ``d = SM3("TraceLedger SM2 record key v1" ‖ account_key) mod (n − 2) + 1`` (so ``1 ≤ d ≤ n − 2``).
+
+    One secret in the keystore gives both keys (no second keystore column); the price, stated in
+    ``docs/crypto-profiles.md``: whoever holds the account key holds the SM2 key too. Device-held SM2 keys are
+    bound on chain with ``EnterpriseRegistry.setSm2PublicKey`` instead.
+
+    Raises:
+        ValueError: ``account_key`` is not 32 bytes.
+    """
+    if not isinstance(account_key, bytes | bytearray) or len(account_key) != 32:
+        raise ValueError("account key must be 32 bytes")
+    e = int.from_bytes(sm3(b"TraceLedger SM2 record key v1" + bytes(account_key)), "big")
+    return (e % (SM2_ORDER - 2) + 1).to_bytes(32, "big")
 
 
 def sign_record_sm2(private_key: bytes, identifier: str, kind: str, digest: bytes, chain_id: int) -> bytes:

@@ -24,7 +24,15 @@ from api.main import create_app
 from api.models import Batch, Record
 from ledger.network import init_network, load_network
 from provenance.canonical import canonicalize
-from provenance.crypto_profile import UnknownProfile, sm3
+from provenance.crypto_profile import (
+    UnknownProfile,
+    derive_sm2_record_key,
+    sign_record_sm2,
+    sm2_generate_private_key,
+    sm2_public_key,
+    sm3,
+    verify_record_sm2,
+)
 from provenance.merkle import hash_leaf, root_from_leaf_hashes
 from tests.api.conftest import auth, create_enterprise, make_settings, sample
 from tests.api.test_chain_anchoring import evm  # noqa: F401 - fixture
@@ -39,6 +47,15 @@ def _app(evm: Any, tmp_path: Path, profile: str) -> TestClient:  # noqa: F811
                              anchor_registry_address=addrs["AnchorRegistry"], fund_wei=10**18,
                              anchoring_enabled=False, crypto_profile=profile)
     return TestClient(create_app(settings, chain=chain))
+
+
+def _enterprise_keystore(state: Any, enterprise_id: int) -> str:
+    from api.models import Enterprise
+
+    with Session(state.engine) as s:
+        ent = s.get(Enterprise, enterprise_id)
+        assert ent is not None
+        return ent.keystore
 
 
 def test_sm_api_digests_anchors_and_verifies_with_sm3(evm: Any, tmp_path: Path) -> None:  # noqa: F811
@@ -66,6 +83,37 @@ def test_sm_api_digests_anchors_and_verifies_with_sm3(evm: Any, tmp_path: Path) 
         for name in ("record_digest", "signature", "inclusion_proof", "anchored_on_chain"):
             assert checks[name]["ok"], checks[name]
         assert "SM3" in checks["record_digest"]["detail"] and body["proof"]["hash_alg"] == "sm3"
+        assert "SM2 signature" in checks["signature"]["detail"]
+        # SM2 record signatures: the API signed with the enterprise's SM2 key, bound on chain at registration
+        state = app.app.state.tl  # type: ignore[attr-defined]
+        account_key = state.keys.private_key(_enterprise_keystore(state, ent["id"]), state.settings.keystore_passphrase)
+        assert state.chain.sm2_public_key_of(ent["address"]) == sm2_public_key(derive_sm2_record_key(account_key))
+        with Session(state.engine) as s:
+            stored = s.exec(select(Record).where(Record.identifier == IDENT)).one()
+        verify_record_sm2(state.chain.sm2_public_key_of(ent["address"]), bytes.fromhex(stored.signature[2:]), IDENT,
+                          stored.kind, bytes.fromhex(stored.record_digest[2:]), stored.chain_id)
+        # a device key replaces it (the enterprise's own transaction); device signatures are checked against it
+        device = sm2_generate_private_key()
+        state.chain.set_sm2_public_key(account_key, sm2_public_key(device))
+        doc2 = {**doc, "Certificate": {**doc["Certificate"], "ProductDescription": {
+            **doc["Certificate"]["ProductDescription"], "B07": "NW24-999999"}}}
+        digest2 = sm3(canonicalize(doc2))
+        ident2 = IDENT.replace("118734", "999999")
+        forged = sign_record_sm2(sm2_generate_private_key(), ident2, "coil_certificate", digest2, state.chain_id())
+        for bad, rule in ((forged, "signer"), (bytes(65), "length")):
+            r = app.post("/v1/coils/certificates", json=doc2, headers={**auth(ent["api_key"]),
+                                                                       "X-Record-Signature": "0x" + bad.hex()})
+            assert r.status_code == 422 and r.json()["detail"][0]["rule"] == rule, r.text
+        good = sign_record_sm2(device, ident2, "coil_certificate", digest2, state.chain_id())
+        r = app.post("/v1/coils/certificates", json=doc2, headers={**auth(ent["api_key"]),
+                                                                   "X-Record-Signature": "0x" + good.hex()})
+        assert r.status_code == 201 and r.json()["identifier"] == ident2, r.text
+        assert len(worker.run_once()) == 1
+        # each record verifies under the key bound at its own anchor block (before and after the rotation)
+        for ident in (IDENT, ident2):
+            body = app.get(f"/v1/verify/{ident}").json()
+            sig = next(c for c in body["checks"] if c["name"] == "signature")
+            assert sig["ok"], sig
     # the operator restarts the same database as a standard network: the SM3 records do not pass as SHA-256
     with _app(evm, tmp_path, "standard") as app:
         body = app.get(f"/v1/verify/{IDENT}").json()
