@@ -21,7 +21,8 @@ Every check names the place in the bundle it concerns:
   the GS1 event hash ID recomputed equals ``eventHashID`` and the identifier ``…/ev-<hex>``;
   ``records[i].proof`` — RFC 9162 §2.1.3.2 path to an anchored root, ``tree_size`` the anchored size;
   ``records[i].signature`` — EIP-712 ``Record(identifier, kind, digest)`` by the owner of the identifier's prefix
-  proven active at the record's anchor block (the bundle's ``enterprise`` / ``signer`` claims are ignored);
+  proven active at the record's anchor block (the bundle's ``enterprise`` / ``signer`` claims are ignored); on an
+  ``sm`` network an SM2 signature under the SM2 key that owner had bound at that block (same EIP-1186 proof);
 * ``subject`` — level 0, named by its own records, identifier bound to key; ``records[i].lineage`` — a record
   outside the subject's upstream lineage is refused as unrelated;
 * ``lineage`` — rebuilt from the signed events (EPCIS 2.0 §7.4 links) and equal to the claimed one; completeness
@@ -38,7 +39,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from provenance.crypto_profile import get_profile
+from provenance.crypto_profile import SIG_SM2, get_profile
 from provenance.qbft_header import UntrustedValidatorChange, advance_trusted_validators
 from provenance.registry_state import check_enterprise_state
 from provenance.verify import (
@@ -54,6 +55,7 @@ from provenance.verify import (
     check_receipts,
     check_record_digest,
     check_record_signature,
+    check_record_signature_sm2,
     check_transactions,
     hex_int,
     parse_finality_model,
@@ -176,6 +178,7 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
     prover = _Prover(validators, anchor_registry, enterprise_registry)
     prover.finality = parse_finality_model(finality)
     prover.hash_alg = get_profile(crypto_profile).hash_alg
+    prover.sm2 = get_profile(crypto_profile).signature_alg == SIG_SM2
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         prover.add("format", False, f"not a {BUNDLE_FORMAT} bundle", Reason.MALFORMED)
         return prover.report
@@ -198,6 +201,9 @@ class _Prover:
         self.finality: tuple[str, int] = ("qbft", 0)
         #: the record hash of the auditor's network (its crypto profile), never the bundle's own say
         self.hash_alg = "sha-256"
+        #: records are SM2-signed (an ``sm`` network): keys come from the registry proofs, ``sm2_at``
+        self.sm2 = False
+        self.sm2_at: dict[tuple[str, int], str | None] = {}  # (prefix, block number) → owner's SM2 key then
         #: (first block number, validator set) in increasing order: the trusted set, then each proven change
         self.validator_sets: list[tuple[int, tuple[str, ...]]] = [(0, self.validators)]
         self.anchor_registry = anchor_registry
@@ -358,6 +364,8 @@ class _Prover:
                 if not self.put(place, state, f"block {number}: "):
                     continue
                 self.owner_at[(prefix, number)] = state.facts["owner"]
+                if "sm2_public_key" in state.facts:
+                    self.sm2_at[(prefix, number)] = state.facts["sm2_public_key"]
                 self.report.enterprises[state.facts["owner"]] = (state.facts["name"], prefix)
             except (KeyError, ValueError, TypeError, AttributeError) as exc:
                 self.add(place, False, f"malformed registry proof: {type(exc).__name__}: {exc}", Reason.MALFORMED)
@@ -396,9 +404,12 @@ class _Prover:
             owners = [owner] if owner else None
         else:  # not anchored: still name whether the signer could be the owner at any proven block
             owners = sorted({o for (pfx, _), o in self.owner_at.items() if pfx == prefix}) or None
+        where = f"anchor block {at}" if at is not None else "any proven block"
+        if self.sm2:
+            return self.put(f"{place}.signature", self._sm2_signature(r, ident, kind, digest, prefix, at, where),
+                            f"{ident}: ") and at is not None
         sig = check_record_signature(r["signature"], ident, kind, digest, _int(r["chain_id"], "chain_id"),
                                      owners=owners)
-        where = f"anchor block {at}" if at is not None else "any proven block"
         if sig.ok:
             signer = sig.facts["signer"]
             sig = Verdict("signature", True, f"EIP-712 signature by {signer} ({self.report.enterprises[signer][0]!r}, "
@@ -408,6 +419,27 @@ class _Prover:
             sig = Verdict("signature", False, f"{sig.detail} at {where} (no state proof of an active owner; the "
                                               f"bundle's own claim is not evidence)", Reason.OWNER_UNPROVEN, sig.facts)
         return self.put(f"{place}.signature", sig, f"{ident}: ") and at is not None
+
+    def _sm2_signature(self, r: Mapping[str, Any], ident: str, kind: str, digest: bytes, prefix: str, at: int | None,
+                       where: str) -> Verdict:
+        """SM2 record signature under the key the prefix's owner had bound at the anchor block (EIP-1186 proof)."""
+        if at is not None:
+            keys = [self.sm2_at[(prefix, at)]] if (prefix, at) in self.sm2_at else None
+        else:
+            keys = sorted({k for (pfx, _), k in self.sm2_at.items() if pfx == prefix and k}) or None
+        if keys is not None:
+            keys = [k for k in keys if k]
+        sig = check_record_signature_sm2(r["signature"], ident, kind, digest, _int(r["chain_id"], "chain_id"),
+                                         owner_keys=keys)
+        if sig.ok:
+            owner = self.owner_at.get((prefix, at)) if at is not None else None
+            name = self.report.enterprises.get(owner, ("?", prefix))[0] if owner else "?"
+            return Verdict("signature", True, f"SM2 signature by the key {owner} ({name!r}) had bound at {where} "
+                                              "(EIP-1186 state proof)", None, sig.facts)
+        if sig.reason is Reason.OWNER_UNPROVEN:
+            return Verdict("signature", False, f"no SM2 key of the owner of {prefix} proven at {where} (the bundle "
+                                               "carries no state proof of it)", Reason.OWNER_UNPROVEN, sig.facts)
+        return sig
 
     # ------------------------------------------------------------------------------------------ lineage
     def lineage(self, bundle: Mapping[str, Any]) -> None:

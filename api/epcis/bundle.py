@@ -52,7 +52,7 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
     anchors, blocks = _anchors_and_blocks(batches, chain)
     needed = {(r["identifier"].partition("/")[0], b.block_number) for r in records_out if r["proof"]
               for b in batches.values() if b.root == r["proof"]["root"] and b.block_number is not None}
-    registry_proofs = _registry_proofs(chain, needed) if chain is not None else []
+    registry_proofs = _registry_proofs(chain, needed, sm2=hash_alg != HASH_SHA256) if chain is not None else []
     validator_changes = _validator_changes(chain, sorted(blocks)) if chain is not None else []
     return {
         "format": BUNDLE_FORMAT, "crypto_profile": profile_for_hash(hash_alg).name, "hash_alg": hash_alg,
@@ -147,10 +147,11 @@ def _add_block(chain: ChainClient, blocks: dict[int, dict[str, Any]], number: in
     blocks[number] = block
 
 
-def _registry_proofs(chain: ChainClient, needed: set[tuple[str, int]]) -> list[dict[str, Any]]:
+def _registry_proofs(chain: ChainClient, needed: set[tuple[str, int]], *, sm2: bool = False) -> list[dict[str, Any]]:
     """``[{prefix, block_number, proof}]``: for each (prefix, anchor block), the EIP-1186 ``eth_getProof`` answer
     of the EnterpriseRegistry holding the slots :func:`provenance.registry_state.check_enterprise_state` needs
-    (the prefix's owner, then the owner's name, prefix and flags; a long name's data slots)."""
+    (the prefix's owner, then the owner's name, prefix and flags — and on an ``sm`` network, ``sm2``, the owner's
+    SM2 key slots; a long name's data slots)."""
     from provenance.registry_state import enterprise_proof_slots
 
     contract = getattr(chain, "enterprise_registry", None)
@@ -170,10 +171,10 @@ def _registry_proofs(chain: ChainClient, needed: set[tuple[str, int]]) -> list[d
             if owner_word == 0:
                 continue
             owner = "0x" + owner_word.to_bytes(20, "big").hex()
-            answer = get_proof(enterprise_proof_slots(prefix, owner), number)
+            answer = get_proof(enterprise_proof_slots(prefix, owner, sm2=sm2), number)
             head = int(answer["storageProof"][1]["value"], 16)
             if head & 1:
-                answer = get_proof(enterprise_proof_slots(prefix, owner, head), number)
+                answer = get_proof(enterprise_proof_slots(prefix, owner, head, sm2=sm2), number)
         except (ChainError, ChainUnavailable, KeyError, TypeError, ValueError, IndexError):
             continue
         out.append({"prefix": prefix, "block_number": number, "proof": answer})
