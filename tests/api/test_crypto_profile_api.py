@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 from pathlib import Path
 from typing import Any
@@ -147,3 +148,15 @@ def test_profile_is_fixed_in_network_json(tmp_path: Path) -> None:
     (tmp_path / "o" / "network.json").write_text(json.dumps(raw))
     with pytest.raises(ValueError, match="crypto profile"):
         load_trust(str(tmp_path / "o" / "network.json"))
+
+
+def test_network_up_refuses_an_unknown_profile_before_anything_starts(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "api.cli.main", "network", "up", "--crypto-profile", "gm",
+                           "--data-dir", str(tmp_path / "d")], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "--crypto-profile" in proc.stdout and "standard, sm" in proc.stdout
+    assert not (tmp_path / "d" / "network.json").exists()
