@@ -601,6 +601,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scenarios", default=",".join(s[0] for s in SCENARIOS),
                    help="comma-separated subset of " + ",".join(s[0] for s in SCENARIOS))
     p.add_argument("--micro-seconds", type=float, default=1.0, help="seconds per micro-benchmark")
+    p.add_argument("--crypto-profile", choices=("standard", "sm"), default="standard",
+                   help="record-layer cryptography of the network (sm: SM3 digests and trees, SM2 signatures)")
     p.add_argument("--out", type=Path, default=ROOT / "bench")
     p.add_argument("--keep-data", action="store_true", help="keep the temporary network/API data directory")
     return p.parse_args(argv)
@@ -621,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     anchor_max_batch = 50_000
     stack = Stack(data_dir=data_dir, validators=args.validators, api_port=None, rpc_base_port=None,
                   p2p_base_port=None, database_url=db_url, api_workers=args.workers,
-                  anchoring_process=args.anchoring == "process",
+                  anchoring_process=args.anchoring == "process", crypto_profile=args.crypto_profile,
                   extra_env={"TRACELEDGER_ANCHOR_MAX_BATCH": str(anchor_max_batch),
                              "TRACELEDGER_ANCHOR_INTERVAL_S": str(args.anchor_interval)})
     facts = machine_facts(database, db_url)
@@ -664,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
                   "database": database, "anchor_max_batch": anchor_max_batch, "locust_users": args.users,
                   "anchoring": args.anchoring, "anchor_interval_s": args.anchor_interval,
                   "locust_duration_s": args.duration, "anchoring_leaders_seen": leaders,
-                  "bank_skip_reason": cfg.get("bank_skip_reason")}
+                  "bank_skip_reason": cfg.get("bank_skip_reason"), "crypto_profile": args.crypto_profile}
     report = {
         **{k: headline[k] for k in headline if k != "ratios_to_trivial"},
         "headline": headline,
