@@ -133,6 +133,8 @@ class SealCache:
         self._data: BoundedCache[SealVerdict] = BoundedCache("seal_verdicts", verdicts)  # LRU, api/caches.py
         self._anchors: BoundedCache[Any] = BoundedCache("anchors", anchors)
         self._trees: dict[tuple[int, str], BatchTree] = {}
+        #: SM2 keys bound on chain at a final block: (account, block number) → key (``sm`` networks)
+        self._sm2_keys: BoundedCache[Any] = BoundedCache("sm2_keys", anchors)
         self._lock = threading.Lock()
 
     def anchor(self, root: bytes) -> Any:
@@ -144,6 +146,18 @@ class SealCache:
         """Remember the on-chain anchor of a root (only call with a matching, final anchor)."""
         with self._lock:
             self._anchors[root] = info
+
+    def sm2_key(self, chain: Any, account: str, block: int) -> bytes | None:
+        """``sm2PublicKeyOf(account)`` at the final ``block``, read once (a final block's state never changes).
+        Raises ChainUnavailable / ChainError from the read."""
+        key = (account.lower(), block)
+        with self._lock:
+            if key in self._sm2_keys:
+                return self._sm2_keys[key]
+        value = chain.sm2_public_key_of(account, block)
+        with self._lock:
+            self._sm2_keys[key] = value
+        return value
 
     def tree(self, batch: Batch) -> BatchTree:
         """The cached :class:`BatchTree` of ``batch`` (built on first use; LRU of ``MAX_TREES``)."""
@@ -226,7 +240,7 @@ def _confirmations(chain: ChainClient, block_number: int, block_hash: str, requi
 
 
 def _sm2_owner_keys(chain: ChainClient | None, owner: Enterprise | None, record: Record, session: Session,
-                    batches: dict[int, Batch] | None) -> list[bytes] | None:
+                    batches: dict[int, Batch] | None, cache: SealCache) -> list[bytes] | None:
     """The SM2 key the owner had bound on chain at the record's anchor block (latest while pending); None when the
     chain cannot say (the signature check then fails as unproven, never passes)."""
     if chain is None or owner is None:
@@ -238,7 +252,8 @@ def _sm2_owner_keys(chain: ChainClient | None, owner: Enterprise | None, record:
         if batch is not None and batch.block_number is not None:
             block = batch.block_number
     try:
-        key = chain.sm2_public_key_of(owner.address, block)
+        key = (cache.sm2_key(chain, owner.address, block) if isinstance(block, int)
+               else chain.sm2_public_key_of(owner.address, block))
     except (ChainUnavailable, ChainError):
         return None
     except Exception:  # noqa: BLE001 - e.g. a registry without the SM2 functions (older deployment)
@@ -278,7 +293,7 @@ def verify_record(
     if profile_for_hash(hash_alg).signature_alg == SIG_SM2:
         checks.append(_check(check_record_signature_sm2(
             record.signature, record.identifier, record.kind, stored_digest, record.chain_id,
-            owner_keys=_sm2_owner_keys(chain, owner, record, session, batches))))
+            owner_keys=_sm2_owner_keys(chain, owner, record, session, batches, seal_cache))))
     else:
         checks.append(_check(check_record_signature(
             record.signature, record.identifier, record.kind, stored_digest, record.chain_id,

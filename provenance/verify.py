@@ -128,6 +128,10 @@ class Verdict:
     facts: Mapping[str, Any] = field(default_factory=dict)
 
 
+_verify_sm2 = lru_cache(maxsize=65536)(verify_record_sm2)
+""":func:`provenance.crypto_profile.verify_record_sm2` memoised: a pure function of its arguments; a failure raises,
+and raised errors are not cached."""
+
 _recover_signer = lru_cache(maxsize=65536)(recover_record_signer)
 """:func:`recover_record_signer` memoised (a pure function of its arguments; errors are not cached)."""
 
@@ -370,7 +374,7 @@ def check_record_signature_sm2(signature: Any, identifier: str, kind: str, diges
     last = "the owner has no SM2 key"
     for key in keys:
         try:
-            verify_record_sm2(key, sig, identifier, kind, bytes(digest), cid)
+            _verify_sm2(key, sig, identifier, kind, bytes(digest), cid)
         except InvalidSignature as exc:
             last = str(exc)
             continue
