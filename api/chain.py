@@ -501,6 +501,19 @@ class ChainClient:
             out["funding_tx"] = _hex(self.transfer(admin_key, account, fund_wei)["transactionHash"])
         return out
 
+    def sm2_public_key_of(self, account: str, block: int | str = "latest") -> bytes | None:
+        """``EnterpriseRegistry.sm2PublicKeyOf(account)`` at ``block``: 65 bytes ``04 ‖ x ‖ y``, or None when unset."""
+        x, y = with_retry(lambda: self._er().functions.sm2PublicKeyOf(to_checksum_address(account)).call(
+            block_identifier=block), what="sm2PublicKeyOf")
+        return None if int.from_bytes(x, "big") == 0 else b"\x04" + bytes(x) + bytes(y)
+
+    def set_sm2_public_key(self, private_key: bytes | str, public_key: bytes) -> dict[str, Any]:
+        """``setSm2PublicKey(x, y)`` sent by the account of ``private_key`` (an active enterprise or person) for
+        itself; ``public_key`` is 65 bytes ``04 ‖ x ‖ y`` (checked on the curve by the caller). The receipt."""
+        if len(public_key) != 65 or public_key[0] != 4:
+            raise ValueError("SM2 public key must be 65 bytes 04||x||y")
+        return self.send(private_key, self._er().functions.setSm2PublicKey(public_key[1:33], public_key[33:]))
+
     def affordable_funding(self, admin_key: bytes | str, cap_wei: int = DEFAULT_FUND_WEI) -> int:
         """Wei to give each new account when no amount is configured: ``cap_wei`` (1,000 ether), or a
         twentieth of the admin's balance when that is less (a ganache or testnet admin holds far less

@@ -63,6 +63,9 @@ class Stack:
     admin_token: str | None = None
     block_period_s: float = 1.0
     api_workers: int = 1
+    #: crypto profile of a new network (``standard`` / ``sm``); None: ``standard`` for a new network, the recorded one
+    #: for an existing data dir. Asking an existing network for another profile raises ValueError in :meth:`init`.
+    crypto_profile: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     spec: NetworkSpec | None = None
     validator_procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -79,7 +82,12 @@ class Stack:
         self.spec = init_network(
             self.data_dir, validators=self.validators, rpc_base_port=self.rpc_base_port,
             p2p_base_port=self.p2p_base_port, block_period_s=self.block_period_s,
+            crypto_profile=self.crypto_profile or "standard",
         )
+        if self.crypto_profile is not None and self.spec.crypto_profile != self.crypto_profile:
+            raise ValueError(f"{self.data_dir} holds a network created with crypto profile "
+                             f"{self.spec.crypto_profile!r}; a network's profile is fixed when it is created "
+                             f"(use another --data-dir for {self.crypto_profile!r})")
         token_file = self.data_dir / "admin-token"
         if self.admin_token is None:
             self.admin_token = os.environ.get("TRACELEDGER_ADMIN_TOKEN")
@@ -186,6 +194,7 @@ class Stack:
             "TRACELEDGER_RECEIVABLE_TOKEN": self.spec.receivable_token,
             "TRACELEDGER_PRICE_INDEX": self.spec.price_index,
             "TRACELEDGER_CHAIN_ID": str(self.spec.chain_id),
+            "TRACELEDGER_CRYPTO_PROFILE": self.spec.crypto_profile,
             "TRACELEDGER_PUBLIC_BASE_URL": public_base_url,
             "PUBLIC_BASE_URL": public_base_url,  # the old name, for APIs of older versions
         })

@@ -4,7 +4,8 @@
    :mod:`api.epcis.capture`) — every problem is one :class:`provenance.errors.Issue`, all of them
    answered at once as 422;
 2. **identify**: ``<enterprise prefix>/<suffix>`` (certificates: :func:`provenance.certificate.coil_suffix`);
-3. **canonical bytes + digest**: RFC 8785 JSON and its 32-byte SHA-256 (:func:`prepare`);
+3. **canonical bytes + digest**: RFC 8785 JSON and its 32-byte digest, SHA-256 or SM3 by the network's crypto
+   profile (:func:`prepare`, ``hash_alg``);
 4. **revision policy** (certificates): an identical document is a duplicate (200), a different one
    for the same coil needs ``supersedes`` and becomes ``<coil>.r<N>`` (:func:`revision_of`);
 5. **signature**: a device signature (header ``X-Record-Signature`` or the batch item's ``signature``,
@@ -25,7 +26,6 @@ handlers only parse, call and shape the answer.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +42,15 @@ from api.models import RECORD_KIND_COIL, Enterprise, Record, utcnow
 from api.state import AppState
 from provenance.canonical import canonicalize
 from provenance.certificate import coil_suffix, validate_certificate
+from provenance.crypto_profile import (
+    HASH_SHA256,
+    SIG_SM2,
+    derive_sm2_record_key,
+    hash_function,
+    profile_for_hash,
+    sign_record_sm2,
+    verify_record_sm2,
+)
 from provenance.errors import CanonicalizationError, CertificateInvalid, InvalidIdentifier, InvalidSignature, Issue
 from provenance.identifiers import make_identifier
 from provenance.signing import recover_record_signer, sign_record
@@ -60,7 +69,8 @@ def _at(where: str, name: str) -> str:
 # ----------------------------------------------------------------------------------- steps 1–3
 @dataclass(frozen=True)
 class Prepared:
-    """A validated record ready to sign: identifier, kind, RFC 8785 bytes and their SHA-256 (32 bytes)."""
+    """A validated record ready to sign: identifier, kind, RFC 8785 bytes and their digest (32 bytes, SHA-256 or
+    SM3 by the network's crypto profile)."""
 
     identifier: str
     kind: str
@@ -73,8 +83,9 @@ class Prepared:
         return "0x" + self.digest.hex()
 
 
-def prepare(identifier: str, kind: str, document: Any, *, where: str = "") -> Prepared:
-    """Step 3: canonical bytes (RFC 8785) and SHA-256 digest of ``document``.
+def prepare(identifier: str, kind: str, document: Any, *, where: str = "", hash_alg: str = HASH_SHA256) -> Prepared:
+    """Step 3: canonical bytes (RFC 8785) and digest of ``document`` (``hash_alg``: the network's, ``"sha-256"`` or
+    ``"sm3"``).
 
     Raises:
         UnprocessableError: ``{field: where or "body", rule: "canonical-json"}`` when the document is not
@@ -85,10 +96,11 @@ def prepare(identifier: str, kind: str, document: Any, *, where: str = "") -> Pr
     except CanonicalizationError as exc:
         raise UnprocessableError([Issue(where or "body", "canonical-json",
                                         f"not representable in RFC 8785: {exc}")]) from exc
-    return Prepared(identifier, kind, canonical, hashlib.sha256(canonical).digest())
+    return Prepared(identifier, kind, canonical, hash_function(hash_alg)(canonical))
 
 
-def prepare_certificate(document: dict[str, Any], *, prefix: str, where: str = "") -> Prepared:
+def prepare_certificate(document: dict[str, Any], *, prefix: str, where: str = "",
+                        hash_alg: str = HASH_SHA256) -> Prepared:
     """Steps 1–3 for an EN 10168 certificate: validate, identify ``<prefix>/<coil suffix>``, canonicalise.
 
     ``where`` prefixes every issue's field (``certificates[3].document`` in a batch).
@@ -108,12 +120,12 @@ def prepare_certificate(document: dict[str, Any], *, prefix: str, where: str = "
     except InvalidIdentifier as exc:
         raise UnprocessableError([Issue(_at(where, "Certificate.ProductDescription.B07"), "identifier",
                                         str(exc))]) from exc
-    return prepare(identifier, RECORD_KIND_COIL, document, where=where)
+    return prepare(identifier, RECORD_KIND_COIL, document, where=where, hash_alg=hash_alg)
 
 
 # ----------------------------------------------------------------------------------- step 5
-def parse_signature(value: object, field: str) -> bytes:
-    """A 65-byte ``r || s || v`` signature from 0x-hex.
+def parse_signature(value: object, field: str, *, scheme: str = "eip712-secp256k1") -> bytes:
+    """A 65-byte ``r || s || v`` signature from 0x-hex (``scheme="sm2-sm3"``: a DER SM2 signature, 8–72 bytes).
 
     Raises:
         UnprocessableError: naming ``field`` (rule ``type``, ``hex`` or ``length``) when malformed.
@@ -127,6 +139,11 @@ def parse_signature(value: object, field: str) -> bytes:
         raw = bytes.fromhex(text)
     except ValueError as exc:
         raise UnprocessableError([Issue(field, "hex", "signature must be 0x-prefixed hex")]) from exc
+    if scheme == SIG_SM2:
+        if not 8 <= len(raw) <= 72 or raw[0] != 0x30:
+            raise UnprocessableError([Issue(field, "length", "SM2 signature must be DER SEQUENCE {r, s} (8..72 "
+                                                              f"bytes, GM/T 0009), got {len(raw)} bytes")])
+        return raw
     if len(raw) != 65:
         raise UnprocessableError([Issue(field, "length", f"signature must be 65 bytes (r||s||v), got {len(raw)}")])
     return raw
@@ -140,8 +157,16 @@ class RecordSigner:
     (asked at most once, when first needed).
     """
 
-    def __init__(self, enterprise: Enterprise, *, chain_id: Callable[[], int], load_key: Callable[[], bytes]) -> None:
+    def __init__(self, enterprise: Enterprise, *, chain_id: Callable[[], int], load_key: Callable[[], bytes],
+                 hash_alg: str = HASH_SHA256, sm2_key: Callable[[], bytes | None] | None = None) -> None:
         self.enterprise = enterprise
+        #: the network's record hash (``"sha-256"`` / ``"sm3"``): the digests this signer signs are made with it
+        self.hash_alg = hash_alg
+        #: the record signature of the network's profile: ``eip712-secp256k1`` or ``sm2-sm3``
+        self.scheme = profile_for_hash(hash_alg).signature_alg
+        #: the enterprise's SM2 public key bound on chain (``sm`` networks), read at most once
+        self._sm2_key_source = sm2_key
+        self._sm2_key: bytes | None = None
         self._chain_id_source = chain_id
         self._chain_id: int | None = None
         self._load_key = load_key
@@ -150,8 +175,11 @@ class RecordSigner:
     @classmethod
     def for_request(cls, state: AppState, enterprise: Enterprise) -> RecordSigner:
         """The signer of ``enterprise`` with the app's chain id and keystore (ChainUnavailable → 503 when used)."""
+        chain = state.chain
         return cls(enterprise, chain_id=state.chain_id,
-                   load_key=lambda: state.keys.private_key(enterprise.keystore, state.settings.keystore_passphrase))
+                   load_key=lambda: state.keys.private_key(enterprise.keystore, state.settings.keystore_passphrase),
+                   hash_alg=state.settings.hash_alg,
+                   sm2_key=(lambda: chain.sm2_public_key_of(enterprise.address)) if chain is not None else None)
 
     @property
     def chain_id(self) -> int:
@@ -165,6 +193,8 @@ class RecordSigner:
         """None when ``signature`` recovers to the enterprise account for ``record`` (under ``identifier``,
         default ``record.identifier``); else the :class:`Issue` naming ``field`` (rule ``signature``: does
         not recover; ``signer``: recovers to another account)."""
+        if self.scheme == SIG_SM2:
+            return self._check_sm2(signature, record, identifier=identifier, field=field)
         try:
             signer = recover_record_signer(signature, identifier or record.identifier, record.kind, record.digest,
                                            self.chain_id)
@@ -175,10 +205,30 @@ class RecordSigner:
                          f"signature recovers to {signer}, not the enterprise account {self.enterprise.address}")
         return None
 
+    def _check_sm2(self, signature: bytes, record: Prepared, *, identifier: str | None, field: str) -> Issue | None:
+        """An SM2 device signature must verify under the SM2 key the enterprise bound on chain."""
+        if self._sm2_key is None and self._sm2_key_source is not None:
+            self._sm2_key = self._sm2_key_source()
+        if self._sm2_key is None:
+            return Issue(field, "signer", f"the enterprise account {self.enterprise.address} has no SM2 public key "
+                                          "bound on chain (EnterpriseRegistry.setSm2PublicKey)")
+        try:
+            verify_record_sm2(self._sm2_key, signature, identifier or record.identifier, record.kind, record.digest,
+                              self.chain_id)
+        except InvalidSignature as exc:
+            return Issue(field, "signer", f"SM2 signature does not verify under the enterprise's bound key: {exc}")
+        except ValueError as exc:
+            return Issue(field, "signature", f"SM2 signature does not verify: {exc}")
+        return None
+
     def sign(self, identifier: str, record: Prepared) -> bytes:
-        """65-byte EIP-712 signature of ``record`` under ``identifier`` with the enterprise's keystore key."""
+        """Signature of ``record`` under ``identifier`` with the enterprise's keystore key: 65-byte EIP-712, or on an
+        ``sm`` network a DER SM2 signature with the key :func:`derive_sm2_record_key` derives from it."""
         if self._key is None:
             self._key = self._load_key()
+        if self.scheme == SIG_SM2:
+            return sign_record_sm2(derive_sm2_record_key(self._key), identifier, record.kind, record.digest,
+                                   self.chain_id)
         return sign_record(self._key, identifier, record.kind, record.digest, self.chain_id)
 
 
@@ -314,12 +364,12 @@ def ingest_certificate(session: Session, state: AppState, enterprise: Enterprise
         ChainUnavailable: chain id unknown (503).
     """
     require_role(enterprise, "manufacturer")
-    record = prepare_certificate(document, prefix=enterprise.prefix)
-    revision = revision_of(session, record, supersedes)
     signer = RecordSigner.for_request(state, enterprise)
+    record = prepare_certificate(document, prefix=enterprise.prefix, hash_alg=signer.hash_alg)
+    revision = revision_of(session, record, supersedes)
     device = None
     if signature is not None:
-        device = parse_signature(signature, f"header.{SIGNATURE_HEADER}")
+        device = parse_signature(signature, f"header.{SIGNATURE_HEADER}", scheme=signer.scheme)
         problem = signer.check(device, record, identifier=revision.identifier, field=f"header.{SIGNATURE_HEADER}")
         if problem is not None:
             raise UnprocessableError([problem])
@@ -393,19 +443,20 @@ def batch_items(body: Any) -> list[Any]:
     return items
 
 
-def _prepare_item(i: int, item: Any, prefix: str) -> BatchItem:
+def _prepare_item(i: int, item: Any, prefix: str, hash_alg: str = HASH_SHA256) -> BatchItem:
     """Steps 1–3 of one batch item (a certificate or ``{document, signature}``); UnprocessableError otherwise."""
     where = f"certificates[{i}]"
     if not isinstance(item, dict):
         raise UnprocessableError([Issue(where, "type", "must be a certificate object")])
     if "document" not in item:
-        return BatchItem(i, where, prepare_certificate(item, prefix=prefix, where=where))
+        return BatchItem(i, where, prepare_certificate(item, prefix=prefix, where=where, hash_alg=hash_alg))
     if not isinstance(item["document"], dict):
         raise UnprocessableError([Issue(f"{where}.document", "type", "must be a certificate object")])
     signature = None
     if item.get("signature") is not None:
-        signature = parse_signature(item["signature"], f"{where}.signature")
-    record = prepare_certificate(item["document"], prefix=prefix, where=f"{where}.document")
+        signature = parse_signature(item["signature"], f"{where}.signature",
+                                    scheme=profile_for_hash(hash_alg).signature_alg)
+    record = prepare_certificate(item["document"], prefix=prefix, where=f"{where}.document", hash_alg=hash_alg)
     return BatchItem(i, f"{where}.document", record, signature, f"{where}.signature")
 
 
@@ -467,7 +518,7 @@ def ingest_certificates(session: Session, state: AppState, enterprise: Enterpris
     problems: list[Issue] = []
     for i, item in enumerate(items):
         try:
-            prepared.append(_prepare_item(i, item, enterprise.prefix))
+            prepared.append(_prepare_item(i, item, enterprise.prefix, state.settings.hash_alg))
         except UnprocessableError as exc:
             problems.extend(exc.issues)
     first, found = _check_batch(prepared, signer)

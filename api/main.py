@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     chain = chain if chain is not None else build_chain(settings)
     keys = KeyCache(settings.key_cache_entries)
     worker = AnchoringWorker(engine=engine, settings=settings, chain=chain, keys=keys)
-    seal_cache = SealCache(settings.seal_cache_entries, settings.anchor_cache_entries)
+    seal_cache = SealCache(settings.seal_cache_entries, settings.anchor_cache_entries, settings.hash_alg)
     state = AppState(settings=settings, engine=engine, chain=chain, keys=keys, seal_cache=seal_cache, worker=worker,
                      qr_cache=BoundedCache("qr_images", settings.qr_cache_entries))
 

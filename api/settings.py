@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     #: how an anchoring block is taken as final: ``qbft`` (a quorum of commit seals, our validators and Besu) or
     #: ``confirmations:N`` for chains without seals (ganache, a public L2): N blocks, the anchor's included
     finality: str = Field("qbft", validation_alias=_env("TRACELEDGER_FINALITY", "finality"))
+    #: the network's crypto profile (``standard`` SHA-256 / EIP-712, or ``sm`` SM3 / SM2), fixed when the network
+    #: is created and written in its ``network.json`` (``network up`` sets it; see :mod:`provenance.crypto_profile`)
+    crypto_profile: str = Field("standard", validation_alias=_env("TRACELEDGER_CRYPTO_PROFILE", "crypto_profile"))
     admin_token: str | None = Field(None, validation_alias=_env("TRACELEDGER_ADMIN_TOKEN", "admin_token"))
     admin_private_key: str | None = Field(None, validation_alias=_env("TRACELEDGER_ADMIN_KEY", "admin_private_key"))
     enterprise_registry_address: str | None = Field(
@@ -153,7 +156,17 @@ class Settings(BaseSettings):
         from provenance.verify import parse_finality_model
 
         parse_finality_model(self.finality)  # ValueError naming TRACELEDGER_FINALITY's accepted forms
+        from provenance.crypto_profile import get_profile
+
+        get_profile(self.crypto_profile)  # ValueError naming the known profiles (TRACELEDGER_CRYPTO_PROFILE)
         return self
+
+    @property
+    def hash_alg(self) -> str:
+        """``hash_alg`` of the network's crypto profile: ``"sha-256"`` or ``"sm3"``."""
+        from provenance.crypto_profile import get_profile
+
+        return get_profile(self.crypto_profile).hash_alg
 
     @property
     def sqlalchemy_url(self) -> str:

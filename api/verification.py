@@ -31,6 +31,7 @@ from sqlmodel import Session
 from api.caches import BoundedCache
 from api.chain import ChainClient, ChainError, ChainUnavailable, with_retry
 from api.models import Batch, Enterprise, Record
+from provenance.crypto_profile import HASH_SHA256, SIG_SM2, profile_for_hash
 from provenance.merkle import hash_children, hash_leaf
 from provenance.verify import (
     FINALITY_QBFT,
@@ -43,6 +44,7 @@ from provenance.verify import (
     check_inclusion,
     check_record_digest,
     check_record_signature,
+    check_record_signature_sm2,
     parse_finality_model,
 )
 
@@ -69,10 +71,12 @@ class SealVerdict:
 class BatchTree:
     """All subtree hashes of one RFC 9162 batch tree, so each inclusion proof is O(log n) lookups.
 
-    Built once per batch (2n SHA-256) from the leaf hashes; batch trees never change once persisted.
+    Built once per batch (2n hashes: SHA-256, or SM3 with ``hash_alg="sm3"``) from the leaf hashes; batch trees
+    never change once persisted.
     """
 
-    def __init__(self, leaves: list[bytes]) -> None:
+    def __init__(self, leaves: list[bytes], hash_alg: str = HASH_SHA256) -> None:
+        self.hash_alg = hash_alg
         self.size = len(leaves)
         self._leaves = leaves
         self._nodes: dict[tuple[int, int], bytes] = {}
@@ -90,7 +94,7 @@ class BatchTree:
             h = self._leaves[a]
         else:
             k = self._split(b - a)
-            h = hash_children(self._build(a, a + k), self._build(a + k, b))
+            h = hash_children(self._build(a, a + k), self._build(a + k, b), self.hash_alg)
         self._nodes[(a, b)] = h
         return h
 
@@ -122,10 +126,15 @@ class SealCache:
 
     MAX_TREES = 32
 
-    def __init__(self, verdicts: int = 100_000, anchors: int = 100_000) -> None:
+    def __init__(self, verdicts: int = 100_000, anchors: int = 100_000, hash_alg: str = HASH_SHA256) -> None:
+        #: the network's record hash (``"sha-256"`` / ``"sm3"``, its crypto profile): batch trees and record
+        #: digests of this network are checked with it
+        self.hash_alg = hash_alg
         self._data: BoundedCache[SealVerdict] = BoundedCache("seal_verdicts", verdicts)  # LRU, api/caches.py
         self._anchors: BoundedCache[Any] = BoundedCache("anchors", anchors)
         self._trees: dict[tuple[int, str], BatchTree] = {}
+        #: SM2 keys bound on chain at a final block: (account, block number) → key (``sm`` networks)
+        self._sm2_keys: BoundedCache[Any] = BoundedCache("sm2_keys", anchors)
         self._lock = threading.Lock()
 
     def anchor(self, root: bytes) -> Any:
@@ -138,6 +147,18 @@ class SealCache:
         with self._lock:
             self._anchors[root] = info
 
+    def sm2_key(self, chain: Any, account: str, block: int) -> bytes | None:
+        """``sm2PublicKeyOf(account)`` at the final ``block``, read once (a final block's state never changes).
+        Raises ChainUnavailable / ChainError from the read."""
+        key = (account.lower(), block)
+        with self._lock:
+            if key in self._sm2_keys:
+                return self._sm2_keys[key]
+        value = chain.sm2_public_key_of(account, block)
+        with self._lock:
+            self._sm2_keys[key] = value
+        return value
+
     def tree(self, batch: Batch) -> BatchTree:
         """The cached :class:`BatchTree` of ``batch`` (built on first use; LRU of ``MAX_TREES``)."""
         key = (int(batch.id or 0), batch.root)
@@ -146,7 +167,7 @@ class SealCache:
             if tree is not None:
                 self._trees[key] = tree  # most recently used last
                 return tree
-        tree = BatchTree([hash_leaf(_b(d)) for d in batch.leaf_digests])
+        tree = BatchTree([hash_leaf(_b(d), self.hash_alg) for d in batch.leaf_digests], self.hash_alg)
         with self._lock:
             self._trees[key] = tree
             while len(self._trees) > self.MAX_TREES:
@@ -218,6 +239,28 @@ def _confirmations(chain: ChainClient, block_number: int, block_hash: str, requi
     return check_confirmations(block_number, block_hash, canonical, head, required)
 
 
+def _sm2_owner_keys(chain: ChainClient | None, owner: Enterprise | None, record: Record, session: Session,
+                    batches: dict[int, Batch] | None, cache: SealCache) -> list[bytes] | None:
+    """The SM2 key the owner had bound on chain at the record's anchor block (latest while pending); None when the
+    chain cannot say (the signature check then fails as unproven, never passes)."""
+    if chain is None or owner is None:
+        return None
+    block: int | str = "latest"
+    if record.batch_id is not None:
+        batch = (batches or {}).get(record.batch_id) or session.get(Batch, record.batch_id,
+                                                                   options=[defer(Batch.leaf_digests)])  # type: ignore[arg-type]
+        if batch is not None and batch.block_number is not None:
+            block = batch.block_number
+    try:
+        key = (cache.sm2_key(chain, owner.address, block) if isinstance(block, int)
+               else chain.sm2_public_key_of(owner.address, block))
+    except (ChainUnavailable, ChainError):
+        return None
+    except Exception:  # noqa: BLE001 - e.g. a registry without the SM2 functions (older deployment)
+        return None
+    return [key] if key is not None else []
+
+
 def _check(v: Verdict, name: str | None = None) -> Check:
     return Check(name or v.check, v.ok, v.detail)
 
@@ -237,7 +280,8 @@ def verify_record(
         owner = session.get(Enterprise, record.enterprise_id)
 
     # 1. record digest
-    digest_v = check_record_digest(record.document, record.record_digest)
+    hash_alg = seal_cache.hash_alg
+    digest_v = check_record_digest(record.document, record.record_digest, hash_alg)
     checks.append(_check(digest_v))
     recomputed: bytes = digest_v.facts["digest"]
 
@@ -246,9 +290,14 @@ def verify_record(
         stored_digest = _b(record.record_digest)
     except ValueError:
         stored_digest = recomputed
-    checks.append(_check(check_record_signature(
-        record.signature, record.identifier, record.kind, stored_digest, record.chain_id,
-        owners=[owner.address] if owner is not None else None)))
+    if profile_for_hash(hash_alg).signature_alg == SIG_SM2:
+        checks.append(_check(check_record_signature_sm2(
+            record.signature, record.identifier, record.kind, stored_digest, record.chain_id,
+            owner_keys=_sm2_owner_keys(chain, owner, record, session, batches, seal_cache))))
+    else:
+        checks.append(_check(check_record_signature(
+            record.signature, record.identifier, record.kind, stored_digest, record.chain_id,
+            owners=[owner.address] if owner is not None else None)))
 
     proof_out: dict[str, Any] | None = None
     anchor_out: dict[str, Any] | None = None
@@ -277,8 +326,9 @@ def verify_record(
                 checks.append(Check("inclusion_proof", False, f"IndexError: {exc}"))
             else:
                 proof_out = {"root": batch.root, "leaf_index": record.leaf_index, "tree_size": batch.size,
-                             "path": [_hex(p) for p in path]}
-                checks.append(_check(check_inclusion(recomputed, record.leaf_index, batch.size, path, batch.root)))
+                             "path": [_hex(p) for p in path], "hash_alg": hash_alg}
+                checks.append(_check(check_inclusion(recomputed, record.leaf_index, batch.size, path, batch.root,
+                                                     hash_alg)))
 
         anchor_out = {
             "block_number": batch.block_number,

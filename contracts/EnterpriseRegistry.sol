@@ -129,6 +129,11 @@ contract EnterpriseRegistry {
     /// enterprise => its person accounts
     mapping(address => address[]) private _personsOf;
 
+    /// account (an enterprise or a person) => its SM2 public key (x, y on the SM2 recommended curve, GB/T 32918.5),
+    /// for record signatures on networks of the `sm` crypto profile. Kept LAST in the storage layout: the slots above
+    /// are proven offline (provenance/registry_state.py) and must not move; new state goes after this one.
+    mapping(address => bytes32[2]) private _sm2PublicKeys;
+
     // ----------------------------------------------------------------- events
     event PersonRegistered(address indexed enterprise, address indexed person, uint32 roles, string qualification);
     event PersonUpdated(address indexed person, uint32 roles, bool active, string qualification);
@@ -139,6 +144,7 @@ contract EnterpriseRegistry {
     event AnchoringAccountAdded(address indexed enterprise, address indexed anchorer);
     event AnchoringAccountRemoved(address indexed enterprise, address indexed anchorer);
     event PersonRetired(address indexed person, address indexed by);
+    event Sm2PublicKeySet(address indexed account, bytes32 x, bytes32 y);
     event Proposed(uint256 indexed id, Op op, address indexed target, uint256 value, address indexed proposer);
     event ProposalApproved(uint256 indexed id, address indexed admin);
     event ProposalExecuted(uint256 indexed id, address indexed by);
@@ -174,6 +180,8 @@ contract EnterpriseRegistry {
     error QuorumNotReached(uint256 id, uint256 approvals, uint256 threshold);
     error DelayNotElapsed(uint256 id, uint256 executableAt);
     error InvalidThreshold(uint256 threshold, uint256 adminCount);
+    error NotActiveMember(address account);
+    error InvalidSm2PublicKey();
     error InvalidDelay(uint256 delaySeconds);
     error InactiveEnterprise(address enterprise);
     error DeactivatedByAdmin(address person);
@@ -468,6 +476,23 @@ contract EnterpriseRegistry {
         address enterprise = enterpriseOfAnchorer(account);
         if (enterprise != address(0) && isActive(enterprise)) return true;
         return isActivePerson(account);
+    }
+
+    /// @notice Bind the caller's own account (an active enterprise or an active person) to an SM2 public key
+    /// (uncompressed x, y). The latest binding counts from the next block on; the contract cannot check an SM2
+    /// point or a proof of possession (no SM2 in the EVM): the API checks both before it sends, and verifiers
+    /// refuse a key that is not a curve point. (0, 0) clears the binding.
+    function setSm2PublicKey(bytes32 x, bytes32 y) external {
+        if (!isActive(msg.sender) && !isActivePerson(msg.sender)) revert NotActiveMember(msg.sender);
+        if ((x == 0) != (y == 0)) revert InvalidSm2PublicKey();
+        _sm2PublicKeys[msg.sender] = [x, y];
+        emit Sm2PublicKeySet(msg.sender, x, y);
+    }
+
+    /// @notice The SM2 public key bound to `account` ((0, 0) when none).
+    function sm2PublicKeyOf(address account) external view returns (bytes32 x, bytes32 y) {
+        bytes32[2] storage k = _sm2PublicKeys[account];
+        return (k[0], k[1]);
     }
 
     // ------------------------------------------------------------------ views

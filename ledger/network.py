@@ -33,6 +33,7 @@ from eth_utils import to_checksum_address
 from contracts import CONTRACT_NAMES
 from ledger.chain import DEFAULT_EPOCH_LENGTH, GenesisConfig
 from ledger.node import contract_address
+from provenance.crypto_profile import STANDARD, get_profile, network_manifest_fields
 
 DEFAULT_CHAIN_ID = 88_1088
 ADMIN_BALANCE_WEI = 10**30
@@ -82,6 +83,9 @@ class NetworkSpec:
     receivable_token: str = ""
     #: PriceIndex: the admin's nonce-``CONTRACT_NAMES.index("PriceIndex")`` contract ("" if unknown)
     price_index: str = ""
+    #: the record layer's crypto profile, fixed at creation (``network.json`` ``cryptoProfile``): ``standard`` or
+    #: ``sm`` (:mod:`provenance.crypto_profile`); the chain itself is secp256k1/keccak under both
+    crypto_profile: str = STANDARD
 
     @property
     def rpc_urls(self) -> list[str]:
@@ -147,6 +151,7 @@ def init_network(
     p2p_base_port: int | None = 30303, chain_id: int = DEFAULT_CHAIN_ID, block_period_s: float = 1.0,
     request_timeout_s: float = 1.0, round_timeout_cap_s: float = 60.0, observers: int = 0,
     epoch_length: int = DEFAULT_EPOCH_LENGTH, extra_alloc: dict[str, int] | None = None,
+    crypto_profile: str = STANDARD,
 ) -> NetworkSpec:
     """Write (or reuse) a network of ``validators`` nodes (and ``observers``) under ``data_dir``.
 
@@ -155,6 +160,11 @@ def init_network(
     (tests). ``round_timeout_cap_s`` caps the doubling round timeout (seconds); ``epoch_length`` is in
     blocks (votes reset at its multiples); ``extra_alloc`` funds more genesis accounts
     (``{"0x…": wei}``; genesis accounts may transact without registration, e.g. benchmark senders).
+    ``crypto_profile`` (``standard`` / ``sm``) is written once into ``network.json`` and never changes; an existing
+    data dir keeps the profile it was created with (the caller compares, see :class:`api.devnet.Stack`).
+
+    Raises:
+        UnknownProfile (ValueError): ``crypto_profile`` is not a known profile.
     """
     root = Path(data_dir).resolve()
     manifest = root / "network.json"
@@ -162,6 +172,7 @@ def init_network(
         return load_network(root)
     if validators < 1:
         raise ValueError("a network needs at least one validator")
+    profile_fields = network_manifest_fields(crypto_profile)
     root.mkdir(parents=True, exist_ok=True)
     admin = keys.PrivateKey(secrets.token_bytes(32))
     admin_key_file = root / "admin.key"
@@ -205,6 +216,7 @@ def init_network(
         "chainId": chain_id, "validators": specs, "observers": observer_specs,
         "admin": to_checksum_address(admin_address),
         "adminKeyFile": str(admin_key_file), "contracts": contracts,
+        **profile_fields,
     }, indent=2) + "\n")
     return load_network(root)
 
@@ -227,6 +239,7 @@ def load_network(data_dir: str | Path) -> NetworkSpec:
             contract_address(bytes.fromhex(raw["admin"][2:]), 3)),
         price_index=raw["contracts"].get("PriceIndex") or to_checksum_address(
             contract_address(bytes.fromhex(raw["admin"][2:]), CONTRACT_NAMES.index("PriceIndex"))),
+        crypto_profile=get_profile(raw.get("cryptoProfile")).name,
     )
 
 

@@ -13,11 +13,16 @@ Every check names the place in the bundle it concerns:
   trusted AnchorRegistry; ``anchors[j].receipt`` — its sealed receipt has status 1 and the registry's
   ``Anchored(root, submitter, size, metadataDigest, blockNumber)`` log;
 * ``registry_proofs[j]`` — EIP-1186 proofs against a verified block's ``stateRoot``: the prefix's owner, active;
-* ``records[i].document`` — SHA-256 of the exact canonical document equals ``record_digest``; for EPCIS events
+* ``hash_alg`` — the bundle's declared hash (``hash_alg``; absent: SHA-256, bundles from before crypto profiles)
+  is the one of the auditor's network (its ``network.json`` ``cryptoProfile``): an SM3 network refuses a SHA-256
+  bundle and the other way round; each ``records[i].proof.hash_alg`` must agree too;
+* ``records[i].document`` — SHA-256 (SM3 on an ``sm`` network) of the exact canonical document equals
+  ``record_digest``; for EPCIS events
   the GS1 event hash ID recomputed equals ``eventHashID`` and the identifier ``…/ev-<hex>``;
   ``records[i].proof`` — RFC 9162 §2.1.3.2 path to an anchored root, ``tree_size`` the anchored size;
   ``records[i].signature`` — EIP-712 ``Record(identifier, kind, digest)`` by the owner of the identifier's prefix
-  proven active at the record's anchor block (the bundle's ``enterprise`` / ``signer`` claims are ignored);
+  proven active at the record's anchor block (the bundle's ``enterprise`` / ``signer`` claims are ignored); on an
+  ``sm`` network an SM2 signature under the SM2 key that owner had bound at that block (same EIP-1186 proof);
 * ``subject`` — level 0, named by its own records, identifier bound to key; ``records[i].lineage`` — a record
   outside the subject's upstream lineage is refused as unrelated;
 * ``lineage`` — rebuilt from the signed events (EPCIS 2.0 §7.4 links) and equal to the claimed one; completeness
@@ -34,6 +39,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
+from provenance.crypto_profile import SIG_SM2, get_profile
 from provenance.qbft_header import UntrustedValidatorChange, advance_trusted_validators
 from provenance.registry_state import check_enterprise_state
 from provenance.verify import (
@@ -44,10 +50,12 @@ from provenance.verify import (
     check_block_header,
     check_commit_seals,
     check_event_hash,
+    check_hash_alg,
     check_inclusion,
     check_receipts,
     check_record_digest,
     check_record_signature,
+    check_record_signature_sm2,
     check_transactions,
     hex_int,
     parse_finality_model,
@@ -136,14 +144,15 @@ COIL_KIND = "coil_certificate"
 
 
 def verify_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | None = None,
-                  enterprise_registry: str | None = None) -> list[BundleCheck]:
+                  enterprise_registry: str | None = None, crypto_profile: str | None = None) -> list[BundleCheck]:
     """All checks of a bundle (see :func:`prove_bundle`); the bundle verifies iff every check is ok."""
     return prove_bundle(bundle, validators, anchor_registry=anchor_registry,
-                        enterprise_registry=enterprise_registry).checks
+                        enterprise_registry=enterprise_registry, crypto_profile=crypto_profile).checks
 
 
 def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | None = None,
-                 enterprise_registry: str | None = None, finality: str = "qbft") -> BundleReport:
+                 enterprise_registry: str | None = None, finality: str = "qbft",
+                 crypto_profile: str | None = None) -> BundleReport:
     """Verify a bundle trusting only ``validators`` and the two registry addresses of the auditor's network file.
 
     Args:
@@ -157,6 +166,8 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
             ``confirmations:N`` the plain Ethereum header hash is checked and each block gets a failing
             ``blocks[k].finality`` check: nothing offline proves such a block final or canonical; the CLI's
             ``--rpc`` cross-check (confirmations on the canonical chain) is the only evidence.
+        crypto_profile: the crypto profile of the auditor's network (``network.json`` ``cryptoProfile``; None:
+            ``standard``). It selects the record hash; the bundle's own ``hash_alg`` must agree, never replaces it.
 
     Returns:
         A :class:`BundleReport`; checks are in bundle order (blocks, anchors, registry_proofs, records, subject,
@@ -166,9 +177,13 @@ def prove_bundle(bundle: Any, validators: list[str], *, anchor_registry: str | N
     """
     prover = _Prover(validators, anchor_registry, enterprise_registry)
     prover.finality = parse_finality_model(finality)
+    prover.hash_alg = get_profile(crypto_profile).hash_alg
+    prover.sm2 = get_profile(crypto_profile).signature_alg == SIG_SM2
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         prover.add("format", False, f"not a {BUNDLE_FORMAT} bundle", Reason.MALFORMED)
         return prover.report
+    if not prover.put("hash_alg", check_hash_alg(bundle.get("hash_alg"), prover.hash_alg, where="bundle")):
+        return prover.report  # nothing of it can be read with the network's algorithms
     prover.validator_changes(bundle.get("validator_changes", []))
     prover.blocks(_list(bundle, "blocks"))
     prover.anchors(_list(bundle, "anchors"))
@@ -184,6 +199,11 @@ class _Prover:
     def __init__(self, validators: list[str], anchor_registry: str | None, enterprise_registry: str | None) -> None:
         self.validators = tuple(validators)
         self.finality: tuple[str, int] = ("qbft", 0)
+        #: the record hash of the auditor's network (its crypto profile), never the bundle's own say
+        self.hash_alg = "sha-256"
+        #: records are SM2-signed (an ``sm`` network): keys come from the registry proofs, ``sm2_at``
+        self.sm2 = False
+        self.sm2_at: dict[tuple[str, int], str | None] = {}  # (prefix, block number) → owner's SM2 key then
         #: (first block number, validator set) in increasing order: the trusted set, then each proven change
         self.validator_sets: list[tuple[int, tuple[str, ...]]] = [(0, self.validators)]
         self.anchor_registry = anchor_registry
@@ -344,6 +364,8 @@ class _Prover:
                 if not self.put(place, state, f"block {number}: "):
                     continue
                 self.owner_at[(prefix, number)] = state.facts["owner"]
+                if "sm2_public_key" in state.facts:
+                    self.sm2_at[(prefix, number)] = state.facts["sm2_public_key"]
                 self.report.enterprises[state.facts["owner"]] = (state.facts["name"], prefix)
             except (KeyError, ValueError, TypeError, AttributeError) as exc:
                 self.add(place, False, f"malformed registry proof: {type(exc).__name__}: {exc}", Reason.MALFORMED)
@@ -368,23 +390,26 @@ class _Prover:
     def record(self, place: str, ident: str, r: Mapping[str, Any]) -> bool:
         """Checks of one record; True when every one holds."""
         kind = r["kind"]
-        digest_v = check_record_digest(r["document"], r["record_digest"])
+        digest_v = check_record_digest(r["document"], r["record_digest"], self.hash_alg)
         if not self.put(f"{place}.document", digest_v, f"{ident}: "):
             return False
         digest: bytes = digest_v.facts["digest"]
         if kind in EVENT_KINDS and not self.put(f"{place}.document", check_event_hash(r["document"], ident),
                                                 f"{ident}: "):
             return False
-        at = _prove_inclusion(place, ident, digest, r.get("proof"), self.anchored, self.add, self.put)
+        at = _prove_inclusion(place, ident, digest, r.get("proof"), self.anchored, self.add, self.put, self.hash_alg)
         prefix = ident.partition("/")[0]
         if at is not None:
             owner = self.owner_at.get((prefix, at))
             owners = [owner] if owner else None
         else:  # not anchored: still name whether the signer could be the owner at any proven block
             owners = sorted({o for (pfx, _), o in self.owner_at.items() if pfx == prefix}) or None
+        where = f"anchor block {at}" if at is not None else "any proven block"
+        if self.sm2:
+            return self.put(f"{place}.signature", self._sm2_signature(r, ident, kind, digest, prefix, at, where),
+                            f"{ident}: ") and at is not None
         sig = check_record_signature(r["signature"], ident, kind, digest, _int(r["chain_id"], "chain_id"),
                                      owners=owners)
-        where = f"anchor block {at}" if at is not None else "any proven block"
         if sig.ok:
             signer = sig.facts["signer"]
             sig = Verdict("signature", True, f"EIP-712 signature by {signer} ({self.report.enterprises[signer][0]!r}, "
@@ -394,6 +419,27 @@ class _Prover:
             sig = Verdict("signature", False, f"{sig.detail} at {where} (no state proof of an active owner; the "
                                               f"bundle's own claim is not evidence)", Reason.OWNER_UNPROVEN, sig.facts)
         return self.put(f"{place}.signature", sig, f"{ident}: ") and at is not None
+
+    def _sm2_signature(self, r: Mapping[str, Any], ident: str, kind: str, digest: bytes, prefix: str, at: int | None,
+                       where: str) -> Verdict:
+        """SM2 record signature under the key the prefix's owner had bound at the anchor block (EIP-1186 proof)."""
+        if at is not None:
+            keys = [self.sm2_at[(prefix, at)]] if (prefix, at) in self.sm2_at else None
+        else:
+            keys = sorted({k for (pfx, _), k in self.sm2_at.items() if pfx == prefix and k}) or None
+        if keys is not None:
+            keys = [k for k in keys if k]
+        sig = check_record_signature_sm2(r["signature"], ident, kind, digest, _int(r["chain_id"], "chain_id"),
+                                         owner_keys=keys)
+        if sig.ok:
+            owner = self.owner_at.get((prefix, at)) if at is not None else None
+            name = self.report.enterprises.get(owner, ("?", prefix))[0] if owner else "?"
+            return Verdict("signature", True, f"SM2 signature by the key {owner} ({name!r}) had bound at {where} "
+                                              "(EIP-1186 state proof)", None, sig.facts)
+        if sig.reason is Reason.OWNER_UNPROVEN:
+            return Verdict("signature", False, f"no SM2 key of the owner of {prefix} proven at {where} (the bundle "
+                                               "carries no state proof of it)", Reason.OWNER_UNPROVEN, sig.facts)
+        return sig
 
     # ------------------------------------------------------------------------------------------ lineage
     def lineage(self, bundle: Mapping[str, Any]) -> None:
@@ -599,15 +645,18 @@ def _node_label(key: str, cert: str | None) -> str:
 
 
 def _prove_inclusion(place: str, ident: str, digest: bytes, p: Any, anchored: Mapping[str, tuple[int, int]],
-                     add: Any, put: Any) -> int | None:
-    """The record's inclusion proof reproduces an anchored root with the anchored tree size: the anchor's block
-    number, or None after adding the failing check at ``{place}.proof``."""
+                     add: Any, put: Any, hash_alg: str = "sha-256") -> int | None:
+    """The record's inclusion proof, hashed with the network's ``hash_alg`` (the proof's own ``hash_alg`` must
+    agree), reproduces an anchored root with the anchored tree size: the anchor's block number, or None after adding
+    the failing check at ``{place}.proof``."""
     if not p:
         add(f"{place}.proof", False, f"{ident}: no inclusion proof (record not anchored yet)", Reason.NOT_ANCHORED)
         return None
+    if not put(f"{place}.proof", check_hash_alg(p.get("hash_alg"), hash_alg), f"{ident}: "):
+        return None
     tree_size = _int(p["tree_size"], "tree_size")
     if not put(f"{place}.proof", check_inclusion(digest, _int(p["leaf_index"], "leaf_index"), tree_size, p["path"],
-                                                 p["root"]), f"{ident}: "):
+                                                 p["root"], hash_alg), f"{ident}: "):
         return None
     root = str(p["root"]).lower()
     if root not in anchored:

@@ -2,7 +2,8 @@
 
 Records (certificates, events, tickets) are hashed over their RFC 8785 JSON Canonicalization
 Scheme (JCS) serialisation, so that any two parties holding the same JSON value compute the same
-32-byte SHA-256 digest regardless of key order, whitespace or number formatting. The digest is the
+32-byte digest regardless of key order, whitespace or number formatting: SHA-256 by default, SM3 on a
+network of the ``sm`` crypto profile (``hash_alg``, :mod:`provenance.crypto_profile`). The digest is the
 Merkle leaf entry of the record (see :mod:`provenance.merkle`).
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import rfc8785
 
+from provenance.crypto_profile import HASH_SHA256, hash_function
 from provenance.errors import CanonicalizationError
 
 __all__ = ["canonicalize", "record_digest", "digest_hex"]
@@ -109,8 +111,8 @@ def _fast_canonical(obj: Any) -> bytes | None:
         return None
 
 
-def record_digest(obj: Any) -> bytes:
-    """SHA-256 (FIPS 180-4) of the RFC 8785 canonical bytes of ``obj``.
+def record_digest(obj: Any, hash_alg: str = HASH_SHA256) -> bytes:
+    """SHA-256 (FIPS 180-4; or SM3, GB/T 32905, with ``hash_alg="sm3"``) of the RFC 8785 canonical bytes of ``obj``.
 
     Returns:
         32 bytes. This is the Merkle *leaf entry* of the record; its leaf hash is
@@ -118,14 +120,17 @@ def record_digest(obj: Any) -> bytes:
 
     Raises:
         CanonicalizationError: see :func:`canonicalize`.
+        UnknownProfile: ``hash_alg`` is neither ``"sha-256"`` nor ``"sm3"``.
     """
-    return hashlib.sha256(canonicalize(obj)).digest()
+    if hash_alg == HASH_SHA256:
+        return hashlib.sha256(canonicalize(obj)).digest()
+    return hash_function(hash_alg)(canonicalize(obj))
 
 
-def digest_hex(obj: Any) -> str:
+def digest_hex(obj: Any, hash_alg: str = HASH_SHA256) -> str:
     """:func:`record_digest` as a ``"0x"``-prefixed lowercase hex string (66 characters).
 
     Raises:
         CanonicalizationError: see :func:`canonicalize`.
     """
-    return "0x" + record_digest(obj).hex()
+    return "0x" + record_digest(obj, hash_alg).hex()

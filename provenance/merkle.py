@@ -1,8 +1,10 @@
 """RFC 9162 (Certificate Transparency v2) Merkle tree hashing, inclusion and consistency proofs.
 
-All hashes are SHA-256 (32 bytes). Domain separation follows RFC 9162 §2.1.1: a leaf hash is
-``SHA-256(0x00 || entry)`` and an interior node is ``SHA-256(0x01 || left || right)``; the root of
-the empty tree is ``SHA-256("")``. Trees are the left-heavy binary trees of §2.1.1 (the left
+All hashes are 32 bytes: SHA-256 by default, or the hash a network's crypto profile names
+(``hash_alg`` keyword: ``"sha-256"`` or ``"sm3"``, :mod:`provenance.crypto_profile`; the structure and the
+domain separation are RFC 9162's under either). Domain separation follows RFC 9162 §2.1.1: a leaf hash is
+``H(0x00 || entry)`` and an interior node is ``H(0x01 || left || right)``; the root of
+the empty tree is ``H("")``. Trees are the left-heavy binary trees of §2.1.1 (the left
 subtree of ``n`` leaves holds ``k`` leaves, ``k`` the largest power of two smaller than ``n``).
 
 Project convention: the Merkle *leaf entry* of a record is its 32-byte record digest
@@ -16,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from provenance.crypto_profile import HASH_SHA256, hash_function
 from provenance.errors import InvalidProof, RootMismatch
 
 __all__ = [
@@ -37,7 +40,7 @@ __all__ = [
 ]
 
 HASH_SIZE = 32
-"""Size in bytes of every hash in the tree (SHA-256)."""
+"""Size in bytes of every hash in the tree (SHA-256 and SM3 alike)."""
 
 LEAF_PREFIX = b"\x00"
 """Domain-separation byte prepended to a leaf entry before hashing (RFC 9162 §2.1.1)."""
@@ -46,36 +49,47 @@ NODE_PREFIX = b"\x01"
 """Domain-separation byte prepended to two child hashes before hashing (RFC 9162 §2.1.1)."""
 
 
-def hash_empty() -> bytes:
-    """Root hash of the empty tree, ``MTH({}) = SHA-256()`` (RFC 9162 §2.1.1). 32 bytes."""
-    return hashlib.sha256(b"").digest()
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
 
 
-def hash_leaf(entry: bytes) -> bytes:
-    """Leaf hash ``SHA-256(0x00 || entry)`` (RFC 9162 §2.1.1).
+def _hasher(hash_alg: str) -> Callable[[bytes], bytes]:
+    """The tree's hash function; SHA-256 without a dictionary lookup on the default path.
+    Raises :class:`provenance.crypto_profile.UnknownProfile` (a ValueError) for an unknown name."""
+    return _sha256 if hash_alg == HASH_SHA256 else hash_function(hash_alg)
+
+
+def hash_empty(hash_alg: str = HASH_SHA256) -> bytes:
+    """Root hash of the empty tree, ``MTH({}) = H()`` (RFC 9162 §2.1.1). 32 bytes."""
+    return _hasher(hash_alg)(b"")
+
+
+def hash_leaf(entry: bytes, hash_alg: str = HASH_SHA256) -> bytes:
+    """Leaf hash ``H(0x00 || entry)`` (RFC 9162 §2.1.1), ``H`` named by ``hash_alg`` (default SHA-256).
 
     Args:
         entry: the leaf input of any length; in this project the 32-byte record digest.
+        hash_alg: ``"sha-256"`` or ``"sm3"`` (the network's crypto profile).
 
     Returns:
         32 bytes.
     """
-    return hashlib.sha256(LEAF_PREFIX + bytes(entry)).digest()
+    return _hasher(hash_alg)(LEAF_PREFIX + bytes(entry))
 
 
-def hash_children(left: bytes, right: bytes) -> bytes:
-    """Interior node hash ``SHA-256(0x01 || left || right)`` (RFC 9162 §2.1.1). 32 bytes."""
-    return hashlib.sha256(NODE_PREFIX + bytes(left) + bytes(right)).digest()
+def hash_children(left: bytes, right: bytes, hash_alg: str = HASH_SHA256) -> bytes:
+    """Interior node hash ``H(0x01 || left || right)`` (RFC 9162 §2.1.1). 32 bytes."""
+    return _hasher(hash_alg)(NODE_PREFIX + bytes(left) + bytes(right))
 
 
-def record_leaf_hash(digest: bytes) -> bytes:
+def record_leaf_hash(digest: bytes, hash_alg: str = HASH_SHA256) -> bytes:
     """Leaf hash of a record given its 32-byte record digest (project convention).
 
     Raises:
         ValueError: ``digest`` is not 32 bytes.
     """
     _require_hash(digest, "record digest", ValueError)
-    return hash_leaf(digest)
+    return hash_leaf(digest, hash_alg)
 
 
 def _require_hash(value: object, what: str, exc: type[Exception]) -> None:
@@ -84,16 +98,16 @@ def _require_hash(value: object, what: str, exc: type[Exception]) -> None:
         raise exc(f"{what} must be {HASH_SIZE} bytes, got {size}")
 
 
-def _next_level(level: list[bytes]) -> list[bytes]:
+def _next_level(level: list[bytes], h: Callable[[bytes], bytes] = _sha256) -> list[bytes]:
     """Hash adjacent pairs; an unpaired last node is promoted unchanged. Equivalent to the
     recursive split at the largest power of two of RFC 9162 §2.1.1."""
-    nxt = [hash_children(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+    nxt = [h(NODE_PREFIX + level[i] + level[i + 1]) for i in range(0, len(level) - 1, 2)]
     if len(level) % 2:
         nxt.append(level[-1])
     return nxt
 
 
-def root_from_leaf_hashes(leaf_hashes: Sequence[bytes]) -> bytes:
+def root_from_leaf_hashes(leaf_hashes: Sequence[bytes], *, hash_alg: str = HASH_SHA256) -> bytes:
     """Merkle Tree Hash MTH(D[n]) over already-hashed leaves (RFC 9162 §2.1.1).
 
     Iterative, O(n) hashing and memory; suitable for 10**5 leaves and more.
@@ -111,13 +125,14 @@ def root_from_leaf_hashes(leaf_hashes: Sequence[bytes]) -> bytes:
     for i, h in enumerate(level):
         _require_hash(h, f"leaf hash {i}", ValueError)
     if not level:
-        return hash_empty()
+        return hash_empty(hash_alg)
+    h = _hasher(hash_alg)
     while len(level) > 1:
-        level = _next_level(level)
+        level = _next_level(level, h)
     return level[0]
 
 
-def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:
+def inclusion_proof(leaf_hashes: Sequence[bytes], index: int, *, hash_alg: str = HASH_SHA256) -> list[bytes]:
     """Audit path PATH(m, D[n]) for leaf ``index`` (RFC 9162 §2.1.3.1).
 
     Args:
@@ -137,11 +152,12 @@ def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:
         raise ValueError(f"leaf index {index} out of range for tree size {len(level)}")
     proof: list[bytes] = []
     i = index
+    h = _hasher(hash_alg)
     while len(level) > 1:
         sibling = i ^ 1
         if sibling < len(level):
             proof.append(level[sibling])
-        level = _next_level(level)
+        level = _next_level(level, h)
         i >>= 1
     return proof
 
@@ -160,7 +176,8 @@ def _inclusion_proof_size(index: int, tree_size: int) -> int:
     return count
 
 
-def root_from_inclusion_proof(leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes]) -> bytes:
+def root_from_inclusion_proof(leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes], *,
+                              hash_alg: str = HASH_SHA256) -> bytes:
     """Recompute the root from a leaf hash and its audit path (RFC 9162 §2.1.3.2 steps 1–4).
 
     Args:
@@ -188,17 +205,18 @@ def root_from_inclusion_proof(leaf_hash: bytes, index: int, tree_size: int, proo
     if len(path) != want:
         raise InvalidProof(f"wrong proof size {len(path)}, want {want}")
     fn, sn, r = index, tree_size - 1, bytes(leaf_hash)
+    h = _hasher(hash_alg)
     for p in path:
         if sn == 0:  # unreachable after the size check; kept to mirror §2.1.3.2 step 4a
             raise InvalidProof("proof longer than the path to the root")
         if fn & 1 or fn == sn:
-            r = hash_children(p, r)
+            r = h(NODE_PREFIX + p + r)
             if fn & 1 == 0:
                 while fn & 1 == 0 and fn != 0:
                     fn >>= 1
                     sn >>= 1
         else:
-            r = hash_children(r, p)
+            r = h(NODE_PREFIX + r + p)
         fn >>= 1
         sn >>= 1
     if sn != 0:
@@ -207,7 +225,7 @@ def root_from_inclusion_proof(leaf_hash: bytes, index: int, tree_size: int, proo
 
 
 def verify_inclusion(
-    leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes
+    leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes, *, hash_alg: str = HASH_SHA256
 ) -> None:
     """Verify that ``leaf_hash`` sits at ``index`` in the tree of ``tree_size`` leaves whose root is
     ``root`` (RFC 9162 §2.1.3.2).
@@ -215,6 +233,7 @@ def verify_inclusion(
     Args:
         leaf_hash: 32-byte leaf hash. index: zero-based leaf index. tree_size: leaves in the tree.
         proof: audit path, bottom-up, 32 bytes per node. root: trusted root (32 bytes).
+        hash_alg: the tree's hash (``"sha-256"`` default, ``"sm3"``), as the proof and the network declare it.
 
     Returns:
         None when the proof verifies.
@@ -223,7 +242,7 @@ def verify_inclusion(
         InvalidProof: malformed proof (see :func:`root_from_inclusion_proof`).
         RootMismatch: well-formed proof whose recomputed root differs from ``root``.
     """
-    computed = root_from_inclusion_proof(leaf_hash, index, tree_size, proof)
+    computed = root_from_inclusion_proof(leaf_hash, index, tree_size, proof, hash_alg=hash_alg)
     if not hmac.compare_digest(computed, bytes(root)):
         raise RootMismatch(expected=bytes(root), computed=computed)
 
@@ -233,7 +252,7 @@ def _largest_power_of_two_below(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> list[bytes]:
+def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int, *, hash_alg: str = HASH_SHA256) -> list[bytes]:
     """Consistency proof PROOF(m, D[n]) between the first ``old_size`` leaves and the whole tree
     (RFC 9162 §2.1.4.1, algorithm SUBPROOF with b = true).
 
@@ -259,14 +278,14 @@ def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> list[bytes
         size = hi - lo
         if m == size:
             if not complete:
-                tail.append(root_from_leaf_hashes(leaves[lo:hi]))
+                tail.append(root_from_leaf_hashes(leaves[lo:hi], hash_alg=hash_alg))
             break
         k = _largest_power_of_two_below(size)
         if m <= k:
-            tail.append(root_from_leaf_hashes(leaves[lo + k : hi]))
+            tail.append(root_from_leaf_hashes(leaves[lo + k : hi], hash_alg=hash_alg))
             hi = lo + k
         else:
-            tail.append(root_from_leaf_hashes(leaves[lo : lo + k]))
+            tail.append(root_from_leaf_hashes(leaves[lo : lo + k], hash_alg=hash_alg))
             lo += k
             m -= k
             complete = False
@@ -295,7 +314,8 @@ def _consistency_proof_size(old_size: int, new_size: int) -> int:
 
 
 def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes], *,
+    hash_alg: str = HASH_SHA256
 ) -> None:
     """Verify that the tree of ``new_size`` leaves with ``new_root`` extends the tree of ``old_size``
     leaves with ``old_root`` (RFC 9162 §2.1.4.2).
@@ -325,7 +345,7 @@ def verify_consistency(
         if path:
             raise InvalidProof(f"wrong proof size {len(path)}, want 0 (tree sizes are equal)")
         if old_size == 0:
-            empty = hash_empty()
+            empty = hash_empty(hash_alg)
             for what, root in (("old root", old_root), ("new root", new_root)):
                 if not hmac.compare_digest(bytes(root), empty):
                     raise RootMismatch(expected=bytes(root), computed=empty, what=f"empty-tree {what}")
@@ -348,18 +368,19 @@ def verify_consistency(
         fn >>= 1
         sn >>= 1
     fr = sr = path[0]
+    h = _hasher(hash_alg)
     for c in path[1:]:
         if sn == 0:  # unreachable after the size check; mirrors §2.1.4.2 step 6a
             raise InvalidProof("proof longer than the path to the root")
         if fn & 1 or fn == sn:
-            fr = hash_children(c, fr)
-            sr = hash_children(c, sr)
+            fr = h(NODE_PREFIX + c + fr)
+            sr = h(NODE_PREFIX + c + sr)
             if fn & 1 == 0:
                 while fn & 1 == 0 and fn != 0:
                     fn >>= 1
                     sn >>= 1
         else:
-            sr = hash_children(sr, c)
+            sr = h(NODE_PREFIX + sr + c)
         fn >>= 1
         sn >>= 1
     if sn != 0:

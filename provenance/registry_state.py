@@ -33,6 +33,9 @@ ENTERPRISES_SLOT = 8
 PREFIX_OWNER_SLOT = 10
 """Slot of ``mapping(bytes32 => address) _prefixOwner`` (key ``keccak256`` of the ASCII-lowercased prefix:
 Handle prefixes are case-insensitive, so ``88.AB.1`` and ``88.ab.1`` are one prefix)."""
+SM2_PUBLIC_KEYS_SLOT = 16
+"""Slot of ``mapping(address => bytes32[2]) _sm2PublicKeys`` (the last state variable: x at the entry's slot, y at
++1; after ``_anchorerEnterprise``, ``_anchorers``, ``_anchorerIndex``, ``_persons``, ``_personsOf``)."""
 MAX_NAME_SLOTS = 8
 """Longest enterprise name proven: 8 data slots (256 bytes); the API accepts at most 200 characters."""
 
@@ -54,6 +57,12 @@ def prefix_owner_slot(prefix: str) -> int:
 def enterprise_slot(account: str) -> int:
     """First slot of ``_enterprises[account]`` (``name``; ``prefix`` is +1, ``roles|active|exists`` +2)."""
     return int.from_bytes(keccak(_word(int(account, 16)) + _word(ENTERPRISES_SLOT)), "big")
+
+
+def sm2_key_slots(account: str) -> list[int]:
+    """The two slots (x, y) of ``_sm2PublicKeys[account]``."""
+    base = int.from_bytes(keccak(_word(int(account, 16)) + _word(SM2_PUBLIC_KEYS_SLOT)), "big")
+    return [base, base + 1]
 
 
 def string_data_slots(slot: int, head: int) -> list[int]:
@@ -130,6 +139,9 @@ def check_enterprise_state(state_root: Any, registry: str, answer: Mapping[str, 
     The slots are recomputed here; the answer's ``value`` fields are not trusted (each is re-derived from its
     proof). ``facts``: ``owner``, ``name``, ``active``, ``roles``. Failing verdicts: MALFORMED (not a proof of
     the registry, or a slot missing), OWNER_UNPROVEN (no owner, or the owner is inactive / unknown).
+    When the answer also proves the owner's :func:`sm2_key_slots` (bundles of ``sm`` networks), ``facts`` holds
+    ``sm2_public_key``: ``0x04‖x‖y`` bound at that block, or None when none is bound; without those proofs the
+    fact is absent (no key proven).
     """
     check = "enterprise_state"
     try:
@@ -161,7 +173,15 @@ def check_enterprise_state(state_root: Any, registry: str, answer: Mapping[str, 
             raise StateProofError(f"the entry of {owner} holds another prefix than {prefix}")
     except (StateProofError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return Verdict(check, False, f"{type(exc).__name__}: {exc}", Reason.MALFORMED)
-    facts = {"owner": owner, "name": name, "active": active and exists, "roles": roles}
+    facts: dict[str, Any] = {"owner": owner, "name": name, "active": active and exists, "roles": roles}
+    sx, sy = sm2_key_slots(owner)
+    if sx in proofs and sy in proofs:
+        try:
+            x = verify_storage_proof(storage_root, sx, proofs[sx])
+            y = verify_storage_proof(storage_root, sy, proofs[sy])
+        except (StateProofError, ValueError) as exc:
+            return Verdict(check, False, f"{type(exc).__name__}: {exc}", Reason.MALFORMED)
+        facts["sm2_public_key"] = None if x == 0 else "0x04" + x.to_bytes(32, "big").hex() + y.to_bytes(32, "big").hex()
     if not exists:
         return Verdict(check, False, f"prefix {prefix} names {owner}, not a registered enterprise",
                        Reason.OWNER_UNPROVEN, facts)
@@ -172,13 +192,17 @@ def check_enterprise_state(state_root: Any, registry: str, answer: Mapping[str, 
                    None, facts)
 
 
-def enterprise_proof_slots(prefix: str, owner: str | None, name_head: int | None = None) -> list[int]:
+def enterprise_proof_slots(prefix: str, owner: str | None, name_head: int | None = None, *,
+                           sm2: bool = False) -> list[int]:
     """The storage slots a bundle builder asks ``eth_getProof`` for: the prefix's owner, then (owner known)
-    name, prefix and flags of the entry, then (``name_head`` known) a long name's data slots."""
+    name, prefix and flags of the entry (and, ``sm2`` for an ``sm`` network, the owner's SM2 key slots), then
+    (``name_head`` known) a long name's data slots."""
     out = [prefix_owner_slot(prefix)]
     if owner:
         base = enterprise_slot(owner)
         out += [base, base + 1, base + 2]
+        if sm2:
+            out += sm2_key_slots(owner)
         if name_head is not None:
             out += string_data_slots(base, name_head)
     return out

@@ -6,11 +6,16 @@ cannot drift. Nothing here does I/O: callers fetch, these functions decide.
 
 Checks, in the order a record is proven:
 
-* :func:`check_record_digest` — SHA-256 of the exact canonical document (RFC 8785) equals the record digest;
+* :func:`check_hash_alg` — the hash a proof or bundle declares (``hash_alg``) is the one of the network the
+  caller trusts (its crypto profile, :mod:`provenance.crypto_profile`); the other checks then use it;
+* :func:`check_record_digest` — SHA-256 (or SM3 under the ``sm`` profile) of the exact canonical document
+  (RFC 8785) equals the record digest;
 * :func:`check_event_hash` — the GS1 event hash ID recomputed from an EPCIS event equals the claimed one and
   the identifier's ``ev-``/``ed-`` suffix;
 * :func:`check_record_signature` — the EIP-712 ``Record(identifier, kind, digest)`` signature recovers to an
   address the caller has *proven* to own the identifier's prefix;
+* :func:`check_record_signature_sm2` — under the ``sm`` profile: the SM2 signature (GB/T 32918.2, SM3, default
+  user ID) of the record statement verifies under a public key the caller has proven for the prefix;
 * :func:`check_inclusion` — RFC 9162 §2.1.3.2 audit path from ``hash_leaf(digest)`` to the batch root;
 * :func:`check_anchor_state` — ``AnchorRegistry.getAnchor(root)`` names the block, a non-zero submitter and the
   tree size of the proof (online path);
@@ -32,7 +37,6 @@ proofs) and a detail naming the values compared; callers prefix the place (``rec
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +46,7 @@ from typing import Any
 import rlp
 from eth_utils import keccak, to_checksum_address
 
+from provenance.crypto_profile import HASH_SHA256, UnknownProfile, hash_function, verify_record_sm2
 from provenance.errors import InvalidProof, InvalidSignature
 from provenance.merkle import hash_leaf, verify_inclusion
 from provenance.qbft_header import (
@@ -57,7 +62,7 @@ __all__ = [
     "encode_receipt", "receipts_root", "check_record_digest", "check_event_hash", "check_record_signature",
     "check_inclusion", "check_anchor_state", "check_anchor_call", "check_receipts", "check_anchor_receipt",
     "check_block_header", "check_transactions", "check_commit_seals", "hex_bytes", "hex_int", "qty",
-    "FINALITY_QBFT", "parse_finality_model", "check_confirmations",
+    "FINALITY_QBFT", "parse_finality_model", "check_confirmations", "check_hash_alg", "check_record_signature_sm2",
 ]
 
 ANCHOR_SELECTOR = keccak(text="anchor(bytes32,uint64,bytes32)")[:4]
@@ -99,6 +104,8 @@ class Reason(enum.Enum):
     """A transaction hash or the transactions root does not recompute."""
     SEALS_INSUFFICIENT = "seals_insufficient"
     """Commit seals from outsiders, duplicated, or fewer than the quorum."""
+    WRONG_ALGORITHM = "wrong_algorithm"
+    """The declared ``hash_alg`` is unknown or not the one of the network the verifier trusts."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,10 @@ class Verdict:
     reason: Reason | None = None
     facts: Mapping[str, Any] = field(default_factory=dict)
 
+
+_verify_sm2 = lru_cache(maxsize=65536)(verify_record_sm2)
+""":func:`provenance.crypto_profile.verify_record_sm2` memoised: a pure function of its arguments; a failure raises,
+and raised errors are not cached."""
 
 _recover_signer = lru_cache(maxsize=65536)(recover_record_signer)
 """:func:`recover_record_signer` memoised (a pure function of its arguments; errors are not cached)."""
@@ -246,14 +257,42 @@ def receipts_root(receipts: Sequence[Mapping[str, Any]]) -> bytes:
 
 
 # --------------------------------------------------------------------------- record checks
-def check_record_digest(document: str, record_digest: Any) -> Verdict:
-    """SHA-256 of the UTF-8 ``document`` (the exact canonical JSON) equals ``record_digest`` (32 bytes, hex).
+_HASH_NAMES = {HASH_SHA256: "SHA-256", "sm3": "SM3"}
+
+
+def check_hash_alg(declared: Any, network: str, *, where: str = "proof") -> Verdict:
+    """The ``hash_alg`` a proof, record or bundle declares equals ``network``'s, the hash of the crypto profile of
+    the network the caller trusts (``network.json``'s ``crypto_profile``; never the bundle's own say).
+
+    ``declared`` None means the field is absent: only documents written before profiles existed lack it, and
+    those are SHA-256 (the standard profile), so None is read as ``"sha-256"`` — a rule, not a guess; an SM3
+    network therefore refuses a proof that does not say ``sm3``. ``facts['hash_alg']`` is the agreed name.
+    """
+    name = HASH_SHA256 if declared is None else declared
+    try:
+        hash_function(network)
+    except UnknownProfile as exc:
+        return _fail("hash_alg", Reason.WRONG_ALGORITHM, f"the trusted network names no known hash: {exc}")
+    if not isinstance(name, str) or name not in _HASH_NAMES:
+        return _fail("hash_alg", Reason.WRONG_ALGORITHM, f"{where} declares unknown hash_alg {str(name)[:40]!r}")
+    if name != network:
+        return _fail("hash_alg", Reason.WRONG_ALGORITHM,
+                     f"{where} declares hash_alg {name}, the network's crypto profile hashes with {network}")
+    return _pass("hash_alg", f"{where} and network agree on {_HASH_NAMES[name]}", hash_alg=name)
+
+
+def check_record_digest(document: str, record_digest: Any, hash_alg: str = HASH_SHA256) -> Verdict:
+    """SHA-256 (``hash_alg="sm3"``: SM3) of the UTF-8 ``document`` (the exact canonical JSON) equals
+    ``record_digest`` (32 bytes, hex).
 
     ``facts['digest']`` is the recomputed 32-byte digest.
     """
     if not isinstance(document, str):
         return _fail("record_digest", Reason.MALFORMED, "document must be the canonical JSON string")
-    digest = hashlib.sha256(document.encode("utf-8")).digest()
+    try:
+        digest = hash_function(hash_alg)(document.encode("utf-8"))
+    except UnknownProfile as exc:
+        return _fail("record_digest", Reason.WRONG_ALGORITHM, str(exc))
     try:
         claimed = hex_bytes(record_digest, "record_digest", 32)
     except ValueError as exc:
@@ -261,7 +300,7 @@ def check_record_digest(document: str, record_digest: Any) -> Verdict:
     if claimed != digest:
         return _fail("record_digest", Reason.DIGEST_MISMATCH,
                      f"document hashes to 0x{digest.hex()}, stored digest is 0x{claimed.hex()}", digest=digest)
-    return _pass("record_digest", "SHA-256 of the canonical document matches", digest=digest)
+    return _pass("record_digest", f"{_HASH_NAMES[hash_alg]} of the canonical document matches", digest=digest)
 
 
 @lru_cache(maxsize=4096)
@@ -314,16 +353,50 @@ def check_record_signature(signature: Any, identifier: str, kind: str, digest: b
     return _pass("signature", f"EIP-712 signature by owner {signer}", signer=signer)
 
 
-def check_inclusion(digest: bytes, leaf_index: Any, tree_size: Any, path: Sequence[Any], root: Any) -> Verdict:
+def check_record_signature_sm2(signature: Any, identifier: str, kind: str, digest: bytes, chain_id: Any, *,
+                               owner_keys: Sequence[Any] | None) -> Verdict:
+    """The SM2 signature (DER, GB/T 32918.2 over SM3 with ``Z`` and the default user ID, GM/T 0009) of
+    :func:`provenance.crypto_profile.sm2_record_statement` verifies under one of ``owner_keys`` (65-byte
+    ``04‖x‖y`` public keys, hex or bytes) that the caller has proven for the identifier's prefix.
+
+    None means no key is proven (:attr:`Reason.OWNER_UNPROVEN`). ``facts['signer_key']`` is the ``0x``-hex key
+    that verified. SM2 has no public-key recovery, so each proven key is tried (an enterprise holds few).
+    """
+    try:
+        sig = hex_bytes(signature, "signature")
+        cid = hex_int(chain_id, "chain_id")
+        keys = [hex_bytes(k, "owner key") for k in (owner_keys or [])]
+    except (ValueError, TypeError) as exc:
+        return _fail("signature", Reason.BAD_SIGNATURE, f"invalid SM2 signature: {exc}")
+    if owner_keys is None:
+        return _fail("signature", Reason.OWNER_UNPROVEN,
+                     f"no SM2 key of the owner of {identifier.partition('/')[0]} is proven")
+    last = "the owner has no SM2 key"
+    for key in keys:
+        try:
+            _verify_sm2(key, sig, identifier, kind, bytes(digest), cid)
+        except InvalidSignature as exc:
+            last = str(exc)
+            continue
+        except ValueError as exc:
+            return _fail("signature", Reason.BAD_SIGNATURE, f"invalid SM2 signature: {exc}")
+        return _pass("signature", f"SM2 signature by owner key 0x{key.hex()[:18]}…", signer_key="0x" + key.hex())
+    return _fail("signature", Reason.WRONG_SIGNER, f"SM2 signature verifies under none of the owner's "
+                                                   f"{len(keys)} key(s): {last}")
+
+
+def check_inclusion(digest: bytes, leaf_index: Any, tree_size: Any, path: Sequence[Any], root: Any,
+                    hash_alg: str = HASH_SHA256) -> Verdict:
     """RFC 9162 §2.1.3.2: the audit ``path`` (bottom-up, 32-byte hashes) from ``hash_leaf(digest)`` at
-    ``leaf_index`` of a tree of ``tree_size`` leaves reproduces ``root`` (32 bytes)."""
+    ``leaf_index`` of a tree of ``tree_size`` leaves reproduces ``root`` (32 bytes); the tree hashes with
+    ``hash_alg`` (the one :func:`check_hash_alg` agreed)."""
     try:
         index, size = hex_int(leaf_index, "leaf_index"), hex_int(tree_size, "tree_size")
         if not isinstance(path, list | tuple):
             raise ValueError("path must be a list of hashes")
         nodes = [hex_bytes(p, "path node", 32) for p in path]
         root_b = hex_bytes(root, "root", 32)
-        verify_inclusion(hash_leaf(bytes(digest)), index, size, nodes, root_b)
+        verify_inclusion(hash_leaf(bytes(digest), hash_alg), index, size, nodes, root_b, hash_alg=hash_alg)
     except (InvalidProof, ValueError, TypeError) as exc:
         return _fail("inclusion_proof", Reason.PROOF_INVALID, f"{type(exc).__name__}: {exc}")
     return _pass("inclusion_proof", f"leaf {index} of {size} reproduces root 0x{root_b.hex()} (RFC 9162 §2.1.3.2)")

@@ -50,6 +50,7 @@ from api.models import Batch, Record
 from api.security import KeyCache
 from api.settings import Settings
 from provenance.canonical import canonicalize
+from provenance.crypto_profile import HASH_SHA256, hash_function
 from provenance.merkle import hash_leaf, root_from_leaf_hashes
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,9 @@ def _hex(b: Any) -> str:
     return "0x" + bytes(b).hex()
 
 
-def batch_metadata_digest(*, batch_id: int, size: int, first_record_id: int) -> bytes:
-    """32-byte SHA-256 of the canonical JSON batch metadata committed with the root on chain."""
+def batch_metadata_digest(*, batch_id: int, size: int, first_record_id: int, hash_alg: str = HASH_SHA256) -> bytes:
+    """32-byte digest (the network's ``hash_alg``) of the canonical JSON batch metadata committed with the root on
+    chain; under SM3 the metadata also names ``hash_alg``, so the anchor transaction commits to the tree's hash."""
     meta = {
         "schema": "traceledger.batch.v1",
         "batch_id": batch_id,
@@ -90,12 +92,14 @@ def batch_metadata_digest(*, batch_id: int, size: int, first_record_id: int) -> 
         "first_record_id": first_record_id,
         "leaf": "hash_leaf(record_digest), RFC 9162",
     }
-    return hashlib.sha256(canonicalize(meta)).digest()
+    if hash_alg == HASH_SHA256:
+        return hashlib.sha256(canonicalize(meta)).digest()
+    return hash_function(hash_alg)(canonicalize({**meta, "hash_alg": hash_alg}))
 
 
-def leaf_hashes_of(digests: list[str]) -> list[bytes]:
-    """Leaf hashes (32 bytes each) for 0x-hex record digests."""
-    return [hash_leaf(_b(d)) for d in digests]
+def leaf_hashes_of(digests: list[str], hash_alg: str = HASH_SHA256) -> list[bytes]:
+    """Leaf hashes (32 bytes each, ``H(0x00 ‖ digest)`` with the network's ``hash_alg``) for 0x-hex record digests."""
+    return [hash_leaf(_b(d), hash_alg) for d in digests]
 
 
 def _assign_leaves(session: Any, batch_id: int, record_ids: list[int]) -> None:
@@ -375,7 +379,8 @@ class AnchoringWorker:
             if not records:
                 return None
             digests = [r.record_digest for r in records]
-            root = _hex(root_from_leaf_hashes(leaf_hashes_of(digests)))
+            hash_alg = self.settings.hash_alg
+            root = _hex(root_from_leaf_hashes(leaf_hashes_of(digests, hash_alg), hash_alg=hash_alg))
             existing = session.exec(select(Batch).where(Batch.root == root)).first()
             if existing is not None:
                 # Same root = same digests in the same order (SHA-256 collision resistance): the
@@ -393,7 +398,8 @@ class AnchoringWorker:
             session.flush()
             assert batch.id is not None and records[0].id is not None
             batch.metadata_digest = _hex(
-                batch_metadata_digest(batch_id=batch.id, size=batch.size, first_record_id=records[0].id)
+                batch_metadata_digest(batch_id=batch.id, size=batch.size, first_record_id=records[0].id,
+                                      hash_alg=self.settings.hash_alg)
             )
             session.add(batch)
             session.flush()

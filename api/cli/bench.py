@@ -361,6 +361,13 @@ def micro_benchmarks(seconds: float = 1.0) -> dict[str, Any]:
     from api.routes.epcis import load_schema
     from api.verification import BatchTree
     from provenance.canonical import canonicalize
+    from provenance.crypto_profile import (
+        sign_record_sm2,
+        sm2_generate_private_key,
+        sm2_public_key,
+        sm3,
+        verify_record_sm2,
+    )
     from provenance.epcis import event_hash_ids, validate_document
     from provenance.merkle import hash_leaf, root_from_leaf_hashes
     from provenance.samples import load_samples
@@ -377,6 +384,10 @@ def micro_benchmarks(seconds: float = 1.0) -> dict[str, Any]:
     doc["epcisBody"] = {"eventList": evs}
     leaves = [hash_leaf(i.to_bytes(32, "big")) for i in range(50_000)]
     tree = BatchTree(leaves[:10_000])
+    sm3_leaves = [hash_leaf(i.to_bytes(32, "big"), "sm3") for i in range(50_000)]
+    sm2_key = sm2_generate_private_key()
+    sm2_pub = sm2_public_key(sm2_key)
+    sm2_sig = sign_record_sm2(sm2_key, "88.1.1/HX-C1", "coil_certificate", digest, 1337)
     try:
         schema: dict[str, Any] | None = load_schema()
     except Exception:  # noqa: BLE001 - no shared schema: skip the EPCIS rows
@@ -391,6 +402,14 @@ def micro_benchmarks(seconds: float = 1.0) -> dict[str, Any]:
         ("GS1 event hash ID, per event (500-event document)", lambda: event_hash_ids(doc), len(evs)),
         ("Merkle root of 50,000 leaves (per leaf)", lambda: root_from_leaf_hashes(leaves), len(leaves)),
         ("inclusion proof from a cached 10,000-leaf tree", lambda: tree.proof(4321), 1),
+        # crypto profile `sm` (issue 18) beside the standard rows above: same inputs, national algorithms
+        ("SM3 of a certificate's canonical JSON", lambda: sm3(canonicalize(cert)), 1),
+        ("SM2 record signature (Tongsuo)", lambda: sign_record_sm2(sm2_key, "88.1.1/HX-C1", "coil_certificate",
+                                                                   digest, 1337), 1),
+        ("SM2 record signature verification (Tongsuo)", lambda: verify_record_sm2(
+            sm2_pub, sm2_sig, "88.1.1/HX-C1", "coil_certificate", digest, 1337), 1),
+        ("Merkle root of 50,000 leaves, SM3 (per leaf)", lambda: root_from_leaf_hashes(sm3_leaves, hash_alg="sm3"),
+         len(sm3_leaves)),
     ]
     if schema is not None:
         cases.insert(4, ("EPCIS schema validation, per event (500-event document)",
@@ -582,6 +601,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scenarios", default=",".join(s[0] for s in SCENARIOS),
                    help="comma-separated subset of " + ",".join(s[0] for s in SCENARIOS))
     p.add_argument("--micro-seconds", type=float, default=1.0, help="seconds per micro-benchmark")
+    p.add_argument("--crypto-profile", choices=("standard", "sm"), default="standard",
+                   help="record-layer cryptography of the network (sm: SM3 digests and trees, SM2 signatures)")
     p.add_argument("--out", type=Path, default=ROOT / "bench")
     p.add_argument("--keep-data", action="store_true", help="keep the temporary network/API data directory")
     return p.parse_args(argv)
@@ -602,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     anchor_max_batch = 50_000
     stack = Stack(data_dir=data_dir, validators=args.validators, api_port=None, rpc_base_port=None,
                   p2p_base_port=None, database_url=db_url, api_workers=args.workers,
-                  anchoring_process=args.anchoring == "process",
+                  anchoring_process=args.anchoring == "process", crypto_profile=args.crypto_profile,
                   extra_env={"TRACELEDGER_ANCHOR_MAX_BATCH": str(anchor_max_batch),
                              "TRACELEDGER_ANCHOR_INTERVAL_S": str(args.anchor_interval)})
     facts = machine_facts(database, db_url)
@@ -645,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
                   "database": database, "anchor_max_batch": anchor_max_batch, "locust_users": args.users,
                   "anchoring": args.anchoring, "anchor_interval_s": args.anchor_interval,
                   "locust_duration_s": args.duration, "anchoring_leaders_seen": leaders,
-                  "bank_skip_reason": cfg.get("bank_skip_reason")}
+                  "bank_skip_reason": cfg.get("bank_skip_reason"), "crypto_profile": args.crypto_profile}
     report = {
         **{k: headline[k] for k in headline if k != "ratios_to_trivial"},
         "headline": headline,

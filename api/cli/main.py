@@ -53,6 +53,10 @@ def network_up(
     rpc_port: Annotated[int, typer.Option(help="JSON-RPC port of validator 1 (validator i uses rpc_port+i-1).")] = 8545,
     p2p_port: Annotated[int, typer.Option(help="P2P port of validator 1 (validator i uses p2p_port+i-1).")] = 30303,
     block_period: Annotated[float, typer.Option(help="Seconds between blocks.")] = 1.0,
+    crypto_profile: Annotated[str | None, typer.Option(
+        "--crypto-profile", help="Record-layer cryptography of a NEW network, fixed at creation: 'standard' "
+        "(SHA-256, EIP-712/secp256k1) or 'sm' (SM3, SM2). Default: standard, or what DATA_DIR was created with.")
+    ] = None,
 ) -> None:
     """Start the validators and the API, deploy the contracts on first start, and run until Ctrl-C/SIGTERM.
 
@@ -61,6 +65,14 @@ def network_up(
     The validators and the API die with this process, even after a kill -9.
     """
     from api.ports import DataDirBusy, DataDirLock, PortInUse, check_ports, launch_port_needs
+    from provenance.crypto_profile import UnknownProfile, get_profile
+
+    if crypto_profile is not None:
+        try:
+            get_profile(crypto_profile)
+        except UnknownProfile as exc:
+            console.print(f"[red]--crypto-profile: {exc}[/red]", highlight=False)
+            raise typer.Exit(2) from None
 
     # pre-flight before the heavy imports (py-evm) and before anything is written or started: < 5 s to one line
     lock = DataDirLock(data_dir)
@@ -76,12 +88,15 @@ def network_up(
     from api.devnet import Stack
 
     stack = Stack(data_dir=data_dir, validators=validators, api_port=api_port, rpc_base_port=rpc_port,
-                  p2p_base_port=p2p_port, block_period_s=block_period)
+                  p2p_base_port=p2p_port, block_period_s=block_period, crypto_profile=crypto_profile)
     stack.data_dir_lock = lock  # released by stack.stop()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        spec = stack.init()
+        try:
+            spec = stack.init()
+        except ValueError as exc:  # e.g. --crypto-profile differs from the one the data dir was created with
+            raise RuntimeError(str(exc)) from exc
         first = spec.validators[0]
         if first.rpc_url.rsplit(":", 1)[1] != str(rpc_port) or first.p2p_port != p2p_port:
             console.print(f"[yellow]{spec.data_dir} was created with JSON-RPC port {first.rpc_url.rsplit(':', 1)[1]} "
@@ -132,7 +147,8 @@ def _print_banner(stack: Any, spec: Any, contracts: dict[str, str]) -> None:
     import shutil
 
     api = stack.api_url()
-    console.print(f"[bold]TraceLedger network[/bold] chain id {spec.chain_id}, data in {spec.data_dir}")
+    console.print(f"[bold]TraceLedger network[/bold] chain id {spec.chain_id}, data in {spec.data_dir}, "
+                  f"crypto profile {spec.crypto_profile}")
     for v in spec.validators:
         console.print(f"validator {v.index}  rpc {v.rpc_url}  address {v.address}  log {v.log_path}")
     for name in ("EnterpriseRegistry", "AnchorRegistry", "WorkTicket", "ReceivableToken", "PriceIndex"):
@@ -465,7 +481,8 @@ def verify_bundle_cmd(
         console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
     report = prove_bundle(bundle, trust.validators, anchor_registry=anchor_registry or trust.anchor_registry,
-                          enterprise_registry=enterprise_registry or trust.enterprise_registry, finality=finality)
+                          enterprise_registry=enterprise_registry or trust.enterprise_registry, finality=finality,
+                          crypto_profile=trust.crypto_profile)
     checks = settle_finality(list(report.checks) + (rpc_cross_check(bundle, rpc, finality) if rpc else []))
     print_report(console, report, checks)
     failed = [c for c in checks if not c.ok]

@@ -40,6 +40,8 @@ class Trust:
     validators: list[str]
     anchor_registry: str | None = None
     enterprise_registry: str | None = None
+    #: the network's crypto profile (``network.json`` ``cryptoProfile``; absent: ``standard``)
+    crypto_profile: str | None = None
 
 
 def load_trust(spec: str) -> Trust:
@@ -61,7 +63,13 @@ def load_trust(spec: str) -> Trust:
             raise ValueError(f"{spec}: {exc}") from exc
         contracts = data.get("contracts") if isinstance(data, dict) else None
         contracts = contracts if isinstance(contracts, dict) else {}
-        return Trust(validators, contracts.get("AnchorRegistry"), contracts.get("EnterpriseRegistry"))
+        profile = data.get("cryptoProfile") if isinstance(data, dict) else None
+        if profile is not None:
+            from provenance.crypto_profile import get_profile
+
+            get_profile(profile)  # UnknownProfile (a ValueError) names the known profiles: exit 2
+        return Trust(validators, contracts.get("AnchorRegistry"), contracts.get("EnterpriseRegistry"),
+                     profile if isinstance(profile, str) else None)
     return Trust(parse_validators(spec))
 
 

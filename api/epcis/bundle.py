@@ -11,6 +11,7 @@ from sqlmodel import Session
 from api.chain import ChainClient, ChainError, ChainUnavailable
 from api.epcis.graph import Node, lineage_detail, lineage_record_ids, records_by_identifier, walk
 from api.models import Batch, Enterprise, Record, utc_iso, utcnow
+from provenance.crypto_profile import HASH_SHA256, profile_for_hash
 from provenance.merkle import hash_leaf, inclusion_proof
 
 BUNDLE_FORMAT = "traceledger-provenance-bundle/1"
@@ -28,32 +29,34 @@ def _block_header(block: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, depth: int) -> dict[str, Any]:
+def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, depth: int,
+                 hash_alg: str = HASH_SHA256) -> dict[str, Any]:
     """Self-contained provenance bundle of the upstream lineage of ``node`` (see ``traceledger verify-bundle``).
 
-    Shape: ``{format, identifier, key, generated_at, lineage: {nodes, edges}, records: [{identifier, kind,
-    document (the exact canonical JSON string), record_digest, signature, signer, chain_id, enterprise:
-    {prefix, name, address}, proof: {root, leaf_index, tree_size, path} | null}], anchors: [{root, size,
-    metadata_digest, tx_hash, block_number, block_hash, anchor_registry}], validator_changes: [{<header fields>,
-    hash}] (the first block of each validator set between genesis and the last anchor block, so an auditor who
-    trusts only the genesis validators can follow every add and remove), registry_proofs: [{prefix, block_number,
-    proof: eth_getProof answer of the EnterpriseRegistry}] (per prefix and anchor block), blocks: [{<header
-    fields>, hash, transactions: [full transaction objects], receipts: [{transactionHash, transactionIndex, status,
-    cumulativeGasUsed, logsBloom, type, logs: [{address, topics, data}], …}]}]}``. Blocks come from
-    ``eth_getBlockByNumber(n, true)`` and ``eth_getTransactionReceipt``; without a chain (or for pending
+    Shape: ``{format, crypto_profile, hash_alg, identifier, key, generated_at, lineage: {nodes, edges}, records:
+    [{identifier, kind, document (the exact canonical JSON string), record_digest, signature, signer, chain_id,
+    enterprise: {prefix, name, address}, proof: {root, leaf_index, tree_size, path, hash_alg} | null}], anchors:
+    [{root, size, metadata_digest, tx_hash, block_number, block_hash, anchor_registry}], validator_changes:
+    [{<header fields>, hash}] (the first block of each validator set between genesis and the last anchor block, so
+    an auditor who trusts only the genesis validators can follow every add and remove), registry_proofs: [{prefix,
+    block_number, proof: eth_getProof answer of the EnterpriseRegistry}] (per prefix and anchor block), blocks:
+    [{<header fields>, hash, transactions: [full transaction objects], receipts: [{transactionHash,
+    transactionIndex, status, cumulativeGasUsed, logsBloom, type, logs: [{address, topics, data}], …}]}]}``. Blocks
+    come from ``eth_getBlockByNumber(n, true)`` and ``eth_getTransactionReceipt``; without a chain (or for pending
     records) anchors/blocks are missing and the verifier says so.
     """
     detail = lineage_detail(session, walk(session, node, direction="upstream", depth=depth))
     ids = lineage_record_ids(session, detail)
     stored = records_by_identifier(session, ids)
-    records_out, batches = _bundle_records(session, [stored[i] for i in ids if i in stored])
+    records_out, batches = _bundle_records(session, [stored[i] for i in ids if i in stored], hash_alg)
     anchors, blocks = _anchors_and_blocks(batches, chain)
     needed = {(r["identifier"].partition("/")[0], b.block_number) for r in records_out if r["proof"]
               for b in batches.values() if b.root == r["proof"]["root"] and b.block_number is not None}
-    registry_proofs = _registry_proofs(chain, needed) if chain is not None else []
+    registry_proofs = _registry_proofs(chain, needed, sm2=hash_alg != HASH_SHA256) if chain is not None else []
     validator_changes = _validator_changes(chain, sorted(blocks)) if chain is not None else []
     return {
-        "format": BUNDLE_FORMAT, "identifier": node.identifier, "key": node.key, "generated_at": utc_iso(utcnow()),
+        "format": BUNDLE_FORMAT, "crypto_profile": profile_for_hash(hash_alg).name, "hash_alg": hash_alg,
+        "identifier": node.identifier, "key": node.key, "generated_at": utc_iso(utcnow()),
         "lineage": {
             "nodes": [{"key": n["key"], "identifier": n["identifier"], "epc": n["epc"], "level": n["level"],
                        "label": n["label"], "records": [r["identifier"] for r in n["records"]]}
@@ -68,7 +71,8 @@ def build_bundle(session: Session, node: Node, *, chain: ChainClient | None, dep
     }
 
 
-def _bundle_records(session: Session, recs: list[Record]) -> tuple[list[dict[str, Any]], dict[int, Batch]]:
+def _bundle_records(session: Session, recs: list[Record], hash_alg: str = HASH_SHA256
+                    ) -> tuple[list[dict[str, Any]], dict[int, Batch]]:
     """Bundle entries of ``recs`` (with owner and RFC 9162 inclusion proof when anchored) and their batches."""
     ents: dict[int, Enterprise] = {}
     batches: dict[int, Batch] = {}
@@ -84,10 +88,11 @@ def _bundle_records(session: Session, recs: list[Record]) -> tuple[list[dict[str
             if batch is not None:
                 batches[rec.batch_id] = batch
                 if rec.batch_id not in leaves_cache:
-                    leaves_cache[rec.batch_id] = [hash_leaf(bytes.fromhex(d[2:])) for d in batch.leaf_digests]
-                path = inclusion_proof(leaves_cache[rec.batch_id], rec.leaf_index)
+                    leaves_cache[rec.batch_id] = [hash_leaf(bytes.fromhex(d[2:]), hash_alg)
+                                                  for d in batch.leaf_digests]
+                path = inclusion_proof(leaves_cache[rec.batch_id], rec.leaf_index, hash_alg=hash_alg)
                 proof = {"root": batch.root, "leaf_index": rec.leaf_index, "tree_size": batch.size,
-                         "path": ["0x" + p.hex() for p in path]}
+                         "path": ["0x" + p.hex() for p in path], "hash_alg": hash_alg}
         records_out.append({
             "identifier": rec.identifier, "kind": rec.kind, "document": rec.document,
             "record_digest": rec.record_digest, "signature": rec.signature, "signer": rec.signer,
@@ -142,10 +147,11 @@ def _add_block(chain: ChainClient, blocks: dict[int, dict[str, Any]], number: in
     blocks[number] = block
 
 
-def _registry_proofs(chain: ChainClient, needed: set[tuple[str, int]]) -> list[dict[str, Any]]:
+def _registry_proofs(chain: ChainClient, needed: set[tuple[str, int]], *, sm2: bool = False) -> list[dict[str, Any]]:
     """``[{prefix, block_number, proof}]``: for each (prefix, anchor block), the EIP-1186 ``eth_getProof`` answer
     of the EnterpriseRegistry holding the slots :func:`provenance.registry_state.check_enterprise_state` needs
-    (the prefix's owner, then the owner's name, prefix and flags; a long name's data slots)."""
+    (the prefix's owner, then the owner's name, prefix and flags — and on an ``sm`` network, ``sm2``, the owner's
+    SM2 key slots; a long name's data slots)."""
     from provenance.registry_state import enterprise_proof_slots
 
     contract = getattr(chain, "enterprise_registry", None)
@@ -165,10 +171,10 @@ def _registry_proofs(chain: ChainClient, needed: set[tuple[str, int]]) -> list[d
             if owner_word == 0:
                 continue
             owner = "0x" + owner_word.to_bytes(20, "big").hex()
-            answer = get_proof(enterprise_proof_slots(prefix, owner), number)
+            answer = get_proof(enterprise_proof_slots(prefix, owner, sm2=sm2), number)
             head = int(answer["storageProof"][1]["value"], 16)
             if head & 1:
-                answer = get_proof(enterprise_proof_slots(prefix, owner, head), number)
+                answer = get_proof(enterprise_proof_slots(prefix, owner, head, sm2=sm2), number)
         except (ChainError, ChainUnavailable, KeyError, TypeError, ValueError, IndexError):
             continue
         out.append({"prefix": prefix, "block_number": number, "proof": answer})

@@ -206,7 +206,7 @@ def _plan(doc: dict[str, Any], events: list[dict[str, Any]], hashes: list[str], 
         identifier = f"{enterprise.prefix}/{'ed' if is_decl else 'ev'}-{event_hex(h)}"
         document = {"eventHashID": h, "event": ev} if context is None else {
             "@context": context, "eventHashID": h, "event": ev}
-        record = prepare(identifier, kind, document)
+        record = prepare(identifier, kind, document, hash_alg=signer.hash_alg)
         row = record_row(record, enterprise=enterprise, signature=signer.sign(identifier, record),
                          signed_by_client=False, chain_id=signer.chain_id, now=now)
         new.append(_NewEvent(i, h, is_decl, epcs, ev, row, _event_row(ev, h, is_decl, enterprise, now)))

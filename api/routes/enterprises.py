@@ -14,6 +14,7 @@ from api.chain import ChainError, ChainUnavailable
 from api.deps import GovernanceToken, SessionDep, StateDep
 from api.models import ROLE_ALIASES, ROLE_BITS, enterprise_role_bits
 from api.security import generate_api_key, hash_api_key, new_account_keystore
+from provenance.crypto_profile import SM, derive_sm2_record_key, sm2_public_key
 from provenance.errors import InvalidIdentifier
 from provenance.identifiers import parse_prefix
 
@@ -114,6 +115,9 @@ def create_enterprise(body: EnterpriseCreate, session: SessionDep, state: StateD
                 prefix=prefix,
                 fund_wei=settings.fund_wei,
             )
+            if settings.crypto_profile == SM:  # the enterprise's SM2 record key, bound by its own account on chain
+                key = state.keys.private_key(keystore, settings.keystore_passphrase)
+                state.chain.set_sm2_public_key(key, sm2_public_key(derive_sm2_record_key(key)))
         except (ChainError, ChainUnavailable) as exc:
             session.delete(ent)
             session.commit()

@@ -68,7 +68,7 @@ def bundle(
     commit seals and full transactions) that anchor the roots. Check it with
     ``traceledger verify-bundle FILE --validators …``. Errors: 422 malformed, 404 unknown."""
     node = node_or_error(session, identifier)
-    return build_bundle(session, node, chain=state.chain, depth=depth)
+    return build_bundle(session, node, chain=state.chain, depth=depth, hash_alg=state.settings.hash_alg)
 
 
 def verify_lineage_body(session: Session, state: Any, identifier: str, depth: int = DEFAULT_DEPTH) -> dict[str, Any]:

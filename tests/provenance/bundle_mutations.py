@@ -51,6 +51,12 @@ HARMLESS: list[tuple[str, frozenset[str] | None, str]] = [
      "an absent list means no validator change: the same as the empty list these bundles carry; where the chain "
      "did change its validators, leaving a change out fails the seal check of every later block "
      "(tests/provenance/test_bundle_validator_changes.py)"),
+    (r"(hash_alg|records\[\*\]\.proof\.hash_alg)", frozenset({"delete", "null"}),
+     "an absent hash_alg means SHA-256 by rule (bundles from before crypto profiles): on these SHA-256 bundles the "
+     "same claim; the auditor's network.json decides the algorithm, and an SM3 network refuses such a bundle "
+     "(tests/provenance/test_crypto_profile.py)"),
+    (r"crypto_profile", None, "the profile's name is presentation: the algorithms come from the auditor's "
+     "network.json and the declared hash_alg must match it"),
     (r"blocks\[\*\]\.transactions\[\*\]\.(v|yParity)", frozenset({"delete"}),
      "typed transactions carry the parity twice; either one alone encodes the same transaction"),
 ]

@@ -123,3 +123,68 @@ def test_get_proof_of_an_absent_slot_proves_zero(chain: Any) -> None:
     err = dispatch(chain, {"jsonrpc": "2.0", "id": 1, "method": "eth_getProof",
                            "params": [chain.registry, ["0x1"] * 65, "latest"]})["error"]
     assert err["code"] == -32602 and "storageKeys" in err["message"]
+
+
+def test_sm2_public_key_bound_on_chain_is_proven_at_each_block(tmp_path: Any) -> None:
+    """Issue 18: an active enterprise binds its own SM2 key (``setSm2PublicKey``, the registry's last state
+    variable); the EIP-1186 proof at a block gives the key bound then (none before, the new one after a rotation),
+    and an account that is no active member cannot bind one."""
+    from provenance.crypto_profile import sm2_generate_private_key, sm2_public_key
+    from provenance.registry_state import sm2_key_slots
+
+    ledger = Ledger(tmp_path / "node", make_genesis())
+    code = bytes.fromhex(load_artifact("EnterpriseRegistry")["bytecode"].removeprefix("0x"))
+    registry = to_checksum_address(contract_address(FUNDED, 0))
+    to = bytes.fromhex(registry[2:])
+    build_and_commit(ledger, [sign_tx(FUNDED_KEY, 0, to=None, value=0, gas=5_000_000,
+                                      data=code + encode(["address[]"], [[to_checksum_address(FUNDED)]]))])
+    me = to_checksum_address(FUNDED)
+    build_and_commit(ledger, [sign_tx(FUNDED_KEY, 1, to=to, value=0, gas=1_000_000, data=selector(
+        "registerEnterprise(address,string,uint32,string)") + encode(["address", "string", "uint32", "string"],
+                                                                     [me, "Mill", 1, "88.1.1"]))])
+    keys_ = [sm2_public_key(sm2_generate_private_key()) for _ in range(2)]
+
+    def bind(nonce: int, pub: bytes) -> Any:
+        return sign_tx(FUNDED_KEY, nonce, to=to, value=0, gas=200_000, data=selector(
+            "setSm2PublicKey(bytes32,bytes32)") + pub[1:33] + pub[33:])
+
+    build_and_commit(ledger, [bind(2, keys_[0])])  # block 3
+    build_and_commit(ledger, [bind(3, keys_[1])])  # block 4: rotation
+    from eth_keys import keys as eth_keys
+
+    stranger = eth_keys.PrivateKey(keccak(b"stranger"))
+    stranger_address = to_checksum_address(stranger.public_key.to_canonical_address())
+    fund = sign_tx(FUNDED_KEY, 4, to=bytes.fromhex(stranger_address[2:]), value=10**18, gas=21_000)
+    outsider = sign_tx(stranger, 0, to=to, value=0, gas=200_000, data=selector(
+        "setSm2PublicKey(bytes32,bytes32)") + keys_[0][1:33] + keys_[0][33:])
+    build_and_commit(ledger, [fund, outsider])  # block 5: the stranger's binding reverts (NotActiveMember)
+    ctx = Ctx(ledger)
+    ctx.registry = registry  # type: ignore[attr-defined]
+
+    def proven(block: int) -> Any:
+        slots = enterprise_proof_slots("88.1.1", me, sm2=True)
+        assert slots[-2:] == sm2_key_slots(me)
+        answer = call(ctx, "eth_getProof", registry, [hex(s) for s in slots], hex(block))
+        root = call(ctx, "eth_getBlockByNumber", hex(block), False)["stateRoot"]
+        v = check_enterprise_state(root, registry, answer, "88.1.1")
+        assert v.ok, v.detail
+        return v.facts["sm2_public_key"], answer, root
+
+    assert proven(2)[0] is None
+    assert proven(3)[0] == "0x" + keys_[0].hex()
+    key4, answer, root = proven(4)
+    assert key4 == "0x" + keys_[1].hex()
+    # without the SM2 slots no key is proven; a tampered SM2 slot proof is refused, never read as another key
+    plain = call(ctx, "eth_getProof", registry, [hex(s) for s in enterprise_proof_slots("88.1.1", me)], "0x4")
+    assert "sm2_public_key" not in check_enterprise_state(root, registry, plain, "88.1.1").facts
+    bad = copy.deepcopy(answer)
+    node = bad["storageProof"][-1]["proof"][-1]
+    bad["storageProof"][-1]["proof"][-1] = node[:-2] + ("00" if node[-2:] != "00" else "11")
+    assert check_enterprise_state(root, registry, bad, "88.1.1").reason is Reason.MALFORMED
+    receipt = call(ctx, "eth_getTransactionReceipt", "0x" + bytes(outsider.hash).hex())
+    assert receipt["status"] == "0x0"
+    assert call(ctx, "eth_getStorageAt", registry, hex(sm2_key_slots(stranger_address)[0]), "0x5") == "0x" + "00" * 32
+    # the x slot agrees with eth_getStorageAt (the layout: the mapping is the contract's slot 16)
+    x_slot = hex(sm2_key_slots(me)[0])
+    assert call(ctx, "eth_getStorageAt", registry, x_slot, "0x4") == "0x" + keys_[1][1:33].hex()
+    ledger.close()
