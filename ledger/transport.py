@@ -34,8 +34,9 @@ received nothing for :data:`HEARTBEAT_TIMEOUT_S` drops it too. So a silently dea
 losing state, a frozen host) is replaced within a few seconds instead of waiting on TCP's retransmission
 backoff. A peer that is down gets a bounded queue (oldest frames dropped) and is redialled with capped
 exponential backoff (at most :data:`BACKOFF_MAX_S`, each connect attempt bounded by :data:`DIAL_TIMEOUT_S`);
-``on_link_up(peer)`` runs when an outbound link is authenticated (the node asks that peer for the blocks it
-missed at once). When an admitted node that is not in our peer list connects (a validator voted in, an
+``on_link_up(peer)`` runs when a link in either direction is authenticated (the node asks that peer for the
+blocks it missed at once: the answer travels on the peer's outbound link, just re-established when the peer
+dialled us). When an admitted node that is not in our peer list connects (a validator voted in, an
 observer), we dial it back at its source host and advertised ``listenPort``, so new nodes need only know the
 existing ones. Each inbound link is rate limited (token bucket of :data:`FLOOD_RATE` frames/s, burst
 :data:`FLOOD_BURST`); excess frames are dropped and counted ``flood``.
@@ -83,7 +84,7 @@ HEARTBEAT_TIMEOUT_S = 4.0
 #: Seconds a write may wait for the socket to drain before the link is taken as dead.
 WRITE_TIMEOUT_S = 4.0
 QUEUE_LIMIT = 5_000
-BACKOFF_MAX_S = 2.0
+BACKOFF_MAX_S = 1.0
 #: Frames per second an inbound link may carry on average, and its burst (token bucket).
 FLOOD_RATE = 2_000.0
 FLOOD_BURST = 4_000.0
@@ -170,7 +171,8 @@ class SecureLink:
 
     async def drain(self, timeout: float = WRITE_TIMEOUT_S) -> None:
         """Wait until the socket took the queued bytes; TimeoutError after ``timeout`` seconds."""
-        await asyncio.wait_for(self.writer.drain(), timeout)
+        async with asyncio.timeout(timeout):
+            await self.writer.drain()
 
     async def _read_message(self) -> None:
         (length,) = struct.unpack(">H", await self.reader.readexactly(2))
@@ -314,7 +316,7 @@ class Transport:
     ``allowed`` returns the set of addresses that may connect (validators and observers), checked at
     handshake time. ``sign(hash32) -> sig65`` signs with this node's key. ``on_counter(name)`` counts refusals
     (``handshake_refused``, ``link_tampered``, ``flood``, ``send_queue_overflow``) and link events
-    (``link_dead``: heartbeat or write timeout). ``on_link_up(peer)`` runs when an outbound link is up.
+    (``link_dead``: heartbeat or write timeout). ``on_link_up(peer)`` runs when a link with ``peer`` comes up.
     """
 
     def __init__(
@@ -366,9 +368,8 @@ class Transport:
             task.cancel()
         if self._server is not None:
             self._server.close()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5.0)
 
     def connected_peers(self) -> int:
         """How many peers have a live, authenticated connection now."""
@@ -392,18 +393,19 @@ class Transport:
 
     async def _dial_loop(self, peer: PeerAddress) -> None:
         backoff = 0.05
-        while True:
+        while self._running:
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(peer.host, peer.port), DIAL_TIMEOUT_S)
+                async with asyncio.timeout(DIAL_TIMEOUT_S):
+                    reader, writer = await asyncio.open_connection(peer.host, peer.port)
             except (OSError, TimeoutError):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
                 continue
             link: SecureLink | None = None
             try:
-                link = await asyncio.wait_for(
-                    open_link(reader, writer, self.identity, dialler=True, allowed=self.allowed(),
-                              expected=peer.address), HANDSHAKE_TIMEOUT_S)
+                async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
+                    link = await open_link(reader, writer, self.identity, dialler=True, allowed=self.allowed(),
+                                           expected=peer.address)
             except LinkRefused as exc:
                 self.on_counter("handshake_refused")
                 log.warning("link to 0x%s at %s:%d refused: %s", peer.address.hex(), peer.host, peer.port, exc)
@@ -416,10 +418,7 @@ class Transport:
                 continue
             backoff = 0.05
             self._connected.add(peer.address)
-            try:
-                self.on_link_up(peer.address)
-            except Exception:  # a callback must not kill the link
-                log.exception("on_link_up failed for 0x%s", peer.address.hex())
+            self._link_up(peer.address)
             try:
                 await self._send_loop(peer, link)
             except (OSError, ConnectionError):
@@ -430,6 +429,12 @@ class Transport:
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
             await asyncio.sleep(backoff)
+
+    def _link_up(self, peer: bytes) -> None:
+        try:
+            self.on_link_up(peer)
+        except Exception:  # a callback must not kill the link
+            log.exception("on_link_up failed for 0x%s", peer.hex())
 
     async def _send_loop(self, peer: PeerAddress, link: SecureLink) -> None:
         """Send queued frames and heartbeats until the link fails or its heartbeat stops."""
@@ -483,9 +488,8 @@ class Transport:
             self._readers.add(task)
         try:
             try:
-                link = await asyncio.wait_for(
-                    open_link(reader, writer, self.identity, dialler=False, allowed=self.allowed()),
-                    HANDSHAKE_TIMEOUT_S)
+                async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
+                    link = await open_link(reader, writer, self.identity, dialler=False, allowed=self.allowed())
             except (LinkRefused, TimeoutError) as exc:
                 self.on_counter("handshake_refused")
                 log.warning("refused connection from %s: %s", writer.get_extra_info("peername"),
@@ -496,6 +500,7 @@ class Transport:
                 peername = writer.get_extra_info("peername")
                 if peername:
                     self.add_peer(PeerAddress(author, str(peername[0]), link.listen_port))
+            self._link_up(author)
             await self._receive_loop(link)
         except LinkTampered as exc:
             self.on_counter("link_tampered")
