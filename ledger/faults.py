@@ -105,6 +105,7 @@ class LinkProxy:
         self.delay_s = 0.0
         self.frozen = False
         self.epoch = 0
+        self._closed = asyncio.Event()
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.base_events.Server | None = None
 
@@ -116,6 +117,7 @@ class LinkProxy:
         """Stop listening and drop every forwarded connection (see :meth:`cut`)."""
         if self._server is not None:
             self._server.close()
+        self._closed.set()
         self.cut()
 
     def cut(self) -> None:
@@ -137,7 +139,9 @@ class LinkProxy:
         epoch = self.epoch
         if self.frozen:
             self._writers.add(writer)
-            await asyncio.Event().wait()  # accepted, never answered (cancelled when the hub closes)
+            await self._closed.wait()  # accepted, never answered, until the proxy closes
+            writer.close()
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection(self.host, self.target_port)
         except OSError:
@@ -153,7 +157,8 @@ class LinkProxy:
             while True:
                 chunk = await reader.read(65536)
                 if chunk and (self.frozen or self.epoch != epoch):
-                    await asyncio.Event().wait()  # silent from now on: nothing forwarded, nothing closed
+                    await self._closed.wait()  # silent from now on: nothing forwarded, nothing closed
+                    break
                 if not chunk or self.blocked:
                     break
                 if self.delay_s:
