@@ -12,7 +12,8 @@ every link of validator 4 silent, waits, restores them and reports the seconds f
     sudo .venv/bin/python scripts/measure_rejoin.py --mode iptables --outage 10 --outage 30
     .venv/bin/python scripts/measure_rejoin.py --mode freeze --node-code /path/to/other/checkout
 
-``--node-code DIR`` runs the node processes on another checkout's code (``PYTHONPATH`` of the children).
+``--node-code DIR`` runs the node processes on another checkout's code: they start in DIR (``python -m``
+puts the working directory first on ``sys.path``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def main() -> None:
     parser.add_argument("--node-code", default=None, help="checkout whose code the node processes run")
     args = parser.parse_args()
     if args.node_code:
-        os.environ["PYTHONPATH"] = args.node_code
+        os.chdir(args.node_code)
     outages = args.outage or [10.0, 30.0]
     results = []
     with tempfile.TemporaryDirectory(prefix="rejoin-") as tmp:
