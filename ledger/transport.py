@@ -74,7 +74,7 @@ MAX_FRAME_BYTES = 16 * 1024 * 1024
 #: Largest clock difference (seconds) between two nodes whose link is accepted.
 HANDSHAKE_MAX_AGE_S = 300
 #: Seconds a new connection has to complete the Noise handshake and the identity exchange.
-HANDSHAKE_TIMEOUT_S = 5.0
+HANDSHAKE_TIMEOUT_S = 3.0
 #: Seconds a TCP connect may take before the dialler gives up and retries.
 DIAL_TIMEOUT_S = 2.0
 #: Seconds between two PINGs on an outbound link.
