@@ -218,6 +218,15 @@ class ProxyHub:
         for link in self.links.values():
             with contextlib.suppress(Exception):
                 self._run(link.close())
+
+        async def drain_tasks() -> None:  # let every pump and held connection end before the loop stops
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            self._run(drain_tasks())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
 
