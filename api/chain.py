@@ -31,6 +31,7 @@ from web3.exceptions import (
     TransactionNotFound,
 )
 
+from api.rpc_failover import FailoverHTTPProvider
 from contracts import CONTRACT_NAMES, load_artifact
 from provenance.verify import FINALITY_QBFT
 
@@ -189,15 +190,21 @@ class ChainClient:
     @classmethod
     def from_url(
         cls,
-        rpc_url: str,
+        rpc_url: str | list[str],
         *,
         enterprise_registry: str | None = None,
         anchor_registry: str | None = None,
         timeout_s: float = 10.0,
         receipt_timeout_s: float = 60.0,
     ) -> ChainClient:
-        """Client over an HTTP JSON-RPC endpoint."""
-        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
+        """Client over an HTTP JSON-RPC endpoint, or over several with failover
+        (:class:`api.rpc_failover.FailoverHTTPProvider`) when ``rpc_url`` is a list of more than one."""
+        urls = [rpc_url] if isinstance(rpc_url, str) else list(rpc_url)
+        if len(urls) > 1:
+            provider: Any = FailoverHTTPProvider(urls, request_kwargs={"timeout": timeout_s})
+        else:
+            provider = Web3.HTTPProvider(urls[0], request_kwargs={"timeout": timeout_s})
+        w3 = Web3(provider)
         return cls(
             w3,
             enterprise_registry=enterprise_registry,

@@ -52,11 +52,12 @@ log = logging.getLogger(__name__)
 
 
 def build_chain(settings: Settings) -> ChainClient | None:
-    """ChainClient for ``settings.rpc_url`` (registries optional), or None without an RPC URL."""
-    if not settings.rpc_url:
+    """ChainClient for ``settings.rpc_endpoints`` (``TRACELEDGER_RPC_URLS``, else ``TRACELEDGER_RPC_URL``; several
+    mean failover, :mod:`api.rpc_failover`; registries optional), or None without an RPC URL."""
+    if not settings.rpc_endpoints:
         return None
     chain = ChainClient.from_url(
-        settings.rpc_url,
+        settings.rpc_endpoints,
         enterprise_registry=settings.enterprise_registry_address,
         anchor_registry=settings.anchor_registry_address,
         timeout_s=settings.rpc_timeout_s,

@@ -9,7 +9,9 @@ Environment variables (all optional):
   keystore passphrase must be set explicitly.
 * ``TRACELEDGER_RPC_URL`` -- JSON-RPC endpoint of the chain (HTTP).
 * ``TRACELEDGER_RPC_URLS`` -- comma-separated JSON-RPC endpoints of every validator, shown on
-  ``/dashboard`` (read there from the environment; ``network up`` sets it).
+  ``/dashboard`` (read there from the environment; ``network up`` sets it). When set, the chain client and
+  the anchoring worker use them all with failover (:mod:`api.rpc_failover`); ``TRACELEDGER_RPC_URL`` is then
+  only the fallback when the list is empty.
 * ``TRACELEDGER_ADMIN_TOKEN`` -- bearer token for governance endpoints (``POST /v1/enterprises``).
 * ``TRACELEDGER_ADMIN_KEY`` -- hex private key of the governance account (registry admin, funder).
 * ``TRACELEDGER_ENTERPRISE_REGISTRY`` / ``TRACELEDGER_ANCHOR_REGISTRY`` -- contract addresses.
@@ -178,9 +180,17 @@ class Settings(BaseSettings):
         return url
 
     @property
+    def rpc_endpoints(self) -> list[str]:
+        """JSON-RPC endpoints the chain client uses, in order: ``TRACELEDGER_RPC_URLS`` (comma-separated), else
+        ``[TRACELEDGER_RPC_URL]``, else ``[]``."""
+        from api.rpc_failover import parse_rpc_urls
+
+        return parse_rpc_urls(self.rpc_urls, self.rpc_url)
+
+    @property
     def chain_configured(self) -> bool:
         """True when an RPC URL and both registry addresses are configured."""
-        return bool(self.rpc_url and self.enterprise_registry_address and self.anchor_registry_address)
+        return bool(self.rpc_endpoints and self.enterprise_registry_address and self.anchor_registry_address)
 
 
 def loopback_base_url_warning(public_base_url: str) -> str | None:

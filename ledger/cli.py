@@ -145,7 +145,7 @@ def validators_discard(
 
 #: the names of ledger.faults.SCENARIOS, listed in ``faults --help`` (tests/cli/test_help_texts.py keeps them equal)
 FAULT_SCENARIOS = ("unknown_peer", "kill_one", "stop_two", "wipe", "partition", "equivocate", "garbage", "observer",
-                   "governance")
+                   "governance", "silent_link")
 
 
 def faults_command(

@@ -8,8 +8,9 @@ Usage (a person at a terminal; also what ``tests/faults`` run)::
 Scenarios (:data:`SCENARIOS`), each followed by a check that every node has the same block hash at
 every height and a report of finality gaps (block timestamp deltas above ``3 × block period``):
 
-* ``unknown_peer`` -- a TCP client with a key that is neither a validator nor an observer is refused
-  at the signed handshake (counted as ``handshake_refused``);
+* ``unknown_peer`` -- a client with a key that is neither a validator nor an observer is refused after the
+  Noise handshake, at its signed identity, and a client speaking the old plain-TCP protocol is disconnected
+  (both counted as ``handshake_refused``);
 * ``kill_one`` -- SIGKILL one validator: finalization continues; restarted, it catches up to the
   same block hashes and state root;
 * ``stop_two`` -- SIGSTOP one validator and SIGKILL another: nothing is finalized and nobody diverges;
@@ -25,7 +26,10 @@ every height and a report of finality gaps (block timestamp deltas above ``3 × 
 * ``observer`` -- an observer node starts from an empty data directory, syncs, and serves web3.py
   (reads and a transaction submitted through it);
 * ``governance`` -- a fifth validator is voted in by 3 of 4 (``qbft_proposeValidatorVote``), syncs
-  and seals blocks; then a validator is voted out and its commits stop counting.
+  and seals blocks; then a validator is voted out and its commits stop counting;
+* ``silent_link`` -- every link to and from one validator goes silent (the proxies stop forwarding and keep
+  the connections open, which stay dead: no FIN, no RST, like a firewall losing its state): the heartbeats
+  drop them (``link_dead``), the validator redials once the links return and catches up.
 
 Network: ``ledger.network.init_network`` with free ports and a temporary data directory; each
 ordered pair of validators talks through a :class:`LinkProxy` (``a`` dials ``b`` at a proxy port
@@ -57,6 +61,7 @@ import httpx
 import rlp
 from eth_account import Account
 from eth_keys import keys
+from eth_utils import keccak
 
 from ledger.network import (
     NetworkSpec,
@@ -70,7 +75,7 @@ from ledger.network import (
     stop_processes,
     wait_for_rpc,
 )
-from ledger.transport import KIND_HANDSHAKE, frame, handshake_digest
+from ledger.transport import KIND_CONSENSUS, KIND_HANDSHAKE, LinkIdentity, frame, new_static_key, open_link
 from provenance.qbft_header import recover_seal_signers_from_rpc_block
 
 GWEI = 10**9
@@ -86,7 +91,9 @@ class LinkProxy:
     """One direction of one link: accepts on ``listen_port`` and forwards to ``target_port``.
 
     ``blocked`` closes live connections and refuses new ones (a partition); ``delay_s`` holds every
-    chunk for that many seconds before forwarding (a slow link). Runs in :class:`ProxyHub`'s loop.
+    chunk for that many seconds before forwarding (a slow link); :meth:`freeze` makes every open connection
+    silent for good and new ones silent while frozen (a silent failure: no FIN, no RST). Runs in
+    :class:`ProxyHub`'s loop.
     """
 
     def __init__(self, name: str, listen_port: int, target_port: int, host: str = "127.0.0.1") -> None:
@@ -96,6 +103,9 @@ class LinkProxy:
         self.target_port = target_port
         self.blocked = False
         self.delay_s = 0.0
+        self.frozen = False
+        self.epoch = 0
+        self._closed = asyncio.Event()
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.base_events.Server | None = None
 
@@ -107,6 +117,7 @@ class LinkProxy:
         """Stop listening and drop every forwarded connection (see :meth:`cut`)."""
         if self._server is not None:
             self._server.close()
+        self._closed.set()
         self.cut()
 
     def cut(self) -> None:
@@ -115,8 +126,20 @@ class LinkProxy:
             w.close()
         self._writers.clear()
 
+    def freeze(self, frozen: bool = True) -> None:
+        """Stop forwarding on every open connection for good, and on new ones while ``frozen``; sockets stay open."""
+        self.frozen = frozen
+        if frozen:
+            self.epoch += 1
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.blocked:
+            writer.close()
+            return
+        epoch = self.epoch
+        if self.frozen:
+            self._writers.add(writer)
+            await self._closed.wait()  # accepted, never answered, until the proxy closes
             writer.close()
             return
         try:
@@ -125,13 +148,17 @@ class LinkProxy:
             writer.close()
             return
         self._writers.update((writer, up_writer))
-        await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True)
+        await asyncio.gather(self._pump(reader, up_writer, epoch), self._pump(up_reader, writer, epoch),
+                             return_exceptions=True)
         self._writers.difference_update((writer, up_writer))
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, epoch: int = 0) -> None:
         try:
             while True:
                 chunk = await reader.read(65536)
+                if chunk and (self.frozen or self.epoch != epoch):
+                    await self._closed.wait()  # silent from now on: nothing forwarded, nothing closed
+                    break
                 if not chunk or self.blocked:
                     break
                 if self.delay_s:
@@ -175,6 +202,13 @@ class ProxyHub:
                     link.cut()
         self.loop.call_soon_threadsafe(apply)
 
+    def set_frozen(self, pairs: list[tuple[int, int]], frozen: bool) -> None:
+        """Freeze (see :meth:`LinkProxy.freeze`) or thaw every link in ``pairs`` of ``(src, dst)`` indexes."""
+        def apply() -> None:
+            for pair in pairs:
+                self.links[pair].freeze(frozen)
+        self.loop.call_soon_threadsafe(apply)
+
     def set_delay(self, src: int, dst: int, seconds: float) -> None:
         """Delay every chunk forwarded on the link ``src`` → ``dst`` by ``seconds``."""
         self.loop.call_soon_threadsafe(setattr, self.links[(src, dst)], "delay_s", seconds)
@@ -184,6 +218,15 @@ class ProxyHub:
         for link in self.links.values():
             with contextlib.suppress(Exception):
                 self._run(link.close())
+
+        async def drain_tasks() -> None:  # let every pump and held connection end before the loop stops
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            self._run(drain_tasks())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
 
@@ -452,27 +495,48 @@ def _honest(net: FaultNetwork, *excluded: int) -> list[ValidatorSpec]:
 
 
 def scenario_unknown_peer(net: FaultNetwork) -> dict[str, Any]:
-    """Dial validator 1 with a handshake signed by a random key: the connection must be closed."""
+    """Dial validator 1 over Noise with a random key, then with the old plain-TCP handshake: both are closed."""
     target = net.node(1)
     before = net.metric(target, "qbft_messages_dropped_total", 'reason="handshake_refused"')
     stranger = keys.PrivateKey(os.urandom(32))
-    address = stranger.public_key.to_canonical_address()
-    ts = int(time.time())
-    sig = stranger.sign_msg_hash(handshake_digest(net.spec.chain_id, address, ts)).to_bytes()
-    with socket.create_connection(("127.0.0.1", target.p2p_port), timeout=10) as sock:
-        sock.sendall(frame(KIND_HANDSHAKE, rlp.encode([net.spec.chain_id, address, ts, sig])))
-        sock.settimeout(10)
-        closed = sock.recv(1) == b""
+    identity = LinkIdentity(net.spec.chain_id, stranger.public_key.to_canonical_address(),
+                            lambda digest: stranger.sign_msg_hash(digest).to_bytes(), 0, new_static_key())
+
+    async def noise_dial() -> bool:
+        reader, writer = await asyncio.open_connection("127.0.0.1", target.p2p_port)
+        try:
+            link = await open_link(reader, writer, identity, dialler=True,
+                                   allowed={bytes.fromhex(target.address[2:])})
+            link.write(frame(KIND_CONSENSUS, b"let me in"))
+            await link.drain()
+            await asyncio.wait_for(link.read_frame(), 10)
+            return False
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return True
+        finally:
+            writer.close()
+
+    closed = asyncio.run(noise_dial())
     if not closed:
         raise ScenarioFailed("a connection with an unknown key was not closed")
-    refused = 0.0
+    ts = int(time.time())
+    digest = keccak(b"traceledger-handshake" + net.spec.chain_id.to_bytes(8, "big") + identity.address
+                    + ts.to_bytes(8, "big"))
+    old = rlp.encode([net.spec.chain_id, identity.address, ts, stranger.sign_msg_hash(digest).to_bytes()])
+    with socket.create_connection(("127.0.0.1", target.p2p_port), timeout=10) as sock:
+        sock.sendall(frame(KIND_HANDSHAKE, old))
+        sock.settimeout(10)
+        plain_closed = sock.recv(1) == b""
+    if not plain_closed:
+        raise ScenarioFailed("a plain-TCP (unencrypted) connection was not closed")
     with contextlib.suppress(ScenarioFailed):
         net.wait("handshake_refused counted", lambda: net.metric(
-            target, "qbft_messages_dropped_total", 'reason="handshake_refused"') > before, 10)
+            target, "qbft_messages_dropped_total", 'reason="handshake_refused"') >= before + 2, 10)
     refused = net.metric(target, "qbft_messages_dropped_total", 'reason="handshake_refused"') - before
-    if refused < 1:
-        raise ScenarioFailed("the refused handshake was not counted in qbft_messages_dropped_total")
-    return {"closed": closed, "refused_counted": refused}
+    if refused < 2:
+        raise ScenarioFailed(f"refused handshakes not counted in qbft_messages_dropped_total ({refused} of 2)")
+    net.wait_progress(_honest(net), 1, 30)
+    return {"closed": closed, "plain_closed": plain_closed, "refused_counted": refused}
 
 
 def scenario_kill_one(net: FaultNetwork) -> dict[str, Any]:
@@ -695,6 +759,27 @@ def _first_block_where(net: FaultNetwork, url: str, predicate: Callable[[set[str
     return lo
 
 
+def scenario_silent_link(net: FaultNetwork, outage_s: float = 8.0) -> dict[str, Any]:
+    """Every link to and from the last validator goes silent for ``outage_s`` seconds, then returns: the dead
+    links are dropped by the heartbeat (``link_dead``), redialled, and the validator catches up."""
+    assert net.hub is not None, "silent links need proxied=True"
+    victim = net.node(net.validators)
+    others = _honest(net, net.validators)
+    pairs = [p for p in net.hub.links if net.validators in p]
+    dead_before = sum(net.metric(n, "qbft_messages_dropped_total", 'reason="link_dead"') for n in _honest(net))
+    net.hub.set_frozen(pairs, True)
+    time.sleep(outage_s)
+    behind = net.height(others[0]) - net.height(victim)
+    net.hub.set_frozen(pairs, False)
+    caught_up = net.wait_caught_up(victim, others[0], 60)
+    net.wait_progress(_honest(net), 2, 60)  # the victim follows consensus again, not only sync
+    dead = sum(net.metric(n, "qbft_messages_dropped_total", 'reason="link_dead"') for n in _honest(net)) - dead_before
+    if dead < 1:
+        raise ScenarioFailed("no silent link was detected as dead (qbft_messages_dropped_total{reason=link_dead})")
+    return {"blocks_behind": behind, "links_dropped": dead, "catch_up_s": round(caught_up, 1),
+            **net.check_consistency(_honest(net))}
+
+
 SCENARIOS: dict[str, Callable[[FaultNetwork], dict[str, Any]]] = {
     "unknown_peer": scenario_unknown_peer,
     "kill_one": scenario_kill_one,
@@ -705,6 +790,7 @@ SCENARIOS: dict[str, Callable[[FaultNetwork], dict[str, Any]]] = {
     "garbage": scenario_garbage,
     "observer": scenario_observer,
     "governance": scenario_governance,
+    "silent_link": scenario_silent_link,
 }
 
 

@@ -191,6 +191,7 @@ class Node:
             host=config["p2p"]["host"], port=int(config["p2p"]["port"]), peers=peers,
             allowed=self._allowed_peers, on_frame=self._on_frame,
             on_counter=lambda name: self.m_dropped.labels(name).inc(), advertise_port=self.enode.port,
+            on_link_up=lambda peer: self.sync.request(peer, force=True),
         )
         self.sync = CatchUpSync(
             self.name, self.ledger, self.transport, request_kind=KIND_SYNC_REQUEST, response_kind=KIND_SYNC_RESPONSE,

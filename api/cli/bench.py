@@ -423,6 +423,9 @@ def micro_benchmarks(seconds: float = 1.0) -> dict[str, Any]:
             n += 1
         dt = (time.perf_counter() - t0) / (n * per)
         out[name] = {"us_per_op": dt * 1e6, "ops_per_s": 1 / dt}
+    from ledger.bench_links import link_benchmarks
+
+    out.update(link_benchmarks(seconds))  # encrypted peer links: set-up and per-frame sealing
     return out
 
 

@@ -170,3 +170,30 @@ def test_unknown_account_is_refused(stack: Stack) -> None:
                                                       "params": ["0x" + bytes(tx.raw_transaction).hex()]}).json()
     assert answer["error"]["code"] == -32007
     assert "not permitted" in answer["error"]["message"]
+
+
+def test_z_api_fails_over_when_its_first_validator_stops(api: httpx.Client, mill: dict, stack: Stack) -> None:
+    """TRACELEDGER_RPC_URLS lists every validator: with the API's first one stopped, certificates are still
+    anchored (reads and transactions fail over) and no Merkle root is anchored twice."""
+    assert stack.api_env()["TRACELEDGER_RPC_URLS"].split(",")[0] == stack.spec.rpc_urls[0]
+    stack.kill_validator(1)
+    other = stack.spec.rpc_urls[1]
+    start = int(rpc(other, "eth_blockNumber"), 16)
+    identifiers = []
+    for _, doc in load_samples():
+        doc = copy.deepcopy(doc)
+        doc["Certificate"]["ProductDescription"]["B07"] = doc["Certificate"]["ProductDescription"]["B07"] + "-F"
+        r = post(api, mill, doc)
+        assert r.status_code == 201, r.text
+        identifiers.append(r.json()["identifier"])
+    wait_anchored(api, identifiers, timeout=120)
+    for identifier in identifiers:
+        body = api.get(f"/v1/verify/{path_of(identifier)}").json()
+        assert body["verified"] is True, body
+        assert body["anchor"]["block_number"] > start
+    topic = "0x" + Web3.keccak(text="Anchored(bytes32,address,uint64,bytes32,uint256)").hex().removeprefix("0x")
+    logs = rpc(other, "eth_getLogs", [{"fromBlock": "0x0", "toBlock": "latest", "address": stack.spec.anchor_registry,
+                                       "topics": [topic]}], timeout=30.0)
+    roots = [entry["topics"][1] for entry in logs]
+    assert roots and len(roots) == len(set(roots)), "a Merkle root was anchored twice"
+    assert api.get("/v1/network").json()["block_number"] > start
