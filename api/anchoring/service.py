@@ -20,7 +20,7 @@ from api.anchoring.lease import serialized
 from api.anchoring.worker import AnchoringWorker
 from api.bootstrap import ensure_service_enterprise
 from api.db import init_db, make_engine
-from api.main import build_chain
+from api.main import build_chain, build_indexer
 from api.security import KeyCache
 from api.settings import Settings
 
@@ -37,10 +37,15 @@ def run(settings: Settings, stop: threading.Event) -> None:
         raise SystemExit("TRACELEDGER_RPC_URL (and the registry addresses) are required for anchoring")
     worker = AnchoringWorker(engine=engine, settings=settings, chain=chain, keys=KeyCache())
     worker.start()
+    indexer = build_indexer(engine, settings, chain, worker)  # the chain-event index, while we hold the lease
+    if indexer is not None:
+        indexer.start()
     log.info("anchoring service started")
     try:
         stop.wait()
     finally:
+        if indexer is not None:
+            indexer.stop()
         worker.stop()
         engine.dispose()
 

@@ -1,4 +1,4 @@
-"""``python -m api.chain_index [--once]``: the chain indexer alone, with the environment's settings.
+"""``python -m api.chain_index [--once [--until BLOCK]]``: the chain indexer alone, with the environment's settings.
 
 Without ``--once`` it follows the chain until SIGTERM / SIGINT (the batch in progress is finished or, after
 kill -9, redone from the cursor at the next start). Exit 0 on a clean stop, 1 when the index halted.
@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; see the module docstring."""
     parser = argparse.ArgumentParser(prog="python -m api.chain_index")
     parser.add_argument("--once", action="store_true", help="index up to the final head, then exit")
+    parser.add_argument("--until", type=int, default=None, help="with --once: stop at this block")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     indexer = ChainIndexer(engine=engine, settings=settings, chain=chain)
     if args.once:
         try:
-            print(indexer.run_once())
+            print(indexer.run_once(until=args.until))
         except IndexHalted as exc:
             print(exc, file=sys.stderr)
             return 1

@@ -193,9 +193,10 @@ class ChainIndexer:
         return block
 
     # ------------------------------------------------------------------- work
-    def run_once(self, max_batches: int | None = None) -> int | None:
-        """Index every final block after the cursor (at most ``max_batches`` batches); returns the last
-        block indexed (None when nothing is indexed yet). Raises IndexHalted / ChainError / ChainUnavailable."""
+    def run_once(self, max_batches: int | None = None, until: int | None = None) -> int | None:
+        """Index every final block after the cursor (at most ``max_batches`` batches, at most up to block
+        ``until``); returns the last block indexed (None when nothing is indexed yet). Raises IndexHalted /
+        ChainError / ChainUnavailable."""
         cursor = self.cursor()
         if cursor is not None:
             number, stored = cursor
@@ -204,14 +205,15 @@ class ChainIndexer:
                 raise IndexHalted(f"block {number} is {actual} on the chain but {stored} in the index: "
                                   "a final block changed (another chain?); the index stops")
         start = self.settings.chain_index_start_block if cursor is None else cursor[0] + 1
-        head = self.final_head()
+        head = self.final_head() if until is None else min(self.final_head(), until)
         batches = 0
         while start <= head and not self._stop.is_set() and (max_batches is None or batches < max_batches):
             end = min(start + self.settings.chain_index_batch_blocks - 1, head)
             self.index_range(start, end)
             batches += 1
             start = end + 1
-        self.indexed_block = start - 1 if start > 0 else None
+        cursor = self.cursor()
+        self.indexed_block = None if cursor is None else cursor[0]
         return self.indexed_block
 
     def index_range(self, start: int, end: int) -> int:

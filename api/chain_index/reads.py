@@ -1,0 +1,162 @@
+"""What the routes read from the index, and the one-round-trip confirmation on chain of what a bank relies on.
+
+A dishonest API operator (or anyone who can write its database) can put anything into the index tables.
+What a poisoned table could make ``GET /v1/receivables/{id}/check`` say, and what stops it:
+
+* another holder, a higher balance, "not financed", "not redeemed", another slot (issuer, currency,
+  maturity), another parent or payable: **confirmed** -- ``getToken(id)`` is read on chain for every
+  check; any difference from the index and the whole answer is built from the chain instead
+  (``chain_facts.source == "chain"``, counted in ``traceledger_chain_index_check_fallbacks_total``);
+* another confirming core enterprise, invoice digest or face value: **confirmed** by ``getPayable(root)``
+  (the contract sets ``tokenOfInvoice(digest) = root`` with the payable and never changes it, so a
+  confirmed payable is the one token of its invoice);
+* "free to finance", the live offer to this bank and its terms, the issuer still a core enterprise,
+  the time: **read on chain** (``freeToFinance``, ``allowance``, ``getOffer``, ``hasRole``, latest block);
+* the intermediate hops of the chain (earlier holders, values split, discount terms of earlier hops, their
+  times): **from the index**, at the block named in ``chain_facts.indexed_to_block`` -- history that a bank
+  reads but does not finance against; only their endpoints (this token's parent, the payable) are
+  confirmed. Upstream holders also decide visibility, so a poisoned row could show a token to a former
+  holder that never held it (confidentiality, not value).
+
+All confirmations travel in **one** JSON-RPC batch (one HTTP round trip, EIP-1474 batch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import to_checksum_address
+from eth_utils.abi import get_abi_output_types
+from prometheus_client import Counter
+from sqlmodel import Session, col, select
+
+from api.chain import ChainClient, ChainError, with_retry
+from api.chain_index.indexer import DEFAULT_CURSOR
+from api.chain_index.models import (
+    IndexCursor,
+    IndexedDiscount,
+    IndexedPayable,
+    IndexedTicket,
+    IndexedTicketStep,
+    IndexedToken,
+)
+from api.models import Enterprise
+
+CHECK_FALLBACKS = Counter("traceledger_chain_index_check_fallbacks_total",
+                          "Bank checks answered from the chain alone instead of the index, by reason", ["reason"])
+
+
+@dataclass(frozen=True)
+class IndexedChain:
+    """A token as indexed: ``hops`` from the confirmed payable (root) down to the token itself, the payable,
+    the discounts of hops that were made by ``discount``, and the last indexed block."""
+
+    token: IndexedToken
+    hops: list[IndexedToken]
+    payable: IndexedPayable
+    discounts: dict[int, IndexedDiscount]
+    indexed_to_block: int
+
+
+def indexed_block(session: Session, name: str = DEFAULT_CURSOR) -> int | None:
+    """Last block the indexer wrote, or None."""
+    row = session.get(IndexCursor, name)
+    return None if row is None else row.block_number
+
+
+def token_chain(session: Session, token_id: int) -> IndexedChain | None:
+    """The indexed token and its chain back to the payable in three queries (token, family, discounts), or
+    None when the token (or its payable) is not indexed yet."""
+    cursor = indexed_block(session)
+    token = session.get(IndexedToken, token_id)
+    if token is None or cursor is None:
+        return None
+    family = {t.token_id: t for t in session.exec(select(IndexedToken).where(IndexedToken.root == token.root))}
+    hops = [token]
+    while hops[-1].parent:
+        parent = family.get(hops[-1].parent)
+        if parent is None or len(hops) > 64:
+            return None
+        hops.append(parent)
+    hops.reverse()
+    payable = session.get(IndexedPayable, token.root)
+    if payable is None or hops[0].token_id != token.root:
+        return None
+    discounts = {d.token_id: d for d in session.exec(
+        select(IndexedDiscount).where(col(IndexedDiscount.token_id).in_([h.token_id for h in hops])))}
+    return IndexedChain(token=token, hops=hops, payable=payable, discounts=discounts, indexed_to_block=cursor)
+
+
+def index_agrees(view: IndexedChain, tok: Any, pay: Any) -> bool:
+    """True when the chain's ``getToken`` (``tok``, a TokenRecord) and ``getPayable`` (``pay``, a
+    PayableRecord) say what the index says of the token and its payable, field by field."""
+    t, p = view.token, view.payable
+    return (to_checksum_address(tok.owner) == t.owner and tok.balance == int(t.balance) and tok.slot == int(t.slot)
+            and tok.parent == t.parent and tok.root == t.root and tok.originalValue == int(t.original_value)
+            and tok.createdAt == t.created_at and tok.createdBlock == t.created_block
+            and bool(tok.financed) == t.financed and bool(tok.redeemed) == t.redeemed
+            and view.hops[-1].parent == tok.parent
+            and "0x" + bytes(pay.invoiceDigest).hex() == p.invoice_digest and pay.issuer == p.issuer
+            and pay.beneficiary == p.beneficiary and pay.faceValue == int(p.face_value)
+            and pay.settledValue == int(p.settled_value) and pay.issuedAt == p.issued_at)
+
+
+def parties(session: Session, addresses: list[str]) -> dict[str, dict[str, Any]]:
+    """``{address: {address, enterprise_id, name}}`` for many accounts in one query
+    (the shape of :func:`api.workflows.common.party`)."""
+    wanted = {to_checksum_address(a) for a in addresses}
+    found = {e.address: e for e in session.exec(select(Enterprise).where(col(Enterprise.address).in_(wanted)))}
+    return {a: {"address": a, "enterprise_id": found[a].id if a in found else None,
+                "name": found[a].name if a in found else None} for a in wanted}
+
+
+def ticket_steps(session: Session, ticket_id: int) -> tuple[IndexedTicket | None, list[IndexedTicketStep]]:
+    """The indexed ticket and its steps in chain order (block, log index)."""
+    ticket = session.get(IndexedTicket, ticket_id)
+    steps = list(session.exec(select(IndexedTicketStep).where(IndexedTicketStep.ticket_id == ticket_id)
+                              .order_by(col(IndexedTicketStep.block_number), col(IndexedTicketStep.log_index))))
+    return ticket, steps
+
+
+# --------------------------------------------------------------------------- one JSON-RPC batch
+
+
+@dataclass(frozen=True)
+class ViewCall:
+    """``contract.fn(*args)`` read by ``eth_call`` at ``latest``."""
+
+    contract: Any
+    fn: str
+    args: tuple[Any, ...]
+
+
+class BatchReverted(ChainError):
+    """One of the batched reads reverted (an unknown token, say)."""
+
+
+def read_in_one_round_trip(chain: ChainClient, calls: list[ViewCall]) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+    """The latest block (raw JSON) and each call's decoded outputs, in one JSON-RPC batch request (one HTTP
+    round trip when the provider batches; one request each otherwise). Raises BatchReverted, ChainError,
+    ChainUnavailable."""
+    requests: list[tuple[Any, Any]] = [("eth_getBlockByNumber", ["latest", False])]
+    for c in calls:
+        data = c.contract.encode_abi(c.fn, args=list(c.args))
+        requests.append(("eth_call", [{"to": c.contract.address, "data": data}, "latest"]))
+    provider = chain.w3.provider
+    if hasattr(provider, "make_batch_request"):
+        answers = with_retry(lambda: provider.make_batch_request(requests), what="JSON-RPC batch")
+    else:
+        answers = [with_retry(lambda r=r: provider.make_request(*r), what=r[0]) for r in requests]
+    if not isinstance(answers, list) or len(answers) != len(requests):
+        raise ChainError(f"JSON-RPC batch answered {answers!r:.200}")
+    errors = [a.get("error") for a in answers if a.get("error")]
+    if errors:
+        raise BatchReverted(f"batched read refused: {errors[0]}")
+    block = answers[0]["result"]
+    out = []
+    for c, answer in zip(calls, answers[1:], strict=True):
+        fn_abi = c.contract.get_function_by_name(c.fn).abi
+        raw = bytes.fromhex(str(answer["result"])[2:])
+        out.append(tuple(chain.w3.codec.decode(get_abi_output_types(fn_abi), raw)))
+    return block, out
