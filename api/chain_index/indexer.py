@@ -127,9 +127,10 @@ def insert_event_once(session: Session, ev: ChainEvent, subject_id: int | None) 
               "args": json.dumps({k: _json_value(v) for k, v in ev.args.items()}, sort_keys=True)}
     dialect = session.get_bind().dialect.name
     insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    stmt = insert(IndexedEvent.__table__).values(**values).on_conflict_do_nothing(  # type: ignore[attr-defined]
-        index_elements=["block_number", "log_index"])
-    return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+    table = IndexedEvent.__table__  # type: ignore[attr-defined]
+    stmt = insert(table).values(**values).on_conflict_do_nothing(
+        index_elements=["block_number", "log_index"]).returning(table.c.log_index)
+    return session.execute(stmt).first() is not None
 
 
 def apply_events(session: Session, events: Iterable[ChainEvent],
