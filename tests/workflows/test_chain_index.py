@@ -133,6 +133,23 @@ def test_bank_check_from_the_index_says_what_the_chain_says(api: httpx.Client, s
     assert chain_only.get(f"/v1/receivables/{t2}/check", headers=auth(story["other"])).status_code == 404
 
 
+def test_ticket_histories_from_the_index_say_what_the_chain_says(api: httpx.Client, chain: Chain,
+                                                                   chain_only: TestClient) -> None:
+    """Every work ticket on this chain (test_api_workflows.py issues them): the same view from the index."""
+    count = chain.tickets.functions.ticketCount().call()
+    if count == 0:
+        pytest.skip("no work tickets on this chain (run with tests/workflows/test_api_workflows.py)")
+    for ticket_id in range(1, count + 1):
+        deadline = time.monotonic() + 90
+        while (indexed := api.get(f"/v1/work-tickets/{ticket_id}").json())["history_from"] != "index+chain":
+            assert time.monotonic() < deadline, indexed
+            time.sleep(0.5)
+        from_chain = chain_only.get(f"/v1/work-tickets/{ticket_id}").json()
+        assert from_chain["history_from"] == "chain"
+        assert {**indexed, "history_from": None} == {**from_chain, "history_from": None}
+        assert indexed["history"][0]["action"] == "issue"
+
+
 def _poison(db: Path, sql: str, *args: Any) -> None:
     with sqlite3.connect(db, timeout=30) as conn:
         conn.execute(sql, args)
