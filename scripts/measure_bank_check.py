@@ -25,9 +25,10 @@ from api.devnet import Stack
 
 
 def loop(url: str, headers: dict[str, str], seconds: float, clients: int) -> dict[str, float]:
-    """``clients`` threads GET ``url`` for ``seconds``: requests/s, p50/p95 in ms, non-200 count."""
+    """``clients`` threads GET ``url`` for ``seconds``: requests/s, p50/p95 in ms, non-200 count, statuses."""
     times: list[float] = []
     failures = [0]
+    statuses: dict[int, int] = {}
     lock = threading.Lock()
     stop = time.monotonic() + seconds
 
@@ -40,6 +41,7 @@ def loop(url: str, headers: dict[str, str], seconds: float, clients: int) -> dic
                 with lock:
                     times.append(dt)
                     failures[0] += r.status_code != 200
+                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     start = time.monotonic()
@@ -50,7 +52,8 @@ def loop(url: str, headers: dict[str, str], seconds: float, clients: int) -> dic
     elapsed = time.monotonic() - start
     q = statistics.quantiles(times, n=20)
     return {"rps": round(len(times) / elapsed, 1), "p50_ms": round(statistics.median(times) * 1000, 1),
-            "p95_ms": round(q[18] * 1000, 1), "requests": len(times), "failures": failures[0]}
+            "p95_ms": round(q[18] * 1000, 1), "requests": len(times), "failures": failures[0],
+            "statuses": {str(k): v for k, v in sorted(statuses.items())}}
 
 
 def bench_figures(api_url: str, token: int, api_key: str, seconds: float = 15, clients: int = 8) -> dict[str, Any]:

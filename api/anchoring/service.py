@@ -7,6 +7,8 @@ that also anchors shares one interpreter lock between request threads and the an
 under heavy ingest the batches wait for CPU; a process of its own gets its own share of the cores
 (``traceledger bench`` uses this, see ``Stack(anchoring_process=True)``).
 
+The chain-event indexer (:mod:`api.chain_index`) runs here too, writing while this process holds the lease.
+
 Runs until SIGTERM / SIGINT; the current batch is finished first. Exit code 0 on a clean stop.
 """
 

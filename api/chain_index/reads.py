@@ -18,11 +18,15 @@ What a poisoned table could make ``GET /v1/receivables/{id}/check`` say, and wha
   confirmed. Upstream holders also decide visibility, so a poisoned row could show a token to a former
   holder that never held it (confidentiality, not value).
 
-All confirmations travel in **one** JSON-RPC batch (one HTTP round trip, EIP-1474 batch).
+All confirmations are read at one block, the head (``eth_blockNumber``), in **one** JSON-RPC batch (one HTTP
+round trip); the state at a block never changes, so the answers are kept per (calls, block) and every later
+check of the same token by the same bank within that block costs the ``eth_blockNumber`` alone.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +35,8 @@ from eth_utils.abi import get_abi_output_types
 from prometheus_client import Counter
 from sqlmodel import Session, col, select
 
-from api.chain import ChainClient, ChainError, with_retry
+from api.caches import BoundedCache
+from api.chain import ChainClient, ChainError, ChainUnavailable, with_retry
 from api.chain_index.indexer import DEFAULT_CURSOR
 from api.chain_index.models import (
     IndexCursor,
@@ -135,14 +140,16 @@ class BatchReverted(ChainError):
     """One of the batched reads reverted (an unknown token, say)."""
 
 
-def read_in_one_round_trip(chain: ChainClient, calls: list[ViewCall]) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
-    """The latest block (raw JSON) and each call's decoded outputs, in one JSON-RPC batch request (one HTTP
-    round trip when the provider batches; one request each otherwise). Raises BatchReverted, ChainError,
-    ChainUnavailable."""
-    requests: list[tuple[Any, Any]] = [("eth_getBlockByNumber", ["latest", False])]
-    for c in calls:
-        data = c.contract.encode_abi(c.fn, args=list(c.args))
-        requests.append(("eth_call", [{"to": c.contract.address, "data": data}, "latest"]))
+#: the node runs eth_call one at a time and refuses a client with more than 4 waiting (``-32005``,
+#: ``ledger.rpc_guard.RpcLimits.max_pending_calls_per_client``): this process sends at most 2 batches at once
+_IN_FLIGHT = threading.BoundedSemaphore(2)
+#: confirmations by (calls, block number): the state at a block never changes, so within one block every
+#: check of the same token by the same bank reuses one batch
+_CONFIRMED: BoundedCache[tuple[dict[str, Any], list[tuple[Any, ...]]]] = BoundedCache("chain_confirmations", 4096)
+LIMIT_EXCEEDED = -32005
+
+
+def _batch(chain: ChainClient, requests: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
     provider = chain.w3.provider
     if hasattr(provider, "make_batch_request"):
         answers = with_retry(lambda: provider.make_batch_request(requests), what="JSON-RPC batch")
@@ -150,8 +157,35 @@ def read_in_one_round_trip(chain: ChainClient, calls: list[ViewCall]) -> tuple[d
         answers = [with_retry(lambda r=r: provider.make_request(*r), what=r[0]) for r in requests]
     if not isinstance(answers, list) or len(answers) != len(requests):
         raise ChainError(f"JSON-RPC batch answered {answers!r:.200}")
-    errors = [a.get("error") for a in answers if a.get("error")]
+    return answers  # type: ignore[return-value]
+
+
+def read_in_one_round_trip(chain: ChainClient, calls: list[ViewCall]) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+    """The head block (raw JSON) and each call's decoded outputs **at that block**: ``eth_blockNumber``, then
+    (unless this very block's answers are cached) one JSON-RPC batch of ``eth_getBlockByNumber`` and the
+    ``eth_call`` s pinned to that block number. A node refusing for load (``-32005``) is retried with backoff.
+    Raises BatchReverted (a call reverted), ChainError, ChainUnavailable (unreachable, or still busy)."""
+    number = chain.block_number()
+    key = (tuple((c.contract.address, c.fn, c.args) for c in calls), number)
+    cached = _CONFIRMED.get(key)
+    if cached is not None:
+        return cached
+    tag = hex(number)
+    requests: list[tuple[Any, Any]] = [("eth_getBlockByNumber", [tag, False])]
+    for c in calls:
+        data = c.contract.encode_abi(c.fn, args=list(c.args))
+        requests.append(("eth_call", [{"to": c.contract.address, "data": data}, tag]))
+    for attempt in range(6):
+        with _IN_FLIGHT:
+            answers = _batch(chain, requests)
+        errors = [a["error"] for a in answers if a.get("error")]
+        busy = any(isinstance(e, dict) and e.get("code") == LIMIT_EXCEEDED for e in errors)
+        if not busy:
+            break
+        time.sleep(0.02 * 2**attempt)
     if errors:
+        if busy:
+            raise ChainUnavailable(f"the node is busy executing calls (retried 6 times): {errors[0]}")
         raise BatchReverted(f"batched read refused: {errors[0]}")
     block = answers[0]["result"]
     out = []
@@ -159,4 +193,5 @@ def read_in_one_round_trip(chain: ChainClient, calls: list[ViewCall]) -> tuple[d
         fn_abi = c.contract.get_function_by_name(c.fn).abi
         raw = bytes.fromhex(str(answer["result"])[2:])
         out.append(tuple(chain.w3.codec.decode(get_abi_output_types(fn_abi), raw)))
+    _CONFIRMED[key] = (block, out)
     return block, out

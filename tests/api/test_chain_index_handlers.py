@@ -240,3 +240,31 @@ def test_a_step_of_an_unseen_ticket_is_refused(engine: Any) -> None:
     with Session(engine) as s, pytest.raises(IndexInconsistent, match="ticket 5"):
         apply_events(s, [b.ev("WorkTicket", "StepRecorded", ticketId=5, action=1, actor=ISSUER, submitter=ISSUER,
                               timestamp=1)])
+
+
+def test_final_head_under_each_finality_model() -> None:
+    from api.chain_index import final_head
+
+    assert final_head(100, "qbft") == 100  # a sealed block is final
+    assert final_head(100, "confirmations:1") == 100
+    assert final_head(100, "confirmations:12") == 89  # 100 - 89 + 1 = 12 confirmations
+    assert final_head(5, "confirmations:12") < 0  # nothing final yet
+    with pytest.raises(ValueError, match="confirmations:N"):
+        final_head(100, "confirmations:0")
+
+
+def test_a_missing_last_step_always_shows() -> None:
+    """Ticket history from the index is used only when it replays to what getTicket says; every prefix differs."""
+    from api.routes.work_tickets import steps_complete
+    from api.workflows.adapters import StepRecord, TicketRecord
+
+    def step(name: str, end: int = 0) -> StepRecord:
+        return StepRecord(action=ACTIONS.index(name), actor=ISSUER, submitter=ISSUER, timestamp=1, blockNumber=1,
+                          plannedEnd=end)
+
+    steps = [step("issue"), step("permit"), step("brief"), step("extend", 300), step("acknowledge"),
+             step("acknowledge"), step("end_work"), step("terminate")]
+    ticket = TicketRecord(equipment="e", digest=DIGEST, issuer=ISSUER, permitter=BANK, leader=TIER2,
+                          crew=(SUPPLIER,), plannedStart=0, plannedEnd=300, status=5, acknowledged=2, extended=True)
+    assert steps_complete(ticket, steps)
+    assert not any(steps_complete(ticket, steps[:n]) for n in range(len(steps)))
