@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -98,6 +100,9 @@ def main() -> int:
     p.add_argument("--validators", type=int, default=1)
     p.add_argument("--seconds", type=float, default=15)
     p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--profile", type=Path, default=None,
+                   help="py-spy record the API process during the indexed check loop into this file (raw stacks)")
+    p.add_argument("--index-only", action="store_true", help="skip the chain-only run")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(data_dir=Path(tmp), validators=args.validators, api_port=None, rpc_base_port=None,
@@ -112,7 +117,19 @@ def main() -> int:
                     if time.monotonic() > deadline:
                         raise SystemExit("the indexer did not catch up within 60 s")
                     time.sleep(0.5)
+            spy = None
+            if args.profile is not None and stack.api_proc is not None:
+                spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
+                                        str(stack.api_proc.pid), "--format", "raw", "-o", str(args.profile), "-d",
+                                        str(int(args.seconds * 2) + 2), "--subprocesses", "--nonblocking"])
             out = {"index": bench_figures(stack.api_url(), token, key, args.seconds, args.clients)}
+            if spy is not None:
+                spy.wait(120)
+            out["index_sequential"] = loop(f"{stack.api_url()}/v1/receivables/{token}/check",
+                                           {"Authorization": f"Bearer {key}"}, 5, 1)
+            if args.index_only:
+                print(json.dumps(out, indent=2))
+                return 0
             stack.stop_api()
             stack.extra_env["TRACELEDGER_CHAIN_INDEX_ENABLED"] = "false"
             stack.start_api()

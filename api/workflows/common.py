@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -41,14 +42,27 @@ def send_or_refuse(chain: ChainClient, key: bytes, call: Any, what: str) -> dict
         raise refusal(exc, what) from exc
 
 
+def _node_busy(exc: BaseException) -> bool:
+    """True for the node's JSON-RPC ``-32005`` (limit exceeded: too many calls waiting), not a revert."""
+    error = (getattr(exc, "rpc_response", None) or {}).get("error")
+    return isinstance(error, dict) and error.get("code") == -32005
+
+
 def call_view(fn: Callable[[], T], what: str) -> T:
-    """A contract read with transport retries; a revert (e.g. UnknownToken) becomes a 404."""
-    try:
-        return with_retry(fn, what=what)
-    except ChainUnavailable:
-        raise
-    except Exception as exc:  # noqa: BLE001 - web3 raises ContractCustomError / ContractLogicError
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what}: not found on chain") from exc
+    """A contract read with transport retries; a revert (e.g. UnknownToken) becomes a 404. A node refusing
+    for load (``-32005``) is retried with backoff, then answered 503 -- never a 404 for a token that exists."""
+    for attempt in range(6):
+        try:
+            return with_retry(fn, what=what)
+        except ChainUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - web3 raises ContractCustomError / ContractLogicError
+            if not _node_busy(exc):
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what}: not found on chain") from exc
+            if attempt == 5:
+                raise ChainUnavailable(f"{what}: the node is busy executing calls (-32005, retried)") from exc
+            time.sleep(0.02 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def require_chain(state: AppState) -> ChainClient:

@@ -268,3 +268,37 @@ def test_a_missing_last_step_always_shows() -> None:
                           crew=(SUPPLIER,), plannedStart=0, plannedEnd=300, status=5, acknowledged=2, extended=True)
     assert steps_complete(ticket, steps)
     assert not any(steps_complete(ticket, steps[:n]) for n in range(len(steps)))
+
+
+def test_a_busy_node_is_not_a_missing_token() -> None:
+    """The node refusing for load (-32005) was answered 404 "not found on chain"; now retried, then 503."""
+    from fastapi import HTTPException
+    from web3.exceptions import ContractLogicError, Web3RPCError
+
+    from api.chain import ChainUnavailable
+    from api.workflows.common import call_view
+
+    busy = Web3RPCError("too many execution requests waiting", rpc_response={
+        "jsonrpc": "2.0", "id": 1, "error": {"code": -32005, "message": "too many execution requests waiting"}})
+    answers: list[Any] = [busy, busy, 42]
+
+    def flaky() -> int:
+        a = answers.pop(0)
+        if isinstance(a, Exception):
+            raise a
+        return a
+
+    assert call_view(flaky, "getToken") == 42
+
+    def always_busy() -> int:
+        raise busy
+
+    with pytest.raises(ChainUnavailable, match="busy"):
+        call_view(always_busy, "getToken")
+
+    def reverts() -> int:
+        raise ContractLogicError("execution reverted: UnknownToken")
+
+    with pytest.raises(HTTPException) as refused:
+        call_view(reverts, "getToken")
+    assert refused.value.status_code == 404
