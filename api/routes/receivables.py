@@ -350,13 +350,14 @@ def check_receivable(token_id: TokenId, ent: CurrentEnterprise, session: Session
     Served from the chain index (:mod:`api.chain_index.reads`) with the facts a bank relies on -- holder,
     balance, financed/redeemed, slot, payable, free-to-finance, the live offer, the issuer's role -- read on
     chain in one JSON-RPC batch; from the chain alone when the token is not indexed yet or the index
-    disagrees. ``chain_facts: {source: "index+chain" | "chain", indexed_to_block}`` says which.
+    disagrees. ``chain_facts: {source: "index+chain" | "chain", indexed_to_block, confirmed_at_block}`` says
+    which, and at which block the confirmed facts hold.
     """
     indexed = _check_from_index(session, state, ent, token_id)
     if indexed is not None:
         return indexed
-    return {**_check_from_chain(session, state, ent, token_id), "chain_facts": {"source": "chain",
-                                                                                  "indexed_to_block": None}}
+    return {**_check_from_chain(session, state, ent, token_id),
+            "chain_facts": {"source": "chain", "indexed_to_block": None, "confirmed_at_block": None}}
 
 
 def _check_from_index(session: Session, state: AppState, ent: Enterprise, token_id: int) -> dict[str, Any] | None:
@@ -419,7 +420,9 @@ def _check_from_index(session: Session, state: AppState, ent: Enterprise, token_
         "offer_to_you": {"value": allowance, "max_rate_bps": offer.maxRateBps, "expires_at": offer.expiry,
                          "expires_at_time": iso(offer.expiry)} if allowance else None,
         "price_at_100_bps": discount_price(free, 100, min(seconds_left, 99 * 365 * 86_400)),
-        "chain_facts": {"source": "index+chain", "indexed_to_block": view.indexed_to_block},
+        "chain_facts": {"source": "index+chain", "indexed_to_block": view.indexed_to_block,
+                        "confirmed_at_block": int(block["number"], 16) if isinstance(block["number"], str)
+                        else int(block["number"])},
     }
 
 

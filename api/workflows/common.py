@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -65,6 +67,10 @@ def call_view(fn: Callable[[], T], what: str) -> T:
     raise AssertionError("unreachable")
 
 
+_BOUND: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Any]] = weakref.WeakKeyDictionary()
+_BOUND_LOCK = threading.Lock()
+
+
 def require_chain(state: AppState) -> ChainClient:
     """The chain client, or 503 when no RPC is configured."""
     if state.chain is None:
@@ -73,7 +79,8 @@ def require_chain(state: AppState) -> ChainClient:
 
 
 def contract(state: AppState, name: str) -> Any:
-    """Bound web3 contract ``WorkTicket`` / ``ReceivableToken`` / ``EnterpriseRegistry`` (503 if unset)."""
+    """Bound web3 contract ``WorkTicket`` / ``ReceivableToken`` / ``EnterpriseRegistry`` (503 if unset), built
+    once per Web3 connection and address (contract objects hold no per-call state)."""
     chain = require_chain(state)
     address = {
         "WorkTicket": state.settings.work_ticket_address,
@@ -84,7 +91,15 @@ def contract(state: AppState, name: str) -> Any:
         env = {"WorkTicket": "TRACELEDGER_WORK_TICKET", "ReceivableToken": "TRACELEDGER_RECEIVABLE_TOKEN",
                "EnterpriseRegistry": "TRACELEDGER_ENTERPRISE_REGISTRY"}[name]
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"{name} not configured: set {env}")
-    return chain.w3.eth.contract(address=to_checksum_address(address), abi=load_artifact(name)["abi"])
+    key = (name, address.lower())
+    with _BOUND_LOCK:
+        per_w3 = _BOUND.setdefault(chain.w3, {})
+        bound = per_w3.get(key)
+    if bound is None:  # building one hashes every ABI selector (keccak): about half a bank check's CPU
+        bound = chain.w3.eth.contract(address=to_checksum_address(address), abi=load_artifact(name)["abi"])
+        with _BOUND_LOCK:
+            per_w3[key] = bound
+    return bound
 
 
 def enterprise_key(state: AppState, ent: Enterprise) -> bytes:

@@ -117,7 +117,8 @@ def test_bank_check_from_the_index_says_what_the_chain_says(api: httpx.Client, s
         indexed = _indexed_check(api, token, who)
         assert indexed["chain_facts"]["source"] == "index+chain", indexed["chain_facts"]
         from_chain = chain_only.get(f"/v1/receivables/{token}/check", headers=auth(who)).json()
-        assert from_chain["chain_facts"] == {"source": "chain", "indexed_to_block": None}
+        assert from_chain["chain_facts"] == {"source": "chain", "indexed_to_block": None, "confirmed_at_block": None}
+        assert indexed["chain_facts"]["confirmed_at_block"] >= indexed["chain_facts"]["indexed_to_block"]
         _same(indexed, from_chain)
     offered = _indexed_check(api, t2, bank)
     assert offered["offered_to_you"] == 10_000_000 and offered["offer_to_you"]["max_rate_bps"] == 800
