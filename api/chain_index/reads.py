@@ -25,13 +25,15 @@ check of the same token by the same bank within that block costs the ``eth_block
 
 from __future__ import annotations
 
+import functools
+import json
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from eth_utils import to_checksum_address
-from eth_utils.abi import get_abi_output_types
+from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types
 from prometheus_client import Counter
 from sqlmodel import Session, col, select
 
@@ -160,6 +162,20 @@ def _batch(chain: ChainClient, requests: list[tuple[Any, Any]]) -> list[dict[str
     return answers  # type: ignore[return-value]
 
 
+@functools.lru_cache(maxsize=256)
+def _abi_of(item_json: str) -> tuple[bytes, list[str], list[str]]:
+    """Selector, input and output types of one function ABI item (hashing the selector is the costly part)."""
+    item = json.loads(item_json)
+    return function_abi_to_4byte_selector(item), get_abi_input_types(item), get_abi_output_types(item)
+
+
+def _types(c: ViewCall) -> tuple[bytes, list[str], list[str]]:
+    items = [i for i in c.contract.abi if i.get("type") == "function" and i.get("name") == c.fn]
+    if len(items) != 1:
+        raise ChainError(f"{c.fn}: {len(items)} functions of that name in the ABI (one expected)")
+    return _abi_of(json.dumps(items[0], sort_keys=True))
+
+
 def read_in_one_round_trip(chain: ChainClient, calls: list[ViewCall]) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
     """The head block (raw JSON) and each call's decoded outputs **at that block**: ``eth_blockNumber``, then
     (unless this very block's answers are cached) one JSON-RPC batch of ``eth_getBlockByNumber`` and the
@@ -173,10 +189,14 @@ def read_in_one_round_trip(chain: ChainClient, calls: list[ViewCall]) -> tuple[d
     tag = hex(number)
     requests: list[tuple[Any, Any]] = [("eth_getBlockByNumber", [tag, False])]
     for c in calls:
-        data = c.contract.encode_abi(c.fn, args=list(c.args))
+        selector, inputs, _ = _types(c)
+        data = "0x" + (selector + chain.w3.codec.encode(inputs, list(c.args))).hex()
         requests.append(("eth_call", [{"to": c.contract.address, "data": data}, tag]))
     for attempt in range(6):
         with _IN_FLIGHT:
+            cached = _CONFIRMED.get(key)  # another request of this block got it while this one waited
+            if cached is not None:
+                return cached
             answers = _batch(chain, requests)
         errors = [a["error"] for a in answers if a.get("error")]
         busy = any(isinstance(e, dict) and e.get("code") == LIMIT_EXCEEDED for e in errors)
@@ -190,8 +210,7 @@ def read_in_one_round_trip(chain: ChainClient, calls: list[ViewCall]) -> tuple[d
     block = answers[0]["result"]
     out = []
     for c, answer in zip(calls, answers[1:], strict=True):
-        fn_abi = c.contract.get_function_by_name(c.fn).abi
         raw = bytes.fromhex(str(answer["result"])[2:])
-        out.append(tuple(chain.w3.codec.decode(get_abi_output_types(fn_abi), raw)))
+        out.append(tuple(chain.w3.codec.decode(_types(c)[2], raw)))
     _CONFIRMED[key] = (block, out)
     return block, out
