@@ -12,11 +12,14 @@ What a poisoned table could make ``GET /v1/receivables/{id}/check`` say, and wha
   confirmed payable is the one token of its invoice);
 * "free to finance", the live offer to this bank and its terms, the issuer still a core enterprise,
   the time: **read on chain** (``freeToFinance``, ``allowance``, ``getOffer``, ``hasRole``, latest block);
-* the intermediate hops of the chain (earlier holders, values split, discount terms of earlier hops, their
-  times): **from the index**, at the block named in ``chain_facts.indexed_to_block`` -- history that a bank
-  reads but does not finance against; only their endpoints (this token's parent, the payable) are
-  confirmed. Upstream holders also decide visibility, so a poisoned row could show a token to a former
-  holder that never held it (confidentiality, not value).
+* earlier hops (their holders, values split, creation, discount terms): **confirmed** -- ``getToken`` of every
+  hop and ``getDiscount`` of every discounted one; a hop financed while its parent is not was made by
+  ``discount``, so a discount row dropped from the index shows as well.
+
+The index decides only *which* tokens to ask about (the chain of parents and the payable, instead of
+``chainOf`` and then a read per hop, one after another); a poisoned row there makes the answer come from
+the chain. Upstream holders also decide visibility; they are confirmed with the rest before anything is
+shown.
 
 All confirmations are read at one block, the head (``eth_blockNumber``), in **one** JSON-RPC batch (one HTTP
 round trip); the state at a block never changes, so the answers are kept per (calls, block) and every later
@@ -107,6 +110,30 @@ def index_agrees(view: IndexedChain, tok: Any, pay: Any) -> bool:
             and "0x" + bytes(pay.invoiceDigest).hex() == p.invoice_digest and pay.issuer == p.issuer
             and pay.beneficiary == p.beneficiary and pay.faceValue == int(p.face_value)
             and pay.settledValue == int(p.settled_value) and pay.issuedAt == p.issued_at)
+
+
+def hops_agree(view: IndexedChain, records: list[Any], discounts: dict[int, Any]) -> bool:
+    """True when the chain's ``getToken`` of every hop (``records``, root first, TokenRecords) and ``getDiscount``
+    of every hop the index calls discounted (``discounts``) say what the index says: holder, value at creation,
+    parent, creation time and block, financed; and a hop is discounted exactly when it is financed while its
+    parent is not (``discount`` is the only way value becomes financed), so a dropped discount shows too."""
+    if len(records) != len(view.hops):
+        return False
+    for i, (h, rec) in enumerate(zip(view.hops, records, strict=True)):
+        if (to_checksum_address(rec.owner) != h.owner or rec.originalValue != int(h.original_value)
+                or rec.parent != h.parent or rec.createdAt != h.created_at or rec.createdBlock != h.created_block
+                or bool(rec.financed) != h.financed):
+            return False
+        made_by_discount = bool(rec.financed) and (i == 0 or not records[i - 1].financed)
+        if made_by_discount != (h.token_id in view.discounts):
+            return False
+    for token_id, d in discounts.items():
+        row = view.discounts[token_id]
+        if (d.bank, d.holder, d.fromTokenId, d.value, d.rateBps, d.price, d.paymentReference, d.timestamp) != (
+                row.bank, row.holder, row.from_token_id, int(row.value), row.rate_bps, int(row.price),
+                row.payment_reference, row.timestamp):
+            return False
+    return True
 
 
 def parties(session: Session, addresses: list[str]) -> dict[str, dict[str, Any]]:

@@ -34,6 +34,7 @@ from api.chain_index.reads import (
     CHECK_FALLBACKS,
     BatchReverted,
     ViewCall,
+    hops_agree,
     index_agrees,
     parties,
     read_in_one_round_trip,
@@ -45,6 +46,7 @@ from api.models import Enterprise
 from api.revert_reasons import explain
 from api.state import AppState
 from api.workflows.adapters import (
+    DiscountRecord,
     EnterpriseRole,
     OfferRecord,
     PayableRecord,
@@ -347,11 +349,12 @@ def check_receivable(token_id: TokenId, ent: CurrentEnterprise, session: Session
     """What a bank asks before financing: genuine? outstanding? already financed? confirmed by whom?
     how much is free to finance (fen)? The full chain back to the confirmed payable is included.
 
-    Served from the chain index (:mod:`api.chain_index.reads`) with the facts a bank relies on -- holder,
-    balance, financed/redeemed, slot, payable, free-to-finance, the live offer, the issuer's role -- read on
-    chain in one JSON-RPC batch; from the chain alone when the token is not indexed yet or the index
-    disagrees. ``chain_facts: {source: "index+chain" | "chain", indexed_to_block, confirmed_at_block}`` says
-    which, and at which block the confirmed facts hold.
+    Served from the chain index (:mod:`api.chain_index.reads`), which names the tokens of the chain; every fact
+    of the answer -- holder, balance, financed/redeemed, slot, payable, each hop and its discount,
+    free-to-finance, the live offer, the issuer's role -- is read on chain in one JSON-RPC batch at the head
+    block; from the chain alone when the token is not indexed yet or the index disagrees. ``chain_facts:
+    {source: "index+chain" | "chain", indexed_to_block, confirmed_at_block}`` says which, and at which block
+    the confirmed facts hold.
     """
     indexed = _check_from_index(session, state, ent, token_id)
     if indexed is not None:
@@ -371,19 +374,28 @@ def _check_from_index(session: Session, state: AppState, ent: Enterprise, token_
     rt = contract(state, "ReceivableToken")
     er = contract(state, "EnterpriseRegistry")
     me = to_checksum_address(ent.address)
+    upstream = view.hops[:-1]
+    discounted = [h.token_id for h in view.hops if h.token_id in view.discounts]
     try:
-        block, (raw_tok, raw_pay, free, allowance, raw_offer, issuer_is_core) = read_in_one_round_trip(state.chain, [
+        block, results = read_in_one_round_trip(state.chain, [
             ViewCall(rt, "getToken", (token_id,)), ViewCall(rt, "getPayable", (view.token.root,)),
             ViewCall(rt, "freeToFinance", (token_id,)), ViewCall(rt, "allowance", (token_id, me)),
             ViewCall(rt, "getOffer", (token_id, me)),
-            ViewCall(er, "hasRole", (view.payable.issuer, int(EnterpriseRole.CORE_ENTERPRISE)))])
+            ViewCall(er, "hasRole", (view.payable.issuer, int(EnterpriseRole.CORE_ENTERPRISE))),
+            *(ViewCall(rt, "getToken", (h.token_id,)) for h in upstream),
+            *(ViewCall(rt, "getDiscount", (t,)) for t in discounted)])
     except BatchReverted:
         CHECK_FALLBACKS.labels("reverted").inc()
         return None
+    raw_tok, raw_pay, free, allowance, raw_offer, issuer_is_core = results[:6]
     tok = decode_struct(TokenRecord, component_names(rt, "getToken"), raw_tok[0])
     pay = decode_struct(PayableRecord, component_names(rt, "getPayable"), raw_pay[0])
     offer = decode_struct(OfferRecord, component_names(rt, "getOffer"), raw_offer[0])
-    if not index_agrees(view, tok, pay):
+    hop_records = [decode_struct(TokenRecord, component_names(rt, "getToken"), r[0])
+                   for r in results[6:6 + len(upstream)]] + [tok]
+    discounts = {t: decode_struct(DiscountRecord, component_names(rt, "getDiscount"), r[0])
+                 for t, r in zip(discounted, results[6 + len(upstream):], strict=True)}
+    if not (index_agrees(view, tok, pay) and hops_agree(view, hop_records, discounts)):
         CHECK_FALLBACKS.labels("index_differs").inc()
         log.info("chain index differs from the chain for receivable %d: answering from the chain", token_id)
         return None

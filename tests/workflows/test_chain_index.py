@@ -179,6 +179,36 @@ def test_a_poisoned_token_row_never_reaches_the_bank(api: httpx.Client, stack: S
     assert _indexed_check(api, t2, bank)["chain_facts"]["source"] == "index+chain"
 
 
+def test_a_poisoned_history_never_reaches_the_bank(api: httpx.Client, stack: Stack, story: dict[str, Any]) -> None:
+    """Earlier hops are confirmed too: a rewritten upstream holder or value, a dropped or rewritten discount."""
+    db = stack.data_dir / "api" / "api.db"
+    root, financed, bank = story["root"], story["financed"], story["bank"]
+    honest = _indexed_check(api, financed, bank)
+    with sqlite3.connect(db, timeout=30) as conn:
+        owner, value = conn.execute("SELECT owner, original_value FROM receivable_index_tokens WHERE token_id = ?",
+                                    (root,)).fetchone()
+        discount = conn.execute("SELECT * FROM receivable_index_discounts WHERE token_id = ?", (financed,)).fetchone()
+    attacks = [
+        ("UPDATE receivable_index_tokens SET owner = ? WHERE token_id = ?", (story["bank"]["address"], root),
+         "UPDATE receivable_index_tokens SET owner = ? WHERE token_id = ?", (owner, root)),
+        ("UPDATE receivable_index_tokens SET original_value = ? WHERE token_id = ?", ("1", root),
+         "UPDATE receivable_index_tokens SET original_value = ? WHERE token_id = ?", (value, root)),
+        ("UPDATE receivable_index_discounts SET rate_bps = ? WHERE token_id = ?", (1, financed),
+         "UPDATE receivable_index_discounts SET rate_bps = ? WHERE token_id = ?", (discount[5], financed)),
+        ("DELETE FROM receivable_index_discounts WHERE token_id = ?", (financed,),
+         f"INSERT INTO receivable_index_discounts VALUES ({', '.join('?' * len(discount))})", discount),
+    ]
+    for poison, args, restore, restore_args in attacks:
+        _poison(db, poison, *args)
+        try:
+            answer = api.get(f"/v1/receivables/{financed}/check", headers=auth(bank)).json()
+            assert answer["chain_facts"]["source"] == "chain", poison
+            _same(answer, honest)
+        finally:
+            _poison(db, restore, *restore_args)
+    assert _indexed_check(api, financed, bank)["chain_facts"]["source"] == "index+chain"
+
+
 def test_a_poisoned_payable_never_reaches_the_bank(api: httpx.Client, stack: Stack, story: dict[str, Any]) -> None:
     db = stack.data_dir / "api" / "api.db"
     t2, bank, root = story["t2"], story["bank"], story["root"]
