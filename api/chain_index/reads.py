@@ -53,6 +53,9 @@ from api.chain_index.models import (
 )
 from api.models import Enterprise
 
+#: token and ticket ids are BIGINT columns: larger ids (the API's paths take uint256) are never looked up here
+MAX_INDEXED_ID = 2**63
+
 CHECK_FALLBACKS = Counter("traceledger_chain_index_check_fallbacks_total",
                           "Bank checks answered from the chain alone instead of the index, by reason", ["reason"])
 
@@ -78,6 +81,8 @@ def indexed_block(session: Session, name: str = DEFAULT_CURSOR) -> int | None:
 def token_chain(session: Session, token_id: int) -> IndexedChain | None:
     """The indexed token and its chain back to the payable in three queries (token, family, discounts), or
     None when the token (or its payable) is not indexed yet."""
+    if not 0 < token_id < MAX_INDEXED_ID:  # ids count up from 1; larger ones exist only on the chain's terms
+        return None
     cursor = indexed_block(session)
     token = session.get(IndexedToken, token_id)
     if token is None or cursor is None:
@@ -146,7 +151,9 @@ def parties(session: Session, addresses: list[str]) -> dict[str, dict[str, Any]]
 
 
 def ticket_steps(session: Session, ticket_id: int) -> tuple[IndexedTicket | None, list[IndexedTicketStep]]:
-    """The indexed ticket and its steps in chain order (block, log index)."""
+    """The indexed ticket and its steps in chain order (block, log index); ``(None, [])`` when not indexed."""
+    if not 0 < ticket_id < MAX_INDEXED_ID:
+        return None, []
     ticket = session.get(IndexedTicket, ticket_id)
     steps = list(session.exec(select(IndexedTicketStep).where(IndexedTicketStep.ticket_id == ticket_id)
                               .order_by(col(IndexedTicketStep.block_number), col(IndexedTicketStep.log_index))))

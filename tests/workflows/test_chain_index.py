@@ -120,6 +120,9 @@ def test_bank_check_from_the_index_says_what_the_chain_says(api: httpx.Client, s
         assert from_chain["chain_facts"] == {"source": "chain", "indexed_to_block": None, "confirmed_at_block": None}
         assert indexed["chain_facts"]["confirmed_at_block"] >= indexed["chain_facts"]["indexed_to_block"]
         _same(indexed, from_chain)
+    health = api.get("/healthz").json()["chain_index"]
+    assert health["enabled"] and health["alive"] and health["last_error"] is None
+    assert health["indexed_to_block"] >= indexed["chain_facts"]["indexed_to_block"]
     offered = _indexed_check(api, t2, bank)
     assert offered["offered_to_you"] == 10_000_000 and offered["offer_to_you"]["max_rate_bps"] == 800
     assert offered["free_to_finance"] == 15_000_000 and offered["genuine"] is True
