@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -67,6 +68,17 @@ def build_chain(settings: Settings) -> ChainClient | None:
     return chain
 
 
+def build_indexer(engine: Any, settings: Settings, chain: ChainClient | None, worker: AnchoringWorker) -> Any:
+    """The chain-event indexer (:mod:`api.chain_index`) writing while ``worker`` holds the anchoring lease, or
+    None without a chain, with ``TRACELEDGER_CHAIN_INDEX_ENABLED=false`` or without an indexed contract address."""
+    if chain is None or not settings.chain_index_enabled:
+        return None
+    from api.chain_index import ChainIndexer
+
+    indexer = ChainIndexer(engine=engine, settings=settings, chain=chain, is_leader=lambda: worker.is_leader)
+    return indexer if indexer.contracts else None
+
+
 def create_app(settings: Settings | None = None, *, chain: ChainClient | None = None) -> FastAPI:
     """Build the FastAPI app.
 
@@ -84,6 +96,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     seal_cache = SealCache(settings.seal_cache_entries, settings.anchor_cache_entries, settings.hash_alg)
     state = AppState(settings=settings, engine=engine, chain=chain, keys=keys, seal_cache=seal_cache, worker=worker,
                      qr_cache=BoundedCache("qr_images", settings.qr_cache_entries))
+    state.indexer = build_indexer(engine, settings, chain, worker)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -101,9 +114,13 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
                     log.warning("operator bootstrap failed (worker will retry): %s", exc)
         if settings.anchoring_enabled and chain is not None:
             worker.start()
+            if state.indexer is not None:  # writes only while this process holds the anchoring lease
+                state.indexer.start()
         try:
             yield
         finally:
+            if state.indexer is not None:
+                state.indexer.stop()
             worker.stop()
             audit.close()
             engine.dispose()

@@ -144,6 +144,15 @@ class Settings(BaseSettings):
         100_000, ge=1, validation_alias=_env("TRACELEDGER_ANCHOR_CACHE_ENTRIES", "anchor_cache_entries"))
     key_cache_entries: int = Field(
         4096, ge=1, validation_alias=_env("TRACELEDGER_KEY_CACHE_ENTRIES", "key_cache_entries"))
+    # Chain-event indexer (api/chain_index): runs beside the anchoring worker, in the lease holder
+    chain_index_enabled: bool = Field(
+        True, validation_alias=_env("TRACELEDGER_CHAIN_INDEX_ENABLED", "chain_index_enabled"))
+    chain_index_batch_blocks: int = Field(
+        1000, ge=1, le=5000, validation_alias=_env("TRACELEDGER_CHAIN_INDEX_BATCH_BLOCKS", "chain_index_batch_blocks"))
+    chain_index_poll_s: float = Field(
+        0.5, gt=0, validation_alias=_env("TRACELEDGER_CHAIN_INDEX_POLL_S", "chain_index_poll_s"))
+    chain_index_start_block: int = Field(
+        0, ge=0, validation_alias=_env("TRACELEDGER_CHAIN_INDEX_START_BLOCK", "chain_index_start_block"))
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

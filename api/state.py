@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -27,6 +28,8 @@ class AppState:
     worker: AnchoringWorker
     qr_cache: BoundedCache[bytes] = field(default_factory=lambda: BoundedCache("qr_images", 10_000))
     bootstrap_error: str | None = None
+    #: the chain-event indexer (api.chain_index.ChainIndexer) when the chain and an indexed contract are set
+    indexer: Any = None
     _chain_id: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -7,6 +7,8 @@ that also anchors shares one interpreter lock between request threads and the an
 under heavy ingest the batches wait for CPU; a process of its own gets its own share of the cores
 (``traceledger bench`` uses this, see ``Stack(anchoring_process=True)``).
 
+The chain-event indexer (:mod:`api.chain_index`) runs here too, writing while this process holds the lease.
+
 Runs until SIGTERM / SIGINT; the current batch is finished first. Exit code 0 on a clean stop.
 """
 
@@ -20,7 +22,7 @@ from api.anchoring.lease import serialized
 from api.anchoring.worker import AnchoringWorker
 from api.bootstrap import ensure_service_enterprise
 from api.db import init_db, make_engine
-from api.main import build_chain
+from api.main import build_chain, build_indexer
 from api.security import KeyCache
 from api.settings import Settings
 
@@ -37,10 +39,15 @@ def run(settings: Settings, stop: threading.Event) -> None:
         raise SystemExit("TRACELEDGER_RPC_URL (and the registry addresses) are required for anchoring")
     worker = AnchoringWorker(engine=engine, settings=settings, chain=chain, keys=KeyCache())
     worker.start()
+    indexer = build_indexer(engine, settings, chain, worker)  # the chain-event index, while we hold the lease
+    if indexer is not None:
+        indexer.start()
     log.info("anchoring service started")
     try:
         stop.wait()
     finally:
+        if indexer is not None:
+            indexer.stop()
         worker.stop()
         engine.dispose()
 

@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from api import crud, metrics
 from api.chain import ChainError, ChainUnavailable, with_retry
+from api.chain_index.reads import indexed_block
 from api.deps import SessionDep, StateDep
 from api.models import utc_iso
 
@@ -30,7 +31,8 @@ async def livez() -> PlainTextResponse:
 @router.get("/healthz")
 def healthz(session: SessionDep, state: StateDep) -> JSONResponse:
     """Liveness/readiness: ``{status, db: {ok}, rpc: {configured, ok, block_number, error},
-    anchoring: {enabled, alive, last_run, last_error}, bootstrap: {ok, error}, pending}``.
+    anchoring: {enabled, alive, last_run, last_error}, chain_index: {enabled, alive, indexed_to_block,
+    last_error}, bootstrap: {ok, error}, pending}``.
 
     503 when the database fails (``down``) or when the operator's on-chain bootstrap (registration,
     funding) failed and has not been repaired since (``degraded``, reason in ``bootstrap.error``)."""
@@ -69,6 +71,10 @@ def healthz(session: SessionDep, state: StateDep) -> JSONResponse:
     }
     if state.settings.anchoring_enabled and state.chain is not None and not w.alive:
         out["status"] = "degraded"
+    indexer = state.indexer  # the chain-event index (api.chain_index): its cursor, and its error where it runs
+    out["chain_index"] = {"enabled": indexer is not None, "alive": bool(indexer and indexer.alive),
+                          "indexed_to_block": indexed_block(session) if indexer is not None else None,
+                          "last_error": indexer.last_error if indexer is not None else None}
     # a failed operator bootstrap (registration or funding on chain) that the worker has not repaired since:
     # the API cannot anchor, so load balancers and operators must see it (503 with the reason)
     bootstrap_failed = state.bootstrap_error is not None and not getattr(w, "bootstrapped", False)

@@ -19,6 +19,7 @@ within the contract's ``DISPUTE_WINDOW`` (7 days), after which anyone may ``fina
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -29,12 +30,32 @@ from sqlmodel import Session
 from web3.logs import DISCARD
 
 from api.bounds import MAX_UNIX_SECONDS, DbId, Fen, Maturity, TokenIdPath
+from api.chain_index.reads import (
+    CHECK_FALLBACKS,
+    BatchReverted,
+    ViewCall,
+    hops_agree,
+    index_agrees,
+    parties,
+    read_in_one_round_trip,
+    token_chain,
+)
 from api.deps import CurrentEnterprise, SessionDep, StateDep
 from api.errors import CHAIN_REFUSAL_RESPONSES, UnprocessableError, issue
 from api.models import Enterprise
 from api.revert_reasons import explain
 from api.state import AppState
-from api.workflows.adapters import EnterpriseRole, ReceivableReader, RegistryReader, TokenRecord
+from api.workflows.adapters import (
+    DiscountRecord,
+    EnterpriseRole,
+    OfferRecord,
+    PayableRecord,
+    ReceivableReader,
+    RegistryReader,
+    TokenRecord,
+    component_names,
+    decode_struct,
+)
 from api.workflows.common import (
     call_view,
     contract,
@@ -53,6 +74,7 @@ from provenance.receivables import (
     parse_amount,
 )
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/receivables", tags=["receivables"], responses=CHAIN_REFUSAL_RESPONSES)
 TokenId = TokenIdPath
 
@@ -325,7 +347,99 @@ def get_receivable(token_id: TokenId, ent: CurrentEnterprise, session: SessionDe
 @router.get("/{token_id}/check")
 def check_receivable(token_id: TokenId, ent: CurrentEnterprise, session: SessionDep, state: StateDep) -> dict:
     """What a bank asks before financing: genuine? outstanding? already financed? confirmed by whom?
-    how much is free to finance (fen)? The full chain back to the confirmed payable is included."""
+    how much is free to finance (fen)? The full chain back to the confirmed payable is included.
+
+    Served from the chain index (:mod:`api.chain_index.reads`), which names the tokens of the chain; every fact
+    of the answer -- holder, balance, financed/redeemed, slot, payable, each hop and its discount,
+    free-to-finance, the live offer, the issuer's role -- is read on chain in one JSON-RPC batch at the head
+    block; from the chain alone when the token is not indexed yet or the index disagrees. ``chain_facts:
+    {source: "index+chain" | "chain", indexed_to_block, confirmed_at_block}`` says which, and at which block
+    the confirmed facts hold.
+    """
+    indexed = _check_from_index(session, state, ent, token_id)
+    if indexed is not None:
+        return indexed
+    return {**_check_from_chain(session, state, ent, token_id),
+            "chain_facts": {"source": "chain", "indexed_to_block": None, "confirmed_at_block": None}}
+
+
+def _check_from_index(session: Session, state: AppState, ent: Enterprise, token_id: int) -> dict[str, Any] | None:
+    """The bank check from the index plus one JSON-RPC batch, or None (answer from the chain instead)."""
+    if state.indexer is None or state.chain is None:
+        return None
+    view = token_chain(session, token_id)
+    if view is None:
+        CHECK_FALLBACKS.labels("not_indexed").inc()
+        return None
+    rt = contract(state, "ReceivableToken")
+    er = contract(state, "EnterpriseRegistry")
+    me = to_checksum_address(ent.address)
+    upstream = view.hops[:-1]
+    discounted = [h.token_id for h in view.hops if h.token_id in view.discounts]
+    try:
+        block, results = read_in_one_round_trip(state.chain, [
+            ViewCall(rt, "getToken", (token_id,)), ViewCall(rt, "getPayable", (view.token.root,)),
+            ViewCall(rt, "freeToFinance", (token_id,)), ViewCall(rt, "allowance", (token_id, me)),
+            ViewCall(rt, "getOffer", (token_id, me)),
+            ViewCall(er, "hasRole", (view.payable.issuer, int(EnterpriseRole.CORE_ENTERPRISE))),
+            *(ViewCall(rt, "getToken", (h.token_id,)) for h in upstream),
+            *(ViewCall(rt, "getDiscount", (t,)) for t in discounted)])
+    except BatchReverted:
+        CHECK_FALLBACKS.labels("reverted").inc()
+        return None
+    raw_tok, raw_pay, free, allowance, raw_offer, issuer_is_core = results[:6]
+    tok = decode_struct(TokenRecord, component_names(rt, "getToken"), raw_tok[0])
+    pay = decode_struct(PayableRecord, component_names(rt, "getPayable"), raw_pay[0])
+    offer = decode_struct(OfferRecord, component_names(rt, "getOffer"), raw_offer[0])
+    hop_records = [decode_struct(TokenRecord, component_names(rt, "getToken"), r[0])
+                   for r in results[6:6 + len(upstream)]] + [tok]
+    discounts = {t: decode_struct(DiscountRecord, component_names(rt, "getDiscount"), r[0])
+                 for t, r in zip(discounted, results[6 + len(upstream):], strict=True)}
+    if not (index_agrees(view, tok, pay) and hops_agree(view, hop_records, discounts)):
+        CHECK_FALLBACKS.labels("index_differs").inc()
+        log.info("chain index differs from the chain for receivable %d: answering from the chain", token_id)
+        return None
+    slot = decode_slot(tok.slot)
+    hops = view.hops
+    who = parties(session, [h.owner for h in hops] + [pay.issuer, tok.owner])
+    allowance = int(allowance[0])
+    if not (tok.owner == me or slot.issuer == me or any(h.owner == me for h in hops[:-1]) or allowance > 0):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"receivable {token_id} not found or not visible to you")
+    chain_entries = []
+    for h in hops:
+        disc = view.discounts.get(h.token_id)
+        chain_entries.append({
+            "token_id": h.token_id, "kind": "issued" if h.parent == 0 else ("discounted" if disc else "split"),
+            "from_token_id": h.parent or None, "holder": who[h.owner], "value_received": int(h.original_value),
+            "amount_received": format_amount(int(h.original_value)), "time": iso(h.created_at),
+            "block_number": h.created_block,
+            **({"discount": {"rate_bps": disc.rate_bps, "price": int(disc.price),
+                             "payment_reference": disc.payment_reference}} if disc else {})})
+    # getPayable(root) confirmed: the contract set tokenOfInvoice(digest) = root with it, for good
+    genuine = bool(issuer_is_core[0]) and pay.issuer == slot.issuer and chain_entries[0]["kind"] == "issued"
+    now = int(block["timestamp"], 16) if isinstance(block["timestamp"], str) else int(block["timestamp"])
+    free = int(free[0])
+    seconds_left = max(0, slot.maturity - now)
+    return {
+        "token_id": token_id, "genuine": genuine, "outstanding": _status(tok, now) == "outstanding",
+        "already_financed": tok.financed,
+        "confirmed_by": who[pay.issuer], "invoice_digest": "0x" + pay.invoiceDigest.hex(),
+        "payable_token_id": tok.root, "face_value": pay.faceValue, "confirmed_at": iso(pay.issuedAt),
+        "holder": who[tok.owner], "value": tok.balance, "amount": format_amount(tok.balance),
+        "currency": slot.currency, "maturity": slot.maturity, "maturity_time": iso(slot.maturity),
+        "seconds_to_maturity": seconds_left, "free_to_finance": free, "free_to_finance_amount": format_amount(free),
+        "offered_to_you": allowance, "chain": chain_entries,
+        "offer_to_you": {"value": allowance, "max_rate_bps": offer.maxRateBps, "expires_at": offer.expiry,
+                         "expires_at_time": iso(offer.expiry)} if allowance else None,
+        "price_at_100_bps": discount_price(free, 100, min(seconds_left, 99 * 365 * 86_400)),
+        "chain_facts": {"source": "index+chain", "indexed_to_block": view.indexed_to_block,
+                        "confirmed_at_block": int(block["number"], 16) if isinstance(block["number"], str)
+                        else int(block["number"])},
+    }
+
+
+def _check_from_chain(session: Session, state: AppState, ent: Enterprise, token_id: int) -> dict[str, Any]:
+    """The bank check read from the chain alone (a dozen calls and more per hop)."""
     rt, tok, chain_ids = _load_visible(state, ent, token_id)
     slot = decode_slot(tok.slot)
     pay = rt.payable(tok.root)

@@ -32,6 +32,7 @@ from web3.logs import DISCARD
 
 from api.bounds import DbId, TicketIdPath, UnixSeconds
 from api.chain import with_retry
+from api.chain_index.reads import ticket_steps
 from api.deps import CurrentEnterprise, SessionDep, StateDep
 from api.errors import CHAIN_REFUSAL_RESPONSES, UnprocessableError, issue
 from api.models import Enterprise
@@ -274,9 +275,56 @@ def _load(state: Any, ticket_id: int) -> tuple[TicketRecord, list[StepRecord]]:
     return reader.ticket(ticket_id), reader.steps(ticket_id)
 
 
+_STATUS_AFTER = {"issue": "issued", "permit": "permitted", "brief": "briefed", "end_work": "work_ended",
+                 "terminate": "terminated", "cancel": "cancelled", "abort": "aborted"}
+
+
+def steps_complete(t: TicketRecord, steps: list[StepRecord]) -> bool:
+    """True when ``steps`` (a prefix of the ticket's steps, as the index holds them) are all of them: their
+    replay gives the chain's status, acknowledgement count, extension flag and planned end. Every step changes
+    one of these for good (statuses only move forward), so a missing last step always shows."""
+    state, acks, end = "none", 0, None
+    for step in steps:
+        name = step.action_name
+        state = _STATUS_AFTER.get(name, state)
+        acks += name == "acknowledge"
+        end = step.plannedEnd if name == "extend" else end
+    return (state, acks, end is not None) == (t.status_name, t.acknowledged, t.extended) and (
+        end is None or end == t.plannedEnd)
+
+
+def _load_indexed(session: Session, state: Any, ticket_id: int) -> tuple[TicketRecord, list[StepRecord], Any] | None:
+    """The ticket (one ``getTicket`` on chain) with its history from the chain index, or None when the index
+    does not hold every step yet (see :func:`steps_complete`)."""
+    if getattr(state, "indexer", None) is None:
+        return None
+    row, indexed = ticket_steps(session, ticket_id)
+    if row is None:
+        return None
+    t = WorkTicketReader(contract(state, "WorkTicket")).ticket(ticket_id)
+    steps = [StepRecord(action=s.action, actor=s.actor, submitter=s.submitter, timestamp=s.timestamp,
+                        blockNumber=s.block_number, plannedEnd=s.planned_end) for s in indexed]
+    return (t, steps, row) if steps_complete(t, steps) else None
+
+
 def _view(session: Session, state: Any, ticket_id: int) -> dict[str, Any]:
+    """The ticket view: history from the chain index when it holds every step (one chain read), else from
+    the chain (``getTicket``, ``getSteps``, ``isAcknowledged`` per crew member, ``abortReason``)."""
+    indexed = _load_indexed(session, state, ticket_id)
+    if indexed is not None:
+        t, steps, row_idx = indexed
+        acked = {s.actor for s in steps if s.action_name == "acknowledge"}
+        return _shape(session, ticket_id, t, steps, lambda c: c in acked, lambda: row_idx.abort_reason, "index+chain")
     t, steps = _load(state, ticket_id)
     wt = contract(state, "WorkTicket")
+    return _shape(session, ticket_id, t, steps,
+                  lambda c: bool(with_retry(lambda: wt.functions.isAcknowledged(ticket_id, c).call(),
+                                            what="isAcknowledged")),
+                  lambda: with_retry(lambda: wt.functions.abortReason(ticket_id).call(), what="abortReason"), "chain")
+
+
+def _shape(session: Session, ticket_id: int, t: TicketRecord, steps: list[StepRecord],
+           acknowledged: Any, abort_reason: Any, source: str) -> dict[str, Any]:
     row = session.get(TicketDocumentRow, ticket_id)
     history = []
     for step in steps:
@@ -290,14 +338,12 @@ def _view(session: Session, state: Any, ticket_id: int) -> dict[str, Any]:
     return {
         "id": ticket_id, "equipment": t.equipment, "digest": "0x" + t.digest.hex(), "status": t.status_name,
         "issuer": _who(session, t.issuer), "permitter": _who(session, t.permitter), "leader": _who(session, t.leader),
-        "crew": [{**_who(session, c), "acknowledged": bool(with_retry(
-            lambda c=c: wt.functions.isAcknowledged(ticket_id, c).call(), what="isAcknowledged"))} for c in t.crew],
+        "crew": [{**_who(session, c), "acknowledged": bool(acknowledged(c))} for c in t.crew],
         "acknowledged": t.acknowledged, "planned_start": iso(t.plannedStart), "planned_end": iso(t.plannedEnd),
         "extended": t.extended,
-        "abort_reason": with_retry(lambda: wt.functions.abortReason(ticket_id).call(), what="abortReason")
-        if t.status_name == "aborted" else None,
+        "abort_reason": abort_reason() if t.status_name == "aborted" else None,
         "document": None if row is None else json.loads(row.document),
-        "history": history,
+        "history": history, "history_from": source,
     }
 
 

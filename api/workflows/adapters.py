@@ -69,6 +69,11 @@ def _components(contract: Any, fn_name: str) -> list[str]:
     return [o["name"] for o in outs]
 
 
+def component_names(contract: Any, fn_name: str) -> list[str]:
+    """ABI component names of ``fn_name``'s (struct) output, for :func:`decode_struct`; KeyError when unknown."""
+    return _components(contract, fn_name)
+
+
 def _address(value: Any) -> str:
     return to_checksum_address(value)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -41,14 +44,31 @@ def send_or_refuse(chain: ChainClient, key: bytes, call: Any, what: str) -> dict
         raise refusal(exc, what) from exc
 
 
+def _node_busy(exc: BaseException) -> bool:
+    """True for the node's JSON-RPC ``-32005`` (limit exceeded: too many calls waiting), not a revert."""
+    error = (getattr(exc, "rpc_response", None) or {}).get("error")
+    return isinstance(error, dict) and error.get("code") == -32005
+
+
 def call_view(fn: Callable[[], T], what: str) -> T:
-    """A contract read with transport retries; a revert (e.g. UnknownToken) becomes a 404."""
-    try:
-        return with_retry(fn, what=what)
-    except ChainUnavailable:
-        raise
-    except Exception as exc:  # noqa: BLE001 - web3 raises ContractCustomError / ContractLogicError
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what}: not found on chain") from exc
+    """A contract read with transport retries; a revert (e.g. UnknownToken) becomes a 404. A node refusing
+    for load (``-32005``) is retried with backoff, then answered 503 -- never a 404 for a token that exists."""
+    for attempt in range(6):
+        try:
+            return with_retry(fn, what=what)
+        except ChainUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - web3 raises ContractCustomError / ContractLogicError
+            if not _node_busy(exc):
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what}: not found on chain") from exc
+            if attempt == 5:
+                raise ChainUnavailable(f"{what}: the node is busy executing calls (-32005, retried)") from exc
+            time.sleep(0.02 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+_BOUND: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Any]] = weakref.WeakKeyDictionary()
+_BOUND_LOCK = threading.Lock()
 
 
 def require_chain(state: AppState) -> ChainClient:
@@ -60,7 +80,7 @@ def require_chain(state: AppState) -> ChainClient:
 
 def contract(state: AppState, name: str) -> Any:
     """Bound web3 contract ``WorkTicket`` / ``ReceivableToken`` / ``EnterpriseRegistry`` / ``PriceIndex``
-    (503 if unset)."""
+    (503 if unset), built once per Web3 connection and address (contract objects hold no per-call state)."""
     chain = require_chain(state)
     address = {
         "WorkTicket": state.settings.work_ticket_address,
@@ -72,7 +92,15 @@ def contract(state: AppState, name: str) -> Any:
         env = {"WorkTicket": "TRACELEDGER_WORK_TICKET", "ReceivableToken": "TRACELEDGER_RECEIVABLE_TOKEN",
                "EnterpriseRegistry": "TRACELEDGER_ENTERPRISE_REGISTRY", "PriceIndex": "TRACELEDGER_PRICE_INDEX"}[name]
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"{name} not configured: set {env}")
-    return chain.w3.eth.contract(address=to_checksum_address(address), abi=load_artifact(name)["abi"])
+    key = (name, address.lower())
+    with _BOUND_LOCK:
+        per_w3 = _BOUND.setdefault(chain.w3, {})
+        bound = per_w3.get(key)
+    if bound is None:  # building one hashes every ABI selector (keccak): about half a bank check's CPU
+        bound = chain.w3.eth.contract(address=to_checksum_address(address), abi=load_artifact(name)["abi"])
+        with _BOUND_LOCK:
+            per_w3[key] = bound
+    return bound
 
 
 def enterprise_key(state: AppState, ent: Enterprise) -> bytes:

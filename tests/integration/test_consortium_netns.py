@@ -245,8 +245,6 @@ def test_four_enterprises_on_four_hosts(hosts: list[Host], tmp_path: Path) -> No
             log.close()
 
 
-@pytest.mark.skip(reason="needs the API's TRACELEDGER_RPC_URLS failover (branch links, not on this branch); "
-                         "remove this mark when both are merged")
 def test_the_api_fails_over_when_its_validators_host_goes_down(hosts: list[Host], tmp_path: Path) -> None:
     """The API reads and anchors through the first of TRACELEDGER_RPC_URLS (host 1); when host 1's link goes
     down, a certificate posted afterwards is still anchored, through the other hosts."""
