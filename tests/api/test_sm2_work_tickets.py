@@ -22,6 +22,7 @@ from sqlmodel import Session, select
 
 from api.main import create_app
 from api.models import Record
+from api.workflows.models import Person
 from provenance.canonical import canonicalize
 from provenance.crypto_profile import (
     sm2_generate_private_key,
@@ -31,7 +32,7 @@ from provenance.crypto_profile import (
     sm3,
 )
 from provenance.errors import InvalidSignature
-from provenance.work_tickets import sm2_step_statement, verify_sm2_step_evidence
+from provenance.work_tickets import sign_typed, sm2_step_statement, verify_sm2_step_evidence
 from tests.api.conftest import auth, create_enterprise, make_settings
 from tests.api.test_chain_anchoring import evm  # noqa: F401 - fixture
 
@@ -148,7 +149,7 @@ def test_sm2_signed_steps_accepted_forged_and_replayed(sm_app: TestClient) -> No
     r = post(good, ticket=other_tid)  # replayed onto another ticket
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "sm2_signature", r.text
     r = post(sm2_sign(keys[permitter["id"]], canonicalize({**statement, "chainId": statement["chainId"] + 1})))
-    assert r.status_code == 422, r.text  # another network's statement
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "sm2_signature", r.text  # another network
     assert sm_app.get(f"/v1/work-tickets/{tid}").json()["status"] == "issued"  # none of them reached the chain
 
     r = post(good)
@@ -169,9 +170,29 @@ def test_sm2_signed_steps_accepted_forged_and_replayed(sm_app: TestClient) -> No
     assert r.status_code == 422 and r.json()["detail"][0]["rule"] == "sm2-key-not-bound", r.text
     assert "no SM2 public key bound" in r.json()["detail"][0]["message"]
 
+    # the crew member signs EIP-712 instead (relayed by the enterprise)
+    typed = sm_app.post(f"/v1/work-tickets/{tid}/typed-data", headers=h,
+                        json={"action": "acknowledge", "person_id": crew["id"]}).json()
+    with Session(state.engine) as s:
+        crew_keystore = s.get(Person, crew["id"]).keystore
+    eip712 = sign_typed(state.keys.private_key(crew_keystore, state.settings.keystore_passphrase), typed)
+    r = sm_app.post(f"/v1/work-tickets/{tid}/steps", headers=h,
+                    json={"action": "acknowledge", "person_id": crew["id"], "signature": "0x" + eip712.hex(),
+                          "deadline": typed["message"]["deadline"]})
+    assert r.status_code == 201, r.text
+
+    # a correctly signed step the contract refuses (terminate before end_work) leaves no evidence behind
+    term = sm_app.post(f"/v1/work-tickets/{tid}/sm2-statement", headers=h,
+                       json={"action": "terminate", "person_id": permitter["id"]}).json()
+    r = post(sm2_sign(keys[permitter["id"]], term["message"].encode()), action="terminate")
+    assert r.status_code == 409, r.text
+    with Session(state.engine) as s:
+        assert s.exec(select(Record).where(Record.identifier == f"{grid['prefix']}/wt-{tid}-step-4")).first() is None
+
     history = sm_app.get(f"/v1/work-tickets/{tid}").json()["history"]
     assert [(s["action"], s["signed_with"]) for s in history] == [
-        ("issue", "secp256k1-transaction"), ("permit", "sm2-sm3"), ("brief", "secp256k1-transaction")]
+        ("issue", "secp256k1-transaction"), ("permit", "sm2-sm3"), ("brief", "secp256k1-transaction"),
+        ("acknowledge", "eip712-secp256k1")]
     assert history[1]["evidence"] == evidence_id and "evidence" not in history[0]
     verify = sm_app.get(f"/v1/work-tickets/{tid}/verify").json()
     checks = {c["name"]: c for c in verify["checks"]}
