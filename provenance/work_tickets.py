@@ -22,7 +22,8 @@ On chain (``contracts/WorkTicket.sol``) the steps are::
 :func:`replay_steps` mirrors that state machine so a verifier can re-check a recorded history
 without trusting the contract's own bookkeeping; :func:`issue_typed_data` / :func:`step_typed_data`
 build the EIP-712 documents a person signs on a device (contract functions ``issueBySig`` /
-``stepBySig``). Pure functions, no I/O.
+``stepBySig``); :func:`sm2_step_statement` / :func:`verify_sm2_step_evidence` the statement a person signs with
+an SM2 device key (GB/T 32918.2) and the offline check of its anchored evidence. Pure functions, no I/O.
 """
 
 from __future__ import annotations

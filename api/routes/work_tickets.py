@@ -457,7 +457,9 @@ def get_ticket(ticket_id: TicketId, session: SessionDep, state: StateDep) -> dic
 def verify_ticket(ticket_id: TicketId, session: SessionDep, state: StateDep) -> dict:
     """Re-check a ticket: ``document_digest`` (SHA-256 of the stored document = on-chain digest),
     ``named_people`` (every actor is a registered person), ``steps`` (replay of the GB 26860 state
-    machine: order, named person per step, distinct roles). ``verified`` when all pass."""
+    machine: order, named person per step, distinct roles), ``sm2_step_signatures`` (every SM2-signed step's
+    evidence: signature, statement = the on-chain step, key = the one bound at the step's block). ``verified``
+    when all pass."""
     t, steps = _load(state, ticket_id)
     row = session.get(TicketDocumentRow, ticket_id)
     checks = []
