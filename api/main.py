@@ -43,6 +43,7 @@ from api.routes import handle as handle_routes
 from api.routes import lineage as lineage_routes
 from api.routes import network as network_routes
 from api.routes import price_index as price_index_routes
+from api.routes import sm2_keys as sm2_key_routes
 from api.security import KeyCache
 from api.settings import Settings, get_settings, loopback_base_url_warning
 from api.state import AppState
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     app.include_router(dashboard.router)  # GET /dashboard: the operator's page (api/dashboard.py)
     app.include_router(audit_routes.router)
     app.include_router(price_index_routes.router)  # /v1/price-index: daily prices per grade (PriceIndex)
+    app.include_router(sm2_key_routes.router)  # /v1/enterprises/{id}/sm2-key, /v1/persons/{id}/sm2-key
     return app
 
 

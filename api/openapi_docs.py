@@ -93,6 +93,12 @@ def _certificate_example() -> dict[str, Any]:
 
 
 #: (method, path template) → example request body
+_SM2_KEY_BINDING_EXAMPLE = {  # a real key; the signature covers another account's binding statement
+    "public_key": "0x041963387f1ac798a1b5dd77cf01c3357f9642e8063a8cb3253729d627bfc1ec453743e93c91034c33bf5a57cfc8fc"
+                  "d635dcbab1352f3bc669289c306c36daf19c",
+    "signature": "0x30440220380bd46c60cc4481a149792b7c1396428b9d190e7c6b2fe54df464e79c25a80002207b096432e1fd300810"
+                 "3a8bb027aba0db33ac361fc1703a3eb3c10f35f96dd3db"}
+
 BODY_EXAMPLES: dict[tuple[str, str], Any] = {
     ("post", "/v1/enterprises"): {"name": "Nordstahl Walzwerk GmbH", "roles": ["manufacturer"]},
     ("post", "/v1/persons"): {"name": "Li Na", "roles": ["permitting_officer"],
@@ -103,6 +109,9 @@ BODY_EXAMPLES: dict[tuple[str, str], Any] = {
                                               "permitter": 2, "leader": 3, "crew": [4, 5]},
     ("post", "/v1/work-tickets/{ticket_id}/steps"): {"action": "permit", "person_id": 2},
     ("post", "/v1/work-tickets/{ticket_id}/typed-data"): {"action": "permit", "person_id": 2},
+    ("post", "/v1/work-tickets/{ticket_id}/sm2-statement"): {"action": "permit", "person_id": 2},
+    ("put", "/v1/enterprises/{enterprise_id}/sm2-key"): _SM2_KEY_BINDING_EXAMPLE,
+    ("put", "/v1/persons/{person_id}/sm2-key"): _SM2_KEY_BINDING_EXAMPLE,
     ("post", "/v1/receivables"): {"to_enterprise_id": 3, "currency": "CNY", "amount": "1000000.00",
                                   "maturity": "2027-03-31T00:00:00+08:00",
                                   "invoice": {"number": "INV-2026-0042", "date": "2026-04-30", "total": "1000000.00"}},

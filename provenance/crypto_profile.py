@@ -39,6 +39,7 @@ __all__ = [
     "CryptoProfile", "UnknownProfile", "get_profile", "profile_for_hash", "network_manifest_fields", "hash_function",
     "sm3", "parse_sm2_public_key", "sm2_generate_private_key", "sm2_public_key", "sm2_sign", "sm2_verify",
     "sm2_record_statement", "sign_record_sm2", "verify_record_sm2", "derive_sm2_record_key",
+    "sm2_key_binding_statement",
 ]
 
 STANDARD = "standard"
@@ -337,3 +338,27 @@ def verify_record_sm2(public_key: bytes, signature: bytes, identifier: str, kind
         InvalidSignature: malformed or not verifying. ValueError: bad record fields.
     """
     sm2_verify(public_key, signature, sm2_record_statement(identifier, kind, digest, chain_id))
+
+
+def sm2_key_binding_statement(account: str, chain_id: int, registry: str) -> bytes:
+    """The challenge an SM2 key holder signs to prove possession before the key is bound to ``account``
+    (``PUT /v1/enterprises/{id}/sm2-key``, ``PUT /v1/persons/{id}/sm2-key``): the RFC 8785 canonical JSON of
+    ``{"account": "0x…" (lower case), "chainId", "domain": "TraceLedger", "purpose": "bind SM2 public key",
+    "registry": "0x…" (the EnterpriseRegistry, lower case), "version": "1"}``.
+
+    A proof made for one account, chain or registry does not verify for another, so nobody binds a key whose
+    private half they do not hold, nor replays someone's proof onto their own account.
+
+    Raises:
+        ValueError: ``account``/``registry`` not 0x + 40 hex digits, chain id not a positive integer.
+    """
+    from provenance.canonical import canonicalize
+
+    for name, value in (("account", account), ("registry", registry)):
+        if not isinstance(value, str) or len(value) != 42 or not value.startswith("0x") \
+                or any(c not in "0123456789abcdefABCDEF" for c in value[2:]):
+            raise ValueError(f"{name} must be 0x + 40 hex digits")
+    if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id <= 0:
+        raise ValueError(f"chain_id must be a positive integer, got {chain_id!r}")
+    return canonicalize({"account": account.lower(), "chainId": chain_id, "domain": "TraceLedger",
+                         "purpose": "bind SM2 public key", "registry": registry.lower(), "version": "1"})

@@ -22,7 +22,8 @@ On chain (``contracts/WorkTicket.sol``) the steps are::
 :func:`replay_steps` mirrors that state machine so a verifier can re-check a recorded history
 without trusting the contract's own bookkeeping; :func:`issue_typed_data` / :func:`step_typed_data`
 build the EIP-712 documents a person signs on a device (contract functions ``issueBySig`` /
-``stepBySig``). Pure functions, no I/O.
+``stepBySig``); :func:`sm2_step_statement` / :func:`verify_sm2_step_evidence` the statement a person signs with
+an SM2 device key (GB/T 32918.2) and the offline check of its anchored evidence. Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ __all__ = [
     "step_typed_data",
     "ticket_digest",
     "validate_ticket_document",
+    "SM2_STEP_KIND",
+    "STEP_SIGNED_BY_TRANSACTION",
+    "sm2_step_statement",
+    "sm2_step_evidence",
+    "verify_sm2_step_evidence",
 ]
 
 PERSON_ROLES: dict[str, int] = {
@@ -439,3 +445,74 @@ def recover_typed_signer(signature: bytes, typed: dict[str, Any]) -> str:
         return str(Account.recover_message(encode_typed_data(full_message=typed), signature=signature))
     except Exception as exc:  # noqa: BLE001 - eth-keys raises several types
         raise InvalidSignature(f"cannot recover signer: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- SM2-signed steps (crypto profile sm)
+SM2_STEP_KIND = "work_ticket_step"
+"""Record kind of the anchored evidence of an SM2-signed step, and the ``kind`` field of its statement."""
+
+STEP_SIGNED_BY_TRANSACTION = "secp256k1-transaction"
+"""How a step is signed when the person's own account sent the transaction (no device signature)."""
+
+
+def sm2_step_statement(*, chain_id: int, contract: str, ticket_id: int, step: int, action: str, person: str,
+                       planned_end: int = 0) -> dict[str, Any]:
+    """What a person's SM2 signature of one work-ticket step covers (before RFC 8785 canonicalization).
+
+    ``{"action", "chainId", "contract", "domain": "TraceLedger", "kind": "work_ticket_step", "person",
+    "plannedEnd", "step", "ticketId", "version": "1"}``: ``step`` is the position the step takes in the
+    ticket's on-chain history (0 = the issue), so a signature binds one ticket, one position, one chain and one
+    WorkTicket contract and cannot be replayed onto another ticket, a later step or another network.
+    ``planned_end`` (unix seconds) only for ``extend``, else 0; ``person`` is the named person's account.
+
+    Raises:
+        ValueError: an unknown action (or ``issue``), a non-positive chain id, a negative ticket id or step.
+    """
+    if action not in ACTIONS or action == "issue":
+        raise ValueError(f"action must be one of {list(ACTIONS[1:])}, got {action!r}")
+    for name, value, low in (("chain_id", chain_id, 1), ("ticket_id", ticket_id, 0), ("step", step, 0),
+                             ("planned_end", planned_end, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return {"action": action, "chainId": chain_id, "contract": _norm(contract), "domain": "TraceLedger",
+            "kind": SM2_STEP_KIND, "person": _norm(person), "plannedEnd": planned_end, "step": step,
+            "ticketId": ticket_id, "version": "1"}
+
+
+def sm2_step_evidence(statement: dict[str, Any], signature: bytes, public_key: bytes) -> dict[str, Any]:
+    """The document of the anchored evidence record of an SM2-signed step: ``{"statement": …,
+    "signature_alg": "sm2-sm3", "sm2_signature": "0x<DER>", "sm2_public_key": "0x04…", "user_id":
+    "1234567812345678"}`` — everything an auditor needs to re-check the signature offline
+    (:func:`verify_sm2_step_evidence`)."""
+    from provenance.crypto_profile import SIG_SM2, SM2_DEFAULT_USER_ID
+
+    return {"statement": dict(statement), "signature_alg": SIG_SM2, "sm2_signature": "0x" + bytes(signature).hex(),
+            "sm2_public_key": "0x" + bytes(public_key).hex(), "user_id": SM2_DEFAULT_USER_ID.decode("ascii")}
+
+
+def verify_sm2_step_evidence(evidence: Mapping[str, Any]) -> dict[str, Any]:
+    """Re-check an SM2 step evidence document offline: the DER SM2 signature (GB/T 32918.2, SM3, default user
+    ID) over the RFC 8785 bytes of ``statement`` under ``sm2_public_key``. Returns the statement.
+
+    What it does not prove alone: that ``sm2_public_key`` was the named person's key; compare it with
+    ``EnterpriseRegistry.sm2PublicKeyOf(person)`` at the step's block (``GET /v1/work-tickets/{id}/verify``).
+
+    Raises:
+        ProvenanceError: a missing or malformed field, another ``signature_alg`` or user ID.
+        InvalidSignature: the signature does not verify.
+    """
+    from provenance.crypto_profile import SIG_SM2, SM2_DEFAULT_USER_ID, sm2_verify
+
+    statement = evidence.get("statement")
+    if not isinstance(statement, dict) or statement.get("kind") != SM2_STEP_KIND \
+            or statement.get("domain") != "TraceLedger":
+        raise ProvenanceError("evidence.statement must be a TraceLedger work_ticket_step statement")
+    if evidence.get("signature_alg") != SIG_SM2 or evidence.get("user_id") != SM2_DEFAULT_USER_ID.decode("ascii"):
+        raise ProvenanceError(f"evidence must be signature_alg {SIG_SM2} with the default user ID")
+    try:
+        signature = bytes.fromhex(str(evidence["sm2_signature"]).removeprefix("0x"))
+        public_key = bytes.fromhex(str(evidence["sm2_public_key"]).removeprefix("0x"))
+    except (KeyError, ValueError) as exc:
+        raise ProvenanceError(f"evidence.sm2_signature / sm2_public_key must be hex: {exc}") from exc
+    sm2_verify(public_key, signature, canonicalize(statement))
+    return statement

@@ -12,10 +12,21 @@ Endpoints:
 * ``GET /v1/work-tickets/{id}`` -- ticket, document and history (names, times, block numbers).
 * ``GET /v1/work-tickets/{id}/verify`` -- document digest + every signed step re-checked.
 * ``GET /v1/equipment/{identifier}/work-tickets`` -- every job on a piece of equipment.
+* ``POST /v1/work-tickets/{id}/sm2-statement`` -- the statement a person's device signs with SM2 for one step
+  (:func:`provenance.work_tickets.sm2_step_statement`); the DER signature goes in the step body
+  (``sm2_signature``).
 
 Who signs: without ``signature`` the person's key must be in the keystore of the calling enterprise
 and the step is a transaction signed by the person's account; with ``signature`` any enterprise may
 relay and the contract checks the EIP-712 signature with ecrecover.
+
+SM2-signed steps (crypto profile ``sm``, issue 18): off-chain verification plus anchored evidence. With
+``sm2_signature`` the API checks the DER SM2 signature over the step's statement (ticket id, position in
+the history, action, person, chain id, WorkTicket address, domain) against the person's key bound on chain
+(``EnterpriseRegistry.sm2PublicKeyOf`` at the latest block), sends the step from the person's account (keystore
+custody, as for unsigned steps) and stores the evidence (statement + signature + key) as a record of kind
+``work_ticket_step``, ``<prefix>/wt-<ticket>-step-<position>``, anchored in the next Merkle batch. History
+and verify name the signature of every step (``signed_with``).
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from typing import Any, Literal
 from eth_utils import to_checksum_address
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field, field_validator
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from web3.logs import DISCARD
 
@@ -34,23 +46,30 @@ from api.bounds import DbId, TicketIdPath, UnixSeconds
 from api.chain import with_retry
 from api.chain_index.reads import ticket_steps
 from api.deps import CurrentEnterprise, SessionDep, StateDep
-from api.errors import CHAIN_REFUSAL_RESPONSES, UnprocessableError, issue
-from api.models import Enterprise
+from api.errors import CHAIN_REFUSAL_RESPONSES, ConflictError, UnprocessableError, issue
+from api.ingest import RecordSigner, announce, persist, prepare, record_row
+from api.models import Enterprise, Record, utcnow
 from api.workflows.adapters import StepRecord, TicketRecord, WorkTicketReader
 from api.workflows.common import call_view, contract, enterprise_key, iso, require_chain, send_or_refuse, tx_hex
 from api.workflows.models import Person, TicketDocumentRow
 from provenance.canonical import canonicalize
-from provenance.errors import ProvenanceError
+from provenance.crypto_profile import SIG_EIP712, SIG_SM2, sm2_verify
+from provenance.errors import InvalidSignature, ProvenanceError
 from provenance.work_tickets import (
     ACTIONS,
+    SM2_STEP_KIND,
+    STEP_SIGNED_BY_TRANSACTION,
     TicketInvalid,
     TicketParties,
     TicketStepRefused,
     issue_typed_data,
     replay_steps,
+    sm2_step_evidence,
+    sm2_step_statement,
     step_typed_data,
     ticket_digest,
     validate_ticket_document,
+    verify_sm2_step_evidence,
 )
 
 router = APIRouter(tags=["work tickets"], responses=CHAIN_REFUSAL_RESPONSES)
@@ -101,11 +120,26 @@ class StepCreate(BaseModel):
     reason: str | None = Field(None, min_length=1, max_length=500, description="abort only: why the work is aborted")
     signature: str | None = Field(None, description="person's EIP-712 TicketStep signature (device key)")
     deadline: UnixSeconds | None = Field(None, description="unix seconds; required with signature")
+    sm2_signature: str | None = Field(None, max_length=150, description="person's DER SM2 signature of the "
+                                      "step's sm2-statement (device SM2 key bound on chain)")
 
     @field_validator("signature")
     @classmethod
     def _sig(cls, v: str | None) -> str | None:
         return _signature(v)
+
+    @field_validator("sm2_signature")
+    @classmethod
+    def _sm2_sig(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        raw = v.removeprefix("0x")
+        try:
+            if not 8 <= len(bytes.fromhex(raw)) <= 72:
+                raise ValueError
+        except ValueError:
+            raise ValueError("sm2_signature must be a DER SM2 signature SEQUENCE {r, s} as hex (8..72 bytes)") from None
+        return "0x" + raw.lower()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -219,6 +253,87 @@ def step_typed(ticket_id: TicketId, body: StepCreate, session: SessionDep, state
                            planned_end=planned_end, nonce=nonce, deadline=body.deadline or int(time.time()) + 3600)
 
 
+def _sm2_statement(state: Any, wt: Any, ticket_id: int, body: StepCreate, person: Person,
+                   planned_end: int) -> dict[str, Any]:
+    step = len(WorkTicketReader(wt).steps(ticket_id))  # 404 unknown ticket
+    try:
+        return sm2_step_statement(chain_id=state.chain_id(), contract=wt.address, ticket_id=ticket_id, step=step,
+                                  action=body.action, person=person.address, planned_end=planned_end)
+    except ValueError as exc:
+        raise UnprocessableError([issue("action", "sm2-statement", str(exc))]) from exc
+
+
+@router.post("/v1/work-tickets/{ticket_id}/sm2-statement")
+def step_sm2_statement(ticket_id: TicketId, body: StepCreate, session: SessionDep, state: StateDep,
+                       _: CurrentEnterprise) -> dict:
+    """The statement a person's device signs with its SM2 key for the next step of the ticket:
+    ``{statement, message (its RFC 8785 JSON, the bytes to sign), step}``. Sign ``message`` with SM2 (SM3, default
+    user ID 1234567812345678, DER), e.g. ``openssl pkeyutl -sign -rawin -digest sm3 -pkeyopt
+    distid:1234567812345678``, and send it as ``sm2_signature`` in ``POST /v1/work-tickets/{id}/steps``.
+
+    Errors: 404 unknown ticket; 422 body (``planned_end`` for extend, ``action`` abort or unknown).
+    """
+    person = _person(session, body.person_id, "person_id")
+    wt = contract(state, "WorkTicket")
+    planned_end = _parse_planned_end(body.planned_end) if body.action == "extend" else 0
+    statement = _sm2_statement(state, wt, ticket_id, body, person, planned_end)
+    return {"statement": statement, "message": canonicalize(statement).decode("utf-8"), "step": statement["step"]}
+
+
+def _sm2_signed_step(state: Any, session: Session, ent: Enterprise, wt: Any, ticket_id: int, body: StepCreate,
+                     person: Person, planned_end: int) -> dict[str, Any]:
+    """Check the person's SM2 signature, send the step from the person's account, store the anchored evidence.
+
+    The evidence row is flushed before the transaction and committed after it (rolled back when the chain
+    refuses), so an acknowledged SM2 step always has its evidence."""
+    assert body.sm2_signature is not None
+    chain = require_chain(state)
+    if body.signature is not None:
+        raise UnprocessableError([issue("sm2_signature", "conflict", "send either signature (EIP-712) or "
+                                        "sm2_signature, not both")])
+    if body.action == "abort":
+        raise UnprocessableError([issue("sm2_signature", "unsupported", "abort is sent by the officer's own key")])
+    if person.keystore is None:
+        raise UnprocessableError([issue("sm2_signature", "device-custody", f"person {person.id} holds its account "
+                                        "key on a device: relay its EIP-712 signature (signature, deadline)")])
+    person_key = _person_key(state, ent, person, "person_id")  # 403 another enterprise's person
+    public_key = chain.sm2_public_key_of(person.address)
+    if public_key is None:
+        raise UnprocessableError([issue("sm2_signature", "sm2-key-not-bound",
+                                        f"person {person.id} ({person.address}) has no SM2 public key bound on chain: "
+                                        f"PUT /v1/persons/{person.id}/sm2-key first")])
+    statement = _sm2_statement(state, wt, ticket_id, body, person, planned_end)
+    signature = bytes.fromhex(body.sm2_signature[2:])
+    try:
+        sm2_verify(public_key, signature, canonicalize(statement))
+    except InvalidSignature as exc:
+        raise UnprocessableError([issue("sm2_signature", "signature",
+                                        f"not an SM2 signature of step {statement['step']} ({body.action}) of ticket "
+                                        f"{ticket_id} by the key bound to person {person.id}: {exc}")]) from exc
+    identifier = f"{ent.prefix}/wt-{ticket_id}-step-{statement['step']}"
+    record = prepare(identifier, SM2_STEP_KIND, sm2_step_evidence(statement, signature, public_key),
+                     hash_alg=state.settings.hash_alg)
+    signer = RecordSigner.for_request(state, ent)
+    row = record_row(record, enterprise=ent, signature=signer.sign(identifier, record), signed_by_client=False,
+                     chain_id=signer.chain_id, now=utcnow())
+    try:
+        persist(session, [row])
+    except IntegrityError as exc:
+        session.rollback()
+        raise ConflictError(f"step {statement['step']} of ticket {ticket_id} already has evidence {identifier}") \
+            from exc
+    try:
+        fn = wt.functions.extend(ticket_id, planned_end) if body.action == "extend" else getattr(
+            wt.functions, _FN[body.action])(ticket_id)
+        receipt = send_or_refuse(chain, person_key, fn, body.action)
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()
+    announce(state, SM2_STEP_KIND, 1)
+    return {"receipt": receipt, "evidence": identifier}
+
+
 @router.post("/v1/work-tickets/{ticket_id}/steps", status_code=status.HTTP_201_CREATED)
 def add_step(ticket_id: TicketId, body: StepCreate, ent: CurrentEnterprise, session: SessionDep,
              state: StateDep) -> dict:
@@ -226,7 +341,9 @@ def add_step(ticket_id: TicketId, body: StepCreate, ent: CurrentEnterprise, sess
 
     Errors: 409 out of order (``reason`` WrongStatus, AlreadyAcknowledged, CrewNotAcknowledged…);
     403 not the named person (NotNamedPerson, NotCrewMember, MissingRole); 404 unknown ticket;
-    422 body (e.g. ``planned_end`` missing for extend).
+    422 body (e.g. ``planned_end`` missing for extend); with ``sm2_signature``: 422 ``sm2_signature`` when it does
+    not verify under the person's bound SM2 key (another key, another ticket or step) or no key is bound.
+    The answer then also names ``evidence``, the anchored record of the signed step.
     """
     chain = require_chain(state)
     wt = contract(state, "WorkTicket")
@@ -236,7 +353,11 @@ def add_step(ticket_id: TicketId, body: StepCreate, ent: CurrentEnterprise, sess
         if body.planned_end is None:
             raise UnprocessableError([issue("planned_end", "required", "extend needs the new planned_end")])
         planned_end = _parse_planned_end(body.planned_end)
-    if body.action == "abort":
+    evidence = None
+    if body.sm2_signature is not None:
+        done = _sm2_signed_step(state, session, ent, wt, ticket_id, body, person, planned_end)
+        receipt, evidence = done["receipt"], done["evidence"]
+    elif body.action == "abort":
         if body.reason is None:
             raise UnprocessableError([issue("reason", "required", "abort needs a reason")])
         if body.signature is not None:
@@ -254,8 +375,11 @@ def add_step(ticket_id: TicketId, body: StepCreate, ent: CurrentEnterprise, sess
             wt.functions, _FN[body.action])(ticket_id)
         receipt = send_or_refuse(chain, key, fn, body.action)
     ticket = WorkTicketReader(wt).ticket(ticket_id)
-    return {"id": ticket_id, "action": body.action, "person_id": person.id, "status": ticket.status_name,
-            "tx_hash": tx_hex(receipt), "block_number": receipt["blockNumber"]}
+    out = {"id": ticket_id, "action": body.action, "person_id": person.id, "status": ticket.status_name,
+           "tx_hash": tx_hex(receipt), "block_number": receipt["blockNumber"]}
+    if evidence is not None:
+        out.update(signed_with=SIG_SM2, evidence=evidence)
+    return out
 
 
 # --------------------------------------------------------------------------- reads
@@ -305,6 +429,22 @@ def _load_indexed(session: Session, state: Any, ticket_id: int) -> tuple[TicketR
     steps = [StepRecord(action=s.action, actor=s.actor, submitter=s.submitter, timestamp=s.timestamp,
                         blockNumber=s.block_number, plannedEnd=s.planned_end) for s in indexed]
     return (t, steps, row) if steps_complete(t, steps) else None
+def _sm2_evidence(session: Session, ticket_id: int) -> dict[int, Record]:
+    """Anchored evidence records of the ticket's SM2-signed steps, by position in the history."""
+    rows = session.exec(select(Record).where(Record.kind == SM2_STEP_KIND,
+                                             col(Record.identifier).like(f"%/wt-{ticket_id}-step-%"))).all()
+    out: dict[int, Record] = {}
+    for rec in rows:
+        position = rec.identifier.rsplit("-step-", 1)[1]
+        if rec.identifier.split("/", 1)[1] == f"wt-{ticket_id}-step-{position}" and position.isdigit():
+            out[int(position)] = rec
+    return out
+
+
+def _signed_with(step: StepRecord, evidence: Record | None) -> str:
+    if evidence is not None:
+        return SIG_SM2
+    return SIG_EIP712 if step.relayed else STEP_SIGNED_BY_TRANSACTION
 
 
 def _view(session: Session, state: Any, ticket_id: int) -> dict[str, Any]:
@@ -326,12 +466,16 @@ def _view(session: Session, state: Any, ticket_id: int) -> dict[str, Any]:
 def _shape(session: Session, ticket_id: int, t: TicketRecord, steps: list[StepRecord],
            acknowledged: Any, abort_reason: Any, source: str) -> dict[str, Any]:
     row = session.get(TicketDocumentRow, ticket_id)
+    evidence = _sm2_evidence(session, ticket_id)
     history = []
-    for step in steps:
+    for position, step in enumerate(steps):
         name = step.action_name
         entry = {"action": name, "role": _ROLE_OF_ACTION.get(name), "person": _who(session, step.actor),
                  "time": iso(step.timestamp), "timestamp": step.timestamp, "block_number": step.blockNumber,
-                 "relayed_by": step.submitter if step.relayed else None}
+                 "relayed_by": step.submitter if step.relayed else None,
+                 "signed_with": _signed_with(step, evidence.get(position))}
+        if position in evidence:
+            entry["evidence"] = evidence[position].identifier
         if name == "extend":
             entry["planned_end"] = iso(step.plannedEnd)
         history.append(entry)
@@ -357,7 +501,9 @@ def get_ticket(ticket_id: TicketId, session: SessionDep, state: StateDep) -> dic
 def verify_ticket(ticket_id: TicketId, session: SessionDep, state: StateDep) -> dict:
     """Re-check a ticket: ``document_digest`` (SHA-256 of the stored document = on-chain digest),
     ``named_people`` (every actor is a registered person), ``steps`` (replay of the GB 26860 state
-    machine: order, named person per step, distinct roles). ``verified`` when all pass."""
+    machine: order, named person per step, distinct roles), ``sm2_step_signatures`` (every SM2-signed step's
+    evidence: signature, statement = the on-chain step, key = the one bound at the step's block). ``verified``
+    when all pass."""
     t, steps = _load(state, ticket_id)
     row = session.get(TicketDocumentRow, ticket_id)
     checks = []
@@ -380,8 +526,41 @@ def verify_ticket(ticket_id: TicketId, session: SessionDep, state: StateDep) -> 
                        if ok else f"replay ends {final}, chain says {t.status_name}"})
     except (TicketStepRefused, ProvenanceError) as exc:
         checks.append({"name": "steps", "ok": False, "detail": str(exc)})
+    checks.append(_check_sm2_steps(state, ticket_id, steps, _sm2_evidence(session, ticket_id)))
     return {"id": ticket_id, "verified": all(c["ok"] for c in checks), "checks": checks,
             "digest": "0x" + t.digest.hex()}
+
+
+def _check_sm2_steps(state: Any, ticket_id: int, steps: list[StepRecord], evidence: dict[int, Record]) -> dict:
+    """Every SM2 step evidence: the signature verifies over its statement, the statement is the on-chain step at
+    its position (ticket, action, person, planned end, chain id, contract), and the key in it is the one bound to
+    the person at that step's block."""
+    wt = contract(state, "WorkTicket")
+    chain = require_chain(state)
+    problems = []
+    for position, rec in sorted(evidence.items()):
+        try:
+            doc = json.loads(rec.document)
+            statement = verify_sm2_step_evidence(doc)
+        except (InvalidSignature, ProvenanceError, ValueError) as exc:
+            problems.append(f"{rec.identifier}: {exc}")
+            continue
+        step = steps[position] if position < len(steps) else None
+        expected = None if step is None else sm2_step_statement(
+            chain_id=state.chain_id(), contract=wt.address, ticket_id=ticket_id, step=position,
+            action=step.action_name, person=step.actor, planned_end=step.plannedEnd if step.action_name == "extend"
+            else 0)
+        if statement != expected:
+            problems.append(f"{rec.identifier}: statement is not step {position} of ticket {ticket_id} on chain")
+            continue
+        assert step is not None
+        bound = chain.sm2_public_key_of(step.actor, step.blockNumber)
+        if bound is None or "0x" + bound.hex() != doc["sm2_public_key"]:
+            problems.append(f"{rec.identifier}: key is not the one bound to {step.actor} at block {step.blockNumber}")
+    ok = not problems
+    return {"name": "sm2_step_signatures", "ok": ok,
+            "detail": f"{len(evidence)} SM2-signed steps verified against the keys bound on chain" if ok
+            else "; ".join(problems)}
 
 
 @router.get("/v1/equipment/{identifier:path}/work-tickets")

@@ -148,3 +148,54 @@ def test_sm_network_ingests_the_shared_samples_and_verifies_them_online_and_offl
 def sig_owner(registry_proof: dict) -> str:
     """The owner account an EnterpriseRegistry proof names (its first slot: the prefix's owner)."""
     return "0x" + int(registry_proof["proof"]["storageProof"][0]["value"], 16).to_bytes(20, "big").hex()
+
+
+def test_sm2_signed_work_ticket_step_on_the_sm_network(sm_stack: Stack) -> None:
+    """A person binds its device's SM2 key through the API; a permit signed with it is recorded on the real chain,
+    its evidence record is anchored and verifies (seals included); a forged signature is 422 ``sm2_signature``."""
+    from datetime import UTC, datetime, timedelta
+
+    from provenance.crypto_profile import sm2_public_key, sm2_sign
+
+    with httpx.Client(base_url=sm_stack.api_url(), timeout=60) as api:
+        gov = {"Authorization": f"Bearer {sm_stack.admin_token}"}
+        grid = api.post("/v1/enterprises", headers=gov, json={"name": "Grid", "roles": ["manufacturer"]}).json()
+        h = {"Authorization": f"Bearer {grid['api_key']}"}
+        people = {}
+        for role in ("ticket_issuer", "permitting_officer", "person_in_charge", "crew_member"):
+            r = api.post("/v1/persons", headers=h, json={"name": role, "roles": [role]})
+            assert r.status_code == 201, r.text
+            people[role] = r.json()
+        device = sm2_generate_private_key()
+        path = f"/v1/persons/{people['permitting_officer']['id']}/sm2-key"
+        statement = api.get(path).json()["binding_statement"].encode()
+        r = api.put(path, headers=h, json={"public_key": "0x" + sm2_public_key(device).hex(),
+                                           "signature": "0x" + sm2_sign(device, statement).hex()})
+        assert r.status_code == 200 and r.json()["sm2_public_key"] == "0x" + sm2_public_key(device).hex(), r.text
+        start = datetime.now(UTC).replace(microsecond=0)
+        document = {"equipment": f"{grid['prefix']}/T1", "work_content": "Replace the bushing of T1",
+                    "safety_measures": ["Open breaker 101"], "planned_start": start.isoformat(),
+                    "planned_end": (start + timedelta(hours=8)).isoformat()}
+        r = api.post("/v1/work-tickets", headers=h, json={
+            "document": document, "issuer": people["ticket_issuer"]["id"],
+            "permitter": people["permitting_officer"]["id"], "leader": people["person_in_charge"]["id"],
+            "crew": [people["crew_member"]["id"]]})
+        assert r.status_code == 201, r.text
+        tid = r.json()["id"]
+        step = {"action": "permit", "person_id": people["permitting_officer"]["id"]}
+        message = api.post(f"/v1/work-tickets/{tid}/sm2-statement", headers=h, json=step).json()["message"].encode()
+        good = sm2_sign(device, message)
+        r = api.post(f"/v1/work-tickets/{tid}/steps", headers=h,
+                     json={**step, "sm2_signature": "0x" + sm2_sign(sm2_generate_private_key(), message).hex()})
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == "sm2_signature", r.text
+        r = api.post(f"/v1/work-tickets/{tid}/steps", headers=h, json={**step, "sm2_signature": "0x" + good.hex()})
+        assert r.status_code == 201 and r.json()["status"] == "permitted", r.text
+        evidence = r.json()["evidence"]
+        deadline = time.monotonic() + 180
+        while not (body := api.get(f"/v1/verify/{q(evidence)}").json())["verified"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert body["verified"], [c for c in body["checks"] if not c["ok"]]
+        verify = api.get(f"/v1/work-tickets/{tid}/verify").json()
+        assert verify["verified"], verify["checks"]
+        history = api.get(f"/v1/work-tickets/{tid}").json()["history"]
+        assert [s["signed_with"] for s in history] == ["secp256k1-transaction", "sm2-sm3"]

@@ -243,6 +243,8 @@ def test_work_ticket_through_api(api: httpx.Client, stack: Stack, chain: Chain) 
         ("extend", "Li Na (许可人)"), ("end_work", "Zhang Qiang (工作负责人)"), ("terminate", "Li Na (许可人)")]
     assert all(h["block_number"] > 0 and h["time"] for h in view["history"])
     assert view["history"][5]["relayed_by"] == contractor["address"]  # device signature relayed
+    assert view["history"][5]["signed_with"] == "eip712-secp256k1" and view["history"][0]["signed_with"] == \
+        "secp256k1-transaction"
     assert all(c["acknowledged"] for c in view["crew"])
     verdict = api.get(f"/v1/work-tickets/{tid}/verify").json()
     assert verdict["verified"] is True, verdict
