@@ -119,6 +119,9 @@ REASONS: dict[str, tuple[int, str]] = {
                                 "permitting_officer, person_in_charge, crew_member)"),
     "PersonExists": (409, "{person} is already a registered person"),
     "UnknownPerson": (404, "{person} is not a registered person"),
+    "NotActiveMember": (403, "{account} is neither an active enterprise nor an active person, so it cannot bind "
+                             "an SM2 public key"),
+    "InvalidSm2PublicKey": (422, "the SM2 public key must give both coordinates x and y (or neither, to unbind)"),
     "AccountIsPerson": (409, "{account} is a registered person's account"),
     # ---------------------------------------------------------------- AnchorRegistry
     "NotActiveAnchorer": (403, "{account} is not the anchoring account of an active enterprise"),
