@@ -55,6 +55,8 @@ ROLE_BITS: dict[str, int] = {
     "bank": 8,
     "auditor": 16,
     "regulator": 32,
+    "warehouse": 64,
+    "price_publisher": 128,
 }
 """Role names and their EnterpriseRegistry bit flags."""
 

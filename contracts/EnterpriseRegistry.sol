@@ -28,8 +28,10 @@ contract EnterpriseRegistry {
     uint32 public constant BANK = 8;
     uint32 public constant AUDITOR = 16;
     uint32 public constant REGULATOR = 32;
+    uint32 public constant WAREHOUSE = 64;
+    uint32 public constant PRICE_PUBLISHER = 128;
     /// @notice Union of every defined role flag.
-    uint32 public constant ALL_ROLES = 63;
+    uint32 public constant ALL_ROLES = 255;
 
     // ------------------------------------------------- person roles (GB 26860)
     /// @notice Work ticket issuer (签发人).

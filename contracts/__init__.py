@@ -15,7 +15,8 @@ from importlib import resources
 from typing import Any
 
 #: Every contract the validators' genesis admin deploys, in deployment (nonce) order.
-CONTRACT_NAMES: tuple[str, ...] = ("EnterpriseRegistry", "AnchorRegistry", "WorkTicket", "ReceivableToken")
+CONTRACT_NAMES: tuple[str, ...] = ("EnterpriseRegistry", "AnchorRegistry", "WorkTicket", "ReceivableToken",
+                                   "WarehouseReceipt")
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -40,8 +40,8 @@ def test_receivable_values_are_amounts_and_times_are_iso() -> None:
     assert r is not None and r.sentence == "receivable 3 holds 150000.00; 150000.01 was asked" and r.status == 409
     r = explain_data(_data("Matured(uint256,uint64)", ["uint256", "uint64"], [3, 1_767_225_600]))
     assert r is not None and r.arguments["maturity"] == "2026-01-01T00:00:00Z"
-    r = explain_data(_data("InvalidRoles(uint32)", ["uint32"], [8 | 64]))
-    assert r is not None and r.arguments["roles"] == ["bank", "unknown bits 0x40"] and r.status == 422
+    r = explain_data(_data("InvalidRoles(uint32)", ["uint32"], [8 | 256]))
+    assert r is not None and r.arguments["roles"] == ["bank", "unknown bits 0x100"] and r.status == 422
 
 
 def _sample(t: str) -> object:

@@ -97,7 +97,7 @@ def test_invalid_registration_arguments(registry, admins, accounts) -> None:
             f.registerEnterprise(accounts[3], "X", 1, prefix), tx, registry, "InvalidPrefix", (prefix,)
         )
     assert_reverts(f.registerEnterprise(accounts[3], "X", 0, "88.1.2"), tx, registry, "InvalidRoles", (0,))
-    assert_reverts(f.registerEnterprise(accounts[3], "X", 64, "88.1.2"), tx, registry, "InvalidRoles", (64,))
+    assert_reverts(f.registerEnterprise(accounts[3], "X", 256, "88.1.2"), tx, registry, "InvalidRoles", (256,))
     assert_reverts(f.registerEnterprise(accounts[3], "", 1, "88.1.2"), tx, registry, "EmptyName")
     assert_reverts(f.registerEnterprise(ZERO, "X", 1, "88.1.2"), tx, registry, "ZeroAddress")
 

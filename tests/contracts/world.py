@@ -1,7 +1,7 @@
 """An eth-tester (py-evm Shanghai) chain with the four shipped contracts deployed as on the network.
 
-The admin deploys EnterpriseRegistry, AnchorRegistry, WorkTicket and ReceivableToken with its nonces
-0…3 (the addresses the validators and the API expect), from the committed artifacts
+The admin deploys EnterpriseRegistry, AnchorRegistry, WorkTicket, ReceivableToken and WarehouseReceipt
+with its nonces 0…4 (the addresses the validators and the API expect), from the committed artifacts
 (``contracts/build``). Named accounts have known private keys (for EIP-712 signatures) and are
 funded by the tester's first account. Reverts are read as raw custom-error data.
 """
@@ -25,6 +25,7 @@ from ledger.node import contract_address
 from .conftest import _revert_data
 
 MANUFACTURER, SUPPLIER, CORE, BANK, AUDITOR, REGULATOR = 1, 2, 4, 8, 16, 32
+WAREHOUSE, PRICE_PUBLISHER = 64, 128
 ISSUER, PERMITTER, LEADER, CREW = 1, 2, 4, 8
 CNY = b"CNY"
 YUAN = 100
@@ -54,6 +55,7 @@ class World:
         self.anchors = self.c["AnchorRegistry"]
         self.wt = self.c["WorkTicket"]
         self.rt = self.c["ReceivableToken"]
+        self.wr = self.c["WarehouseReceipt"]
 
     # ------------------------------------------------------------------ accounts
     def account(self, name: str) -> str:
