@@ -517,8 +517,9 @@ def contract_address(sender: str, nonce: int) -> str:
     return to_checksum_address(keccak(rlp.encode([bytes.fromhex(sender[2:]), nonce]))[12:])
 
 
-WORKFLOW_CONTRACTS = ("WorkTicket", "ReceivableToken")
-"""Deployed after the registries with the admin's nonces 2 and 3; both take the EnterpriseRegistry address."""
+WORKFLOW_CONTRACTS = CONTRACT_NAMES[2:]
+"""WorkTicket, ReceivableToken, WarehouseReceipt …: deployed after the registries with the admin's nonces 2, 3, 4 …;
+each takes the EnterpriseRegistry address."""
 
 
 def deploy_contracts_with(client: ChainClient, admin_key: bytes | str) -> dict[str, str]:

@@ -119,10 +119,11 @@ class Stack:
         from api.chain import deploy_contracts
 
         assert self.spec is not None
-        code = rpc(self.spec.rpc_urls[0], "eth_getCode", [self.spec.receivable_token, "latest"])
+        code = rpc(self.spec.rpc_urls[0], "eth_getCode", [self.spec.warehouse_receipt, "latest"])
         if code not in ("0x", "0x0", ""):
             return {"EnterpriseRegistry": self.spec.enterprise_registry, "AnchorRegistry": self.spec.anchor_registry,
-                    "WorkTicket": self.spec.work_ticket, "ReceivableToken": self.spec.receivable_token}
+                    "WorkTicket": self.spec.work_ticket, "ReceivableToken": self.spec.receivable_token,
+                    "WarehouseReceipt": self.spec.warehouse_receipt}
         deployed = deploy_contracts(self.spec.rpc_urls[0], self.spec.admin_key())
         if (deployed["EnterpriseRegistry"].lower() != self.spec.enterprise_registry.lower()
                 or deployed["AnchorRegistry"].lower() != self.spec.anchor_registry.lower()):
@@ -176,6 +177,7 @@ class Stack:
             "TRACELEDGER_ANCHOR_REGISTRY": self.spec.anchor_registry,
             "TRACELEDGER_WORK_TICKET": self.spec.work_ticket,
             "TRACELEDGER_RECEIVABLE_TOKEN": self.spec.receivable_token,
+            "TRACELEDGER_WAREHOUSE_RECEIPT": self.spec.warehouse_receipt,
             "TRACELEDGER_CHAIN_ID": str(self.spec.chain_id),
             "TRACELEDGER_PUBLIC_BASE_URL": public_base_url,
             "PUBLIC_BASE_URL": public_base_url,  # the old name, for APIs of older versions

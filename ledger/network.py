@@ -79,6 +79,8 @@ class NetworkSpec:
     #: WorkTicket and ReceivableToken: the admin's nonce-2 and nonce-3 contracts ("" if unknown)
     work_ticket: str = ""
     receivable_token: str = ""
+    #: WarehouseReceipt: the admin's nonce-4 contract ("" if unknown)
+    warehouse_receipt: str = ""
 
     @property
     def rpc_urls(self) -> list[str]:
@@ -180,7 +182,8 @@ def init_network(
         "adminKeyFile": str(admin_key_file), "contracts": {
             "EnterpriseRegistry": registry, "AnchorRegistry": anchor,
             "WorkTicket": to_checksum_address(contract_address(admin_address, 2)),
-            "ReceivableToken": to_checksum_address(contract_address(admin_address, 3))},
+            "ReceivableToken": to_checksum_address(contract_address(admin_address, 3)),
+            "WarehouseReceipt": to_checksum_address(contract_address(admin_address, 4))},
     }, indent=2) + "\n")
     return load_network(root)
 
@@ -201,6 +204,8 @@ def load_network(data_dir: str | Path) -> NetworkSpec:
             contract_address(bytes.fromhex(raw["admin"][2:]), 2)),
         receivable_token=raw["contracts"].get("ReceivableToken") or to_checksum_address(
             contract_address(bytes.fromhex(raw["admin"][2:]), 3)),
+        warehouse_receipt=raw["contracts"].get("WarehouseReceipt") or to_checksum_address(
+            contract_address(bytes.fromhex(raw["admin"][2:]), 4)),
     )
 
 

@@ -133,7 +133,7 @@ def _print_banner(stack: Any, spec: Any, contracts: dict[str, str]) -> None:
     console.print(f"[bold]TraceLedger network[/bold] chain id {spec.chain_id}, data in {spec.data_dir}")
     for v in spec.validators:
         console.print(f"validator {v.index}  rpc {v.rpc_url}  address {v.address}  log {v.log_path}")
-    for name in ("EnterpriseRegistry", "AnchorRegistry", "WorkTicket", "ReceivableToken"):
+    for name in ("EnterpriseRegistry", "AnchorRegistry", "WorkTicket", "ReceivableToken", "WarehouseReceipt"):
         if name in contracts:
             console.print(f"contract  {name:<18} {contracts[name]}")
     console.print(f"api       {api}  (docs {api}/docs, metrics {api}/metrics, log {spec.data_dir / 'api.log'})")
@@ -521,6 +521,7 @@ def contracts_deploy(
     console.print(f"TRACELEDGER_ANCHOR_REGISTRY={deployed['AnchorRegistry']}")
     console.print(f"TRACELEDGER_WORK_TICKET={deployed['WorkTicket']}")
     console.print(f"TRACELEDGER_RECEIVABLE_TOKEN={deployed['ReceivableToken']}")
+    console.print(f"TRACELEDGER_WAREHOUSE_RECEIPT={deployed['WarehouseReceipt']}")
 
 
 from ledger.cli import (  # noqa: E402 - operator commands

@@ -19,7 +19,8 @@ from provenance.identifiers import parse_prefix
 
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 
-RoleName = Literal["manufacturer", "supplier", "core_enterprise", "bank", "auditor", "regulator", "plant_operator"]
+RoleName = Literal["manufacturer", "supplier", "core_enterprise", "bank", "auditor", "regulator", "plant_operator",
+                   "warehouse", "price_publisher"]
 
 
 class EnterpriseCreate(BaseModel):

@@ -22,7 +22,8 @@ class NetworkInfo(BaseModel):
         "or `confirmations:N` (N blocks on the canonical chain, for chains without seals)")
     block_number: int | None = Field(None, description="latest block number the API's validator serves")
     contracts: dict[str, str | None] = Field(
-        default_factory=dict, description="EnterpriseRegistry, AnchorRegistry, WorkTicket, ReceivableToken addresses")
+        default_factory=dict,
+        description="EnterpriseRegistry, AnchorRegistry, WorkTicket, ReceivableToken, WarehouseReceipt addresses")
     rpc_urls: list[str] = Field(default_factory=list, description="validator JSON-RPC endpoints the API uses")
     validators: list[str] = Field(
         default_factory=list, description="current validator set (qbft_getValidatorsByBlockNumber latest)")
@@ -37,7 +38,8 @@ def network_info(state: StateDep) -> NetworkInfo:
     urls = [u.strip() for u in (s.rpc_urls or "").split(",") if u.strip()] or ([s.rpc_url] if s.rpc_url else [])
     info = NetworkInfo(
         contracts={"EnterpriseRegistry": s.enterprise_registry_address, "AnchorRegistry": s.anchor_registry_address,
-                   "WorkTicket": s.work_ticket_address, "ReceivableToken": s.receivable_token_address},
+                   "WorkTicket": s.work_ticket_address, "ReceivableToken": s.receivable_token_address,
+                   "WarehouseReceipt": s.warehouse_receipt_address},
         rpc_urls=urls, finality_model=s.finality,
     )
     chain = state.chain

@@ -65,10 +65,12 @@ def contract(state: AppState, name: str) -> Any:
         "WorkTicket": state.settings.work_ticket_address,
         "ReceivableToken": state.settings.receivable_token_address,
         "EnterpriseRegistry": state.settings.enterprise_registry_address,
+        "WarehouseReceipt": state.settings.warehouse_receipt_address,
     }[name]
     if not address:
         env = {"WorkTicket": "TRACELEDGER_WORK_TICKET", "ReceivableToken": "TRACELEDGER_RECEIVABLE_TOKEN",
-               "EnterpriseRegistry": "TRACELEDGER_ENTERPRISE_REGISTRY"}[name]
+               "EnterpriseRegistry": "TRACELEDGER_ENTERPRISE_REGISTRY",
+               "WarehouseReceipt": "TRACELEDGER_WAREHOUSE_RECEIPT"}[name]
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"{name} not configured: set {env}")
     return chain.w3.eth.contract(address=to_checksum_address(address), abi=load_artifact(name)["abi"])
 
