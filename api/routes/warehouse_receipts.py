@@ -545,3 +545,25 @@ def receipt_valuation(
                       for c in val.crossings],
         "margin_calls": [c.day for c in val.margin_calls],
     }
+
+
+# --------------------------------------------------------------------------- coil pages and lineage
+
+
+def coil_receipt_status(state: AppState, identifier: str) -> dict[str, Any] | None:
+    """Public receipt status of a coil for its ``/id`` page and lineage node: ``{receipt_id, status
+    (live|pledged), warehouse (address), pledged}`` while a live receipt holds it, ``{receipt_id: None}``
+    when none does, None when the chain or the contract is not available. Bank, loan and holder stay
+    private (they follow the receipt's visibility rules)."""
+    if state.chain is None or not state.settings.warehouse_receipt_address:
+        return None
+    try:
+        wr = _reader(state)
+        receipt_id = wr.receipt_of_coil(identifier)
+        if receipt_id == 0:
+            return {"receipt_id": None, "status": None, "pledged": False}
+        rc = wr.receipt(receipt_id)
+    except Exception:  # noqa: BLE001 - a page never fails because the chain is slow or down
+        return None
+    return {"receipt_id": receipt_id, "status": rc.status_name, "warehouse": rc.warehouse,
+            "pledged": rc.status_name == "pledged"}
