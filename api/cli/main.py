@@ -195,6 +195,7 @@ class DemoScenario(StrEnum):
     certificates = "certificates"
     receivables = "receivables"
     work_tickets = "work-tickets"
+    warehouse_receipts = "warehouse-receipts"
     all = "all"
 
 
@@ -207,8 +208,9 @@ def demo(
     lineage: Annotated[bool, typer.Option(help="Also run the parts-lineage scenario (EPCIS events, bad heat, "
                                                "recall list).")] = True,
     scenario: Annotated[DemoScenario, typer.Option(help="certificates: the certificate demo (and lineage); "
-                                                        "receivables / work-tickets: that on-chain workflow only; "
-                                                        "all: certificates, then both workflows.")
+                                                        "receivables / work-tickets / warehouse-receipts: that "
+                                                        "on-chain workflow only; all: certificates, then the "
+                                                        "three workflows.")
                         ] = DemoScenario.certificates,
 ) -> None:
     """On a throwaway network: register a mill, post every certificate, wait for anchoring, verify each.
@@ -218,10 +220,10 @@ def demo(
     from api.devnet import Stack
 
     scenario = DemoScenario(scenario).value  # type: ignore[assignment]
-    if scenario not in ("certificates", "receivables", "work-tickets", "all"):
-        raise typer.BadParameter(f"unknown scenario {scenario!r}: certificates, receivables, work-tickets or all",
-                                 param_hint="--scenario")
-    if scenario in ("receivables", "work-tickets"):
+    if scenario not in ("certificates", "receivables", "work-tickets", "warehouse-receipts", "all"):
+        raise typer.BadParameter(f"unknown scenario {scenario!r}: certificates, receivables, work-tickets, "
+                                 "warehouse-receipts or all", param_hint="--scenario")
+    if scenario in ("receivables", "work-tickets", "warehouse-receipts"):
         raise typer.Exit(_workflow_demo((scenario,), validators=validators, keep=keep))
     docs = _load_certificates(certificates)
     if not docs:
@@ -307,7 +309,7 @@ def demo(
         if lineage:
             failures += _lineage_scenario(client, stack.admin_token or "", mill)
         if scenario == "all":
-            failures += _workflow_scenarios(client, stack, ("receivables", "work-tickets"))
+            failures += _workflow_scenarios(client, stack, ("receivables", "work-tickets", "warehouse-receipts"))
     finally:
         stack.stop()
         if keep:
@@ -322,13 +324,15 @@ def demo(
 
 def _workflow_scenarios(client: httpx.Client, stack: Any, scenarios: tuple[str, ...]) -> int:
     """Run the receivables / work-ticket scenarios on a running stack; returns the failed expectations."""
-    from api.cli.demo import receivables_scenario, work_ticket_scenario
+    from api.cli.demo import receivables_scenario, warehouse_receipts_scenario, work_ticket_scenario
 
     failures = 0
     for name in scenarios:
         console.rule(f"scenario: {name}")
         if name == "receivables":
             failures += receivables_scenario(client, stack.admin_token or "", stack.spec.rpc_urls[0], console)
+        elif name == "warehouse-receipts":
+            failures += warehouse_receipts_scenario(client, stack.admin_token or "", stack.spec.rpc_urls[0], console)
         else:
             failures += work_ticket_scenario(client, stack.admin_token or "", console)
     console.print(f"workflow scenarios: {failures} failed expectation(s)")
