@@ -515,8 +515,8 @@ def contracts_deploy(
     admin_key_file: Annotated[Path, typer.Option("--admin-key-file", help="File holding the governance account's "
                                                  "hex private key (the registry admin)")],
 ) -> None:
-    """Deploy EnterpriseRegistry, AnchorRegistry, WorkTicket and ReceivableToken to another EVM network and print
-    the API's env vars for all four."""
+    """Deploy EnterpriseRegistry, AnchorRegistry, WorkTicket and ReceivableToken, then WarehouseReceipt, to another
+    EVM network and print the API's env vars for all of them."""
     from api.chain import deploy_contracts
 
     deployed = deploy_contracts(rpc_url, admin_key_file.read_text().strip())
