@@ -179,3 +179,17 @@ def test_warehouse_receipt_lifecycle(api: httpx.Client, stack: Stack, chain: Cha
     assert r.status_code == 422 and "shipping" in r.text  # the coils left: no new receipt without a new receiving
     r = api.post(f"/v1/warehouse-receipts/{rid}/deliver", headers=auth(bank_b))
     assert r.status_code == 409 and _reason(r) == "ReceiptClosed"
+
+
+def test_load_setup_pledges_warehouse_receipts_to_the_bank(api: httpx.Client, stack: Stack) -> None:
+    """The bank locust suite's data (api/cli/load_setup.py): receipts pledged to its bank, which /check confirms."""
+    if not SCHEMA.is_file():
+        pytest.skip(f"EPCIS JSON Schema not found at {SCHEMA} (../shared/data beside the project)")
+    from api.cli.load_setup import setup_warehouse_receipts
+
+    bank = _enterprise(api, stack, "WR Load Bank", ["bank"])
+    receipts = setup_warehouse_receipts(api, stack.admin_token or "", bank, 2)
+    assert len(receipts) == 2
+    for rid in receipts:
+        check = api.get(f"/v1/warehouse-receipts/{rid}/check", headers=auth(bank)).json()
+        assert check["pledged_to_you"] and check["custody_confirmed"] and check["no_other_live_receipt"]
