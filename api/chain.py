@@ -517,14 +517,14 @@ def contract_address(sender: str, nonce: int) -> str:
     return to_checksum_address(keccak(rlp.encode([bytes.fromhex(sender[2:]), nonce]))[12:])
 
 
-WORKFLOW_CONTRACTS = CONTRACT_NAMES[2:]
-"""WorkTicket, ReceivableToken, WarehouseReceipt …: deployed after the registries with the admin's nonces 2, 3, 4 …;
-each takes the EnterpriseRegistry address."""
+WORKFLOW_CONTRACTS: tuple[str, ...] = CONTRACT_NAMES[2:]
+"""Deployed after the registries with the admin's nonces 2, 3, … in :data:`contracts.CONTRACT_NAMES` order
+(WorkTicket, ReceivableToken, PriceIndex, …); each takes the EnterpriseRegistry address."""
 
 
 def deploy_contracts_with(client: ChainClient, admin_key: bytes | str) -> dict[str, str]:
     """Deploy EnterpriseRegistry([admin]) and AnchorRegistry(registry) with the admin's nonce 0 and 1,
-    then WorkTicket(registry) and ReceivableToken(registry) with nonces 2 and 3.
+    then each of :data:`WORKFLOW_CONTRACTS` (registry) with nonces 2, 3, ….
 
     Idempotent: when the predicted addresses already hold code, returns them without sending; a chain
     deployed before the workflow contracts existed gets them added (when the admin's nonce is still 2).
@@ -567,9 +567,9 @@ def deploy_contracts_with(client: ChainClient, admin_key: bytes | str) -> dict[s
 
 def deploy_contracts(rpc_url: str, admin_key: bytes | str) -> dict[str, str]:
     """Deploy the contracts at ``rpc_url``; returns ``{"EnterpriseRegistry": a, "AnchorRegistry": a,
-    "WorkTicket": a, "ReceivableToken": a}``.
+    "WorkTicket": a, "ReceivableToken": a, "PriceIndex": a, …}`` (every name of ``CONTRACT_NAMES``).
 
-    The contracts are the admin's nonce-0…3 transactions, so their addresses are predictable from
-    the admin address alone.
+    The contracts are the admin's nonce-0, 1, … transactions (``CONTRACT_NAMES`` order), so their addresses
+    are predictable from the admin address alone.
     """
     return deploy_contracts_with(ChainClient.from_url(rpc_url), admin_key)

@@ -114,16 +114,17 @@ class Stack:
         proc.wait(10)
 
     def deploy_contracts(self) -> dict[str, str]:
-        """Deploy EnterpriseRegistry, AnchorRegistry, WorkTicket and ReceivableToken on first start
-        (admin nonces 0…3; a chain that has only the registries gets the workflow contracts added)."""
+        """Deploy EnterpriseRegistry, AnchorRegistry, WorkTicket, ReceivableToken and PriceIndex on first start
+        (admin nonces 0, 1, … in ``CONTRACT_NAMES`` order; a chain that has only the registries gets the workflow
+        contracts added)."""
         from api.chain import deploy_contracts
 
         assert self.spec is not None
-        code = rpc(self.spec.rpc_urls[0], "eth_getCode", [self.spec.warehouse_receipt, "latest"])
+        code = rpc(self.spec.rpc_urls[0], "eth_getCode", [self.spec.price_index, "latest"])
         if code not in ("0x", "0x0", ""):
             return {"EnterpriseRegistry": self.spec.enterprise_registry, "AnchorRegistry": self.spec.anchor_registry,
                     "WorkTicket": self.spec.work_ticket, "ReceivableToken": self.spec.receivable_token,
-                    "WarehouseReceipt": self.spec.warehouse_receipt}
+                    "WarehouseReceipt": self.spec.warehouse_receipt, "PriceIndex": self.spec.price_index}
         deployed = deploy_contracts(self.spec.rpc_urls[0], self.spec.admin_key())
         if (deployed["EnterpriseRegistry"].lower() != self.spec.enterprise_registry.lower()
                 or deployed["AnchorRegistry"].lower() != self.spec.anchor_registry.lower()):
@@ -178,6 +179,7 @@ class Stack:
             "TRACELEDGER_WORK_TICKET": self.spec.work_ticket,
             "TRACELEDGER_RECEIVABLE_TOKEN": self.spec.receivable_token,
             "TRACELEDGER_WAREHOUSE_RECEIPT": self.spec.warehouse_receipt,
+            "TRACELEDGER_PRICE_INDEX": self.spec.price_index,
             "TRACELEDGER_CHAIN_ID": str(self.spec.chain_id),
             "TRACELEDGER_PUBLIC_BASE_URL": public_base_url,
             "PUBLIC_BASE_URL": public_base_url,  # the old name, for APIs of older versions

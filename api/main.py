@@ -41,6 +41,7 @@ from api.routes import epcis_rest as epcis_rest_routes
 from api.routes import handle as handle_routes
 from api.routes import lineage as lineage_routes
 from api.routes import network as network_routes
+from api.routes import price_index as price_index_routes
 from api.routes import warehouse_receipts as warehouse_receipt_routes
 from api.security import KeyCache
 from api.settings import Settings, get_settings, loopback_base_url_warning
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     app.include_router(dashboard.router)  # GET /dashboard: the operator's page (api/dashboard.py)
     app.include_router(audit_routes.router)
     app.include_router(warehouse_receipt_routes.router)  # /v1/warehouse-receipts (issue 15)
+    app.include_router(price_index_routes.router)  # /v1/price-index: daily prices per grade (PriceIndex)
     return app
 
 

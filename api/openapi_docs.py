@@ -118,6 +118,9 @@ BODY_EXAMPLES: dict[tuple[str, str], Any] = {
                                                       "payment_reference": "CQB-2026-88120"},
     ("post", "/v1/receivables/{token_id}/settle"): {"payment_reference": "PAY-2027-0331-01"},
     ("post", "/v1/epcis/capture"): _EPCIS_EXAMPLE,
+    ("post", "/v1/price-index"): {"day": "2026-11-30", "prices": [
+        {"grade": "S355MC", "currency": "CNY", "price_per_tonne": "4125.50"},
+        {"grade": "Q355B", "currency": "CNY", "price_per_tonne": "3860.00"}]},
 }
 
 #: field name → description, for schema properties that carry none

@@ -1,6 +1,6 @@
 """Contract refusals in words: every custom error → name, arguments by meaning, a sentence, an HTTP status.
 
-A revert of ``WorkTicket``, ``ReceivableToken``, ``WarehouseReceipt``, ``EnterpriseRegistry`` or
+A revert of ``WorkTicket``, ``ReceivableToken``, ``WarehouseReceipt``, ``PriceIndex``, ``EnterpriseRegistry`` or
 ``AnchorRegistry`` carries ABI-encoded custom-error data (Solidity ≥ 0.8.4: 4-byte selector = first 4 bytes of
 ``keccak256("Name(type,…)")``, then the ABI-encoded arguments). :func:`explain_data` decodes it with
 the committed ABIs and renders it for people:
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -106,7 +106,7 @@ REASONS: dict[str, tuple[int, str]] = {
     "LastAdmin": (409, "{account} is the last governance admin and cannot be removed"),
     "EmptyName": (422, "the enterprise name is empty"),
     "InvalidRoles": (422, "roles {roles} are not a non-empty set of enterprise roles (manufacturer, supplier, "
-                          "core_enterprise, bank, auditor, regulator)"),
+                          "core_enterprise, bank, auditor, regulator, warehouse, price_publisher)"),
     "InvalidPrefix": (422, "{prefix!r} is not an identifier prefix 88.<industry>.<n> of at most 64 bytes"),
     "PrefixTaken": (409, "prefix {prefix} already belongs to {owner}"),
     "EnterpriseExists": (409, "{account} is already a registered enterprise"),
@@ -185,6 +185,25 @@ REASONS: dict[str, tuple[int, str]] = {
     "StoragePeriodEnded": (422, "the storage period ends at {storageUntil}, not after the chain's time {nowSeconds}"),
     "InvalidSplit": (422, "a split of receipt {receiptId} must name some but not all of its {coilCount} coils, "
                           "each once"),
+    # ---------------------------------------------------------------- PriceIndex (daily prices per grade)
+    "NotPricePublisher": (403, "{account} is not an active enterprise holding the `price_publisher` role"),
+    "LengthMismatch": (422, "a day's list needs one currency and one price per grade: {grades} grades, "
+                            "{currencies} currencies, {prices} prices"),
+    "EmptyPriceList": (422, "the day's price list is empty"),
+    "TooManyPrices": (422, "a day's list holds at most {maxCount} prices; this one holds {count}"),
+    "DayOutOfRange": (422, "day {day} is out of range: prices may be published for days up to {latestAllowed} "
+                           "(the chain's day + 1)"),
+    "ZeroGrade": (422, "a grade key is zero"),
+    "ZeroPrice": (422, "the price of grade {grade} in {currency} is zero"),
+    "PriceTooLarge": (422, "the price {price} of grade {grade} in {currency} is above 2^128 - 1 minor units"),
+    "DuplicateEntry": (422, "grade {grade} in {currency} appears twice in the day's list"),
+    "DayBeforeLatest": (409, "the {currency} series of grade {grade} already has prices up to {latestDay}: "
+                             "day {day} cannot be added before it (series only grow forward)"),
+    "PriceOwnedByOther": (403, "the {currency} price of grade {grade} on {day} was published by {publisher}; "
+                               "only its publisher may correct it"),
+    "AlreadyCorrected": (409, "the {currency} price of grade {grade} on {day} was already corrected once"),
+    "CorrectionWindowClosed": (409, "the {currency} price of grade {grade} on {day} could be corrected until "
+                                    "{lastCorrectionDay}"),
 }
 
 #: WarehouseReceipt.Status names (``ReceiptClosed``)
@@ -193,6 +212,9 @@ RECEIPT_STATUSES: tuple[str, ...] = ("none", "live", "pledged", "delivered", "sp
 _TIME_ARGS = {"maturity", "nowSeconds", "plannedStart", "plannedEnd", "requested", "deadline", "executableAt",
               "opens", "closes", "closedAt", "until", "expiry", "storageUntil"}
 _FEN_ARGS = {"balance", "value", "allowance", "minValue", "maxValue"}
+#: Unix days (PriceIndex), rendered as ISO 8601 dates (up to 9999-12-31)
+_MAX_DAY = (date(9999, 12, 31) - date(1970, 1, 1)).days
+_DAY_ARGS = {"day", "latestAllowed", "latestDay", "lastCorrectionDay"}
 
 
 @dataclass(frozen=True)
@@ -257,6 +279,8 @@ def _render(error: str, inp: dict[str, Any], value: Any) -> Any:
         return _roles(value, PERSON_ROLES)
     if error == "InvalidRoles":
         return _roles(value, ROLE_BITS)
+    if name in _DAY_ARGS and isinstance(value, int) and 0 <= value <= _MAX_DAY:
+        return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=value)).date().isoformat()
     if name in _TIME_ARGS and isinstance(value, int):
         return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
     if name in _FEN_ARGS and isinstance(value, int):

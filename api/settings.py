@@ -16,6 +16,7 @@ Environment variables (all optional):
 * ``TRACELEDGER_WORK_TICKET`` / ``TRACELEDGER_RECEIVABLE_TOKEN`` / ``TRACELEDGER_WAREHOUSE_RECEIPT`` -- WorkTicket,
   ReceivableToken and WarehouseReceipt
   contract addresses (the work-ticket and receivable endpoints answer 503 without them).
+* ``TRACELEDGER_PRICE_INDEX`` -- PriceIndex contract address (``/v1/price-index`` answers 503 without it).
 * ``TRACELEDGER_PERSON_FUND_WEI`` -- gas money an enterprise sends each new person account (1 ether).
 * ``TRACELEDGER_KEYSTORE_PASSPHRASE`` -- passphrase of the encrypted enterprise keystores.
 * ``TRACELEDGER_KEYSTORE_SCRYPT_N`` -- scrypt cost of new keystores (default 2**14, see below).
@@ -86,6 +87,9 @@ class Settings(BaseSettings):
     )
     warehouse_receipt_address: str | None = Field(
         None, validation_alias=_env("TRACELEDGER_WAREHOUSE_RECEIPT", "warehouse_receipt_address")
+    )
+    price_index_address: str | None = Field(
+        None, validation_alias=_env("TRACELEDGER_PRICE_INDEX", "price_index_address")
     )
     person_fund_wei: int = Field(10**18, ge=0, validation_alias=_env("TRACELEDGER_PERSON_FUND_WEI", "person_fund_wei"))
     keystore_passphrase: str = Field(

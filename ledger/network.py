@@ -30,6 +30,7 @@ import httpx
 from eth_keys import keys
 from eth_utils import to_checksum_address
 
+from contracts import CONTRACT_NAMES
 from ledger.chain import DEFAULT_EPOCH_LENGTH, GenesisConfig
 from ledger.node import contract_address
 
@@ -79,8 +80,10 @@ class NetworkSpec:
     #: WorkTicket and ReceivableToken: the admin's nonce-2 and nonce-3 contracts ("" if unknown)
     work_ticket: str = ""
     receivable_token: str = ""
-    #: WarehouseReceipt: the admin's nonce-4 contract ("" if unknown)
+    #: WarehouseReceipt: the admin's nonce-``CONTRACT_NAMES.index("WarehouseReceipt")`` contract ("" if unknown)
     warehouse_receipt: str = ""
+    #: PriceIndex: the admin's nonce-``CONTRACT_NAMES.index("PriceIndex")`` contract ("" if unknown)
+    price_index: str = ""
 
     @property
     def rpc_urls(self) -> list[str]:
@@ -183,7 +186,9 @@ def init_network(
             "EnterpriseRegistry": registry, "AnchorRegistry": anchor,
             "WorkTicket": to_checksum_address(contract_address(admin_address, 2)),
             "ReceivableToken": to_checksum_address(contract_address(admin_address, 3)),
-            "WarehouseReceipt": to_checksum_address(contract_address(admin_address, 4))},
+            "WarehouseReceipt": to_checksum_address(
+                contract_address(admin_address, CONTRACT_NAMES.index("WarehouseReceipt"))),
+            "PriceIndex": to_checksum_address(contract_address(admin_address, CONTRACT_NAMES.index("PriceIndex")))},
     }, indent=2) + "\n")
     return load_network(root)
 
@@ -205,7 +210,9 @@ def load_network(data_dir: str | Path) -> NetworkSpec:
         receivable_token=raw["contracts"].get("ReceivableToken") or to_checksum_address(
             contract_address(bytes.fromhex(raw["admin"][2:]), 3)),
         warehouse_receipt=raw["contracts"].get("WarehouseReceipt") or to_checksum_address(
-            contract_address(bytes.fromhex(raw["admin"][2:]), 4)),
+            contract_address(bytes.fromhex(raw["admin"][2:]), CONTRACT_NAMES.index("WarehouseReceipt"))),
+        price_index=raw["contracts"].get("PriceIndex") or to_checksum_address(
+            contract_address(bytes.fromhex(raw["admin"][2:]), CONTRACT_NAMES.index("PriceIndex"))),
     )
 
 

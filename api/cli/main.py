@@ -133,7 +133,8 @@ def _print_banner(stack: Any, spec: Any, contracts: dict[str, str]) -> None:
     console.print(f"[bold]TraceLedger network[/bold] chain id {spec.chain_id}, data in {spec.data_dir}")
     for v in spec.validators:
         console.print(f"validator {v.index}  rpc {v.rpc_url}  address {v.address}  log {v.log_path}")
-    for name in ("EnterpriseRegistry", "AnchorRegistry", "WorkTicket", "ReceivableToken", "WarehouseReceipt"):
+    for name in ("EnterpriseRegistry", "AnchorRegistry", "WorkTicket", "ReceivableToken", "WarehouseReceipt",
+                 "PriceIndex"):
         if name in contracts:
             console.print(f"contract  {name:<18} {contracts[name]}")
     console.print(f"api       {api}  (docs {api}/docs, metrics {api}/metrics, log {spec.data_dir / 'api.log'})")
@@ -515,8 +516,8 @@ def contracts_deploy(
     admin_key_file: Annotated[Path, typer.Option("--admin-key-file", help="File holding the governance account's "
                                                  "hex private key (the registry admin)")],
 ) -> None:
-    """Deploy EnterpriseRegistry, AnchorRegistry, WorkTicket and ReceivableToken, then WarehouseReceipt, to another
-    EVM network and print the API's env vars for all of them."""
+    """Deploy EnterpriseRegistry, AnchorRegistry, WorkTicket, ReceivableToken and PriceIndex to another EVM network
+    and print the API's env vars for all of them."""
     from api.chain import deploy_contracts
 
     deployed = deploy_contracts(rpc_url, admin_key_file.read_text().strip())
@@ -526,6 +527,7 @@ def contracts_deploy(
     console.print(f"TRACELEDGER_WORK_TICKET={deployed['WorkTicket']}")
     console.print(f"TRACELEDGER_RECEIVABLE_TOKEN={deployed['ReceivableToken']}")
     console.print(f"TRACELEDGER_WAREHOUSE_RECEIPT={deployed['WarehouseReceipt']}")
+    console.print(f"TRACELEDGER_PRICE_INDEX={deployed['PriceIndex']}")
 
 
 from ledger.cli import (  # noqa: E402 - operator commands

@@ -23,7 +23,7 @@ class NetworkInfo(BaseModel):
     block_number: int | None = Field(None, description="latest block number the API's validator serves")
     contracts: dict[str, str | None] = Field(
         default_factory=dict,
-        description="EnterpriseRegistry, AnchorRegistry, WorkTicket, ReceivableToken, WarehouseReceipt addresses")
+        description="EnterpriseRegistry, AnchorRegistry, WorkTicket, ReceivableToken, PriceIndex addresses")
     rpc_urls: list[str] = Field(default_factory=list, description="validator JSON-RPC endpoints the API uses")
     validators: list[str] = Field(
         default_factory=list, description="current validator set (qbft_getValidatorsByBlockNumber latest)")
@@ -39,7 +39,7 @@ def network_info(state: StateDep) -> NetworkInfo:
     info = NetworkInfo(
         contracts={"EnterpriseRegistry": s.enterprise_registry_address, "AnchorRegistry": s.anchor_registry_address,
                    "WorkTicket": s.work_ticket_address, "ReceivableToken": s.receivable_token_address,
-                   "WarehouseReceipt": s.warehouse_receipt_address},
+                   "WarehouseReceipt": s.warehouse_receipt_address, "PriceIndex": s.price_index_address},
         rpc_urls=urls, finality_model=s.finality,
     )
     chain = state.chain

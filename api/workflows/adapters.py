@@ -12,10 +12,10 @@ fails loudly (``KeyError`` naming it) instead of silently reading the wrong fiel
   ``getSettlement`` / ``getOffer``.
 * :class:`ReceiptRecord`, :class:`ReceiptCoil`, :class:`PledgeRecord`, :class:`ReceiptEntry` --
   ``WarehouseReceipt.getReceipt`` / ``getCoils`` / ``getPledge`` / ``getHistory``.
+* :class:`PriceRecord`, :class:`PriceInForce` -- ``PriceIndex.priceOn`` / ``priceAt``.
 * :class:`WorkTicketReader`, :class:`ReceivableReader`, :class:`WarehouseReceiptReader`,
-  :class:`RegistryReader` -- the reads the
-  routes make, with transport retries; a revert (unknown id) becomes HTTP 404 (see
-  :func:`api.workflows.common.call_view`).
+  :class:`RegistryReader`, :class:`PriceIndexReader` -- the reads the routes make, with transport retries; a
+  revert (unknown id) becomes HTTP 404 (see :func:`api.workflows.common.call_view`).
 """
 
 from __future__ import annotations
@@ -441,3 +441,83 @@ class RegistryReader:
         """``hasPersonRole(person, role)``: active person of an active enterprise holding ``role``."""
         acct = to_checksum_address(person)
         return bool(call_view(lambda: self.contract.functions.hasPersonRole(acct, int(role)).call(), "hasPersonRole"))
+
+
+# --------------------------------------------------------------------------- PriceIndex
+
+
+@dataclass(frozen=True)
+class PriceRecord:
+    """``PriceIndex.Price`` of one (grade, currency, day): the price per tonne in minor currency units
+    (``price``; 0 = nothing published that day), the first published one (``originalPrice``, differs
+    after a correction), the publisher and the blocks holding its ``PricePublished`` / ``PriceCorrected``
+    events (``correctedBlock`` 0 unless corrected)."""
+
+    price: int
+    originalPrice: int  # noqa: N815 - ABI component name
+    publisher: str
+    publishedBlock: int  # noqa: N815
+    correctedBlock: int  # noqa: N815
+
+    @property
+    def exists(self) -> bool:
+        """True when a price was published for that day."""
+        return self.price != 0
+
+    @property
+    def corrected(self) -> bool:
+        """True when its publisher corrected it (once, ``PriceCorrected``)."""
+        return self.correctedBlock != 0
+
+
+@dataclass(frozen=True)
+class PriceInForce:
+    """``PriceIndex.priceAt``: the latest price on or before a day, the day it was published for and its
+    publisher (price 0, day 0 and the zero address when there is none)."""
+
+    price: int
+    publishedDay: int  # noqa: N815 - ABI output name
+    publisher: str
+
+    @property
+    def exists(self) -> bool:
+        """True when a price was published on or before the day asked."""
+        return self.price != 0
+
+
+class PriceIndexReader:
+    """Reads of a bound web3 ``PriceIndex`` contract as typed records (grades as 32-byte keys,
+    currencies as ISO 4217 codes, days as Unix days)."""
+
+    def __init__(self, contract: Any) -> None:
+        self.contract = contract
+        self.address = contract.address
+        self.functions = contract.functions
+        self.events = contract.events
+
+    def current_day(self) -> int:
+        """``currentDay()``: the chain's Unix day (UTC) by the latest block's timestamp."""
+        return int(call_view(lambda: self.contract.functions.currentDay().call(), "currentDay"))
+
+    def price_on(self, grade: bytes, currency: str, day: int) -> PriceRecord:
+        """``priceOn(grade, currency, day)``: exactly that day's record (all zero when none)."""
+        raw = call_view(lambda: self.contract.functions.priceOn(grade, currency.encode("ascii"), day).call(),
+                        "priceOn")
+        return decode_struct(PriceRecord, _components(self.contract, "priceOn"), raw)
+
+    def price_at(self, grade: bytes, currency: str, day: int) -> PriceInForce:
+        """``priceAt(grade, currency, day)``: the latest price on or before ``day``."""
+        raw = call_view(lambda: self.contract.functions.priceAt(grade, currency.encode("ascii"), day).call(),
+                        "priceAt")
+        return decode_struct(PriceInForce, _components(self.contract, "priceAt"), raw)
+
+    def published_days(self, grade: bytes, currency: str, from_day: int, to_day: int) -> list[int]:
+        """``publishedDays(grade, currency, fromDay, toDay)``: the series' days in that range, ascending."""
+        return [int(d) for d in call_view(
+            lambda: self.contract.functions.publishedDays(grade, currency.encode("ascii"), from_day, to_day).call(),
+            "publishedDays")]
+
+    def currencies_of(self, grade: bytes) -> list[str]:
+        """``currenciesOf(grade)``: ISO 4217 codes the grade has a series in, in order of first publication."""
+        raw = call_view(lambda: self.contract.functions.currenciesOf(grade).call(), "currenciesOf")
+        return [bytes(c).decode("ascii") for c in raw]

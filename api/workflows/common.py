@@ -59,17 +59,19 @@ def require_chain(state: AppState) -> ChainClient:
 
 
 def contract(state: AppState, name: str) -> Any:
-    """Bound web3 contract ``WorkTicket`` / ``ReceivableToken`` / ``EnterpriseRegistry`` (503 if unset)."""
+    """Bound web3 contract ``WorkTicket`` / ``ReceivableToken`` / ``EnterpriseRegistry`` / ``PriceIndex``
+    (503 if unset)."""
     chain = require_chain(state)
     address = {
         "WorkTicket": state.settings.work_ticket_address,
         "ReceivableToken": state.settings.receivable_token_address,
         "EnterpriseRegistry": state.settings.enterprise_registry_address,
         "WarehouseReceipt": state.settings.warehouse_receipt_address,
+        "PriceIndex": state.settings.price_index_address,
     }[name]
     if not address:
         env = {"WorkTicket": "TRACELEDGER_WORK_TICKET", "ReceivableToken": "TRACELEDGER_RECEIVABLE_TOKEN",
-               "EnterpriseRegistry": "TRACELEDGER_ENTERPRISE_REGISTRY",
+               "EnterpriseRegistry": "TRACELEDGER_ENTERPRISE_REGISTRY", "PriceIndex": "TRACELEDGER_PRICE_INDEX",
                "WarehouseReceipt": "TRACELEDGER_WAREHOUSE_RECEIPT"}[name]
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"{name} not configured: set {env}")
     return chain.w3.eth.contract(address=to_checksum_address(address), abi=load_artifact(name)["abi"])

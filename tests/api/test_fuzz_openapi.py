@@ -45,7 +45,8 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, di
         f"sqlite:///{(tmp / 'api.db').as_posix()}", tmp, chain_id=None, admin_private_key=admin_key,
         enterprise_registry_address=addrs["EnterpriseRegistry"], anchor_registry_address=addrs["AnchorRegistry"],
         work_ticket_address=addrs["WorkTicket"], receivable_token_address=addrs["ReceivableToken"],
-        warehouse_receipt_address=addrs["WarehouseReceipt"], fund_wei=10**21, anchoring_enabled=False)
+        price_index_address=addrs["PriceIndex"], warehouse_receipt_address=addrs["WarehouseReceipt"],
+        fund_wei=10**21, anchoring_enabled=False)
     app = create_app(app_settings, chain=chain)
     with TestClient(app) as client:  # runs the lifespan: tables, operator bootstrap
         r = client.post("/v1/enterprises", json={"name": "Fuzz Steel", "roles": ROLES},

@@ -43,4 +43,4 @@ def test_network_up_and_deploy_say_what_they_take_and_do() -> None:
     text = _help("network", "up")
     for flag in ("--validators", "--data-dir", "--api-port", "--rpc-port", "--p2p-port", "--block-period"):
         assert flag in text
-    assert "WorkTicket and ReceivableToken" in _help("contracts", "deploy")
+    assert "ReceivableToken and PriceIndex" in _help("contracts", "deploy")

@@ -1,7 +1,8 @@
-"""An eth-tester (py-evm Shanghai) chain with the four shipped contracts deployed as on the network.
+"""An eth-tester (py-evm Shanghai) chain with the shipped contracts deployed as on the network.
 
-The admin deploys EnterpriseRegistry, AnchorRegistry, WorkTicket, ReceivableToken and WarehouseReceipt
-with its nonces 0…4 (the addresses the validators and the API expect), from the committed artifacts
+The admin deploys every contract of ``CONTRACT_NAMES`` (EnterpriseRegistry, AnchorRegistry, WorkTicket,
+ReceivableToken, PriceIndex, …) with its nonces 0, 1, … (the addresses the validators and the API expect),
+from the committed artifacts
 (``contracts/build``). Named accounts have known private keys (for EIP-712 signatures) and are
 funded by the tester's first account. Reverts are read as raw custom-error data.
 """
@@ -56,6 +57,8 @@ class World:
         self.wt = self.c["WorkTicket"]
         self.rt = self.c["ReceivableToken"]
         self.wr = self.c["WarehouseReceipt"]
+        self.wr = self.c["WarehouseReceipt"]
+        self.pi = self.c["PriceIndex"]
 
     # ------------------------------------------------------------------ accounts
     def account(self, name: str) -> str:
