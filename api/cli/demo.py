@@ -295,9 +295,10 @@ def warehouse_receipts_scenario(client: httpx.Client, admin_token: str, rpc_url:
     r = _post(client, "/v1/warehouse-receipts", warehouse["api_key"], body)
     expect(r.status_code == 409, f"a second receipt for the same coils refused: {refusal_text(r)}")
     maturity = _block_time(client, rpc_url) + 30 * 86_400
+    loan = receipt["net_weight_kg"] * 420_000 // 1000 * 55 // 100  # 55 % of the value at 4200.00 CNY/t, in fen
     r = _post(client, f"/v1/warehouse-receipts/{rid}/pledge", trader["api_key"],
-              {"bank_enterprise_id": bank_a["id"], "amount": "100000.00", "currency": "CNY", "maturity": maturity})
-    expect(r.status_code == 200, f"trader pledged receipt {rid} to Bank A for 100,000.00 CNY ({r.status_code})")
+              {"bank_enterprise_id": bank_a["id"], "value": loan, "currency": "CNY", "maturity": maturity})
+    expect(r.status_code == 200, f"trader pledged receipt {rid} to Bank A for {loan / 100:,.2f} CNY ({r.status_code})")
     r = _post(client, f"/v1/warehouse-receipts/{rid}/pledge", trader["api_key"],
               {"bank_enterprise_id": bank_b["id"], "amount": "100000.00", "currency": "CNY", "maturity": maturity})
     expect(r.status_code == 409, f"pledge of the same receipt to Bank B refused: {refusal_text(r)}")
@@ -309,7 +310,7 @@ def warehouse_receipts_scenario(client: httpx.Client, admin_token: str, rpc_url:
            f"{check.get('all_certificates_verified')}, custody confirmed {check.get('custody_confirmed')}, "
            f"no other live receipt {check.get('no_other_live_receipt')}, "
            f"pledged to Bank A {check.get('pledged_to_you')}")
-    failures += _prices_and_margin_call(client, admin_token, rid, bank_a, console, expect)
+    _prices_and_margin_call(client, admin_token, rid, bank_a, console, expect, rpc_url)
     r = _post(client, f"/v1/warehouse-receipts/{rid}/deliver", trader["api_key"], {})
     expect(r.status_code == 409, f"delivery while pledged refused: {refusal_text(r)}")
     r = _post(client, f"/v1/warehouse-receipts/{rid}/release", bank_a["api_key"], {})
@@ -329,12 +330,36 @@ def warehouse_receipts_scenario(client: httpx.Client, admin_token: str, rpc_url:
 
 
 def _prices_and_margin_call(client: httpx.Client, admin_token: str, rid: int, bank: dict[str, Any],
-                            console: Console, expect: Any) -> int:
-    """Prices over days and the margin call; skipped (and said so) when the price index is not in this build."""
+                            console: Console, expect: Any, rpc_url: str) -> int:
+    """A price publisher posts falling S355MC prices for the last four days (one transaction per day); the
+    bank's valuation of the receipt shows value, LTV and the margin call when the LTV passes 60 %."""
     try:
         import api.valuation  # noqa: F401 - only asks whether the price index is part of this build
     except ImportError:
         console.print("[yellow]- prices over days → margin call: skipped (no price index in this build)[/yellow]")
         return 0
-    console.print("[yellow]- prices over days → margin call: skipped (price index not wired into this demo)[/yellow]")
+    publisher = _enterprise(client, admin_token, "Demo Steel Price Index", ["price_publisher"])
+    today = _block_time(client, rpc_url) // 86_400
+    prices = ("4200.00", "4000.00", "3500.00", "3000.00")
+    for offset, price in enumerate(prices):
+        day = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=today - 3 + offset)).date().isoformat()
+        r = _post(client, "/v1/price-index", publisher["api_key"],
+                  {"day": day, "prices": [{"grade": "S355MC", "currency": "CNY", "price_per_tonne": price}]})
+        expect(r.status_code == 201, f"price publisher: S355MC {price} CNY/t on {day} ({r.status_code})")
+    r = client.get(f"/v1/warehouse-receipts/{rid}/valuation", headers={"Authorization": f"Bearer {bank['api_key']}"},
+                   params={"from": today - 3, "to": today, "margin_call_ltv": "0.6"})
+    if r.status_code != 200:
+        expect(False, f"valuation: {r.status_code} {r.text[:200]}")
+        return 0
+    val = r.json()
+    table = Table(title=f"receipt {rid}: {val['net_weight_kg']:,} kg {val['grade']}, loan "
+                        f"{(val['loan_value'] or 0) / 100:,.2f} CNY, margin call above LTV 0.6")
+    for col in ("day", "price CNY/t", "value CNY", "LTV", "margin call"):
+        table.add_column(col)
+    for d in val["days"]:
+        table.add_row(d["date"], f"{(d['price_per_tonne'] or 0) / 100:,.2f}", d["amount"] or "-", d["ltv"] or "-",
+                      "yes" if d["above_threshold"] else "")
+    console.print(table)
+    calls = [d["date"] for d in val["days"] if d["day"] in val["margin_calls"]]
+    expect(bool(calls), f"margin call for Bank A on {calls[0] if calls else '-'}: the LTV crossed 0.6 as prices fell")
     return 0

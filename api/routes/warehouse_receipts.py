@@ -47,6 +47,7 @@ from api.verification import verify_record
 from api.workflows.adapters import (
     EnterpriseRole,
     PledgeRecord,
+    PriceIndexReader,
     ReceiptRecord,
     RegistryReader,
     WarehouseReceiptReader,
@@ -457,26 +458,22 @@ def check_receipt(receipt_id: ReceiptId, ent: CurrentEnterprise, session: Sessio
 
 
 def _price_points(state: AppState, grade: str, currency: str, day_from: int, day_to: int) -> list[tuple[int, int]]:
-    """``(publishedDay, price per tonne)`` from ``PriceIndex.priceAt``, walking back from ``day_to`` through
-    each published day down to the one in force the day before ``day_from`` (ascending)."""
+    """``(day, price per tonne)`` of the grade's series in ``currency`` that matter for ``day_from..day_to``:
+    the price in force the day before ``day_from`` (``PriceIndex.priceAt``) and every day published in the
+    range (``publishedDays`` + ``priceOn``), ascending."""
     from api.valuation import grade_key
 
-    index = contract(state, "PriceIndex")
+    index = PriceIndexReader(contract(state, "PriceIndex"))
     key = grade_key(grade)
-    points: list[tuple[int, int]] = []
-    day = day_to
-    for _ in range(day_to - day_from + 3):
-        try:
-            price, published, _publisher = index.functions.priceAt(key, currency.encode("ascii"), day).call()
-        except Exception:  # noqa: BLE001 - no price on or before `day` (a revert): the walk ends
-            break
-        if price == 0 and published == 0:
-            break
-        points.append((int(published), int(price)))
-        if published < day_from or published == 0:
-            break
-        day = int(published) - 1
-    return sorted(set(points))
+    points: dict[int, int] = {}
+    before = index.price_at(key, currency, max(day_from - 1, 0))
+    if before.exists:
+        points[before.publishedDay] = before.price
+    for day in index.published_days(key, currency, day_from, day_to):
+        record = index.price_on(key, currency, day)
+        if record.exists:
+            points[day] = record.price
+    return sorted(points.items())
 
 
 def _valuation(state: AppState, rc: ReceiptRecord, currency: str, loan: int | None, ltv: Decimal | None,
@@ -488,7 +485,9 @@ def _valuation(state: AppState, rc: ReceiptRecord, currency: str, loan: int | No
 
 
 def _value_now(state: AppState, rc: ReceiptRecord, pledge: PledgeRecord) -> dict[str, Any] | None:
-    if not getattr(state.settings, "price_index_address", None):
+    from api.valuation import format_minor
+
+    if not state.settings.price_index_address:
         return None
     today = _chain_now(state) // DAY_SECONDS
     currency = pledge.currency_code if pledge.exists else "CNY"
@@ -499,7 +498,7 @@ def _value_now(state: AppState, rc: ReceiptRecord, pledge: PledgeRecord) -> dict
     day = val.latest
     return {"day": day.day, "currency": currency, "price_per_tonne": day.price_per_tonne_minor,
             "price_day": day.price_day, "value": day.value_minor,
-            "amount": format_amount(day.value_minor) if day.value_minor is not None else None,
+            "amount": format_minor(day.value_minor, currency) if day.value_minor is not None else None,
             "ltv": str(day.ltv) if day.ltv is not None else None}
 
 
@@ -517,7 +516,8 @@ def receipt_valuation(
 ) -> dict:
     """Collateral value per day of ``from..to`` (Unix days): net weight × the grade's ``PriceIndex`` price
     (latest on or before the day, per tonne, minor unit, rounded down), the loan-to-value of the live
-    pledge and the days the LTV crossed ``margin_call_ltv`` (``above`` = margin call, ``below`` = back).
+    pledge (when it is in ``currency``) and the days the LTV crossed ``margin_call_ltv`` (``above`` = margin
+    call, ``below`` = back at or under it; the day before ``from`` counts).
     Errors: 422 ``from`` after ``to`` or a range over 3660 days; 503 no PriceIndex configured."""
     _, rc = _load_visible(state, ent, receipt_id)
     pledge = _reader(state).pledge(receipt_id)
@@ -527,7 +527,13 @@ def receipt_valuation(
     if first > last:
         raise UnprocessableError([issue("from", "range", f"from ({first}) is after to ({last})")])
     cur = currency or (pledge.currency_code if pledge.exists else "CNY")
-    loan = pledge.loanAmount if pledge.exists else None
+    loan = pledge.loanAmount if pledge.exists and pledge.currency_code == cur else None  # no LTV across currencies
+    from api.valuation import currency_exponent, day_date, format_minor
+
+    try:
+        currency_exponent(cur)
+    except ValueError as exc:
+        raise UnprocessableError([issue("currency", "currency", str(exc))]) from exc
     try:
         val = _valuation(state, rc, cur, loan, margin_call_ltv, first, last)
     except ImportError as exc:
@@ -538,8 +544,10 @@ def receipt_valuation(
         "receipt_id": receipt_id, "grade": rc.grade, "net_weight_kg": rc.netWeightKg, "currency": cur,
         "loan_value": loan, "margin_call_ltv": str(margin_call_ltv) if margin_call_ltv is not None else None,
         "from": first, "to": last,
-        "days": [{"day": d.day, "price_per_tonne": d.price_per_tonne_minor, "price_day": d.price_day,
-                  "value": d.value_minor, "ltv": str(d.ltv) if d.ltv is not None else None,
+        "days": [{"day": d.day, "date": day_date(d.day).isoformat(), "price_per_tonne": d.price_per_tonne_minor,
+                  "price_day": d.price_day, "value": d.value_minor,
+                  "amount": format_minor(d.value_minor, cur) if d.value_minor is not None else None,
+                  "ltv": str(d.ltv) if d.ltv is not None else None,
                   "above_threshold": d.above_threshold} for d in val.days],
         "crossings": [{"day": c.day, "direction": c.direction, "ltv": str(c.ltv), "value": c.value_minor}
                       for c in val.crossings],

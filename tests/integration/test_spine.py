@@ -188,3 +188,4 @@ def test_warehouse_receipts_demo_story(api: httpx.Client, stack: Stack) -> None:
     out = console.export_text()
     assert failures == 0, out
     assert "CoilAlreadyReceipted" in out and "AlreadyPledged" in out and "took delivery" in out
+    assert "margin call for Bank A on" in out
