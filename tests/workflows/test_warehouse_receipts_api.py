@@ -160,6 +160,8 @@ def test_warehouse_receipt_lifecycle(api: httpx.Client, stack: Stack, chain: Cha
     page = api.get(f"/id/{coils[0]}", headers={"Accept": "application/json"}).json()
     assert page["warehouse_receipt"] == {"receipt_id": rid, "status": "pledged", "warehouse": warehouse["address"],
                                          "pledged": True}
+    node = api.get(f"/v1/lineage/{coils[1]}").json()["nodes"][0]
+    assert node["warehouse_receipt"]["receipt_id"] == rid and node["warehouse_receipt"]["pledged"] is True
     chain.wait_block_time(maturity + 1)
     r = api.post(f"/v1/warehouse-receipts/{rid}/enforce", headers=auth(bank_b))
     assert r.status_code == 200 and r.json()["holder"]["name"] == "WR Bank B", r.text
