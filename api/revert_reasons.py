@@ -180,6 +180,7 @@ REASONS: dict[str, tuple[int, str]] = {
     "CoilAlreadyReceipted": (409, "coil {identifier} is already in live warehouse receipt {receiptId}: one coil, "
                                   "one receipt"),
     "ZeroWeight": (422, "coil {identifier} has no net weight"),
+    "WeightTooLarge": (422, "coil {identifier} weighs {netWeightKg} kg, more than the {maxKg} kg a coil may"),
     "EmptyElement": (422, "the receipt element `{element}` is empty"),
     "ElementTooLong": (422, "the receipt element `{element}` is longer than {maxBytes} bytes"),
     "StoragePeriodEnded": (422, "the storage period ends at {storageUntil}, not after the chain's time {nowSeconds}"),

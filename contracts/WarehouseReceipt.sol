@@ -61,6 +61,8 @@ contract WarehouseReceipt is IReceiptERC721 {
     uint256 public constant MAX_COILS = 64;
     /// @notice Longest identifier / text element in bytes.
     uint256 public constant MAX_TEXT = 200;
+    /// @notice Heaviest coil in kg (1,000,000 t): 64 of them still sum below 2^64, so totals never overflow.
+    uint64 public constant MAX_COIL_WEIGHT_KG = 1e9;
 
     enum Status {
         None,
@@ -176,6 +178,7 @@ contract WarehouseReceipt is IReceiptERC721 {
     error UnknownCoilPrefix(string identifier);
     error CoilAlreadyReceipted(string identifier, uint256 receiptId);
     error ZeroWeight(string identifier);
+    error WeightTooLarge(string identifier, uint64 netWeightKg, uint64 maxKg);
     error EmptyElement(string element);
     error ElementTooLong(string element, uint256 maxBytes);
     error StoragePeriodEnded(uint64 storageUntil, uint256 nowSeconds);
@@ -279,6 +282,7 @@ contract WarehouseReceipt is IReceiptERC721 {
             Coil calldata c = r.coils[i];
             _checkCoil(c.identifier);
             if (c.netWeightKg == 0) revert ZeroWeight(c.identifier);
+            if (c.netWeightKg > MAX_COIL_WEIGHT_KG) revert WeightTooLarge(c.identifier, c.netWeightKg, MAX_COIL_WEIGHT_KG);
             if (bytes(c.dimensions).length > MAX_TEXT) revert ElementTooLong("dimensions", MAX_TEXT);
             _bindCoil(receiptId, c.identifier);
             _coils[receiptId].push(c);

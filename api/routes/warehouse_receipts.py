@@ -71,13 +71,16 @@ router = APIRouter(prefix="/v1/warehouse-receipts", tags=["warehouse receipts"],
 ReceiptId = TokenIdPath
 DAY_SECONDS = 86_400
 MAX_COILS = 64
+#: WarehouseReceipt.MAX_COIL_WEIGHT_KG
+MAX_COIL_WEIGHT_KG = 10**9
 
 
 class CoilIn(BaseModel):
     """One coil of a receipt: its identifier; weight and dimensions default to its certificate's."""
 
     identifier: str = Field(min_length=1, max_length=200, description="88.x.y/suffix of the coil's certificate")
-    net_weight_kg: int | None = Field(None, ge=1, le=2**63 - 1, description="net weight in kg (default: B13/B12)")
+    net_weight_kg: int | None = Field(None, ge=1, le=MAX_COIL_WEIGHT_KG,
+                                      description="net weight in kg (default: B13/B12), at most 10^9")
     dimensions: str | None = Field(None, max_length=200, description="as stated (default: the certificate's B09)")
 
 

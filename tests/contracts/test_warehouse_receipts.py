@@ -97,6 +97,8 @@ def test_only_a_warehouse_issues_and_only_to_a_member(w: World) -> None:
     req = list(_request(w))
     req[5] = [(COILS[0], "", 0)]
     w.refused(w.wr.functions.issue(tuple(req)), w.acct["warehouse"], "ZeroWeight")
+    req[5] = [(COILS[0], "", 10**9 + 1)]  # 64 coils at the maximum still sum below 2^64: no overflow Panic
+    w.refused(w.wr.functions.issue(tuple(req)), w.acct["warehouse"], "WeightTooLarge")
     req = list(_request(w))
     req[1] = ""
     w.refused(w.wr.functions.issue(tuple(req)), w.acct["warehouse"], "EmptyElement")
