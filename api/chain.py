@@ -12,7 +12,7 @@ import ast
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVar
@@ -522,30 +522,36 @@ WORKFLOW_CONTRACTS: tuple[str, ...] = CONTRACT_NAMES[2:]
 (WorkTicket, ReceivableToken, PriceIndex, …); each takes the EnterpriseRegistry address."""
 
 
-def deploy_contracts_with(client: ChainClient, admin_key: bytes | str) -> dict[str, str]:
+def deploy_contracts_with(client: ChainClient, admin_key: bytes | str,
+                          known: Mapping[str, str] | None = None) -> dict[str, str]:
     """Deploy EnterpriseRegistry([admin]) and AnchorRegistry(registry) with the admin's nonce 0 and 1,
     then each of :data:`WORKFLOW_CONTRACTS` (registry) with nonces 2, 3, ….
 
-    Idempotent: when the predicted addresses already hold code, returns them without sending; a chain
-    deployed before the workflow contracts existed gets them added (when the admin's nonce is still 2).
-    Raises ChainError when the admin already used nonce 0/1 for something else.
+    Idempotent: when the addresses already hold code, returns them without sending. ``known`` gives
+    addresses recorded earlier (``network.json``) that take the place of the predicted ones. A chain deployed
+    before a workflow contract existed gets it added: at its predicted nonce when the admin's nonce is still
+    there, otherwise at the admin's current nonce (the returned address then differs from the prediction:
+    record it, e.g. in ``network.json``). Raises ChainError when the admin already used nonce 0/1 for
+    something else.
     """
     admin = Account.from_key(admin_key).address
     w3 = client.w3
     addrs = {"EnterpriseRegistry": contract_address(admin, 0), "AnchorRegistry": contract_address(admin, 1)}
     for offset, name in enumerate(WORKFLOW_CONTRACTS):
         addrs[name] = contract_address(admin, 2 + offset)
+    addrs.update({name: to_checksum_address(a) for name, a in (known or {}).items() if name in addrs and a})
     codes = {k: with_retry(lambda a=a: w3.eth.get_code(a), what="eth_getCode") for k, a in addrs.items()}
     if all(len(c) > 0 for c in codes.values()):
         return addrs
     nonce = with_retry(lambda: w3.eth.get_transaction_count(admin, "pending"), what="eth_getTransactionCount")
     if len(codes["AnchorRegistry"]) > 0 and nonce >= 2:
-        for offset, name in enumerate(WORKFLOW_CONTRACTS):
-            if len(codes[name]) == 0 and nonce == 2 + offset:
+        for name in WORKFLOW_CONTRACTS:
+            if len(codes[name]) == 0:
                 art = load_artifact(name)
                 factory = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
                 ctor = factory.constructor(addrs["EnterpriseRegistry"])
                 client.send(admin_key, None, data=ctor.data_in_transaction)
+                addrs[name] = contract_address(admin, nonce)
                 nonce += 1
         return addrs
     if nonce == 0:
@@ -565,11 +571,11 @@ def deploy_contracts_with(client: ChainClient, admin_key: bytes | str) -> dict[s
     raise ChainError(f"admin {admin} has nonce {nonce} but the registries are not at its nonce-0/1 addresses")
 
 
-def deploy_contracts(rpc_url: str, admin_key: bytes | str) -> dict[str, str]:
+def deploy_contracts(rpc_url: str, admin_key: bytes | str, known: Mapping[str, str] | None = None) -> dict[str, str]:
     """Deploy the contracts at ``rpc_url``; returns ``{"EnterpriseRegistry": a, "AnchorRegistry": a,
     "WorkTicket": a, "ReceivableToken": a, "PriceIndex": a, …}`` (every name of ``CONTRACT_NAMES``).
 
     The contracts are the admin's nonce-0, 1, … transactions (``CONTRACT_NAMES`` order), so their addresses
-    are predictable from the admin address alone.
+    are predictable from the admin address alone (``known``: see :func:`deploy_contracts_with`).
     """
-    return deploy_contracts_with(ChainClient.from_url(rpc_url), admin_key)
+    return deploy_contracts_with(ChainClient.from_url(rpc_url), admin_key, known)

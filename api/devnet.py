@@ -23,6 +23,7 @@ from ledger.network import (
     NetworkSpec,
     free_port,
     init_network,
+    record_contracts,
     rpc,
     stop_processes,
     wait_for_rpc,
@@ -114,22 +115,26 @@ class Stack:
         proc.wait(10)
 
     def deploy_contracts(self) -> dict[str, str]:
-        """Deploy EnterpriseRegistry, AnchorRegistry, WorkTicket, ReceivableToken and PriceIndex on first start
-        (admin nonces 0, 1, … in ``CONTRACT_NAMES`` order; a chain that has only the registries gets the workflow
-        contracts added)."""
+        """Deploy EnterpriseRegistry, AnchorRegistry, WorkTicket, ReceivableToken, WarehouseReceipt and PriceIndex on
+        first start (admin nonces 0, 1, … in ``CONTRACT_NAMES`` order; a chain that has only the registries gets
+        the workflow contracts added)."""
         from api.chain import deploy_contracts
 
         assert self.spec is not None
-        code = rpc(self.spec.rpc_urls[0], "eth_getCode", [self.spec.price_index, "latest"])
-        if code not in ("0x", "0x0", ""):
-            return {"EnterpriseRegistry": self.spec.enterprise_registry, "AnchorRegistry": self.spec.anchor_registry,
-                    "WorkTicket": self.spec.work_ticket, "ReceivableToken": self.spec.receivable_token,
+        recorded = {"WorkTicket": self.spec.work_ticket, "ReceivableToken": self.spec.receivable_token,
                     "WarehouseReceipt": self.spec.warehouse_receipt, "PriceIndex": self.spec.price_index}
-        deployed = deploy_contracts(self.spec.rpc_urls[0], self.spec.admin_key())
+        codes = [rpc(self.spec.rpc_urls[0], "eth_getCode", [a, "latest"]) for a in recorded.values()]
+        if all(code not in ("0x", "0x0", "") for code in codes):
+            return {"EnterpriseRegistry": self.spec.enterprise_registry, "AnchorRegistry": self.spec.anchor_registry,
+                    **recorded}
+        deployed = deploy_contracts(self.spec.rpc_urls[0], self.spec.admin_key(), known=recorded)
         if (deployed["EnterpriseRegistry"].lower() != self.spec.enterprise_registry.lower()
                 or deployed["AnchorRegistry"].lower() != self.spec.anchor_registry.lower()):
             raise RuntimeError(f"contracts deployed at unexpected addresses {deployed}: the admin account "
                                "must make no transaction before the deployment")
+        moved = {name: deployed[name] for name, a in recorded.items() if deployed[name].lower() != a.lower()}
+        if moved:  # added to an older network after the admin's nonce moved on: network.json keeps the address
+            self.spec = record_contracts(self.spec.data_dir, moved)
         return deployed
 
     def port_needs(self) -> list[PortNeed]:

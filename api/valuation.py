@@ -18,6 +18,13 @@ here is pure (no I/O) and exact:
   (or had no price yet); ``"below"`` the first day back at or under it. The state of the day before
   ``day_from`` counts, so a crossing is a fact about the series, not about the chosen window.
 
+The prices of a window come from the chain with
+:meth:`api.workflows.adapters.PriceIndexReader.valuation_prices` (the price in force the day before
+``day_from`` and every price published within the window), e.g.::
+
+    prices = reader.valuation_prices(grade_key("S355MC"), "CNY", day_from, day_to)
+    timeline = valuation_timeline(25_000, prices, 8_000_000, Decimal("0.8"), day_from, day_to)
+
 Money helpers: :func:`minor_units` turns a decimal string in major units (``"4125.50"``) into exact
 minor units with the currency's ISO 4217 exponent (:func:`currency_exponent`, data of the ``iso4217``
 package); :func:`format_minor` does the reverse. :func:`grade_key` is ``PriceIndex``'s grade key and

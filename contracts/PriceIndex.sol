@@ -30,7 +30,7 @@ interface IPublisherRegistry {
 ///   both. Re-posting the identical price is a no-op (a retried transaction changes nothing).
 /// * **Reading.** `priceAt(grade, currency, day)` is the latest price on or before `day` (binary
 ///   search over the series; zeros when none); `priceOn` the exact day's record with its history;
-///   `publishedDays` the series' days within a range.
+///   `publishedDays` the series' days within a range, `pricesBetween` those days with their records.
 /// * Refused with named custom errors (never a Panic).
 contract PriceIndex {
     /// @notice EnterpriseRegistry role flag of a price publisher.
@@ -162,7 +162,7 @@ contract PriceIndex {
 
     /// @notice Days of the (grade, currency) series within [fromDay, toDay], ascending.
     function publishedDays(bytes32 grade, bytes3 currency, uint64 fromDay, uint64 toDay)
-        external
+        public
         view
         returns (uint64[] memory out)
     {
@@ -186,6 +186,18 @@ contract PriceIndex {
         uint256 count = end > start ? end - start : 0;
         out = new uint64[](count);
         for (uint256 i = 0; i < count; ++i) out[i] = list[start + i];
+    }
+
+    /// @notice The (grade, currency) series within [fromDay, toDay]: its days ascending and each day's record.
+    function pricesBetween(bytes32 grade, bytes3 currency, uint64 fromDay, uint64 toDay)
+        external
+        view
+        returns (uint64[] memory publishedOn, Price[] memory prices)
+    {
+        publishedOn = publishedDays(grade, currency, fromDay, toDay);
+        bytes32 key = seriesKey(grade, currency);
+        prices = new Price[](publishedOn.length);
+        for (uint256 i = 0; i < publishedOn.length; ++i) prices[i] = _prices[key][publishedOn[i]];
     }
 
     /// @notice How many days the (grade, currency) series has.
@@ -218,14 +230,13 @@ contract PriceIndex {
         bytes32 key = seriesKey(grade, currency);
         Price storage p = _prices[key][day];
         if (p.publisher == address(0)) {
-            uint64[] storage list = _days[key];
-            uint256 n = list.length;
+            uint256 n = _days[key].length;
             if (n == 0) {
                 _currencies[grade].push(currency);
-            } else if (list[n - 1] > day) {
-                revert DayBeforeLatest(grade, currency, day, list[n - 1]);
+            } else if (_days[key][n - 1] > day) {
+                revert DayBeforeLatest(grade, currency, day, _days[key][n - 1]);
             }
-            list.push(day);
+            _days[key].push(day);
             p.price = uint128(price);
             p.originalPrice = uint128(price);
             p.publisher = msg.sender;

@@ -216,6 +216,17 @@ def load_network(data_dir: str | Path) -> NetworkSpec:
     )
 
 
+def record_contracts(data_dir: str | Path, addresses: dict[str, str]) -> NetworkSpec:
+    """Write contract addresses (``{"PriceIndex": "0x…"}``) into ``network.json``'s ``contracts`` and
+    return the reloaded spec: for a contract added to an older network after its admin's nonce moved on."""
+    root = Path(data_dir).resolve()
+    manifest = root / "network.json"
+    raw: dict[str, Any] = json.loads(manifest.read_text())
+    raw.setdefault("contracts", {}).update({name: to_checksum_address(a) for name, a in addresses.items()})
+    manifest.write_text(json.dumps(raw, indent=2) + "\n")
+    return load_network(root)
+
+
 def add_node(data_dir: str | Path, *, role: str = "validator", host: str = "127.0.0.1") -> ValidatorSpec:
     """Add a node to the network under ``data_dir`` and return its spec (free ports, fresh key).
 

@@ -143,9 +143,9 @@ def publish_prices(body: PublishBody, ent: CurrentEnterprise, session: SessionDe
     already there). Errors: 422 naming the field; 403 ``NotPricePublisher`` / ``PriceOwnedByOther``;
     409 ``DayBeforeLatest`` / ``AlreadyCorrected`` / ``CorrectionWindowClosed``.
     """
-    chain = require_chain(state)
     day = _day(body.day, "body.day")
-    rows = _rows(body)
+    rows = _rows(body)  # every field checked before the chain is asked anything
+    chain = require_chain(state)
     me = to_checksum_address(ent.address)
     if not RegistryReader(contract(state, "EnterpriseRegistry")).has_role(me, EnterpriseRole.PRICE_PUBLISHER):
         raise HTTPException(status.HTTP_403_FORBIDDEN,
@@ -220,18 +220,22 @@ def price_series(
     Answer: ``{grade, grade_key, from, to, series: [{currency, in_force_at_from, prices: [{day, unix_day,
     price_per_tonne, price_per_tonne_minor, publisher, tx_hash, block_number, published_at, correction}]}]}``;
     ``in_force_at_from`` is the price valid at ``from`` (published then or carried forward from an earlier
-    day; null when none); ``correction`` is null or ``{original_price_per_tonne, …, tx_hash, block_number}``.
+    day; null when none); ``publisher`` is ``{address, enterprise_id, name, active}`` (``active``: still an
+    active price publisher now); ``correction`` is null or ``{original_price_per_tonne, …, tx_hash,
+    block_number}``.
     At most 3660 days per request (422 naming ``query.from``).
     """
-    index = _reader(state)
-    problems = []
     if currency is not None:
         try:
             currency_exponent(currency)
         except ValueError as exc:
-            problems.append(issue("query.currency", "currency", str(exc)))
-    to_day = _day(to, "query.to") if to is not None else index.current_day() + 1
-    from_day = _day(from_, "query.from") if from_ is not None else max(0, to_day - DEFAULT_SPAN_DAYS + 1)
+            raise UnprocessableError([issue("query.currency", "currency", str(exc))]) from exc
+    asked_to = _day(to, "query.to") if to is not None else None
+    asked_from = _day(from_, "query.from") if from_ is not None else None
+    index = _reader(state)
+    to_day = asked_to if asked_to is not None else index.current_day() + 1
+    from_day = asked_from if asked_from is not None else max(0, to_day - DEFAULT_SPAN_DAYS + 1)
+    problems = []
     if from_day < 0 or to_day < 0:
         problems.append(issue("query.from" if from_day < 0 else "query.to", "range",
                               "days before 1970-01-01 have no prices"))
@@ -246,13 +250,22 @@ def price_series(
     currencies = [currency] if currency is not None else index.currencies_of(key)
     records = {}
     for cur in currencies:
-        for d in index.published_days(key, cur, from_day, to_day):
-            records[(d, cur)] = index.price_on(key, cur, d)
+        for d, record in index.prices_between(key, cur, from_day, to_day):
+            records[(d, cur)] = record
     published = _event_index(index, "PricePublished", key, {r.publishedBlock for r in records.values()})
     corrected = _event_index(index, "PriceCorrected", key,
                              {r.correctedBlock for r in records.values() if r.corrected})
     chain = require_chain(state)
     times: dict[int, str] = {}
+    registry = RegistryReader(contract(state, "EnterpriseRegistry"))
+    publishers: dict[str, dict[str, Any]] = {}
+
+    def publisher(address: str) -> dict[str, Any]:
+        """party() plus whether the account is still an active price publisher (expelled ones stay in history)."""
+        if address not in publishers:
+            publishers[address] = {**party(session, address),
+                                   "active": registry.has_role(address, EnterpriseRole.PRICE_PUBLISHER)}
+        return publishers[address]
 
     def block_time(number: int) -> str:
         if number not in times:
@@ -279,13 +292,13 @@ def price_series(
                               "original_price_per_tonne_minor": rec.originalPrice, **fixed,
                               "corrected_at": block_time(rec.correctedBlock)}
             prices.append({"day": day_date(d).isoformat(), "unix_day": d, **_price(cur, rec.price),
-                           "publisher": party(session, rec.publisher), **event,
+                           "publisher": publisher(rec.publisher), **event,
                            "published_at": block_time(rec.publishedBlock), "correction": correction})
         series.append({
             "currency": cur, "exponent": exponent,
             "in_force_at_from": None if not in_force.exists else {
                 "day": day_date(in_force.publishedDay).isoformat(), "unix_day": in_force.publishedDay,
-                **_price(cur, in_force.price), "publisher": party(session, in_force.publisher)},
+                **_price(cur, in_force.price), "publisher": publisher(in_force.publisher)},
             "prices": prices,
         })
     return {"grade": grade, "grade_key": "0x" + key.hex(), "from": day_date(from_day).isoformat(),

@@ -517,7 +517,28 @@ class PriceIndexReader:
             lambda: self.contract.functions.publishedDays(grade, currency.encode("ascii"), from_day, to_day).call(),
             "publishedDays")]
 
+    def prices_between(self, grade: bytes, currency: str, from_day: int, to_day: int) -> list[tuple[int, PriceRecord]]:
+        """``pricesBetween(grade, currency, fromDay, toDay)``: each published day in that range with its record,
+        ascending, in one call."""
+        on, records = call_view(
+            lambda: self.contract.functions.pricesBetween(grade, currency.encode("ascii"), from_day, to_day).call(),
+            "pricesBetween")
+        names = _components(self.contract, "priceOn")
+        return [(int(d), decode_struct(PriceRecord, names, r)) for d, r in zip(on, records, strict=True)]
+
     def currencies_of(self, grade: bytes) -> list[str]:
         """``currenciesOf(grade)``: ISO 4217 codes the grade has a series in, in order of first publication."""
         raw = call_view(lambda: self.contract.functions.currenciesOf(grade).call(), "currenciesOf")
         return [bytes(c).decode("ascii") for c in raw]
+
+    def valuation_prices(self, grade: bytes, currency: str, from_day: int, to_day: int) -> list[tuple[int, int]]:
+        """The ``(day, price_per_tonne_minor)`` pairs :func:`api.valuation.valuation_timeline` needs for
+        ``from_day..to_day``: the price in force the day before ``from_day`` (so values and crossings at
+        ``from_day`` are the series' own, not the window's) and every price published within the window."""
+        pairs: list[tuple[int, int]] = []
+        if from_day > 0:
+            carried = self.price_at(grade, currency, from_day - 1)
+            if carried.exists:
+                pairs.append((carried.publishedDay, carried.price))
+        pairs.extend((day, record.price) for day, record in self.prices_between(grade, currency, from_day, to_day))
+        return pairs

@@ -1,6 +1,6 @@
 """Schemathesis against the API's own OpenAPI document (issue 12): every operation, bounded examples,
 with an enterprise API key (the governance token for ``POST /v1/enterprises``), on a real EVM
-(eth-tester, all four contracts), failing on any 5xx and on any response body that violates the schema
+(eth-tester, every contract deployed), failing on any 5xx and on any response body that violates the schema
 declared for its status (``response_schema_conformance``).
 
 Deterministic (``derandomize``) so CI reruns the same cases; ``FUZZ_EXAMPLES`` (default 20 per
@@ -28,7 +28,8 @@ from api.main import create_app  # noqa: E402
 from tests.api.conftest import GOV_TOKEN, auth, make_settings, sample  # noqa: E402
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
-ROLES = ["manufacturer", "supplier", "core_enterprise", "bank", "auditor", "regulator", "warehouse"]
+ROLES = ["manufacturer", "supplier", "core_enterprise", "bank", "auditor", "regulator", "warehouse",
+         "price_publisher"]
 
 
 @pytest.fixture(scope="module")

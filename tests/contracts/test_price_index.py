@@ -3,11 +3,13 @@ must look like, the correction rule, and ``priceAt``'s carry-forward - each refu
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from eth_utils import keccak
 from web3.logs import DISCARD
 
-from api.valuation import grade_key
+from api.valuation import grade_key, valuation_timeline
 from api.workflows.adapters import PriceIndexReader, PriceInForce, PriceRecord
 
 from .world import BANK, MANUFACTURER, PRICE_PUBLISHER, World
@@ -181,4 +183,41 @@ def test_the_typed_reader_decodes_by_name_with_the_event_blocks(world: World) ->
     assert reader.price_at(S355, "CNY", d) == PriceInForce(price=412_505, publishedDay=d - 1, publisher=me)
     assert not reader.price_at(S355, "CNY", d - 2).exists
     assert reader.published_days(S355, "CNY", 0, d) == [d - 1] and reader.currencies_of(S355) == ["CNY"]
+    assert reader.prices_between(S355, "CNY", 0, d) == [(d - 1, rec)] and reader.prices_between(S355, "CNY", d, d) == []
     assert reader.current_day() == d
+
+
+def test_valuation_reads_the_series_it_needs_from_the_chain(world: World) -> None:
+    w, d, me = world, today(world), world.acct["mysteel"]
+    for day, price in ((d - 9, 400_000), (d - 6, 390_000), (d - 4, 300_000), (d - 1, 420_000)):
+        w.do(me, publish(w, "mysteel", day, [(S355, CNY, price)]))
+    reader = PriceIndexReader(w.pi)
+    pairs = reader.valuation_prices(S355, "CNY", d - 5, d)
+    assert pairs == [(d - 6, 390_000), (d - 4, 300_000), (d - 1, 420_000)]  # carried in, then the window's
+    # 25 t pledged for 80 000.00 CNY, margin call above 80 %: 97 500.00 at d-5 (LTV 0.820513, already above
+    # since d-6, so no crossing inside the window), 75 000.00 from d-4, 105 000.00 from d-1 (back below)
+    v = valuation_timeline(25_000, pairs, 8_000_000, Decimal("0.8"), d - 5, d)
+    assert [x.value_minor for x in v.days] == [9_750_000, 7_500_000, 7_500_000, 7_500_000, 10_500_000, 10_500_000]
+    assert [(c.day, c.direction) for c in v.crossings] == [(d - 1, "below")]
+    assert reader.valuation_prices(S355, "CNY", d - 20, d - 10) == []
+    assert reader.valuation_prices(S355, "USD", d - 5, d) == []
+
+
+def test_the_interface_the_warehouse_receipts_rely_on() -> None:
+    """The ABI agreed for issue 15 (publish, priceAt, PricePublished): a change here breaks the other side."""
+    from contracts import load_artifact
+
+    abi = {(i["type"], i.get("name")): i for i in load_artifact("PriceIndex")["abi"]}
+
+    def sig(item: dict) -> str:
+        return f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
+
+    assert sig(abi[("function", "publish")]) == "publish(uint64,bytes32[],bytes3[],uint256[])"
+    price_at = abi[("function", "priceAt")]
+    assert sig(price_at) == "priceAt(bytes32,bytes3,uint64)" and price_at["stateMutability"] == "view"
+    assert [(o["name"], o["type"]) for o in price_at["outputs"]] == [
+        ("price", "uint256"), ("publishedDay", "uint64"), ("publisher", "address")]
+    event = abi[("event", "PricePublished")]
+    assert [(i["name"], i["type"], i["indexed"]) for i in event["inputs"]] == [
+        ("day", "uint64", True), ("grade", "bytes32", True), ("currency", "bytes3", False),
+        ("price", "uint256", False), ("publisher", "address", False)]

@@ -145,9 +145,15 @@ def test_publish_correct_and_read_the_price_index(api: httpx.Client, stack: Stac
         assert field in _fields(api.get("/v1/price-index/S355MC", params=params)), params
     assert api.get("/v1/price-index/S355%20MC").status_code == 422
 
-    # an expelled publisher publishes nothing more (EnterpriseRegistry deactivation)
+    # an expelled publisher publishes nothing more (EnterpriseRegistry deactivation); its prices stay, marked
+    r = api.post("/v1/price-index", headers=auth(other), json={"day": d1, "prices": [
+        {"grade": "S355MC", "currency": "USD", "price_per_tonne": "575.00"}]})
+    assert r.status_code == 201, r.text
     chain.do(chain.admin, chain.registry.functions.setActive(other["address"], False))
     r = api.post("/v1/price-index", headers=auth(other), json={"day": _day(chain, 0), "prices": [
         {**s355, "grade": "DD11"}]})
     assert r.status_code == 403 and r.json()["detail"]["reason"] == "NotPricePublisher"
+    usd = api.get("/v1/price-index/S355MC", params={"currency": "USD", "from": d3}).json()["series"][0]["prices"]
+    assert [(p["day"], p["publisher"]["name"], p["publisher"]["active"]) for p in usd] == [
+        (d3, "Mysteel Price Centre", True), (d1, "Other Price Agency", False)]
     assert date.fromisoformat(d1) < date.fromisoformat(_day(chain, 0))
