@@ -461,22 +461,12 @@ def check_receipt(receipt_id: ReceiptId, ent: CurrentEnterprise, session: Sessio
 
 
 def _price_points(state: AppState, grade: str, currency: str, day_from: int, day_to: int) -> list[tuple[int, int]]:
-    """``(day, price per tonne)`` of the grade's series in ``currency`` that matter for ``day_from..day_to``:
-    the price in force the day before ``day_from`` (``PriceIndex.priceAt``) and every day published in the
-    range (``publishedDays`` + ``priceOn``), ascending."""
+    """``(day, price per tonne)`` of the grade's series in ``currency`` for ``day_from..day_to``: the price in
+    force the day before and every price published in the range (``PriceIndexReader.valuation_prices``)."""
     from api.valuation import grade_key
 
-    index = PriceIndexReader(contract(state, "PriceIndex"))
-    key = grade_key(grade)
-    points: dict[int, int] = {}
-    before = index.price_at(key, currency, max(day_from - 1, 0))
-    if before.exists:
-        points[before.publishedDay] = before.price
-    for day in index.published_days(key, currency, day_from, day_to):
-        record = index.price_on(key, currency, day)
-        if record.exists:
-            points[day] = record.price
-    return sorted(points.items())
+    return PriceIndexReader(contract(state, "PriceIndex")).valuation_prices(grade_key(grade), currency, day_from,
+                                                                            day_to)
 
 
 def _valuation(state: AppState, rc: ReceiptRecord, currency: str, loan: int | None, ltv: Decimal | None,
