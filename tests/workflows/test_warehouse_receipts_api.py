@@ -213,9 +213,13 @@ def test_valuation_of_a_pledged_receipt_follows_the_price_index(api: httpx.Clien
     location = "urn:epc:id:sgln:6901234.00009.0"
     assert api.post("/v1/epcis/capture", headers=auth(warehouse),
                     json=receiving_document([coil], location)).status_code == 201
+    body = {"depositor_enterprise_id": trader["id"], "location": location,
+            "storage_until": chain.block_time() + 86_400 * 90, "coils": [{"identifier": coil, "net_weight_kg": 20_000}]}
     r = api.post("/v1/warehouse-receipts", headers=auth(warehouse), json={
-        "depositor_enterprise_id": trader["id"], "location": location,
-        "storage_until": chain.block_time() + 86_400 * 90, "coils": [{"identifier": coil, "net_weight_kg": 20_000}]})
+        **body, "coils": [{"identifier": coil}, {"identifier": f"{mill['prefix']}/NO-SUCH-COIL"}]})
+    assert r.status_code == 422 and [(d["field"], d["rule"]) for d in r.json()["detail"]] == [
+        ("coils[1].identifier", "not_found")]
+    r = api.post("/v1/warehouse-receipts", headers=auth(warehouse), json=body)
     assert r.status_code == 201, r.text
     rid = r.json()["id"]
     # 20 t: value 80,000.00 EUR at 4000.00 EUR/t; a loan of 52,000.00 is LTV 0.65
