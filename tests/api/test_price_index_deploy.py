@@ -1,5 +1,6 @@
-"""PriceIndex joins the deployment: at the admin's nonce 4 on a new chain; added at the admin's current nonce to a
-chain deployed before it existed (whose admin has transacted since), recorded in ``network.json``."""
+"""PriceIndex joins the deployment: at its ``CONTRACT_NAMES`` position as the admin's nonce on a new chain; added
+at the admin's current nonce to a chain deployed before it existed (whose admin has transacted since), recorded
+in ``network.json``."""
 
 from __future__ import annotations
 
@@ -28,12 +29,12 @@ def _is_price_index(client: ChainClient, address: str, registry: str) -> bool:
     return pi.functions.enterpriseRegistry().call() == registry and pi.functions.PRICE_PUBLISHER().call() == 128
 
 
-def test_a_new_chain_gets_price_index_at_nonce_four() -> None:
+def test_a_new_chain_gets_price_index_at_its_position_in_contract_names() -> None:
     client, key = _chain()
     admin = Account.from_key(key).address
     addrs = deploy_contracts_with(client, key)
-    assert CONTRACT_NAMES.index("PriceIndex") == 4
-    assert addrs["PriceIndex"] == contract_address(admin, 4)
+    assert CONTRACT_NAMES.index("PriceIndex") >= 4  # after the contracts of the previous release
+    assert addrs["PriceIndex"] == contract_address(admin, CONTRACT_NAMES.index("PriceIndex"))
     assert _is_price_index(client, addrs["PriceIndex"], addrs["EnterpriseRegistry"])
     assert deploy_contracts_with(client, key) == addrs  # idempotent
 
@@ -48,9 +49,12 @@ def test_an_older_chain_gets_price_index_at_the_admins_current_nonce() -> None:
         client.send(key, None, data=w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"]).constructor(
             *args).data_in_transaction)
         assert w3.eth.get_code(contract_address(admin, nonce))
-    client.send(key, None, to=Account.create().address, value=1)  # the admin funded an enterprise: nonce 5
+    client.send(key, None, to=Account.create().address, value=1)  # the admin funded an enterprise: nonce 4 used
     addrs = deploy_contracts_with(client, key)
-    assert addrs["PriceIndex"] == contract_address(admin, 5) != contract_address(admin, 4)
+    # the contracts added since that release follow at the admin's nonces 5, 6, … in CONTRACT_NAMES order
+    nonce = 5 + CONTRACT_NAMES[4:].index("PriceIndex")
+    assert addrs["PriceIndex"] == contract_address(admin, nonce) != contract_address(
+        admin, CONTRACT_NAMES.index("PriceIndex"))
     assert _is_price_index(client, addrs["PriceIndex"], addrs["EnterpriseRegistry"])
     assert addrs["ReceivableToken"] == contract_address(admin, 3)
     block = w3.eth.block_number
@@ -60,8 +64,8 @@ def test_an_older_chain_gets_price_index_at_the_admins_current_nonce() -> None:
 
 def test_network_json_records_a_moved_address(tmp_path: Path) -> None:
     spec = init_network(tmp_path / "net", validators=1, rpc_base_port=None, p2p_base_port=None)
-    assert spec.price_index == contract_address(spec.admin_address, 4)
-    moved = contract_address(spec.admin_address, 9)
+    assert spec.price_index == contract_address(spec.admin_address, CONTRACT_NAMES.index("PriceIndex"))
+    moved = contract_address(spec.admin_address, 99)
     again = record_contracts(spec.data_dir, {"PriceIndex": moved})
     assert again.price_index == moved == load_network(spec.data_dir).price_index
     assert again.receivable_token == spec.receivable_token
