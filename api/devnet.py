@@ -123,19 +123,18 @@ class Stack:
         proc.wait(10)
 
     def deploy_contracts(self) -> dict[str, str]:
-        """Deploy EnterpriseRegistry, AnchorRegistry, WorkTicket, ReceivableToken and PriceIndex on first start
-        (admin nonces 0, 1, … in ``CONTRACT_NAMES`` order; a chain that has only the registries gets the workflow
-        contracts added)."""
+        """Deploy EnterpriseRegistry, AnchorRegistry, WorkTicket, ReceivableToken, WarehouseReceipt and PriceIndex on
+        first start (admin nonces 0, 1, … in ``CONTRACT_NAMES`` order; a chain that has only the registries gets
+        the workflow contracts added)."""
         from api.chain import deploy_contracts
 
         assert self.spec is not None
-        code = rpc(self.spec.rpc_urls[0], "eth_getCode", [self.spec.price_index, "latest"])
-        if code not in ("0x", "0x0", ""):
-            return {"EnterpriseRegistry": self.spec.enterprise_registry, "AnchorRegistry": self.spec.anchor_registry,
-                    "WorkTicket": self.spec.work_ticket, "ReceivableToken": self.spec.receivable_token,
-                    "PriceIndex": self.spec.price_index}
         recorded = {"WorkTicket": self.spec.work_ticket, "ReceivableToken": self.spec.receivable_token,
-                    "PriceIndex": self.spec.price_index}
+                    "WarehouseReceipt": self.spec.warehouse_receipt, "PriceIndex": self.spec.price_index}
+        codes = [rpc(self.spec.rpc_urls[0], "eth_getCode", [a, "latest"]) for a in recorded.values()]
+        if all(code not in ("0x", "0x0", "") for code in codes):
+            return {"EnterpriseRegistry": self.spec.enterprise_registry, "AnchorRegistry": self.spec.anchor_registry,
+                    **recorded}
         deployed = deploy_contracts(self.spec.rpc_urls[0], self.spec.admin_key(), known=recorded)
         if (deployed["EnterpriseRegistry"].lower() != self.spec.enterprise_registry.lower()
                 or deployed["AnchorRegistry"].lower() != self.spec.anchor_registry.lower()):
@@ -192,6 +191,7 @@ class Stack:
             "TRACELEDGER_ANCHOR_REGISTRY": self.spec.anchor_registry,
             "TRACELEDGER_WORK_TICKET": self.spec.work_ticket,
             "TRACELEDGER_RECEIVABLE_TOKEN": self.spec.receivable_token,
+            "TRACELEDGER_WAREHOUSE_RECEIPT": self.spec.warehouse_receipt,
             "TRACELEDGER_PRICE_INDEX": self.spec.price_index,
             "TRACELEDGER_CHAIN_ID": str(self.spec.chain_id),
             "TRACELEDGER_CRYPTO_PROFILE": self.spec.crypto_profile,

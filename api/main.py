@@ -44,6 +44,7 @@ from api.routes import lineage as lineage_routes
 from api.routes import network as network_routes
 from api.routes import price_index as price_index_routes
 from api.routes import sm2_keys as sm2_key_routes
+from api.routes import warehouse_receipts as warehouse_receipt_routes
 from api.security import KeyCache
 from api.settings import Settings, get_settings, loopback_base_url_warning
 from api.state import AppState
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     app.include_router(network_routes.router)  # GET /v1/network
     app.include_router(dashboard.router)  # GET /dashboard: the operator's page (api/dashboard.py)
     app.include_router(audit_routes.router)
+    app.include_router(warehouse_receipt_routes.router)  # /v1/warehouse-receipts (issue 15)
     app.include_router(price_index_routes.router)  # /v1/price-index: daily prices per grade (PriceIndex)
     app.include_router(sm2_key_routes.router)  # /v1/enterprises/{id}/sm2-key, /v1/persons/{id}/sm2-key
     return app

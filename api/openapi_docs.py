@@ -130,6 +130,15 @@ BODY_EXAMPLES: dict[tuple[str, str], Any] = {
     ("post", "/v1/price-index"): {"day": "2026-11-30", "prices": [
         {"grade": "S355MC", "currency": "CNY", "price_per_tonne": "4125.50"},
         {"grade": "Q355B", "currency": "CNY", "price_per_tonne": "3860.00"}]},
+    ("post", "/v1/warehouse-receipts"): {
+        "depositor_enterprise_id": 4, "location": "urn:epc:id:sgln:6901234.00001.0", "grade": "S355MC",
+        "insurance_reference": "PICC-2026-0001", "storage_until": "2027-05-31T00:00:00+08:00",
+        "coils": [{"identifier": "88.1.1/HK52791-CNW24-118734"},
+                  {"identifier": "88.1.1/HK52791-CNW24-118735", "net_weight_kg": 24310,
+                   "dimensions": "2.0 x 1250 mm"}]},
+    ("post", "/v1/warehouse-receipts/{receipt_id}/pledge"): {
+        "bank_enterprise_id": 5, "amount": "150000.00", "currency": "CNY", "maturity": "2027-02-28T00:00:00+08:00"},
+    ("post", "/v1/warehouse-receipts/{receipt_id}/transfer"): {"to_enterprise_id": 6},
 }
 
 #: field name → description, for schema properties that carry none

@@ -1,7 +1,7 @@
 """Contract refusals in words: every custom error → name, arguments by meaning, a sentence, an HTTP status.
 
-A revert of ``WorkTicket``, ``ReceivableToken``, ``PriceIndex``, ``EnterpriseRegistry`` or ``AnchorRegistry`` carries
-ABI-encoded custom-error data (Solidity ≥ 0.8.4: 4-byte selector = first 4 bytes of
+A revert of ``WorkTicket``, ``ReceivableToken``, ``WarehouseReceipt``, ``PriceIndex``, ``EnterpriseRegistry`` or
+``AnchorRegistry`` carries ABI-encoded custom-error data (Solidity ≥ 0.8.4: 4-byte selector = first 4 bytes of
 ``keccak256("Name(type,…)")``, then the ABI-encoded arguments). :func:`explain_data` decodes it with
 the committed ABIs and renders it for people:
 
@@ -69,7 +69,8 @@ REASONS: dict[str, tuple[int, str]] = {
     # ---------------------------------------------------------------- ReceivableToken (ERC-3525)
     "UnknownToken": (404, "there is no receivable {tokenId}"),
     "NotCoreEnterprise": (403, "{account} is not a core enterprise; only core enterprises confirm payables"),
-    "NotBank": (403, "{account} does not hold the `bank` role; only banks discount receivables"),
+    "NotBank": (403, "{account} is not the bank this needs: only a `bank` member discounts receivables or takes a "
+                     "pledge, and only the pledgee bank releases or enforces it"),
     "NotMember": (422, "{account} is not an active member enterprise"),
     "NotIssuer": (403, "{account} is not the issuer of this receivable; {issuer} is"),
     "NotAuthorized": (403, "{caller} may not do this with receivable {tokenId}: neither its holder nor approved"),
@@ -82,7 +83,8 @@ REASONS: dict[str, tuple[int, str]] = {
     "InsufficientAllowance": (403, "{operator} may take {allowance} of receivable {tokenId}; {value} was asked (the "
                                    "holder grants it with POST /v1/receivables/{tokenId}/approve)"),
     "Matured": (409, "receivable {tokenId} matured at {maturity}; it can only be settled now"),
-    "NotMatured": (409, "receivable {tokenId} matures at {maturity}; it can be settled from then on"),
+    "NotMatured": (409, "token {tokenId} matures at {maturity}: a receivable is settled, a pledged warehouse "
+                        "receipt enforced, only from then on"),
     "Redeemed": (409, "receivable {tokenId} is already redeemed"),
     "AlreadyDiscounted": (409, "receivable {tokenId} is already discounted: financed value cannot be discounted "
                                "again"),
@@ -165,6 +167,28 @@ REASONS: dict[str, tuple[int, str]] = {
     "SplitTooDeep": (409, "token {tokenId} is already {depth} splits deep: it cannot be split further"),
     "SplitTooSmall": (422, "a split of {value} is below the minimum of {minValue}"),
     "ValueTooLarge": (422, "a value of {value} exceeds the maximum of {maxValue}"),
+    # ---------------------------------------------------------------- WarehouseReceipt (issue 15)
+    "UnknownReceipt": (404, "there is no warehouse receipt {receiptId}"),
+    "NotWarehouse": (403, "{account} does not hold the `warehouse` role; only warehouses issue receipts"),
+    "ReceiptClosed": (409, "warehouse receipt {receiptId} is closed (`{status}`)"),
+    "Pledged": (409, "warehouse receipt {receiptId} is pledged to {bank}: transfer, split and delivery need the "
+                     "bank to release it first"),
+    "AlreadyPledged": (409, "warehouse receipt {receiptId} is already pledged to {bank}: one receipt, one pledge"),
+    "NotPledged": (409, "warehouse receipt {receiptId} is not pledged"),
+    "NoCoils": (422, "a warehouse receipt needs at least one coil"),
+    "TooManyCoils": (422, "{count} coils are more than the {maxCoils} one receipt may hold"),
+    "InvalidCoilIdentifier": (422, "{identifier!r} is not a coil identifier 88.<industry>.<n>/<suffix> of printable "
+                                   "ASCII without spaces"),
+    "UnknownCoilPrefix": (422, "the prefix of coil {identifier} belongs to no registered enterprise"),
+    "CoilAlreadyReceipted": (409, "coil {identifier} is already in live warehouse receipt {receiptId}: one coil, "
+                                  "one receipt"),
+    "ZeroWeight": (422, "coil {identifier} has no net weight"),
+    "WeightTooLarge": (422, "coil {identifier} weighs {netWeightKg} kg, more than the {maxKg} kg a coil may"),
+    "EmptyElement": (422, "the receipt element `{element}` is empty"),
+    "ElementTooLong": (422, "the receipt element `{element}` is longer than {maxBytes} bytes"),
+    "StoragePeriodEnded": (422, "the storage period ends at {storageUntil}, not after the chain's time {nowSeconds}"),
+    "InvalidSplit": (422, "a split of receipt {receiptId} must name some but not all of its {coilCount} coils, "
+                          "each once"),
     # ---------------------------------------------------------------- PriceIndex (daily prices per grade)
     "NotPricePublisher": (403, "{account} is not an active enterprise holding the `price_publisher` role"),
     "LengthMismatch": (422, "a day's list needs one currency and one price per grade: {grades} grades, "
@@ -186,8 +210,11 @@ REASONS: dict[str, tuple[int, str]] = {
                                     "{lastCorrectionDay}"),
 }
 
+#: WarehouseReceipt.Status names (``ReceiptClosed``)
+RECEIPT_STATUSES: tuple[str, ...] = ("none", "live", "pledged", "delivered", "split")
+
 _TIME_ARGS = {"maturity", "nowSeconds", "plannedStart", "plannedEnd", "requested", "deadline", "executableAt",
-              "opens", "closes", "closedAt", "until", "expiry"}
+              "opens", "closes", "closedAt", "until", "expiry", "storageUntil"}
 _FEN_ARGS = {"balance", "value", "allowance", "minValue", "maxValue"}
 #: Unix days (PriceIndex), rendered as ISO 8601 dates (up to 9999-12-31)
 _MAX_DAY = (date(9999, 12, 31) - date(1970, 1, 1)).days
@@ -238,6 +265,8 @@ def _roles(bits: int, table: dict[str, int]) -> list[str]:
 def _render(error: str, inp: dict[str, Any], value: Any) -> Any:
     internal = inp.get("internalType", "")
     name = inp.get("name", "")
+    if error == "ReceiptClosed" and name == "status":
+        return RECEIPT_STATUSES[value] if value < len(RECEIPT_STATUSES) else f"status {value}"
     if internal.endswith(".Status"):
         return STATUSES[value] if value < len(STATUSES) else f"status {value}"
     if internal.endswith(".Action") or (error == "InvalidAction" and name == "action"):

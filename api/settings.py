@@ -15,7 +15,8 @@ Environment variables (all optional):
 * ``TRACELEDGER_ADMIN_TOKEN`` -- bearer token for governance endpoints (``POST /v1/enterprises``).
 * ``TRACELEDGER_ADMIN_KEY`` -- hex private key of the governance account (registry admin, funder).
 * ``TRACELEDGER_ENTERPRISE_REGISTRY`` / ``TRACELEDGER_ANCHOR_REGISTRY`` -- contract addresses.
-* ``TRACELEDGER_WORK_TICKET`` / ``TRACELEDGER_RECEIVABLE_TOKEN`` -- WorkTicket and ReceivableToken
+* ``TRACELEDGER_WORK_TICKET`` / ``TRACELEDGER_RECEIVABLE_TOKEN`` / ``TRACELEDGER_WAREHOUSE_RECEIPT`` -- WorkTicket,
+  ReceivableToken and WarehouseReceipt
   contract addresses (the work-ticket and receivable endpoints answer 503 without them).
 * ``TRACELEDGER_PRICE_INDEX`` -- PriceIndex contract address (``/v1/price-index`` answers 503 without it).
 * ``TRACELEDGER_PERSON_FUND_WEI`` -- gas money an enterprise sends each new person account (1 ether).
@@ -89,6 +90,9 @@ class Settings(BaseSettings):
     )
     receivable_token_address: str | None = Field(
         None, validation_alias=_env("TRACELEDGER_RECEIVABLE_TOKEN", "receivable_token_address")
+    )
+    warehouse_receipt_address: str | None = Field(
+        None, validation_alias=_env("TRACELEDGER_WAREHOUSE_RECEIPT", "warehouse_receipt_address")
     )
     price_index_address: str | None = Field(
         None, validation_alias=_env("TRACELEDGER_PRICE_INDEX", "price_index_address")

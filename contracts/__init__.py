@@ -16,7 +16,7 @@ from typing import Any
 
 #: Every contract the validators' genesis admin deploys, in deployment (nonce) order.
 CONTRACT_NAMES: tuple[str, ...] = ("EnterpriseRegistry", "AnchorRegistry", "WorkTicket", "ReceivableToken",
-                                   "PriceIndex")
+                                   "WarehouseReceipt", "PriceIndex")
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -81,6 +81,8 @@ class NetworkSpec:
     #: WorkTicket and ReceivableToken: the admin's nonce-2 and nonce-3 contracts ("" if unknown)
     work_ticket: str = ""
     receivable_token: str = ""
+    #: WarehouseReceipt: the admin's nonce-``CONTRACT_NAMES.index("WarehouseReceipt")`` contract ("" if unknown)
+    warehouse_receipt: str = ""
     #: PriceIndex: the admin's nonce-``CONTRACT_NAMES.index("PriceIndex")`` contract ("" if unknown)
     price_index: str = ""
     #: the record layer's crypto profile, fixed at creation (``network.json`` ``cryptoProfile``): ``standard`` or
@@ -237,6 +239,8 @@ def load_network(data_dir: str | Path) -> NetworkSpec:
             contract_address(bytes.fromhex(raw["admin"][2:]), 2)),
         receivable_token=raw["contracts"].get("ReceivableToken") or to_checksum_address(
             contract_address(bytes.fromhex(raw["admin"][2:]), 3)),
+        warehouse_receipt=raw["contracts"].get("WarehouseReceipt") or to_checksum_address(
+            contract_address(bytes.fromhex(raw["admin"][2:]), CONTRACT_NAMES.index("WarehouseReceipt"))),
         price_index=raw["contracts"].get("PriceIndex") or to_checksum_address(
             contract_address(bytes.fromhex(raw["admin"][2:]), CONTRACT_NAMES.index("PriceIndex"))),
         crypto_profile=get_profile(raw.get("cryptoProfile")).name,

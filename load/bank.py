@@ -1,4 +1,5 @@
-"""Bank suite: checks receivable tokens before financing (``GET /v1/receivables/{id}/check``).
+"""Bank suite: checks receivable tokens before financing (``GET /v1/receivables/{id}/check``) and warehouse
+receipts pledged to the bank (``GET /v1/warehouse-receipts/{id}/check``, when the load configuration has them).
 
 Run by hand::
 
@@ -41,6 +42,7 @@ class BankUser(FastHttpUser):
     def on_start(self) -> None:
         bank = config().get("bank") or {}
         self.tokens = [int(t) for t in bank.get("receivables") or []]
+        self.receipts = [int(r) for r in bank.get("warehouse_receipts") or []]
         self.headers = {"Authorization": f"Bearer {bank.get('api_key', '')}"}
         if not bank.get("api_key") or not self.tokens:
             self._skip("no bank API key or receivable tokens in the load configuration")
@@ -59,6 +61,19 @@ class BankUser(FastHttpUser):
                 check(resp, 200)
         if missing:
             self._skip("the API has no GET /v1/receivables/{id}/check route (receivables not deployed)")
+
+
+    @tag("warehouse_receipt")
+    @task
+    def check_warehouse_receipt(self) -> None:
+        if not self.receipts:
+            return  # no warehouse receipts on this server or in the configuration: receivables only
+        receipt = random.choice(self.receipts)
+        with self.client.get(f"/v1/warehouse-receipts/{receipt}/check", headers=self.headers,
+                             name="GET /v1/warehouse-receipts/[id]/check", catch_response=True) as resp:
+            check(resp, 200)
+            if resp.status_code == 200 and not resp.json().get("pledged_to_you"):
+                resp.failure("the receipt is not pledged to this bank")
 
 
 def _route_missing(resp: object) -> bool:

@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 [ -x .venv-slither/bin/slither ] || { python3 -m venv .venv-slither && .venv-slither/bin/pip install -q slither-analyzer==0.11.6; }
 status=0
-for c in EnterpriseRegistry AnchorRegistry WorkTicket ReceivableToken PriceIndex; do
+for c in EnterpriseRegistry AnchorRegistry WorkTicket ReceivableToken WarehouseReceipt PriceIndex; do
   echo "== $c"
   PATH="$ROOT/scripts:$PATH" .venv-slither/bin/slither "contracts/$c.sol" --solc "$ROOT/scripts/solc" \
     --exclude-informational --exclude-optimization --exclude-low --fail-medium 2>&1 | grep -v "running$" || status=1

@@ -1,4 +1,5 @@
-"""``traceledger demo --scenario receivables|work-tickets``: the on-chain business workflows through the API.
+"""``traceledger demo --scenario receivables|work-tickets|warehouse-receipts``: the on-chain business workflows
+through the API.
 
 * **receivables** -- an automaker confirms 1,000,000.00 CNY to its tier-1 supplier; tier-1 splits
   400,000.00 to tier-2, which passes 150,000.00 to the steel mill; the mill asks a bank to finance its
@@ -7,6 +8,10 @@
 * **work-tickets** -- a substation ticket with issuer, permitting officer, person in charge and three
   crew members driven through every step; an out-of-order step and a step by the wrong person are
   refused; the equipment's history is listed and the ticket verified.
+* **warehouse-receipts** -- a mill certifies two coils, a port warehouse records receiving them (EPCIS) and
+  issues a receipt to a trader; a second receipt for the same coils is refused; the trader pledges the
+  receipt to bank A, a pledge to bank B is refused; bank A checks it; prices over days and a margin call
+  (when the price index is in the build); repayment, release, delivery with its shipping event.
 
 Each function returns the number of failed expectations (0 = all as expected).
 """
@@ -219,3 +224,142 @@ def work_ticket_scenario(client: httpx.Client, admin_token: str, console: Consol
     listing = client.get(f"/v1/equipment/{equipment}/work-tickets").json()
     expect(listing.get("count") == 1, f"equipment history of {equipment}: {listing.get('count')} job(s)")
     return failures
+
+
+WAREHOUSE_LOCATION = "urn:epc:id:sgln:6901234.00001.0"
+
+
+def _receiving_document(identifiers: list[str], location: str) -> dict[str, Any]:
+    """EPCIS 2.0 ObjectEvent: the coils arrive at the warehouse (CBV ``receiving``) now."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return {"@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"], "type": "EPCISDocument",
+            "schemaVersion": "2.0", "creationDate": stamp, "epcisBody": {"eventList": [{
+                "type": "ObjectEvent", "action": "OBSERVE", "bizStep": "receiving", "disposition": "in_progress",
+                "eventTime": stamp, "eventTimeZoneOffset": "+00:00", "epcList": [f"hdl:{i}" for i in identifiers],
+                "readPoint": {"id": location}, "bizLocation": {"id": location}}]}}
+
+
+def _wait_verified(client: httpx.Client, identifiers: list[str], timeout_s: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    pending = set(identifiers)
+    while pending and time.monotonic() < deadline:
+        pending = {i for i in pending if not client.get(f"/v1/verify/{i}").json().get("verified")}
+        if pending:
+            time.sleep(0.5)
+    return not pending
+
+
+def warehouse_receipts_scenario(client: httpx.Client, admin_token: str, rpc_url: str, console: Console) -> int:
+    """Issue 15: mill → certificates → coils received at a warehouse → receipt → pledge to bank A → pledge to
+    bank B refused → prices over days and a margin call (when the price index is part of the build) →
+    repayment → release → delivery. Returns the number of failed expectations."""
+    import copy
+
+    from provenance.samples import load_samples
+
+    failures = 0
+
+    def expect(ok: bool, what: str) -> None:
+        nonlocal failures
+        console.print(("[green]✓[/green] " if ok else "[red]✗[/red] ") + what)
+        failures += 0 if ok else 1
+
+    with console.status("registering the mill, the warehouse, the trader and two banks on chain…"):
+        mill = _enterprise(client, admin_token, "Demo Coil Mill (receipts)", ["manufacturer"])
+        warehouse = _enterprise(client, admin_token, "Demo Port Warehouse", ["warehouse"])
+        trader = _enterprise(client, admin_token, "Demo Steel Trader", ["supplier"])
+        bank_a = _enterprise(client, admin_token, "Demo Bank A", ["bank"])
+        bank_b = _enterprise(client, admin_token, "Demo Bank B", ["bank"])
+    sample = next(doc for name, doc in load_samples() if name.startswith("s355mc"))
+    coils = []
+    for n in range(2):
+        doc = copy.deepcopy(sample)
+        doc["Certificate"]["ProductDescription"]["B07"] = f"WR-DEMO-{mill['id']}-{n}"
+        r = _post(client, "/v1/coils/certificates", mill["api_key"], doc)
+        r.raise_for_status()
+        coils.append(r.json()["identifier"])
+    expect(True, f"mill certified two S355MC coils: {', '.join(coils)}")
+    r = _post(client, "/v1/epcis/capture", warehouse["api_key"], _receiving_document(coils, WAREHOUSE_LOCATION))
+    expect(r.status_code == 201, f"warehouse captured the receiving event at {WAREHOUSE_LOCATION} ({r.status_code})")
+    body = {"depositor_enterprise_id": trader["id"], "location": WAREHOUSE_LOCATION,
+            "insurance_reference": "DEMO-PICC-0001", "storage_until": _block_time(client, rpc_url) + 180 * 86_400,
+            "coils": [{"identifier": c} for c in coils]}
+    r = _post(client, "/v1/warehouse-receipts", warehouse["api_key"], body)
+    if r.status_code != 201:
+        expect(False, f"receipt issued: {r.status_code} {r.text[:300]}")
+        return failures
+    receipt = r.json()
+    rid = receipt["id"]
+    expect(True, f"warehouse issued receipt {rid} to the trader: {receipt['grade']}, {receipt['net_weight_kg']:,} kg "
+                 f"in {len(receipt['coils'])} coils")
+    r = _post(client, "/v1/warehouse-receipts", warehouse["api_key"], body)
+    expect(r.status_code == 409, f"a second receipt for the same coils refused: {refusal_text(r)}")
+    maturity = _block_time(client, rpc_url) + 30 * 86_400
+    loan = receipt["net_weight_kg"] * 420_000 // 1000 * 55 // 100  # 55 % of the value at 4200.00 CNY/t, in fen
+    r = _post(client, f"/v1/warehouse-receipts/{rid}/pledge", trader["api_key"],
+              {"bank_enterprise_id": bank_a["id"], "value": loan, "currency": "CNY", "maturity": maturity})
+    expect(r.status_code == 200, f"trader pledged receipt {rid} to Bank A for {loan / 100:,.2f} CNY ({r.status_code})")
+    r = _post(client, f"/v1/warehouse-receipts/{rid}/pledge", trader["api_key"],
+              {"bank_enterprise_id": bank_b["id"], "amount": "100000.00", "currency": "CNY", "maturity": maturity})
+    expect(r.status_code == 409, f"pledge of the same receipt to Bank B refused: {refusal_text(r)}")
+    _wait_verified(client, coils)
+    check = client.get(f"/v1/warehouse-receipts/{rid}/check",
+                       headers={"Authorization": f"Bearer {bank_a['api_key']}"}).json()
+    expect(bool(check.get("sound")) and bool(check.get("pledged_to_you")),
+           f"Bank A's check: genuine {check.get('genuine')}, certificates verified "
+           f"{check.get('all_certificates_verified')}, custody confirmed {check.get('custody_confirmed')}, "
+           f"no other live receipt {check.get('no_other_live_receipt')}, "
+           f"pledged to Bank A {check.get('pledged_to_you')}")
+    _prices_and_margin_call(client, admin_token, rid, bank_a, console, expect, rpc_url)
+    r = _post(client, f"/v1/warehouse-receipts/{rid}/deliver", trader["api_key"], {})
+    expect(r.status_code == 409, f"delivery while pledged refused: {refusal_text(r)}")
+    r = _post(client, f"/v1/warehouse-receipts/{rid}/release", bank_a["api_key"], {})
+    expect(r.status_code == 200 and r.json().get("status") == "live",
+           f"loan repaid: Bank A released the pledge ({r.status_code})")
+    r = _post(client, f"/v1/warehouse-receipts/{rid}/deliver", trader["api_key"], {})
+    ok = r.status_code == 200 and r.json().get("status") == "delivered"
+    expect(ok, f"trader took delivery: receipt {rid} closed, shipping event "
+               f"{(r.json().get('shipping_event') or {}).get('identifier') if ok else '-'} captured by the warehouse")
+    table = Table(title=f"history of warehouse receipt {rid} (on chain)")
+    for col in ("action", "by", "block"):
+        table.add_column(col)
+    for entry in (r.json().get("history", []) if ok else []):
+        table.add_row(entry["action"], entry["actor"]["name"] or entry["actor"]["address"], str(entry["block_number"]))
+    console.print(table)
+    return failures
+
+
+def _prices_and_margin_call(client: httpx.Client, admin_token: str, rid: int, bank: dict[str, Any],
+                            console: Console, expect: Any, rpc_url: str) -> int:
+    """A price publisher posts falling S355MC prices for the last four days (one transaction per day); the
+    bank's valuation of the receipt shows value, LTV and the margin call when the LTV passes 60 %."""
+    try:
+        import api.valuation  # noqa: F401 - only asks whether the price index is part of this build
+    except ImportError:
+        console.print("[yellow]- prices over days → margin call: skipped (no price index in this build)[/yellow]")
+        return 0
+    publisher = _enterprise(client, admin_token, "Demo Steel Price Index", ["price_publisher"])
+    today = _block_time(client, rpc_url) // 86_400
+    prices = ("4200.00", "4000.00", "3500.00", "3000.00")
+    for offset, price in enumerate(prices):
+        day = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=today - 3 + offset)).date().isoformat()
+        r = _post(client, "/v1/price-index", publisher["api_key"],
+                  {"day": day, "prices": [{"grade": "S355MC", "currency": "CNY", "price_per_tonne": price}]})
+        expect(r.status_code == 201, f"price publisher: S355MC {price} CNY/t on {day} ({r.status_code})")
+    r = client.get(f"/v1/warehouse-receipts/{rid}/valuation", headers={"Authorization": f"Bearer {bank['api_key']}"},
+                   params={"from": today - 3, "to": today, "margin_call_ltv": "0.6"})
+    if r.status_code != 200:
+        expect(False, f"valuation: {r.status_code} {r.text[:200]}")
+        return 0
+    val = r.json()
+    table = Table(title=f"receipt {rid}: {val['net_weight_kg']:,} kg {val['grade']}, loan "
+                        f"{(val['loan_value'] or 0) / 100:,.2f} CNY, margin call above LTV 0.6")
+    for col in ("day", "price CNY/t", "value CNY", "LTV", "margin call"):
+        table.add_column(col)
+    for d in val["days"]:
+        table.add_row(d["date"], f"{(d['price_per_tonne'] or 0) / 100:,.2f}", d["amount"] or "-", d["ltv"] or "-",
+                      "yes" if d["above_threshold"] else "")
+    console.print(table)
+    calls = [d["date"] for d in val["days"] if d["day"] in val["margin_calls"]]
+    expect(bool(calls), f"margin call for Bank A on {calls[0] if calls else '-'}: the LTV crossed 0.6 as prices fell")
+    return 0

@@ -10,8 +10,9 @@ captures a generated steel→parts supply chain whose welded sub-frame has ~50 u
 (:func:`provenance.supply_chain.generate` with ``lineage_fan_in=16``), waits until everything is anchored,
 and — when the API has receivables — registers a core enterprise, a supplier and a bank, confirms one
 payable per ``--receivables`` and lets the supplier ask the bank to finance it (ERC-3525 allowance), so
-the bank suite has tokens it may check. Any step of the receivables story that fails is reported in
-``bank_skip_reason`` and the bank suite then skips cleanly.
+the bank suite has tokens it may check; with warehouse receipts (issue 15) it also pledges one coil
+receipt per ``--receivables`` to that bank (``bank.warehouse_receipts``). Any step of the receivables
+story that fails is reported in ``bank_skip_reason`` and the bank suite then skips cleanly.
 """
 
 from __future__ import annotations
@@ -81,7 +82,45 @@ def setup_receivables(client: httpx.Client, admin_token: str, count: int) -> dic
         tokens.append(token)
     check = client.get(f"/v1/receivables/{tokens[0]}/check", headers={"Authorization": f"Bearer {bank['api_key']}"})
     _ok(check, 200)
-    return {"api_key": bank["api_key"], "receivables": tokens}
+    out: dict[str, Any] = {"api_key": bank["api_key"], "receivables": tokens, "warehouse_receipts": [],
+                           "warehouse_receipts_skip_reason": None}
+    try:
+        out["warehouse_receipts"] = setup_warehouse_receipts(client, admin_token, bank, count)
+    except Exception as exc:  # noqa: BLE001 - the bank suite then checks receivables only
+        out["warehouse_receipts_skip_reason"] = f"warehouse receipts set-up failed: {exc}"[:500]
+    return out
+
+
+def setup_warehouse_receipts(client: httpx.Client, admin_token: str, bank: dict[str, Any], count: int) -> list[int]:
+    """Issue 15: ``count`` warehouse receipts of one S355MC coil each, received at a warehouse (EPCIS
+    ``receiving``), issued to a trader and pledged to ``bank``; returns the receipt ids."""
+    from api.cli.demo import WAREHOUSE_LOCATION, _receiving_document
+
+    mill = enterprise(client, admin_token, "Load Test Coil Mill", ["manufacturer"])
+    warehouse = enterprise(client, admin_token, "Load Test Warehouse", ["warehouse"])
+    trader = enterprise(client, admin_token, "Load Test Steel Trader", ["supplier"])
+    sample = next(doc for name, doc in load_samples() if name.startswith("s355mc"))
+    tag = secrets.token_hex(3).upper()
+    coils = []
+    for i in range(count):
+        doc = json.loads(json.dumps(sample))
+        doc["Certificate"]["ProductDescription"]["B07"] = f"WR{tag}-{i:04d}"
+        coils.append(_ok(client.post("/v1/coils/certificates", json=doc,
+                                     headers={"Authorization": f"Bearer {mill['api_key']}"}), 201)["identifier"])
+    _ok(client.post("/v1/epcis/capture", json=_receiving_document(coils, WAREHOUSE_LOCATION),
+                    headers={"Authorization": f"Bearer {warehouse['api_key']}"}), 201)
+    maturity = int((datetime.now(UTC) + timedelta(days=90)).timestamp())
+    receipts = []
+    for coil in coils:
+        body = {"depositor_enterprise_id": trader["id"], "location": WAREHOUSE_LOCATION,
+                "storage_until": maturity, "coils": [{"identifier": coil}]}
+        rid = int(_ok(client.post("/v1/warehouse-receipts", json=body,
+                                  headers={"Authorization": f"Bearer {warehouse['api_key']}"}), 201)["id"])
+        _ok(client.post(f"/v1/warehouse-receipts/{rid}/pledge", json={
+            "bank_enterprise_id": bank["id"], "amount": "50000.00", "currency": "CNY", "maturity": maturity},
+            headers={"Authorization": f"Bearer {trader['api_key']}"}), 200)
+        receipts.append(rid)
+    return receipts
 
 
 def prepare(api_url: str, admin_token: str, *, certificates: int = 500, receivables: int = 2,

@@ -151,7 +151,8 @@ def _print_banner(stack: Any, spec: Any, contracts: dict[str, str]) -> None:
                   f"crypto profile {spec.crypto_profile}")
     for v in spec.validators:
         console.print(f"validator {v.index}  rpc {v.rpc_url}  address {v.address}  log {v.log_path}")
-    for name in ("EnterpriseRegistry", "AnchorRegistry", "WorkTicket", "ReceivableToken", "PriceIndex"):
+    for name in ("EnterpriseRegistry", "AnchorRegistry", "WorkTicket", "ReceivableToken", "WarehouseReceipt",
+                 "PriceIndex"):
         if name in contracts:
             console.print(f"contract  {name:<18} {contracts[name]}")
     console.print(f"api       {api}  (docs {api}/docs, metrics {api}/metrics, log {spec.data_dir / 'api.log'})")
@@ -204,6 +205,7 @@ class DemoScenario(StrEnum):
     certificates = "certificates"
     receivables = "receivables"
     work_tickets = "work-tickets"
+    warehouse_receipts = "warehouse-receipts"
     all = "all"
 
 
@@ -216,8 +218,9 @@ def demo(
     lineage: Annotated[bool, typer.Option(help="Also run the parts-lineage scenario (EPCIS events, bad heat, "
                                                "recall list).")] = True,
     scenario: Annotated[DemoScenario, typer.Option(help="certificates: the certificate demo (and lineage); "
-                                                        "receivables / work-tickets: that on-chain workflow only; "
-                                                        "all: certificates, then both workflows.")
+                                                        "receivables / work-tickets / warehouse-receipts: that "
+                                                        "on-chain workflow only; all: certificates, then the "
+                                                        "three workflows.")
                         ] = DemoScenario.certificates,
 ) -> None:
     """On a throwaway network: register a mill, post every certificate, wait for anchoring, verify each.
@@ -227,10 +230,10 @@ def demo(
     from api.devnet import Stack
 
     scenario = DemoScenario(scenario).value  # type: ignore[assignment]
-    if scenario not in ("certificates", "receivables", "work-tickets", "all"):
-        raise typer.BadParameter(f"unknown scenario {scenario!r}: certificates, receivables, work-tickets or all",
-                                 param_hint="--scenario")
-    if scenario in ("receivables", "work-tickets"):
+    if scenario not in ("certificates", "receivables", "work-tickets", "warehouse-receipts", "all"):
+        raise typer.BadParameter(f"unknown scenario {scenario!r}: certificates, receivables, work-tickets, "
+                                 "warehouse-receipts or all", param_hint="--scenario")
+    if scenario in ("receivables", "work-tickets", "warehouse-receipts"):
         raise typer.Exit(_workflow_demo((scenario,), validators=validators, keep=keep))
     docs = _load_certificates(certificates)
     if not docs:
@@ -316,7 +319,7 @@ def demo(
         if lineage:
             failures += _lineage_scenario(client, stack.admin_token or "", mill)
         if scenario == "all":
-            failures += _workflow_scenarios(client, stack, ("receivables", "work-tickets"))
+            failures += _workflow_scenarios(client, stack, ("receivables", "work-tickets", "warehouse-receipts"))
     finally:
         stack.stop()
         if keep:
@@ -331,13 +334,15 @@ def demo(
 
 def _workflow_scenarios(client: httpx.Client, stack: Any, scenarios: tuple[str, ...]) -> int:
     """Run the receivables / work-ticket scenarios on a running stack; returns the failed expectations."""
-    from api.cli.demo import receivables_scenario, work_ticket_scenario
+    from api.cli.demo import receivables_scenario, warehouse_receipts_scenario, work_ticket_scenario
 
     failures = 0
     for name in scenarios:
         console.rule(f"scenario: {name}")
         if name == "receivables":
             failures += receivables_scenario(client, stack.admin_token or "", stack.spec.rpc_urls[0], console)
+        elif name == "warehouse-receipts":
+            failures += warehouse_receipts_scenario(client, stack.admin_token or "", stack.spec.rpc_urls[0], console)
         else:
             failures += work_ticket_scenario(client, stack.admin_token or "", console)
     console.print(f"workflow scenarios: {failures} failed expectation(s)")
@@ -531,6 +536,7 @@ def contracts_deploy(
     console.print(f"TRACELEDGER_ANCHOR_REGISTRY={deployed['AnchorRegistry']}")
     console.print(f"TRACELEDGER_WORK_TICKET={deployed['WorkTicket']}")
     console.print(f"TRACELEDGER_RECEIVABLE_TOKEN={deployed['ReceivableToken']}")
+    console.print(f"TRACELEDGER_WAREHOUSE_RECEIPT={deployed['WarehouseReceipt']}")
     console.print(f"TRACELEDGER_PRICE_INDEX={deployed['PriceIndex']}")
 
 

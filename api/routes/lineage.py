@@ -11,7 +11,7 @@ from html import escape
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from sqlmodel import Session
 
 from api.deps import SessionDep, StateDep
@@ -38,6 +38,7 @@ def lineage(
     session: SessionDep,
     direction: Annotated[Literal["upstream", "downstream"], Query()] = "upstream",
     depth: Annotated[int, Query(ge=1, le=1000)] = DEFAULT_DEPTH,
+    request: Request = None,  # type: ignore[assignment] - absent when called as a function
 ) -> dict[str, Any]:
     """Lineage graph of an object (EPCIS 2.0 Transformation / Aggregation / Association events).
 
@@ -47,13 +48,33 @@ def lineage(
 
     Answer: ``{root, identifier, direction, depth, nodes: [{key, identifier, epc, kind, level, label,
     non_conformant, certificate, records}], edges: [{from, to, from_identifier, to_identifier, event}],
-    recall (downstream only)}``. Errors: 422 malformed identifier / parameter, 404 unknown.
+    recall (downstream only)}``; coil-certificate nodes carry ``warehouse_receipt`` (``{receipt_id, status,
+    warehouse, pledged}`` of the live warehouse receipt holding the coil, ``receipt_id`` null when none).
+    Errors: 422 malformed identifier / parameter, 404 unknown.
     """
     node = node_or_error(session, identifier)
     detail = lineage_detail(session, walk(session, node, direction=direction, depth=depth))
     if direction == "downstream":
         detail["recall"] = recall_list(detail)
+    state = getattr(getattr(getattr(request, "app", None), "state", None), "tl", None)
+    if state is not None:
+        _receipt_statuses(state, detail)
     return detail
+
+
+#: most coil nodes of one lineage answer that get their warehouse-receipt status read from the chain
+MAX_RECEIPT_LOOKUPS = 50
+
+
+def _receipt_statuses(state: Any, detail: dict[str, Any]) -> None:
+    """Add ``warehouse_receipt`` (receipt and pledge status, issue 15) to the coil-certificate nodes."""
+    from api.routes.warehouse_receipts import coil_receipt_status
+
+    looked = 0
+    for n in detail.get("nodes", []):
+        if n.get("certificate") and n.get("identifier") and looked < MAX_RECEIPT_LOOKUPS:
+            n["warehouse_receipt"] = coil_receipt_status(state, n["identifier"])
+            looked += 1
 
 
 @router.get("/v1/provenance/{identifier:path}/bundle")

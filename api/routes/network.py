@@ -49,7 +49,7 @@ def network_info(state: StateDep) -> NetworkInfo:
     info = NetworkInfo(
         contracts={"EnterpriseRegistry": s.enterprise_registry_address, "AnchorRegistry": s.anchor_registry_address,
                    "WorkTicket": s.work_ticket_address, "ReceivableToken": s.receivable_token_address,
-                   "PriceIndex": s.price_index_address},
+                   "WarehouseReceipt": s.warehouse_receipt_address, "PriceIndex": s.price_index_address},
         rpc_urls=urls, finality_model=s.finality, crypto_profile=profile.name, hash_alg=profile.hash_alg,
         record_signature=profile.signature_alg,
     )

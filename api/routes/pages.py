@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from api import crud
 from api.deps import SessionDep, StateDep
-from api.models import Record
+from api.models import RECORD_KIND_COIL, Record
 from api.routes.identifiers import record_or_404, resolution
 from api.verification import verify_record
 from provenance.certificate import summarize_certificate
@@ -86,6 +86,17 @@ PHONE_CSS = (
 facts table stacks label over value on narrow screens, images shrink; nothing reaches past the viewport."""
 
 
+def _receipt_row(status: dict[str, Any] | None) -> str:
+    """The "Warehouse receipt" row of a coil page: receipt number and pledge status, or none."""
+    if status is None:
+        return ""
+    if status.get("receipt_id") is None:
+        return "<tr><th>Warehouse receipt</th><td>none (not in a live receipt)</td></tr>"
+    pledge = "pledged to a bank" if status.get("pledged") else "not pledged"
+    return (f"<tr><th>Warehouse receipt</th><td>no. {_e(status['receipt_id'])}, {_e(status.get('status'))}, "
+            f"{pledge}, warehouse <code>{_e(status.get('warehouse'))}</code></td></tr>")
+
+
 def render_page(data: dict[str, Any]) -> str:
     """HTML page for the ``/id`` data dict (``identifier``, ``summary``, ``resolution``, ``verification``)."""
     s = data["summary"]
@@ -146,7 +157,7 @@ def render_page(data: dict[str, Any]) -> str:
 <tr><th>Issued</th><td>{_e(s.get("issue_date"))}</td></tr>
 <tr><th>Record digest</th><td><code>{_e(res.get("record_digest"))}</code></td></tr>
 <tr><th>Anchoring</th><td>{anchor_html}</td></tr>
-</table>
+{_receipt_row(data.get("warehouse_receipt"))}</table>
 <h2>Mechanical properties</h2>
 <table><tr><th>Box</th><th>Property</th><th>Value</th><th>Unit</th></tr>{mech}</table>
 <h2>Chemical composition</h2>
@@ -233,7 +244,15 @@ def record_json(session: Session, state: Any, rec: Record) -> dict[str, Any]:
         "summary": summary,
         "resolution": resolution(session, rec, state.settings.public_base_url),
         "verification": verify_record(session, rec, chain=state.chain, seal_cache=state.seal_cache),
+        "warehouse_receipt": _receipt_status(state, rec),
     }
+
+
+def _receipt_status(state: Any, rec: Record) -> dict[str, Any] | None:
+    """The coil's live warehouse receipt and pledge status (issue 15), for coil certificates only."""
+    from api.routes.warehouse_receipts import coil_receipt_status
+
+    return coil_receipt_status(state, rec.identifier) if rec.kind == RECORD_KIND_COIL else None
 
 
 def _object_page(session: Session, state: Any, identifier: str, html: str) -> str:

@@ -10,10 +10,12 @@ fails loudly (``KeyError`` naming it) instead of silently reading the wrong fiel
 * :class:`TokenRecord`, :class:`PayableRecord`, :class:`DiscountRecord`, :class:`SettlementRecord`,
   :class:`OfferRecord` -- ``ReceivableToken.getToken`` / ``getPayable`` / ``getDiscount`` /
   ``getSettlement`` / ``getOffer``.
+* :class:`ReceiptRecord`, :class:`ReceiptCoil`, :class:`PledgeRecord`, :class:`ReceiptEntry` --
+  ``WarehouseReceipt.getReceipt`` / ``getCoils`` / ``getPledge`` / ``getHistory``.
 * :class:`PriceRecord`, :class:`PriceInForce` -- ``PriceIndex.priceOn`` / ``priceAt``.
-* :class:`WorkTicketReader`, :class:`ReceivableReader`, :class:`RegistryReader`, :class:`PriceIndexReader` --
-  the reads the routes make, with transport retries; a revert (unknown id) becomes HTTP 404 (see
-  :func:`api.workflows.common.call_view`).
+* :class:`WorkTicketReader`, :class:`ReceivableReader`, :class:`WarehouseReceiptReader`,
+  :class:`RegistryReader`, :class:`PriceIndexReader` -- the reads the routes make, with transport retries; a
+  revert (unknown id) becomes HTTP 404 (see :func:`api.workflows.common.call_view`).
 """
 
 from __future__ import annotations
@@ -302,6 +304,131 @@ class ReceivableReader:
     def ids(self, fn_name: str, *args: Any) -> list[int]:
         """A ``uint256[]`` view (``tokensOf``, ``tokensOfPayable``) as ints."""
         return [int(i) for i in call_view(lambda: getattr(self.contract.functions, fn_name)(*args).call(), fn_name)]
+
+
+# --------------------------------------------------------------------------- WarehouseReceipt
+
+#: ``WarehouseReceipt.Status`` by index
+RECEIPT_STATUSES: tuple[str, ...] = ("none", "live", "pledged", "delivered", "split")
+#: ``WarehouseReceipt.Action`` by index
+RECEIPT_ACTIONS: tuple[str, ...] = ("issue", "pledge", "release", "enforce", "transfer", "split", "deliver")
+
+
+@dataclass(frozen=True)
+class ReceiptRecord:
+    """``WarehouseReceipt.Receipt``: the GB/T 30332 elements of a receipt -- depositor, warehouse (issuer),
+    current holder (``owner``), storage location (an EPCIS bizLocation ID), grade, insurance reference,
+    issue time and end of the storage period (unix seconds), total net weight (kg), the receipt it was
+    split from (0 for none) and ``status`` (index into :data:`RECEIPT_STATUSES`)."""
+
+    depositor: str
+    warehouse: str
+    owner: str
+    location: str
+    grade: str
+    insuranceReference: str  # noqa: N815 - ABI component name
+    issuedAt: int  # noqa: N815
+    storageUntil: int  # noqa: N815
+    netWeightKg: int  # noqa: N815
+    parent: int
+    status: int
+
+    @property
+    def status_name(self) -> str:
+        """``live`` / ``pledged`` / ``delivered`` / ``split``."""
+        return RECEIPT_STATUSES[self.status] if self.status < len(RECEIPT_STATUSES) else f"status-{self.status}"
+
+    @property
+    def live(self) -> bool:
+        """True while the receipt stands for goods in the warehouse (``live`` or ``pledged``)."""
+        return self.status_name in ("live", "pledged")
+
+
+@dataclass(frozen=True)
+class ReceiptCoil:
+    """``WarehouseReceipt.Coil``: identifier ``88.x.y/suffix``, dimensions as stated, net weight in kg."""
+
+    identifier: str
+    dimensions: str
+    netWeightKg: int  # noqa: N815
+
+
+@dataclass(frozen=True)
+class PledgeRecord:
+    """``WarehouseReceipt.Pledge``: the live lien (``bank`` is the zero address when not pledged); loan in
+    the smallest currency unit, ISO 4217 currency (3 bytes), maturity and pledge time in unix seconds."""
+
+    bank: str
+    loanAmount: int  # noqa: N815
+    currency: bytes
+    maturity: int
+    pledgedAt: int  # noqa: N815
+
+    @property
+    def exists(self) -> bool:
+        return self.bank != ZERO_ADDRESS
+
+    @property
+    def currency_code(self) -> str:
+        return self.currency.decode("ascii", errors="replace")
+
+
+@dataclass(frozen=True)
+class ReceiptEntry:
+    """``WarehouseReceipt.Entry``: one state change -- action index, sender (``actor``), the other party,
+    an amount (loan, weight or first split receipt), a related receipt, unix seconds, block number."""
+
+    action: int
+    actor: str
+    counterparty: str
+    amount: int
+    relatedReceipt: int  # noqa: N815
+    timestamp: int
+    blockNumber: int  # noqa: N815
+
+    @property
+    def action_name(self) -> str:
+        return RECEIPT_ACTIONS[self.action] if self.action < len(RECEIPT_ACTIONS) else f"action-{self.action}"
+
+
+class WarehouseReceiptReader:
+    """Reads of a bound web3 ``WarehouseReceipt`` contract as typed records (HTTP 404 on a revert)."""
+
+    def __init__(self, contract: Any) -> None:
+        self.contract = contract
+        self.address = contract.address
+        self.functions = contract.functions
+        self.events = contract.events
+
+    def _struct(self, cls: type[T], fn_name: str, *args: Any) -> T:
+        raw = call_view(lambda: getattr(self.contract.functions, fn_name)(*args).call(), fn_name)
+        return decode_struct(cls, _components(self.contract, fn_name), raw)
+
+    def _structs(self, cls: type[T], fn_name: str, *args: Any) -> list[T]:
+        raw = call_view(lambda: getattr(self.contract.functions, fn_name)(*args).call(), fn_name)
+        names = _components(self.contract, fn_name)
+        return [decode_struct(cls, names, item) for item in raw]
+
+    def receipt(self, receipt_id: int) -> ReceiptRecord:
+        """``getReceipt(receiptId)``; 404 when unknown."""
+        return self._struct(ReceiptRecord, "getReceipt", receipt_id)
+
+    def coils(self, receipt_id: int) -> list[ReceiptCoil]:
+        """``getCoils(receiptId)`` in receipt order."""
+        return self._structs(ReceiptCoil, "getCoils", receipt_id)
+
+    def pledge(self, receipt_id: int) -> PledgeRecord:
+        """``getPledge(receiptId)`` (all-zero record when not pledged)."""
+        return self._struct(PledgeRecord, "getPledge", receipt_id)
+
+    def history(self, receipt_id: int) -> list[ReceiptEntry]:
+        """``getHistory(receiptId)``, oldest first."""
+        return self._structs(ReceiptEntry, "getHistory", receipt_id)
+
+    def receipt_of_coil(self, identifier: str) -> int:
+        """``receiptOfIdentifier(identifier)``: the live receipt holding the coil (0 when none)."""
+        return int(call_view(lambda: self.contract.functions.receiptOfIdentifier(identifier).call(),
+                             "receiptOfIdentifier"))
 
 
 class RegistryReader:

@@ -86,11 +86,13 @@ def contract(state: AppState, name: str) -> Any:
         "WorkTicket": state.settings.work_ticket_address,
         "ReceivableToken": state.settings.receivable_token_address,
         "EnterpriseRegistry": state.settings.enterprise_registry_address,
+        "WarehouseReceipt": state.settings.warehouse_receipt_address,
         "PriceIndex": state.settings.price_index_address,
     }[name]
     if not address:
         env = {"WorkTicket": "TRACELEDGER_WORK_TICKET", "ReceivableToken": "TRACELEDGER_RECEIVABLE_TOKEN",
-               "EnterpriseRegistry": "TRACELEDGER_ENTERPRISE_REGISTRY", "PriceIndex": "TRACELEDGER_PRICE_INDEX"}[name]
+               "EnterpriseRegistry": "TRACELEDGER_ENTERPRISE_REGISTRY", "PriceIndex": "TRACELEDGER_PRICE_INDEX",
+               "WarehouseReceipt": "TRACELEDGER_WAREHOUSE_RECEIPT"}[name]
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"{name} not configured: set {env}")
     key = (name, address.lower())
     with _BOUND_LOCK:

@@ -28,7 +28,8 @@ from api.main import create_app  # noqa: E402
 from tests.api.conftest import GOV_TOKEN, auth, make_settings, sample  # noqa: E402
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
-ROLES = ["manufacturer", "supplier", "core_enterprise", "bank", "auditor", "regulator", "price_publisher"]
+ROLES = ["manufacturer", "supplier", "core_enterprise", "bank", "auditor", "regulator", "warehouse",
+         "price_publisher"]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, di
         f"sqlite:///{(tmp / 'api.db').as_posix()}", tmp, chain_id=None, admin_private_key=admin_key,
         enterprise_registry_address=addrs["EnterpriseRegistry"], anchor_registry_address=addrs["AnchorRegistry"],
         work_ticket_address=addrs["WorkTicket"], receivable_token_address=addrs["ReceivableToken"],
-        price_index_address=addrs["PriceIndex"],
+        price_index_address=addrs["PriceIndex"], warehouse_receipt_address=addrs["WarehouseReceipt"],
         fund_wei=10**21, anchoring_enabled=False)
     app = create_app(app_settings, chain=chain)
     with TestClient(app) as client:  # runs the lifespan: tables, operator bootstrap

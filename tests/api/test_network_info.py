@@ -14,7 +14,7 @@ def test_network_without_a_chain_says_why(client: TestClient) -> None:
     assert body["chain_id"] is None and body["finality_model"] == "qbft"
     assert "TRACELEDGER_RPC_URL" in body["error"]
     assert set(body["contracts"]) == {"EnterpriseRegistry", "AnchorRegistry", "WorkTicket", "ReceivableToken",
-                                     "PriceIndex"}
+                                     "WarehouseReceipt", "PriceIndex"}
 
 
 def test_network_lists_chain_id_and_contracts(chain_app: TestClient, evm) -> None:  # noqa: F811

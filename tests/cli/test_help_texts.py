@@ -28,7 +28,7 @@ def test_no_raw_markup_in_help(command: tuple[str, ...]) -> None:
 
 
 def test_demo_lists_its_scenarios() -> None:
-    assert "certificates|receivables|work-tickets|all" in _help("demo")
+    assert "certificates|receivables|work-tickets|warehouse-receipts|all" in _help("demo")
     assert runner.invoke(app, ["demo", "--scenario", "bogus"]).exit_code == 2
 
 

@@ -56,6 +56,8 @@ class World:
         self.anchors = self.c["AnchorRegistry"]
         self.wt = self.c["WorkTicket"]
         self.rt = self.c["ReceivableToken"]
+        self.wr = self.c["WarehouseReceipt"]
+        self.wr = self.c["WarehouseReceipt"]
         self.pi = self.c["PriceIndex"]
 
     # ------------------------------------------------------------------ accounts

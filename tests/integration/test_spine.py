@@ -172,6 +172,23 @@ def test_unknown_account_is_refused(stack: Stack) -> None:
     assert "not permitted" in answer["error"]["message"]
 
 
+def test_warehouse_receipts_demo_story(api: httpx.Client, stack: Stack) -> None:
+    """Issue 15's demo story end to end on this 4-validator network: coils received at a warehouse, receipt,
+    pledge to bank A, pledge to bank B refused, (prices and margin call when in the build), release, delivery."""
+    from rich.console import Console
+
+    from api.cli.demo import warehouse_receipts_scenario
+
+    from .conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "epcis" / "EPCIS-JSON-Schema.json").is_file():
+        pytest.skip(f"EPCIS JSON Schema not found under {SHARED_DATA} (../shared/data beside the project)")
+    console = Console(record=True, width=200)
+    failures = warehouse_receipts_scenario(api, stack.admin_token or "", stack.spec.rpc_urls[0], console)
+    out = console.export_text()
+    assert failures == 0, out
+    assert "CoilAlreadyReceipted" in out and "AlreadyPledged" in out and "took delivery" in out
+    assert "margin call for Bank A on" in out
 def test_z_api_fails_over_when_its_first_validator_stops(api: httpx.Client, mill: dict, stack: Stack) -> None:
     """TRACELEDGER_RPC_URLS lists every validator: with the API's first one stopped, certificates are still
     anchored (reads and transactions fail over) and no Merkle root is anchored twice."""
