@@ -3,7 +3,8 @@
 Crash safety (write-ahead style):
 
 1. Pending records without a batch are taken in id order (at most ``anchor_max_batch``); their
-   leaf hashes ``hash_leaf(record_digest)`` give the root (RFC 9162 §2.1.1).
+   leaf hashes ``hash_leaf(record_digest)`` give the root (RFC 9162 §2.1.1). A root an earlier batch has is
+   never reused (its anchor may precede these records' owners): one padding leaf of a fresh nonce is appended.
 2. The Batch row (status ``submitted``, leaf list, planned root, metadata digest) and each
    record's ``batch_id`` / ``leaf_index`` are committed **before** anything is sent.
 3. One ``AnchorRegistry.anchor(root, size, metadataDigest)`` tx is signed by the operator with an
