@@ -39,7 +39,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, text, update
+from sqlalchemy import bindparam, func, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
@@ -301,6 +301,9 @@ class AnchoringWorker:
                     if batch_id is not None:
                         last_sent = time.monotonic()
                         tx_hash = self.send_batch(batch_id, pipelined=True)
+                        if tx_hash is None:  # anchored by this operator outside the batches it knows: not ours
+                            self.repad_batch(batch_id)
+                            tx_hash = self.send_batch(batch_id, pipelined=True)
                         if tx_hash is None:  # this enterprise anchored the root already: complete from chain
                             if self.resume_batch(batch_id, resend=False):
                                 finalized.append(batch_id)
@@ -320,7 +323,11 @@ class AnchoringWorker:
             receipt = self.chain.receipt_if_mined(tx_hash)
         except ChainError as exc:
             if exc.reason == "RootAlreadyAnchored":
-                return self.resume_batch(batch_id, resend=False)
+                # a new batch (sent once, by this run) whose root this operator had anchored before, outside the
+                # batches it knows (e.g. a database restored from an older backup): that earlier anchor precedes
+                # these records, so the batch gets a new root and is anchored itself
+                self.repad_batch(batch_id)
+                return self.submit_batch(batch_id)
             self._record_error(batch_id, str(exc))
             raise
         if receipt is None:
@@ -423,6 +430,32 @@ class AnchoringWorker:
             _assign_leaves(session, batch.id, [int(rec.id) for rec in records])
             session.commit()
             return batch.id
+
+    def repad_batch(self, batch_id: int) -> None:
+        """Give a ``submitted`` batch a new root: its record leaves plus one fresh :func:`padding_entry` (replacing
+        a previous one); size, leaf list and metadata digest follow. Records keep their leaf indexes."""
+        hash_alg = self.settings.hash_alg
+        with session_scope(self.engine) as session:
+            batch = session.get(Batch, batch_id)
+            if batch is None or batch.status == "final":
+                return
+            first = session.exec(select(col(Record.id)).where(Record.batch_id == batch_id)
+                                 .order_by(col(Record.id)).limit(1)).first()
+            records = int(session.exec(select(func.count()).select_from(Record)
+                                       .where(Record.batch_id == batch_id)).one())
+            digests = list(batch.leaf_digests[:records])
+            leaves, root = digests, batch.root
+            while session.exec(select(col(Batch.id)).where(Batch.root == root)).first() is not None:
+                leaves = [*digests, _hex(padding_entry(secrets.token_bytes(32), hash_alg))]
+                root = _hex(root_from_leaf_hashes(leaf_hashes_of(leaves, hash_alg), hash_alg=hash_alg))
+            log.warning("batch %s: root %s was anchored before by this operator outside its known batches; "
+                        "new root %s", batch_id, batch.root, root)
+            batch.root, batch.size, batch.leaf_digests, batch.tx_hash = root, len(leaves), leaves, None
+            batch.metadata_digest = _hex(batch_metadata_digest(
+                batch_id=batch_id, size=len(leaves), first_record_id=int(first or 0), hash_alg=hash_alg,
+                padding_leaves=len(leaves) - len(digests)))
+            session.add(batch)
+            session.commit()
 
     def _set_tx_hash(self, batch_id: int, tx_hash: str) -> None:
         with session_scope(self.engine) as session:

@@ -185,3 +185,32 @@ def test_padding_entry_is_domain_separated() -> None:
     assert padding_entry(nonce) != padding_entry(nonce, "sm3")
     assert padding_entry(nonce) != padding_entry(bytes(31) + b"\x01")
     assert len(padding_entry(nonce)) == len(padding_entry(nonce, "sm3")) == 32
+
+
+def test_a_root_anchored_outside_the_known_batches_is_not_borrowed(evm: Any, tmp_path: Path) -> None:  # noqa: F811
+    # the operator anchored a record's would-be root before (e.g. the database was restored from an older backup):
+    # the registry refuses the root again, and that earlier anchor must not become the new record's
+    with _app(evm, tmp_path) as app:
+        st = app.app.state.tl  # type: ignore[attr-defined]
+        ent = create_enterprise(app)
+        r = app.post("/v1/coils/certificates", json=sample("s235jr_coil_nw24-120377"), headers=auth(ent["api_key"]))
+        assert r.status_code == 201 and len(st.worker.run_once()) == 1  # bootstraps the operator, sets the gas
+        key = st.worker._operator_key()
+        for name in ("s355mc_coil_nw24-118734", "dd13_coil_nw24-119052"):
+            r = app.post("/v1/coils/certificates", json=sample(name), headers=auth(ent["api_key"]))
+            assert r.status_code == 201, r.text
+            ident, digest = r.json()["identifier"], r.json()["record_digest"]
+            root = root_from_leaf_hashes([hash_leaf(bytes.fromhex(digest[2:]))])
+            earlier = st.chain.anchor_root(key, root, 1, bytes(32))
+            # the gas estimate shows the refusal before sending (eth-tester raises at sending a reverting tx, so the
+            # later path, a refusal in the receipt of a pipelined tx, is left to real nodes)
+            st.worker._anchor_gas = None
+            st.worker.run_once()
+            assert st.worker.last_error is None
+            rec, batch = _row(app, ident)
+            assert rec.status == "anchored" and batch.status == "final"
+            assert batch.root != "0x" + root.hex() and batch.size == 2 and batch.leaf_digests[0] == digest
+            assert batch.block_number is not None and batch.block_number > earlier["blockNumber"]
+            checks = _checks(app, ident)[1]
+            for check in ANCHORED:
+                assert checks[check]["ok"], (name, checks[check])
