@@ -566,6 +566,11 @@ class ChainClient:
         except (ContractCustomError, ContractLogicError) as exc:
             reason, text = decode_revert(revert_data_of(exc))
             raise ChainError(f"transaction would revert: {text if reason else exc}", reason) from exc
+        except (ChainUnavailable, *_TRANSIENT):
+            raise
+        except Exception as exc:  # noqa: BLE001 - eth-tester's TransactionFailed, like sign_call
+            reason, text = decode_revert(revert_data_of(exc))
+            raise ChainError(f"transaction refused by the node: {text if reason else exc}", reason) from exc
 
     def get_anchor_of(self, enterprise: str, root: bytes) -> AnchorInfo | None:
         """``AnchorRegistry.getAnchorOf(enterprise, root)``: the anchor of ``root`` (32 bytes) by that

@@ -127,7 +127,8 @@ class Record(SQLModel, table=True):
 class Batch(SQLModel, table=True):
     """An RFC 9162 Merkle batch of record digests, anchored with one AnchorRegistry.anchor tx.
 
-    ``leaf_digests`` are the 0x-hex record digests in leaf order (leaf hash = hash_leaf(digest)).
+    ``leaf_digests`` are the 0x-hex record digests in leaf order (leaf hash = hash_leaf(digest)), possibly followed by
+    one padding entry (:func:`api.anchoring.worker.padding_entry`) that keeps the root unique; ``size`` counts it.
     Status ``submitted`` = persisted and possibly sent; ``final`` = receipt in a committed block.
     """
 

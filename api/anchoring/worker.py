@@ -3,7 +3,8 @@
 Crash safety (write-ahead style):
 
 1. Pending records without a batch are taken in id order (at most ``anchor_max_batch``); their
-   leaf hashes ``hash_leaf(record_digest)`` give the root (RFC 9162 §2.1.1).
+   leaf hashes ``hash_leaf(record_digest)`` give the root (RFC 9162 §2.1.1). A root an earlier batch has is
+   never reused (its anchor may precede these records' owners): one padding leaf of a fresh nonce is appended.
 2. The Batch row (status ``submitted``, leaf list, planned root, metadata digest) and each
    record's ``batch_id`` / ``leaf_index`` are committed **before** anything is sent.
 3. One ``AnchorRegistry.anchor(root, size, metadataDigest)`` tx is signed by the operator with an
@@ -32,12 +33,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, text, update
+from sqlalchemy import bindparam, func, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
@@ -82,19 +84,38 @@ def _hex(b: Any) -> str:
     return "0x" + bytes(b).hex()
 
 
-def batch_metadata_digest(*, batch_id: int, size: int, first_record_id: int, hash_alg: str = HASH_SHA256) -> bytes:
+def batch_metadata_digest(*, batch_id: int, size: int, first_record_id: int, hash_alg: str = HASH_SHA256,
+                          padding_leaves: int = 0) -> bytes:
     """32-byte digest (the network's ``hash_alg``) of the canonical JSON batch metadata committed with the root on
-    chain; under SM3 the metadata also names ``hash_alg``, so the anchor transaction commits to the tree's hash."""
-    meta = {
+    chain; under SM3 the metadata also names ``hash_alg``, so the anchor transaction commits to the tree's hash.
+    ``padding_leaves`` (``size`` counts them): trailing :func:`padding_entry` leaves; named only when non-zero, so
+    the metadata of an unpadded batch is unchanged."""
+    meta: dict[str, Any] = {
         "schema": "traceledger.batch.v1",
         "batch_id": batch_id,
         "size": size,
         "first_record_id": first_record_id,
         "leaf": "hash_leaf(record_digest), RFC 9162",
     }
+    if padding_leaves:
+        meta["padding_leaves"] = padding_leaves
     if hash_alg == HASH_SHA256:
         return hashlib.sha256(canonicalize(meta)).digest()
     return hash_function(hash_alg)(canonicalize({**meta, "hash_alg": hash_alg}))
+
+
+PADDING_DOMAIN = b"traceledger.batch.padding.v1\x00"
+"""Prefix of a padding leaf's preimage. A record digest hashes an RFC 8785 canonical JSON document (first byte
+``{``, ``[``, ``"`` …), never these bytes, so a padding entry is the digest of no record."""
+
+
+def padding_entry(nonce: bytes, hash_alg: str = HASH_SHA256) -> bytes:
+    """The 32-byte leaf entry ``H("traceledger.batch.padding.v1" ‖ 0x00 ‖ nonce)`` (``H`` the network's hash)
+    appended after a batch's record leaves to give it a root no earlier batch has (see
+    :meth:`AnchoringWorker.create_batch`). Its leaf hash is ``hash_leaf(entry)`` like any leaf, so RFC 9162
+    inclusion proofs of the records (indexes ``0 … records-1``) hold in the larger tree of the anchored size."""
+    data = PADDING_DOMAIN + bytes(nonce)
+    return hashlib.sha256(data).digest() if hash_alg == HASH_SHA256 else hash_function(hash_alg)(data)
 
 
 def leaf_hashes_of(digests: list[str], hash_alg: str = HASH_SHA256) -> list[bytes]:
@@ -280,6 +301,9 @@ class AnchoringWorker:
                     if batch_id is not None:
                         last_sent = time.monotonic()
                         tx_hash = self.send_batch(batch_id, pipelined=True)
+                        if tx_hash is None:  # anchored by this operator outside the batches it knows: not ours
+                            self.repad_batch(batch_id)
+                            tx_hash = self.send_batch(batch_id, pipelined=True)
                         if tx_hash is None:  # this enterprise anchored the root already: complete from chain
                             if self.resume_batch(batch_id, resend=False):
                                 finalized.append(batch_id)
@@ -299,7 +323,11 @@ class AnchoringWorker:
             receipt = self.chain.receipt_if_mined(tx_hash)
         except ChainError as exc:
             if exc.reason == "RootAlreadyAnchored":
-                return self.resume_batch(batch_id, resend=False)
+                # a new batch (sent once, by this run) whose root this operator had anchored before, outside the
+                # batches it knows (e.g. a database restored from an older backup): that earlier anchor precedes
+                # these records, so the batch gets a new root and is anchored itself
+                self.repad_batch(batch_id)
+                return self.submit_batch(batch_id)
             self._record_error(batch_id, str(exc))
             raise
         if receipt is None:
@@ -380,32 +408,54 @@ class AnchoringWorker:
                 return None
             digests = [r.record_digest for r in records]
             hash_alg = self.settings.hash_alg
-            root = _hex(root_from_leaf_hashes(leaf_hashes_of(digests, hash_alg), hash_alg=hash_alg))
-            existing = session.exec(select(Batch).where(Batch.root == root)).first()
-            if existing is not None:
-                # Same root = same digests in the same order (SHA-256 collision resistance): the
-                # documents are already committed by that batch; reuse it instead of re-anchoring.
-                session.connection().execute(
-                    update(Record.__table__).where(Record.__table__.c.id == bindparam("rid")).values(
-                        batch_id=bindparam("bid"), leaf_index=bindparam("leaf"),
-                        status="anchored" if existing.status == "final" else "pending"),
-                    [{"rid": rec.id, "bid": existing.id, "leaf": i} for i, rec in enumerate(records)],
-                )
-                session.commit()
-                return None if existing.status == "final" else existing.id
-            batch = Batch(root=root, size=len(records), leaf_digests=digests, status="submitted")
+            leaves = list(digests)
+            root = _hex(root_from_leaf_hashes(leaf_hashes_of(leaves, hash_alg), hash_alg=hash_alg))
+            # Never reuse a batch with the same root (same digests in the same order): its anchor block may
+            # precede these records' owners (another enterprise's copy of a document would borrow the original's
+            # anchor and time, and fail the owner-at-anchor-block checks), and the registry refuses a root this
+            # operator anchored already. A trailing padding leaf of a fresh nonce gives the batch its own root.
+            while session.exec(select(col(Batch.id)).where(Batch.root == root)).first() is not None:
+                leaves = [*digests, _hex(padding_entry(secrets.token_bytes(32), hash_alg))]
+                root = _hex(root_from_leaf_hashes(leaf_hashes_of(leaves, hash_alg), hash_alg=hash_alg))
+            batch = Batch(root=root, size=len(leaves), leaf_digests=leaves, status="submitted")
             session.add(batch)
             session.flush()
             assert batch.id is not None and records[0].id is not None
             batch.metadata_digest = _hex(
                 batch_metadata_digest(batch_id=batch.id, size=batch.size, first_record_id=records[0].id,
-                                      hash_alg=self.settings.hash_alg)
+                                      hash_alg=hash_alg, padding_leaves=len(leaves) - len(digests))
             )
             session.add(batch)
             session.flush()
             _assign_leaves(session, batch.id, [int(rec.id) for rec in records])
             session.commit()
             return batch.id
+
+    def repad_batch(self, batch_id: int) -> None:
+        """Give a ``submitted`` batch a new root: its record leaves plus one fresh :func:`padding_entry` (replacing
+        a previous one); size, leaf list and metadata digest follow. Records keep their leaf indexes."""
+        hash_alg = self.settings.hash_alg
+        with session_scope(self.engine) as session:
+            batch = session.get(Batch, batch_id)
+            if batch is None or batch.status == "final":
+                return
+            first = session.exec(select(col(Record.id)).where(Record.batch_id == batch_id)
+                                 .order_by(col(Record.id)).limit(1)).first()
+            records = int(session.exec(select(func.count()).select_from(Record)
+                                       .where(Record.batch_id == batch_id)).one())
+            digests = list(batch.leaf_digests[:records])
+            leaves, root = digests, batch.root
+            while session.exec(select(col(Batch.id)).where(Batch.root == root)).first() is not None:
+                leaves = [*digests, _hex(padding_entry(secrets.token_bytes(32), hash_alg))]
+                root = _hex(root_from_leaf_hashes(leaf_hashes_of(leaves, hash_alg), hash_alg=hash_alg))
+            log.warning("batch %s: root %s was anchored before by this operator outside its known batches; "
+                        "new root %s", batch_id, batch.root, root)
+            batch.root, batch.size, batch.leaf_digests, batch.tx_hash = root, len(leaves), leaves, None
+            batch.metadata_digest = _hex(batch_metadata_digest(
+                batch_id=batch_id, size=len(leaves), first_record_id=int(first or 0), hash_alg=hash_alg,
+                padding_leaves=len(leaves) - len(digests)))
+            session.add(batch)
+            session.commit()
 
     def _set_tx_hash(self, batch_id: int, tx_hash: str) -> None:
         with session_scope(self.engine) as session:

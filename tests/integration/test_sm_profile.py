@@ -49,6 +49,13 @@ def sm_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         s.stop()
 
 
+def _wait_anchored(api: httpx.Client, identifier: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while api.get(f"/v1/identifiers/{q(identifier)}").json()["status"] != "anchored":
+        assert time.monotonic() < deadline, f"{identifier} not anchored within {timeout_s:.0f} s"
+        time.sleep(0.3)
+
+
 def test_sm_network_ingests_the_shared_samples_and_verifies_them_online_and_offline(sm_stack: Stack,
                                                                                      tmp_path: Path) -> None:
     assert sm_stack.spec is not None
@@ -61,21 +68,27 @@ def test_sm_network_ingests_the_shared_samples_and_verifies_them_online_and_offl
         gov = {"Authorization": f"Bearer {sm_stack.admin_token}"}
         mill = api.post("/v1/enterprises", headers=gov, json={"name": "Mill", "roles": ["manufacturer"]}).json()
         key = {"Authorization": f"Bearer {mill['api_key']}"}
-        certs, refused, seen = [], [], set()
+        certs, refused, first_of = [], [], {}
+        copies: list[tuple[str, str]] = []  # (original, copy) identifiers of byte-identical documents
         for path in sorted((SHARED_DATA / "en10168").glob("valid_certificate_*.json")):
-            # valid_certificate_5 and _6 are the same document: the second, under another prefix, would share the
-            # first one's single-leaf Merkle root, and the worker takes that root's earlier anchor (a block before
-            # the second mill existed), so its owner is unproven there. Each distinct document once.
-            if path.read_bytes() in seen:
-                continue
-            seen.add(path.read_bytes())
+            # valid_certificate_5 and _6 are the same document: the copy, posted by another mill once the original
+            # is anchored, has the same single-leaf Merkle root; it must get an anchor of its own (a block after its
+            # mill's registration, where its owner and SM2 key are proven), never the original's
+            original = first_of.get(path.read_bytes())
+            if original is not None:
+                _wait_anchored(api, original)
             # samples share coil numbers: one mill each, so that every sample is a first certificate of its coil
             mill_i = api.post("/v1/enterprises", headers=gov, json={"name": f"Mill {path.stem}",
                                                                     "roles": ["manufacturer"]}).json()
             r = api.post("/v1/coils/certificates", json=json.loads(path.read_text()),
                          headers={"Authorization": f"Bearer {mill_i['api_key']}"})
             (certs if r.status_code == 201 else refused).append(r.json().get("identifier") or (path.name, r.text))
+            if r.status_code == 201:
+                if original is not None:
+                    copies.append((original, r.json()["identifier"]))
+                first_of.setdefault(path.read_bytes(), r.json()["identifier"])
         assert len(certs) >= 4, refused  # five distinct "valid" samples; the shared README: one of six fails
+        assert len(copies) == 1, (copies, refused)  # valid_certificate_6 under another mill
         events = []
         for name in ("Example_9.6.1-ObjectEvent.jsonld", "Example_9.6.3-AggregationEvent.jsonld",
                      "Example_9.6.4-TransformationEvent.jsonld"):
@@ -96,6 +109,11 @@ def test_sm_network_ingests_the_shared_samples_and_verifies_them_online_and_offl
         assert body["proof"]["hash_alg"] == "sm3"
         assert any(c["name"] == "record_digest" and "SM3" in c["detail"] for c in body["checks"]), body["checks"]
         bundle = api.get(f"/v1/provenance/{q(certs[0])}/bundle").json()
+        copy_bundles = []
+        for original, copied in copies:
+            blocks = [api.get(f"/v1/verify/{q(i)}").json()["anchor"]["block_number"] for i in (original, copied)]
+            assert blocks[0] < blocks[1], (original, copied, blocks)  # the original stays the earliest anchor
+            copy_bundles.append(api.get(f"/v1/provenance/{q(copied)}/bundle").json())
     assert bundle["crypto_profile"] == "sm" and bundle["hash_alg"] == "sm3"
     record = next(r for r in bundle["records"] if r["identifier"] == certs[0])
     assert record["proof"]["hash_alg"] == "sm3"
@@ -118,6 +136,8 @@ def test_sm_network_ingests_the_shared_samples_and_verifies_them_online_and_offl
     trust = dict(validators=[v.address for v in spec.validators], anchor_registry=spec.anchor_registry,
                  enterprise_registry=spec.enterprise_registry)
     assert prove_bundle(bundle, **trust, crypto_profile="sm").verified
+    for copy_bundle in copy_bundles:  # the copier's record: its owner and SM2 key proven at its own anchor block
+        assert prove_bundle(copy_bundle, **trust, crypto_profile="sm").verified
     wrong = prove_bundle(bundle, **trust, crypto_profile="standard")
     assert not wrong.verified and wrong.checks[0].place == "hash_alg"
     relabelled = {**bundle, "hash_alg": "sha-256"}
