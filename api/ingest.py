@@ -39,6 +39,7 @@ from api import crud, metrics
 from api.bulk import in_chunks, insert_rows
 from api.errors import ConflictError, UnprocessableError
 from api.models import RECORD_KIND_COIL, Enterprise, Record, utcnow
+from api.read_cache import record_invalidation
 from api.state import AppState
 from provenance.canonical import canonicalize
 from provenance.certificate import coil_suffix, validate_certificate
@@ -337,6 +338,7 @@ def _store_one(session: Session, state: AppState, row: dict[str, Any], replaced:
         if replaced is not None:
             replaced.superseded_by = row["identifier"]
             session.add(replaced)
+            record_invalidation(session, replaced.identifier)  # every API process drops its cached answers
         session.commit()
     except IntegrityError:
         session.rollback()  # a concurrent POST stored this identifier first
@@ -347,6 +349,8 @@ def _store_one(session: Session, state: AppState, row: dict[str, Any], replaced:
             raise ConflictError(f"identifier {existing.identifier} already holds a different certificate "
                                 f"(digest {existing.record_digest})") from None
         return Ingested(record_out(existing), created=False)
+    if replaced is not None:
+        state.reads.invalidate(replaced.identifier)  # this process at once, the others at their next poll
     announce(state, RECORD_KIND_COIL, 1)
     return Ingested(record_out(row), created=True)
 

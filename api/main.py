@@ -23,6 +23,7 @@ from api.errors import install_handlers
 from api.json_reader import StrictJsonBody
 from api.openapi_docs import install_openapi_docs
 from api.rate_limits import WriteRateLimit
+from api.read_cache import ReadCache
 from api.routes import bulk as bulk_routes
 from api.routes import (
     certificates,
@@ -81,7 +82,9 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     worker = AnchoringWorker(engine=engine, settings=settings, chain=chain, keys=keys)
     seal_cache = SealCache(settings.seal_cache_entries, settings.anchor_cache_entries)
     state = AppState(settings=settings, engine=engine, chain=chain, keys=keys, seal_cache=seal_cache, worker=worker,
-                     qr_cache=BoundedCache("qr_images", settings.qr_cache_entries))
+                     qr_cache=BoundedCache("qr_images", settings.qr_cache_entries),
+                     reads=ReadCache(settings.read_cache_entries, settings.read_cache_ttl_s,
+                                     settings.read_cache_poll_s))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -99,9 +102,11 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
                     log.warning("operator bootstrap failed (worker will retry): %s", exc)
         if settings.anchoring_enabled and chain is not None:
             worker.start()
+        state.reads.start_poller(engine)  # other processes' replacements reach this process's read cache
         try:
             yield
         finally:
+            state.reads.stop()
             worker.stop()
             audit.close()
             engine.dispose()

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from api.anchoring import AnchoringWorker
 from api.caches import BoundedCache
 from api.chain import ChainClient, ChainUnavailable
+from api.read_cache import ReadCache
 from api.security import KeyCache
 from api.settings import Settings
 from api.verification import SealCache
@@ -26,6 +27,7 @@ class AppState:
     seal_cache: SealCache
     worker: AnchoringWorker
     qr_cache: BoundedCache[bytes] = field(default_factory=lambda: BoundedCache("qr_images", 10_000))
+    reads: ReadCache = field(default_factory=ReadCache)
     bootstrap_error: str | None = None
     _chain_id: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
