@@ -18,8 +18,9 @@ through the database), prepares data (:mod:`api.cli.load_setup`), then measures:
    an inclusion proof from a cached batch tree;
 
 and writes ``bench/report.md`` and ``bench/report.json`` (keys ``ingest_events_per_s``,
-``anchor_latency_p99_s``, ``post_certificate_rps``, ``post_certificate_p99_ms``, ``resolve_rps``,
-``verify_lineage50_p50_ms``, ``trivial_rps`` plus everything else), with machine facts. Raw locust CSVs
+``anchor_latency_p99_s``, ``post_certificate_rps``, ``post_certificate_p99_ms``, ``resolve_rps``, ``verify_rps``,
+``verify_lineage50_p50_ms``, ``bank_check_rps``, ``bank_check_p50_ms``, ``trivial_rps``, ``ratios_to_trivial``
+per scenario and ``endpoint_ratios_to_trivial`` per endpoint, plus everything else), with machine facts. Raw locust CSVs
 go to ``bench/raw/``. The default run takes about 5–7 minutes on 2 cores.
 """
 
@@ -57,6 +58,7 @@ GOALS = {
     "post_certificate_p99_ms": ("<=", 100.0, "single certificate POST p99, ms"),
     "resolve_rps": (">=", 2_000, "identifier resolution, req/s"),
     "verify_lineage50_p50_ms": ("<=", 20.0, "verify lineage-50 p50, ms"),
+    "bank_check_p50_ms": ("<=", 20.0, "bank receivable check p50, ms"),
 }
 
 # name, locust file, tags, users (None = --users), key prefix in report.json
@@ -431,11 +433,21 @@ def summarize(ingest: dict[str, Any], runs: list[dict[str, Any]], lineage_record
         "verify_rps": g("verify", "rps"),
         "verify_lineage50_p50_ms": g("verify_lineage50", "p50_ms"),
         "verify_lineage50_records": lineage_records,
+        "bank_check_rps": g("bank_check", "rps"),
+        "bank_check_p50_ms": g("bank_check", "p50_ms"),
         "trivial_rps": trivial,
     }
     out["ratios_to_trivial"] = {
         scn: round(e["rps"] / trivial, 3) for scn, e in by.items() if trivial and scn != "trivial" and e["rps"]
     }
+    # every endpoint of every scenario (a scenario may call several), "<scenario> <method> <name>": ratio
+    out["endpoint_ratios_to_trivial"] = {
+        f"{e['scenario']} {e['method']} {e['name']}": round(e["rps"] / trivial, 3)
+        for run in runs for e in run["endpoints"] if trivial and e["rps"]
+    }
+    for run in runs:
+        for e in run["endpoints"]:
+            e["ratio_to_trivial"] = round(e["rps"] / trivial, 3) if trivial and e["rps"] else None
     return out
 
 
@@ -464,9 +476,11 @@ def markdown(report: dict[str, Any]) -> str:
         "", "## Headline (`bench/report.json`)", "",
         "| key | value | goal | met | ratio to trivial |", "|---|---:|---:|:---:|---:|",
     ]
-    ratio_of = {"post_certificate_rps": "post_certificate", "resolve_rps": "resolve"}
+    ratio_of = {"post_certificate_rps": "post_certificate", "resolve_rps": "resolve", "verify_rps": "verify",
+                "bank_check_rps": "bank_check"}
     for key in ("ingest_events_per_s", "anchor_latency_p99_s", "post_certificate_rps", "post_certificate_p99_ms",
-                "resolve_rps", "verify_lineage50_p50_ms", "trivial_rps"):
+                "resolve_rps", "verify_rps", "verify_lineage50_p50_ms", "bank_check_rps", "bank_check_p50_ms",
+                "trivial_rps"):
         goal = GOALS.get(key)
         val = h.get(key)
         met = "" if goal is None or val is None else ("yes" if (val >= goal[1] if goal[0] == ">=" else val <= goal[1])
