@@ -38,6 +38,7 @@ from sqlmodel import Session, col, select
 from api import crud, metrics
 from api.bulk import in_chunks, insert_rows
 from api.errors import ConflictError, UnprocessableError
+from api.group_commit import Write
 from api.models import RECORD_KIND_COIL, Enterprise, Record, utcnow
 from api.read_cache import record_invalidation
 from api.state import AppState
@@ -333,13 +334,20 @@ def ingest_certificate(session: Session, state: AppState, enterprise: Enterprise
 
 
 def _store_one(session: Session, state: AppState, row: dict[str, Any], replaced: Record | None) -> Ingested:
+    replaced_identifier = replaced.identifier if replaced is not None else None
     try:
-        persist(session, [row])
-        if replaced is not None:
-            replaced.superseded_by = row["identifier"]
-            session.add(replaced)
-            record_invalidation(session, replaced.identifier)  # every API process drops its cached answers
-        session.commit()
+        if state.commits is not None:  # shares one durable commit with the concurrent requests (group commit)
+            write = Write([row], replaced_id=replaced.id if replaced is not None else None,
+                          replaced_identifier=replaced_identifier)
+            session.rollback()  # end this request's read transaction before waiting for the group
+            state.commits.submit(write)
+        else:
+            persist(session, [row])
+            if replaced is not None:
+                replaced.superseded_by = row["identifier"]
+                session.add(replaced)
+                record_invalidation(session, replaced.identifier)  # every API process drops its cached answers
+            session.commit()
     except IntegrityError:
         session.rollback()  # a concurrent POST stored this identifier first
         existing = crud.get_record(session, identifier=row["identifier"])
@@ -349,8 +357,8 @@ def _store_one(session: Session, state: AppState, row: dict[str, Any], replaced:
             raise ConflictError(f"identifier {existing.identifier} already holds a different certificate "
                                 f"(digest {existing.record_digest})") from None
         return Ingested(record_out(existing), created=False)
-    if replaced is not None:
-        state.reads.invalidate(replaced.identifier)  # this process at once, the others at their next poll
+    if replaced_identifier is not None:
+        state.reads.invalidate(replaced_identifier)  # this process at once, the others at their next poll
     announce(state, RECORD_KIND_COIL, 1)
     return Ingested(record_out(row), created=True)
 

@@ -20,6 +20,7 @@ from api.chain import ChainClient
 from api.db import init_db, make_engine
 from api.docs_offline import install_offline_docs
 from api.errors import install_handlers
+from api.group_commit import GroupCommitter
 from api.json_reader import StrictJsonBody
 from api.openapi_docs import install_openapi_docs
 from api.rate_limits import WriteRateLimit
@@ -84,7 +85,8 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     state = AppState(settings=settings, engine=engine, chain=chain, keys=keys, seal_cache=seal_cache, worker=worker,
                      qr_cache=BoundedCache("qr_images", settings.qr_cache_entries),
                      reads=ReadCache(settings.read_cache_entries, settings.read_cache_ttl_s,
-                                     settings.read_cache_poll_s))
+                                     settings.read_cache_poll_s),
+                     commits=GroupCommitter(engine))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -107,6 +109,8 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
             yield
         finally:
             state.reads.stop()
+            if state.commits is not None:
+                state.commits.stop()
             worker.stop()
             audit.close()
             engine.dispose()

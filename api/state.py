@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from api.anchoring import AnchoringWorker
 from api.caches import BoundedCache
 from api.chain import ChainClient, ChainUnavailable
+from api.group_commit import GroupCommitter
 from api.read_cache import ReadCache
 from api.security import KeyCache
 from api.settings import Settings
@@ -28,6 +29,7 @@ class AppState:
     worker: AnchoringWorker
     qr_cache: BoundedCache[bytes] = field(default_factory=lambda: BoundedCache("qr_images", 10_000))
     reads: ReadCache = field(default_factory=ReadCache)
+    commits: GroupCommitter | None = None  # single-record writes share one durable commit (api/group_commit.py)
     bootstrap_error: str | None = None
     _chain_id: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
