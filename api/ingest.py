@@ -269,7 +269,10 @@ def revision_of(session: Session, record: Prepared, supersedes: str | None) -> R
             ``supersedes`` naming a revision that is not the current one.
         UnprocessableError: ``query.supersedes`` given for a coil without a certificate.
     """
-    existing = crud.get_record(session, identifier=record.identifier)
+    # hot path, a new coil: one index probe on the Core table, no ORM object (the full rows only for revisions)
+    taken = session.connection().execute(
+        select(col(Record.id)).where(col(Record.identifier) == record.identifier)).first()
+    existing = crud.get_record(session, identifier=record.identifier) if taken is not None else None
     if existing is None:
         if supersedes is not None:
             raise UnprocessableError([Issue("query.supersedes", "exists",
