@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from api import crud
 from api.errors import UnprocessableError, issue
 from api.models import Batch, Enterprise, Record, utc_iso
-from api.qr import MEDIA_TYPES, cached_qr, qr_content
+from api.qr import MEDIA_TYPES, qr_content, render_qr
 from api.read_cache import (
     CACHE_CONTROL,
     QR,
@@ -174,9 +174,10 @@ async def _qr(identifier: str, fmt: str, request: Request) -> Response:
     state: AppState = request.app.state.tl
     cached = state.reads.get(QR, identifier)
     url = str(cached.data) if cached is not None else await run_in_threadpool(qr_url, state, identifier)
-    data = state.qr_cache.get((url, fmt))
+    data = state.qr_cache.get((url, fmt))  # images of a URL never change (as api.qr.cached_qr)
     if data is None:
-        data = await run_in_threadpool(cached_qr, state.qr_cache, url, fmt)
+        data = await run_in_threadpool(render_qr, url, fmt)
+        state.qr_cache[(url, fmt)] = data
     etag = etag_of("qr." + fmt, url, data)
     headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": etag}
     if not_modified(request.headers.get("if-none-match"), etag):
