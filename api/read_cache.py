@@ -35,13 +35,13 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, bindparam, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel
 
 from api.caches import BoundedCache
@@ -162,7 +162,7 @@ class RecordFacts:
 
 
 _R, _E, _B = Record.__table__, Enterprise.__table__, Batch.__table__  # type: ignore[attr-defined]
-FACTS_QUERY = (
+_FACTS_BASE = (
     select(_R.c.id, _R.c.identifier, _R.c.kind, _R.c.enterprise_id, _R.c.document, _R.c.record_digest,
            _R.c.signature, _R.c.chain_id, _R.c.status, _R.c.batch_id, _R.c.leaf_index, _R.c.supersedes,
            _R.c.superseded_by, _R.c.created_at,
@@ -170,8 +170,8 @@ FACTS_QUERY = (
            _B.c.id, _B.c.root, _B.c.size, _B.c.tx_hash, _B.c.block_number, _B.c.block_hash, _B.c.submitter,
            _B.c.status, _B.c.anchored_at)
     .select_from(_R.join(_E, _E.c.id == _R.c.enterprise_id).outerjoin(_B, _B.c.id == _R.c.batch_id))
-    .where(_R.c.identifier == bindparam("identifier"))
 )
+FACTS_QUERY = _FACTS_BASE.where(_R.c.identifier == bindparam("identifier"))
 """Record + owner + batch (no leaf list) of one identifier: the only query of a cache miss."""
 
 _LEAVES_QUERY = select(_B.c.leaf_digests).where(_B.c.id == bindparam("batch_id"))
@@ -194,6 +194,29 @@ def load_facts(engine: Engine, identifier: str) -> RecordFacts | None:
 
         batch = BatchRow(*v[18:27], load_leaves=leaves)
     return RecordFacts(record, owner, batch)
+
+
+def load_facts_many(conn: Connection, identifiers: Sequence[str], *, chunk: int = 1000) -> dict[str, RecordFacts]:
+    """:class:`RecordFacts` of many identifiers (one :data:`FACTS_QUERY` with ``IN`` per ``chunk``), by
+    identifier; unknown ones are absent. Rows of one batch share one :class:`BatchRow` (leaves read once),
+    read on ``conn`` (the caller's transaction)."""
+    stmt = _FACTS_BASE.where(_R.c.identifier.in_(bindparam("identifiers", expanding=True)))
+    out: dict[str, RecordFacts] = {}
+    batches: dict[int, BatchRow] = {}
+
+    def leaves(batch_id: int) -> list[str]:
+        return list(conn.execute(_LEAVES_QUERY, {"batch_id": batch_id}).scalar_one())
+
+    wanted = list(dict.fromkeys(identifiers))
+    for i in range(0, len(wanted), chunk):
+        part = wanted[i:i + chunk]
+        for row in conn.execute(stmt, {"identifiers": part}).all():
+            v = tuple(row)
+            batch = None
+            if v[18] is not None:
+                batch = batches.get(v[18]) or batches.setdefault(v[18], BatchRow(*v[18:27], load_leaves=leaves))
+            out[v[1]] = RecordFacts(RecordRow(*v[0:14]), OwnerRow(*v[14:18]), batch)
+    return out
 
 
 # ----------------------------------------------------------------------------------- HTTP helpers

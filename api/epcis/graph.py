@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select as core_select
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
@@ -168,13 +169,15 @@ def walk(session: Session, root: Node, *, direction: str, depth: int) -> Lineage
     return Lineage(root, direction, depth, order, level, edges)
 
 
-def _records_by_id(session: Session, ids: Iterable[int]) -> dict[int, Record]:
-    out: dict[int, Record] = {}
+def _records_by_id(session: Session, ids: Iterable[int]) -> dict[int, Any]:
+    """``(id, identifier, kind, record_digest, status)`` rows by record id (Core, no documents loaded)."""
+    table = Record.__table__  # type: ignore[attr-defined]
+    stmt = core_select(table.c.id, table.c.identifier, table.c.kind, table.c.record_digest, table.c.status)
+    out: dict[int, Any] = {}
     id_list = sorted(set(ids))
     for chunk in in_chunks(id_list):
-        for rec in session.exec(select(Record).where(col(Record.id).in_(list(chunk)))).all():
-            assert rec.id is not None
-            out[rec.id] = rec
+        for row in session.connection().execute(stmt.where(table.c.id.in_(chunk))).all():
+            out[int(row.id)] = row
     return out
 
 
@@ -244,7 +247,7 @@ def _certificates(session: Session, keys: Sequence[str]) -> dict[str, Record]:
     return certs
 
 
-def _event_brief(ev: EpcisEvent, rec: Record) -> dict[str, Any]:
+def _event_brief(ev: EpcisEvent, rec: Any) -> dict[str, Any]:
     return {"identifier": rec.identifier, "kind": rec.kind, "record_digest": rec.record_digest,
             "status": rec.status, "eventID": ev.event_hash, "type": ev.event_type, "action": ev.action,
             "bizStep": ev.biz_step, "disposition": ev.disposition, "eventTime": utc_iso(ev.event_time)}
