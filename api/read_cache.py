@@ -260,17 +260,20 @@ class CachedView:
     stored_at: float = 0.0
 
 
-def make_view(view: str, identifier: str, revision: str, data: Any) -> CachedView:
-    """A :class:`CachedView` of ``data`` rendered as JSON bytes, with its ETag."""
+def make_view(view: str, identifier: str, revision: str, data: Any, *, keep_data: bool = False) -> CachedView:
+    """A :class:`CachedView` of ``data`` rendered as JSON bytes, with its ETag; ``data`` itself is kept only
+    with ``keep_data`` (views rendered again per request), so an entry costs its body bytes, not twice that."""
     body = json_bytes(data)
-    return CachedView(view, identifier, revision, body, etag_of(view, identifier, body), data, time.monotonic())
+    return CachedView(view, identifier, revision, body, etag_of(view, identifier, body),
+                      data if keep_data else None, time.monotonic())
 
 
 # ----------------------------------------------------------------------------------- the cache
 class ReadCache:
     """Bounded LRU of :class:`CachedView` per ``(view, identifier)``, with invalidation by identifier.
 
-    ``maxsize`` entries (``TRACELEDGER_READ_CACHE_ENTRIES``), each at most ``ttl_s`` seconds old
+    ``maxsize`` entries (``TRACELEDGER_READ_CACHE_ENTRIES``; an entry is one answer's bytes, 1–8 KB), each at
+    most ``ttl_s`` seconds old
     (``TRACELEDGER_READ_CACHE_TTL_S``); :meth:`start_poller` follows ``read_invalidations`` every ``poll_s``.
     Thread-safe.
     """
@@ -278,7 +281,7 @@ class ReadCache:
     LOOKBACK = 1000
     """Rows re-read below the highest seen invalidation id (transactions commit out of id order)."""
 
-    def __init__(self, maxsize: int = 100_000, ttl_s: float = 300.0, poll_s: float = 0.5) -> None:
+    def __init__(self, maxsize: int = 20_000, ttl_s: float = 300.0, poll_s: float = 0.5) -> None:
         self._views: BoundedCache[CachedView] = BoundedCache("record_views", maxsize)
         self.ttl_s = ttl_s
         self.poll_s = poll_s

@@ -133,7 +133,7 @@ class Settings(BaseSettings):
         4096, ge=1, validation_alias=_env("TRACELEDGER_KEY_CACHE_ENTRIES", "key_cache_entries"))
     # Answers of anchored records served from memory (api/read_cache.py): entries, max age, invalidation poll
     read_cache_entries: int = Field(
-        100_000, ge=1, validation_alias=_env("TRACELEDGER_READ_CACHE_ENTRIES", "read_cache_entries"))
+        20_000, ge=1, validation_alias=_env("TRACELEDGER_READ_CACHE_ENTRIES", "read_cache_entries"))
     read_cache_ttl_s: float = Field(
         300.0, gt=0, validation_alias=_env("TRACELEDGER_READ_CACHE_TTL_S", "read_cache_ttl_s"))
     read_cache_poll_s: float = Field(

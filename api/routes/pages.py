@@ -222,7 +222,7 @@ def page_view(state: Any, identifier: str) -> CachedView | None:
         "verification": verify_record(None, facts.record, chain=state.chain, seal_cache=state.seal_cache,
                                       owner=facts.owner, batches=batches),
     }
-    view = make_view(PAGE, identifier, facts.revision, data)
+    view = make_view(PAGE, identifier, facts.revision, data, keep_data=True)
     qbft = state.chain is not None and getattr(state.chain, "finality", FINALITY_QBFT) == FINALITY_QBFT
     if facts.final and qbft and data["verification"]["verified"] is True:
         state.reads.put(view, epoch)

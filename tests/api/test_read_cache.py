@@ -334,3 +334,14 @@ def test_cached_view_type_is_frozen() -> None:
     view = CachedView(RESOLUTION, IDENT, "r", b"{}", '"t"')
     with pytest.raises(AttributeError):
         view.identifier = OTHER  # type: ignore[misc]
+
+
+def test_cache_is_bounded_and_sized_by_settings(db_url: str, tmp_path: Path) -> None:
+    reads = ReadCache(maxsize=3)
+    for i in range(10):
+        reads.put(make_view(RESOLUTION, f"88.1.1/C{i}", "r", {"i": i}), reads.epoch())
+    assert len(reads) == 3 and reads.get(RESOLUTION, "88.1.1/C9") is not None
+    assert reads.get(RESOLUTION, "88.1.1/C0") is None  # least recently used went first
+    assert reads.get(RESOLUTION, "88.1.1/C9").data is None  # an entry holds its bytes, not the dict as well
+    with TestClient(create_app(make_settings(db_url, tmp_path, read_cache_entries=5, read_cache_poll_s=3600))) as c:
+        assert state(c).reads._views.maxsize == 5
