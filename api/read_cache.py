@@ -59,6 +59,9 @@ PAGE = "page"
 """View: ``/id/{identifier}`` data ``{identifier, summary, resolution, verification}``."""
 QR = "qr"
 """View: what the QR code of an identifier encodes (``data``: the URL); registered identifiers never vanish."""
+DIGITAL_LINK = "digital_link"
+"""View: the object a GS1 Digital Link's most specific key names (``data``: ``(identifier, key)``); objects are
+insert-only, so the answer never changes once that key was captured."""
 VIEWS = (RESOLUTION, VERIFY, HANDLE, PAGE, QR)
 
 CACHE_CONTROL = "public, no-cache"
