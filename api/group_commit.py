@@ -108,7 +108,7 @@ class GroupCommitter:
     def _commit_group(self, group: list[Write]) -> None:
         try:
             with self.engine.begin() as conn:
-                results = [_apply(conn, w) for w in group]
+                results = _apply(conn, group)
         except IntegrityError as exc:
             if len(group) == 1:
                 group[0].done.set_exception(exc)
@@ -127,12 +127,20 @@ class GroupCommitter:
             w.done.set_result(ids)
 
 
-def _apply(conn: Connection, write: Write) -> list[int]:
-    """Write one request's rows inside the group's transaction; its new record ids."""
+def _apply(conn: Connection, group: list[Write]) -> list[list[int]]:
+    """Write a group inside one transaction: every row in one multi-row ``INSERT … RETURNING`` (one round trip
+    whatever the group size: the committer thread holds the interpreter lock as little as possible), then the
+    replacements' ``superseded_by`` updates and invalidation rows. The new record ids, per write."""
+    rows = [row for w in group for row in w.rows]
     stmt = insert(_RECORDS).returning(_RECORDS.c.id, sort_by_parameter_order=True)
-    ids = [int(r[0]) for r in conn.execute(stmt, write.rows).all()]
-    if write.replaced_id is not None:
-        new_identifier = write.rows[0]["identifier"]
-        conn.execute(update(_RECORDS).where(_RECORDS.c.id == write.replaced_id).values(superseded_by=new_identifier))
-        conn.execute(insert(_INVALIDATIONS).values(identifier=write.replaced_identifier, created_at=utcnow()))
-    return ids
+    ids = [int(r[0]) for r in conn.execute(stmt, rows).all()]
+    out: list[list[int]] = []
+    at = 0
+    for w in group:
+        out.append(ids[at:at + len(w.rows)])
+        at += len(w.rows)
+        if w.replaced_id is not None:
+            new_identifier = w.rows[0]["identifier"]
+            conn.execute(update(_RECORDS).where(_RECORDS.c.id == w.replaced_id).values(superseded_by=new_identifier))
+            conn.execute(insert(_INVALIDATIONS).values(identifier=w.replaced_identifier, created_at=utcnow()))
+    return out
