@@ -2,11 +2,12 @@
 
 A single certificate POST used to pay one whole transaction each: INSERT, then a COMMIT that waits for
 the disk (SQLite WAL with ``synchronous=FULL`` fsyncs; PostgreSQL flushes its WAL). Under concurrency
-the requests now hand their prepared rows to one committer thread, which writes everything queued in
-one transaction and one COMMIT, then wakes every request of the group. Nothing waits on a timer: the
+the requests now queue their prepared rows; one of them (the leader) writes everything queued in one
+transaction and one COMMIT, then wakes every request of the group. Nothing waits on a timer: the
 first request is committed at once, and the requests that arrive while that commit is on disk form the
 next group, so the group size follows the load (classic group commit; PostgreSQL's ``commit_delay``
-does the same inside the server).
+does the same inside the server). The leader is a request thread, not a dedicated one: under the
+interpreter lock a separate committer thread would add a hand-off per group.
 
 Guarantees, each tested in ``tests/api/test_group_commit.py``:
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,29 +42,42 @@ _INVALIDATIONS = ReadInvalidation.__table__  # type: ignore[attr-defined]
 @dataclass
 class Write:
     """One request's share of a group: its new ``records`` rows and, for a replacement certificate, the id
-    and identifier of the record it supersedes. ``done`` resolves to the new record ids (or raises)."""
+    and identifier of the record it supersedes; :meth:`result` gives the new record ids once committed."""
 
     rows: list[dict[str, Any]]
     replaced_id: int | None = None
     replaced_identifier: str | None = None
-    done: Future[list[int]] = field(default_factory=Future)
+    ids: list[int] | None = None
+    error: BaseException | None = None
+    lead: bool = False
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    def result(self) -> list[int]:
+        """The new record ids (row order), or raise what failed this write."""
+        if self.error is not None:
+            raise self.error
+        assert self.ids is not None, "write not committed yet"
+        return self.ids
 
 
 class GroupCommitter:
-    """One committer thread per process; :meth:`submit` blocks the calling request until its group is durable.
+    """Leader/follower group commit: :meth:`submit` blocks the calling request until its group is durable.
 
-    ``max_group``: most requests per transaction (bounds a rollback's cost). The thread starts on first use.
+    The first request to arrive while no commit is running leads: it commits everything queued (itself
+    included) in its own thread, then hands the lead to the oldest request that queued meanwhile, whose group
+    then holds every request that arrived during that commit. No extra thread, no timer, one thread hand-off
+    per group. ``max_group``: most requests per transaction (bounds a rollback's cost).
     """
 
     def __init__(self, engine: Engine, *, max_group: int = 256) -> None:
         self.engine = engine
         self.max_group = max_group
         self._queue: list[Write] = []
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._leading = False
         self._stopping = False
         self.groups = 0
-        """Transactions committed (for tests and ``/metrics``-style curiosity)."""
+        """Transactions committed."""
         self.writes = 0
         """Requests committed."""
 
@@ -75,35 +88,36 @@ class GroupCommitter:
             IntegrityError: a row of this write violates a constraint (nothing of it was stored).
             RuntimeError: the committer is stopped.
         """
-        with self._cond:
+        with self._lock:
             if self._stopping:
                 raise RuntimeError("group committer stopped")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
-                self._thread.start()
             self._queue.append(write)
-            self._cond.notify()
-        return write.done.result()
+            if not self._leading:
+                self._leading = True
+                write.lead = True
+                write.wake.set()
+        write.wake.wait()
+        if write.lead and write.ids is None and write.error is None:
+            self._lead()
+        return write.result()
 
     def stop(self) -> None:
-        """Commit what is queued, then end the thread."""
-        with self._cond:
+        """Refuse new writes (those queued are committed by their leader)."""
+        with self._lock:
             self._stopping = True
-            self._cond.notify()
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout=30)
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._stopping:
-                    self._cond.wait()
-                if not self._queue and self._stopping:
-                    return
-                group = self._queue[:self.max_group]
-                del self._queue[:self.max_group]
-            self._commit_group(group)
+    def _lead(self) -> None:
+        with self._lock:
+            group = self._queue[:self.max_group]
+            del self._queue[:self.max_group]
+        self._commit_group(group)
+        with self._lock:
+            if not self._queue:
+                self._leading = False
+                return
+            successor = self._queue[0]  # arrived during this commit: leads the next group
+            successor.lead = True
+        successor.wake.set()
 
     def _commit_group(self, group: list[Write]) -> None:
         try:
@@ -111,7 +125,7 @@ class GroupCommitter:
                 results = _apply(conn, group)
         except IntegrityError as exc:
             if len(group) == 1:
-                group[0].done.set_exception(exc)
+                _finish(group[0], error=exc)
                 return
             for w in group:  # find the conflicting request(s): each on its own
                 self._commit_group([w])
@@ -119,12 +133,17 @@ class GroupCommitter:
         except BaseException as exc:  # noqa: BLE001 - every waiting request must be released
             log.exception("group commit failed")
             for w in group:
-                w.done.set_exception(exc)
+                _finish(w, error=exc)
             return
         self.groups += 1
         self.writes += len(group)
         for w, ids in zip(group, results, strict=True):
-            w.done.set_result(ids)
+            _finish(w, ids=ids)
+
+
+def _finish(write: Write, *, ids: list[int] | None = None, error: BaseException | None = None) -> None:
+    write.ids, write.error = ids, error
+    write.wake.set()
 
 
 def _apply(conn: Connection, group: list[Write]) -> list[list[int]]:

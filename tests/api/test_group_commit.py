@@ -91,10 +91,10 @@ def test_a_conflicting_request_fails_alone(client: TestClient, settings: Setting
     committer = GroupCommitter(state(client).engine)
     group = [Write([row_like(client, manufacturer, "88.1.1/OK-1")]), Write([row_like(client, manufacturer, ident)]),
              Write([row_like(client, manufacturer, "88.1.1/OK-2")])]
-    committer._commit_group(group)  # the committer thread's step, on a group of three
-    assert group[0].done.result() and group[2].done.result()
+    committer._commit_group(group)  # the leader's step, on a group of three
+    assert group[0].result() and group[2].result()
     with pytest.raises(IntegrityError):
-        group[1].done.result()
+        group[1].result()
     assert count_records(settings) == 3
 
 
@@ -141,3 +141,13 @@ def test_no_keystore_decryption_per_request(client: TestClient, manufacturer: di
     for i in range(5):
         assert client.post(CERTS, json=coil(i), headers=h).status_code == 201
     assert calls[0] <= 1  # scrypt once per key per process, not per request
+
+
+def test_stopped_committer_refuses_and_leadership_passes_on(client: TestClient, manufacturer: dict[str, Any]) -> None:
+    assert client.post(CERTS, json=coil(0), headers=auth(manufacturer["api_key"])).status_code == 201
+    committer = GroupCommitter(state(client).engine)
+    assert committer.submit(Write([row_like(client, manufacturer, "88.1.1/ONE")]))
+    assert committer._leading is False and committer._queue == []  # the last leader left nothing behind
+    committer.stop()
+    with pytest.raises(RuntimeError, match="stopped"):
+        committer.submit(Write([row_like(client, manufacturer, "88.1.1/TWO")]))
