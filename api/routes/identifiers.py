@@ -12,8 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
-from sqlalchemy.orm import defer
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
 from api import crud
@@ -243,19 +242,3 @@ def view_response(request: Request, view: CachedView, media_type: str = "applica
     if not_modified(request.headers.get("if-none-match"), view.etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=out)
     return Response(content=view.body, media_type=media_type, headers=out)
-
-
-def record_owner_batch_or_404(session: Session, identifier: str) -> tuple[Record, Enterprise, Batch | None]:
-    """Like :func:`record_or_404`, but one round trip also loads the owner and the batch (without its leaf
-    list, loaded lazily only when needed). Errors: 422 malformed, 404 unknown."""
-    parse_identifier_or_422(identifier)
-    row = session.exec(
-        select(Record, Enterprise, Batch)
-        .join(Enterprise, col(Enterprise.id) == col(Record.enterprise_id))
-        .outerjoin(Batch, col(Batch.id) == col(Record.batch_id))
-        .options(defer(Batch.leaf_digests))  # type: ignore[arg-type]
-        .where(Record.identifier == identifier)
-    ).first()
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"identifier {identifier} is not registered")
-    return row[0], row[1], row[2]
