@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
                      qr_cache=BoundedCache("qr_images", settings.qr_cache_entries),
                      reads=ReadCache(settings.read_cache_entries, settings.read_cache_ttl_s,
                                      settings.read_cache_poll_s),
-                     commits=GroupCommitter(engine))
+                     commits=GroupCommitter(engine) if settings.group_commit else None)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -151,3 +151,14 @@ def test_stopped_committer_refuses_and_leadership_passes_on(client: TestClient, 
     committer.stop()
     with pytest.raises(RuntimeError, match="stopped"):
         committer.submit(Write([row_like(client, manufacturer, "88.1.1/TWO")]))
+
+
+def test_group_commit_can_be_switched_off(db_url: str, tmp_path: Any) -> None:
+    from api.main import create_app
+    from tests.api.conftest import create_enterprise, make_settings
+
+    with TestClient(create_app(make_settings(db_url, tmp_path, group_commit=False))) as c:
+        assert state(c).commits is None  # each request commits its own transaction, as before
+        ent = create_enterprise(c)
+        assert c.post(CERTS, json=coil(1), headers=auth(ent["api_key"])).status_code == 201
+        assert c.post(CERTS, json=coil(1), headers=auth(ent["api_key"])).status_code == 200
