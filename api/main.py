@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 from starlette.concurrency import run_in_threadpool
 
 from api import audit as audit_routes
@@ -67,6 +68,13 @@ def build_chain(settings: Settings) -> ChainClient | None:
     return chain
 
 
+def group_commit_wanted(settings: Settings) -> bool:
+    """``TRACELEDGER_GROUP_COMMIT`` when set; else on for SQLite, off for PostgreSQL (api/group_commit.py)."""
+    if settings.group_commit is not None:
+        return settings.group_commit
+    return make_url(settings.sqlalchemy_url).get_backend_name() == "sqlite"
+
+
 def create_app(settings: Settings | None = None, *, chain: ChainClient | None = None) -> FastAPI:
     """Build the FastAPI app.
 
@@ -86,7 +94,7 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
                      qr_cache=BoundedCache("qr_images", settings.qr_cache_entries),
                      reads=ReadCache(settings.read_cache_entries, settings.read_cache_ttl_s,
                                      settings.read_cache_poll_s),
-                     commits=GroupCommitter(engine) if settings.group_commit else None)
+                     commits=GroupCommitter(engine) if group_commit_wanted(settings) else None)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -138,8 +138,9 @@ class Settings(BaseSettings):
         300.0, gt=0, validation_alias=_env("TRACELEDGER_READ_CACHE_TTL_S", "read_cache_ttl_s"))
     read_cache_poll_s: float = Field(
         0.5, gt=0, validation_alias=_env("TRACELEDGER_READ_CACHE_POLL_S", "read_cache_poll_s"))
-    # Single POSTs share durable commits (api/group_commit.py)
-    group_commit: bool = Field(True, validation_alias=_env("TRACELEDGER_GROUP_COMMIT", "group_commit"))
+    # Single POSTs share durable commits (api/group_commit.py). Unset: on for SQLite (an fsync per commit, one
+    # writer), off for PostgreSQL (the server already shares WAL flushes; measured slower there, see README)
+    group_commit: bool | None = Field(None, validation_alias=_env("TRACELEDGER_GROUP_COMMIT", "group_commit"))
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -22,6 +22,14 @@ from tests.api.conftest import auth, sample
 CERTS = "/v1/coils/certificates"
 
 
+@pytest.fixture
+def settings(db_url: str, tmp_path: Any) -> Settings:
+    """Group commit on for both backends (unset, it is on for SQLite only: see test_default_by_backend)."""
+    from tests.api.conftest import make_settings
+
+    return make_settings(db_url, tmp_path, group_commit=True)
+
+
 def state(c: TestClient) -> Any:
     return c.app.state.tl  # type: ignore[attr-defined]
 
@@ -162,3 +170,12 @@ def test_group_commit_can_be_switched_off(db_url: str, tmp_path: Any) -> None:
         ent = create_enterprise(c)
         assert c.post(CERTS, json=coil(1), headers=auth(ent["api_key"])).status_code == 201
         assert c.post(CERTS, json=coil(1), headers=auth(ent["api_key"])).status_code == 200
+
+
+def test_default_by_backend(tmp_path: Any) -> None:
+    from api.main import group_commit_wanted
+    from tests.api.conftest import make_settings
+
+    assert group_commit_wanted(make_settings(f"sqlite:///{tmp_path}/a.db", tmp_path)) is True
+    assert group_commit_wanted(make_settings("postgresql+psycopg://u@h/db", tmp_path)) is False
+    assert group_commit_wanted(make_settings("postgresql+psycopg://u@h/db", tmp_path, group_commit=True)) is True
