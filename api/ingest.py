@@ -38,7 +38,9 @@ from sqlmodel import Session, col, select
 from api import crud, metrics
 from api.bulk import copy_rows, in_chunks
 from api.errors import ConflictError, UnprocessableError
+from api.group_commit import Write
 from api.models import RECORD_KIND_COIL, Enterprise, Record, utcnow
+from api.read_cache import record_invalidation
 from api.state import AppState
 from provenance.canonical import canonicalize
 from provenance.certificate import coil_suffix, validate_certificate
@@ -318,7 +320,10 @@ def revision_of(session: Session, record: Prepared, supersedes: str | None) -> R
             ``supersedes`` naming a revision that is not the current one.
         UnprocessableError: ``query.supersedes`` given for a coil without a certificate.
     """
-    existing = crud.get_record(session, identifier=record.identifier)
+    # hot path, a new coil: one index probe on the Core table, no ORM object (the full rows only for revisions)
+    taken = session.connection().execute(
+        select(col(Record.id)).where(col(Record.identifier) == record.identifier)).first()
+    existing = crud.get_record(session, identifier=record.identifier) if taken is not None else None
     if existing is None:
         if supersedes is not None:
             raise UnprocessableError([Issue("query.supersedes", "exists",
@@ -383,12 +388,20 @@ def ingest_certificate(session: Session, state: AppState, enterprise: Enterprise
 
 
 def _store_one(session: Session, state: AppState, row: dict[str, Any], replaced: Record | None) -> Ingested:
+    replaced_identifier = replaced.identifier if replaced is not None else None
     try:
-        persist(session, [row])
-        if replaced is not None:
-            replaced.superseded_by = row["identifier"]
-            session.add(replaced)
-        session.commit()
+        if state.commits is not None:  # shares one durable commit with the concurrent requests (group commit)
+            write = Write([row], replaced_id=replaced.id if replaced is not None else None,
+                          replaced_identifier=replaced_identifier)
+            session.rollback()  # end this request's read transaction before waiting for the group
+            state.commits.submit(write)
+        else:
+            persist(session, [row])
+            if replaced is not None:
+                replaced.superseded_by = row["identifier"]
+                session.add(replaced)
+                record_invalidation(session, replaced.identifier)  # every API process drops its cached answers
+            session.commit()
     except IntegrityError:
         session.rollback()  # a concurrent POST stored this identifier first
         existing = crud.get_record(session, identifier=row["identifier"])
@@ -398,6 +411,8 @@ def _store_one(session: Session, state: AppState, row: dict[str, Any], replaced:
             raise ConflictError(f"identifier {existing.identifier} already holds a different certificate "
                                 f"(digest {existing.record_digest})") from None
         return Ingested(record_out(existing), created=False)
+    if replaced_identifier is not None:
+        state.reads.invalidate(replaced_identifier)  # this process at once, the others at their next poll
     announce(state, RECORD_KIND_COIL, 1)
     return Ingested(record_out(row), created=True)
 

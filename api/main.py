@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 from starlette.concurrency import run_in_threadpool
 
 from api import audit as audit_routes
@@ -21,9 +22,11 @@ from api.chain import ChainClient
 from api.db import init_db, make_engine
 from api.docs_offline import install_offline_docs
 from api.errors import install_handlers
+from api.group_commit import GroupCommitter
 from api.json_reader import StrictJsonBody
 from api.openapi_docs import install_openapi_docs
 from api.rate_limits import WriteRateLimit
+from api.read_cache import ReadCache
 from api.routes import bulk as bulk_routes
 from api.routes import (
     certificates,
@@ -81,6 +84,13 @@ def build_indexer(engine: Any, settings: Settings, chain: ChainClient | None, wo
     return indexer if indexer.contracts else None
 
 
+def group_commit_wanted(settings: Settings) -> bool:
+    """``TRACELEDGER_GROUP_COMMIT`` when set; else on for SQLite, off for PostgreSQL (api/group_commit.py)."""
+    if settings.group_commit is not None:
+        return settings.group_commit
+    return make_url(settings.sqlalchemy_url).get_backend_name() == "sqlite"
+
+
 def create_app(settings: Settings | None = None, *, chain: ChainClient | None = None) -> FastAPI:
     """Build the FastAPI app.
 
@@ -97,7 +107,10 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
     worker = AnchoringWorker(engine=engine, settings=settings, chain=chain, keys=keys)
     seal_cache = SealCache(settings.seal_cache_entries, settings.anchor_cache_entries, settings.hash_alg)
     state = AppState(settings=settings, engine=engine, chain=chain, keys=keys, seal_cache=seal_cache, worker=worker,
-                     qr_cache=BoundedCache("qr_images", settings.qr_cache_entries))
+                     qr_cache=BoundedCache("qr_images", settings.qr_cache_entries),
+                     reads=ReadCache(settings.read_cache_entries, settings.read_cache_ttl_s,
+                                     settings.read_cache_poll_s),
+                     commits=GroupCommitter(engine) if group_commit_wanted(settings) else None)
     state.indexer = build_indexer(engine, settings, chain, worker)
 
     @asynccontextmanager
@@ -118,11 +131,15 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
             worker.start()
             if state.indexer is not None:  # writes only while this process holds the anchoring lease
                 state.indexer.start()
+        state.reads.start_poller(engine)  # other processes' replacements reach this process's read cache
         try:
             yield
         finally:
             if state.indexer is not None:
                 state.indexer.stop()
+            state.reads.stop()
+            if state.commits is not None:
+                state.commits.stop()
             worker.stop()
             audit.close()
             engine.dispose()

@@ -157,6 +157,16 @@ class Settings(BaseSettings):
         0.5, gt=0, validation_alias=_env("TRACELEDGER_CHAIN_INDEX_POLL_S", "chain_index_poll_s"))
     chain_index_start_block: int = Field(
         0, ge=0, validation_alias=_env("TRACELEDGER_CHAIN_INDEX_START_BLOCK", "chain_index_start_block"))
+    # Answers of anchored records served from memory (api/read_cache.py): entries, max age, invalidation poll
+    read_cache_entries: int = Field(
+        20_000, ge=1, validation_alias=_env("TRACELEDGER_READ_CACHE_ENTRIES", "read_cache_entries"))
+    read_cache_ttl_s: float = Field(
+        300.0, gt=0, validation_alias=_env("TRACELEDGER_READ_CACHE_TTL_S", "read_cache_ttl_s"))
+    read_cache_poll_s: float = Field(
+        0.5, gt=0, validation_alias=_env("TRACELEDGER_READ_CACHE_POLL_S", "read_cache_poll_s"))
+    # Single POSTs share durable commits (api/group_commit.py). Unset: on for SQLite (an fsync per commit, one
+    # writer), off for PostgreSQL (the server already shares WAL flushes; measured slower there, see README)
+    group_commit: bool | None = Field(None, validation_alias=_env("TRACELEDGER_GROUP_COMMIT", "group_commit"))
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -11,6 +11,8 @@ from sqlalchemy.engine import Engine
 from api.anchoring import AnchoringWorker
 from api.caches import BoundedCache
 from api.chain import ChainClient, ChainUnavailable
+from api.group_commit import GroupCommitter
+from api.read_cache import ReadCache
 from api.security import KeyCache
 from api.settings import Settings
 from api.verification import SealCache
@@ -27,6 +29,8 @@ class AppState:
     seal_cache: SealCache
     worker: AnchoringWorker
     qr_cache: BoundedCache[bytes] = field(default_factory=lambda: BoundedCache("qr_images", 10_000))
+    reads: ReadCache = field(default_factory=ReadCache)
+    commits: GroupCommitter | None = None  # single-record writes share one durable commit (api/group_commit.py)
     bootstrap_error: str | None = None
     #: the chain-event indexer (api.chain_index.ChainIndexer) when the chain and an indexed contract are set
     indexer: Any = None

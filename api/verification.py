@@ -32,6 +32,7 @@ from api.caches import BoundedCache
 from api.chain import ChainClient, ChainError, ChainUnavailable, with_retry
 from api.models import Batch, Enterprise, Record
 from provenance.crypto_profile import HASH_SHA256, SIG_SM2, profile_for_hash
+from api.read_cache import BatchRow, OwnerRow, RecordRow
 from provenance.merkle import hash_children, hash_leaf
 from provenance.verify import (
     FINALITY_QBFT,
@@ -159,7 +160,7 @@ class SealCache:
             self._sm2_keys[key] = value
         return value
 
-    def tree(self, batch: Batch) -> BatchTree:
+    def tree(self, batch: Batch | BatchRow) -> BatchTree:
         """The cached :class:`BatchTree` of ``batch`` (built on first use; LRU of ``MAX_TREES``)."""
         key = (int(batch.id or 0), batch.root)
         with self._lock:
@@ -266,10 +267,13 @@ def _check(v: Verdict, name: str | None = None) -> Check:
 
 
 def verify_record(
-    session: Session, record: Record, *, chain: ChainClient | None, seal_cache: SealCache,
-    owner: Enterprise | None = None, batches: dict[int, Batch] | None = None,
+    session: Session | None, record: Record | RecordRow, *, chain: ChainClient | None, seal_cache: SealCache,
+    owner: Enterprise | OwnerRow | None = None, batches: dict[int, Batch] | dict[int, BatchRow] | None = None,
 ) -> dict[str, Any]:
     """Run every check for ``record``; returns the ``GET /v1/verify`` body.
+
+    ``owner`` and the record's batch in ``batches`` when the caller read them (ORM objects or the rows of
+    :func:`api.read_cache.load_facts`); ``session`` reads whatever is missing.
 
     Shape: ``{identifier, verified, checks: [{name, ok, detail}], record_digest,
     proof: {root, leaf_index, tree_size, path} | None,
@@ -277,6 +281,7 @@ def verify_record(
     """
     checks: list[Check] = []
     if owner is None or owner.id != record.enterprise_id:
+        assert session is not None, "verify_record without the owner row needs a session"
         owner = session.get(Enterprise, record.enterprise_id)
 
     # 1. record digest
@@ -304,10 +309,11 @@ def verify_record(
     # the leaf list (up to tens of thousands of digests) is loaded only when the batch tree is not cached
     # (Session.get with options always queries, and the identity map holds objects weakly: callers verifying
     # many records pass ``batches`` to keep each batch for the whole request)
-    batch: Batch | None = None
+    batch: Batch | BatchRow | None = None
     if record.batch_id is not None:
         batch = batches.get(record.batch_id) if batches is not None else None
         if batch is None:
+            assert session is not None, "verify_record without the batch row needs a session"
             batch = session.get(Batch, record.batch_id, options=[defer(Batch.leaf_digests)])  # type: ignore[arg-type]
             if batches is not None and batch is not None:
                 batches[record.batch_id] = batch

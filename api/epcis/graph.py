@@ -3,7 +3,7 @@
 * :func:`resolve_node` — ``88.x.y/suffix`` identifiers, EPC URNs (instance or class), GS1 Digital Link
   URIs and ``hdl:`` keys to one canonical node key;
 * :func:`walk` — breadth-first walk over ``lineage_edges`` upstream (towards heats) or downstream
-  (the recall list), ignoring retracted events (EPCIS 2.0 §7.4.1.4);
+  (the recall list), ignoring retracted events (EPCIS 2.0 §7.4.1.4), in one recursive query;
 * :func:`lineage_detail` — the nodes with their records and the edges with their events
   (``GET /v1/lineage`` body); :func:`recall_list`, :func:`lineage_record_ids`.
 """
@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select as core_select
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from api.bulk import in_chunks
-from api.epcis.models import EpcisEvent, EpcisEventEpc, EpcisObject, LineageEdge
+from api.epcis.models import EpcisEvent, EpcisEventEpc, EpcisObject
 from api.errors import UnprocessableError
 from api.models import RECORD_KIND_COIL, Record, utc_iso
 from provenance.certificate import summarize_certificate
@@ -96,12 +98,54 @@ class Lineage:
     edges: list[tuple[str, str, int]]  # (src, dst, event pk)
 
 
+_REACH_SQL = """
+WITH RECURSIVE reach(node, lvl) AS (
+    SELECT CAST(:root AS TEXT), 0
+    UNION
+    SELECT CAST(e.{far} AS TEXT), r.lvl + 1
+    FROM reach r
+    JOIN lineage_edges e ON e.{near} = r.node
+    JOIN epcis_events ev ON ev.id = e.event_pk
+    WHERE ev.retracted = :retracted AND r.lvl < :depth
+)
+SELECT e.src, e.dst, e.event_pk, m.lvl
+FROM (SELECT node, MIN(lvl) AS lvl FROM reach GROUP BY node) m
+JOIN lineage_edges e ON e.{near} = m.node
+JOIN epcis_events ev ON ev.id = e.event_pk
+WHERE ev.retracted = :retracted AND m.lvl < :depth
+"""
+"""Every non-retracted edge within ``depth`` hops of ``root``, with the hop level of its near end, in one
+statement (SQLite ≥ 3.8.3 and PostgreSQL). ``reach`` holds distinct (node, level) pairs: ``UNION`` drops a
+pair seen before, and ``lvl < :depth`` stops every path, so a cycle in the edges (a dishonest or mistaken
+capture: A made from B made from A) ends at the depth limit instead of looping; at most nodes × depth rows."""
+
+_REACH = {
+    "upstream": text(_REACH_SQL.format(near="dst", far="src")),
+    "downstream": text(_REACH_SQL.format(near="src", far="dst")),
+}
+
+
 def walk(session: Session, root: Node, *, direction: str, depth: int) -> Lineage:
-    """Breadth-first walk from ``root`` over non-retracted lineage edges.
+    """Breadth-first walk from ``root`` over non-retracted lineage edges, read with one recursive query.
 
     ``upstream`` follows edges backwards (part → blank → coil → slab → heat), ``downstream`` forwards
-    (heat → … → every part and assembly made from it). ``depth`` bounds the number of hops.
+    (heat → … → every part and assembly made from it). ``depth`` bounds the number of hops (≥ 1).
+    The edges come from :data:`_REACH` (a recursive CTE); the breadth-first order is rebuilt in memory from
+    them, edges of one node taken in (event pk, src, dst) order, so the answer does not depend on the
+    database's row order. A node's level is its shortest distance from ``root``; cycles end (see
+    :data:`_REACH_SQL`).
     """
+    if direction not in _REACH:
+        raise ValueError(f"direction must be upstream or downstream, got {direction!r}")
+    rows = session.connection().execute(
+        _REACH[direction], {"root": root.key, "depth": depth, "retracted": False}).all()
+    near_of = 1 if direction == "upstream" else 0
+    by_near: dict[str, list[tuple[str, str, int]]] = {}
+    for src, dst, pk, _lvl in rows:
+        edge = (str(src), str(dst), int(pk))
+        by_near.setdefault(edge[near_of], []).append(edge)
+    for edges_of in by_near.values():
+        edges_of.sort(key=lambda e: (e[2], e[0], e[1]))
     order = [root.key]
     level = {root.key: 0}
     edges: list[tuple[str, str, int]] = []
@@ -111,16 +155,12 @@ def walk(session: Session, root: Node, *, direction: str, depth: int) -> Lineage
         if not frontier:
             break
         nxt: list[str] = []
-        for chunk in in_chunks(frontier):
-            near = col(LineageEdge.dst) if direction == "upstream" else col(LineageEdge.src)
-            stmt = (select(LineageEdge.src, LineageEdge.dst, LineageEdge.event_pk)
-                    .join(EpcisEvent, col(EpcisEvent.id) == LineageEdge.event_pk)
-                    .where(near.in_(list(chunk)), col(EpcisEvent.retracted).is_(False)))
-            for src, dst, pk in session.exec(stmt).all():
-                if (src, dst, pk) not in seen_edges:
-                    seen_edges.add((src, dst, pk))
-                    edges.append((src, dst, pk))
-                far = src if direction == "upstream" else dst
+        for near in frontier:
+            for edge in by_near.get(near, ()):
+                if edge not in seen_edges:
+                    seen_edges.add(edge)
+                    edges.append(edge)
+                far = edge[0] if direction == "upstream" else edge[1]
                 if far not in level:
                     level[far] = d
                     order.append(far)
@@ -129,13 +169,15 @@ def walk(session: Session, root: Node, *, direction: str, depth: int) -> Lineage
     return Lineage(root, direction, depth, order, level, edges)
 
 
-def _records_by_id(session: Session, ids: Iterable[int]) -> dict[int, Record]:
-    out: dict[int, Record] = {}
+def _records_by_id(session: Session, ids: Iterable[int]) -> dict[int, Any]:
+    """``(id, identifier, kind, record_digest, status)`` rows by record id (Core, no documents loaded)."""
+    table = Record.__table__  # type: ignore[attr-defined]
+    stmt = core_select(table.c.id, table.c.identifier, table.c.kind, table.c.record_digest, table.c.status)
+    out: dict[int, Any] = {}
     id_list = sorted(set(ids))
     for chunk in in_chunks(id_list):
-        for rec in session.exec(select(Record).where(col(Record.id).in_(list(chunk)))).all():
-            assert rec.id is not None
-            out[rec.id] = rec
+        for row in session.connection().execute(stmt.where(table.c.id.in_(chunk))).all():
+            out[int(row.id)] = row
     return out
 
 
@@ -205,7 +247,7 @@ def _certificates(session: Session, keys: Sequence[str]) -> dict[str, Record]:
     return certs
 
 
-def _event_brief(ev: EpcisEvent, rec: Record) -> dict[str, Any]:
+def _event_brief(ev: EpcisEvent, rec: Any) -> dict[str, Any]:
     return {"identifier": rec.identifier, "kind": rec.kind, "record_digest": rec.record_digest,
             "status": rec.status, "eventID": ev.event_hash, "type": ev.event_type, "action": ev.action,
             "bizStep": ev.biz_step, "disposition": ev.disposition, "eventTime": utc_iso(ev.event_time)}

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from api.chain import ChainClient
-from api.epcis.graph import Node, lineage_detail, lineage_record_ids, records_by_identifier, walk
-from api.models import Batch, Enterprise
+from api.epcis.graph import Node, lineage_detail, lineage_record_ids, walk
+from api.read_cache import load_facts_many
 from api.verification import SealCache, verify_record
 
 
@@ -48,20 +48,18 @@ def verify_lineage(session: Session, node: Node, *, chain: ChainClient | None, s
     lin = walk(session, node, direction="upstream", depth=depth)
     detail = lineage_detail(session, lin)
     ids = lineage_record_ids(session, detail)
-    recs = records_by_identifier(session, ids)
+    facts = load_facts_many(session.connection(), ids)  # records + owners + batches: one Core query, no ORM
     memo: Any = _MemoChain(chain) if chain is not None else None
     verdicts: dict[str, dict[str, Any]] = {}
-    owner_ids = sorted({r.enterprise_id for r in recs.values()})
-    owners = {e.id: e for e in session.exec(select(Enterprise).where(col(Enterprise.id).in_(owner_ids))).all()}
-    batches: dict[int, Batch] = {}
     for ident in ids:
-        rec = recs.get(ident)
-        if rec is None:
+        f = facts.get(ident)
+        if f is None:
             verdicts[ident] = {"identifier": ident, "kind": None, "verified": False,
                                "failed": [{"name": "record", "detail": "record missing"}]}
             continue
-        res = verify_record(session, rec, chain=memo, seal_cache=seal_cache, owner=owners.get(rec.enterprise_id),
-                            batches=batches)
+        rec = f.record
+        res = verify_record(None, rec, chain=memo, seal_cache=seal_cache, owner=f.owner,
+                            batches={f.batch.id: f.batch} if f.batch is not None else {})
         verdicts[ident] = {"identifier": ident, "kind": rec.kind, "verified": res["verified"],
                            "failed": [{"name": c["name"], "detail": c["detail"]} for c in res["checks"] if not c["ok"]]}
     nodes_out = []

@@ -47,7 +47,7 @@ BASELINE = "0001"
 """Revision id of the baseline: the schema made by ``create_all`` up to commit d71c67f."""
 
 MODEL_MODULES = ("api.models", "api.epcis.models", "api.workflows.models", "api.capture_jobs", "api.audit",
-                 "api.chain_index.models")
+                 "api.chain_index.models", "api.read_cache")
 """Modules whose ``SQLModel`` tables make up the schema (imported by :func:`target_metadata`)."""
 
 VERSION_TABLE = "alembic_version"

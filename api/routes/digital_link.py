@@ -19,6 +19,7 @@ Objects are the EPCIS objects captured so far (``epcis_objects``), each with an 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -29,6 +30,7 @@ from sqlmodel import col, select
 from api.deps import SessionDep, StateDep
 from api.epcis.models import EpcisObject
 from api.problems import problem
+from api.read_cache import CACHE_CONTROL, DIGITAL_LINK, CachedView, etag_of, not_modified
 from api.routes.identifiers import quoted
 from provenance.digital_link import (
     GS1_VOC,
@@ -88,8 +90,16 @@ def _resolve(request: Request, session: Any, state: Any) -> Response:
         return problem(400, PROBLEM_BASE + "invalid-uri", "Invalid GS1 Digital Link URI", str(exc),
                        instance=request.url.path, headers=CORS)
     base = state.settings.public_base_url
-    found = {o.key: o for o in session.exec(select(EpcisObject).where(col(EpcisObject.key).in_(dl.lookup_keys)))}
     first = dl.lookup_keys[0]
+    cached = state.reads.get(DIGITAL_LINK, first)  # an object once captured keeps its key and identifier
+    if cached is not None:
+        obj_identifier, obj_key = cached.data
+        return _answer(request, dl, base, obj_identifier, obj_key)
+    epoch = state.reads.epoch()
+    found = {o.key: o for o in session.exec(select(EpcisObject).where(col(EpcisObject.key).in_(dl.lookup_keys)))}
+    if first in found:  # the most specific key names an object: the answer can no longer change
+        state.reads.put(CachedView(DIGITAL_LINK, first, "captured", b"", "",
+                                   (found[first].identifier, found[first].key), time.monotonic()), epoch)
     if epc_kind(first) == "instance" and first not in found:
         # A serial nobody captured is not sent to its lot's or GTIN's page: a counterfeit serial printed on a
         # genuine lot's label must not land on that lot's verified page. The less specific object is named.
@@ -102,14 +112,25 @@ def _resolve(request: Request, session: Any, state: Any) -> Response:
     if obj is None:
         return problem(404, PROBLEM_BASE + "not-found", "Not Found",
                        f"{dl.uri} names no object known to this resolver", instance=request.url.path, headers=CORS)
-    links = links_for(base, obj.identifier, obj.key)
+    return _answer(request, dl, base, obj.identifier, obj.key)
+
+
+def _answer(request: Request, dl: Any, base: str, identifier: str, key: str) -> Response:
+    """307 to the asked-for link, or the 200 linkset (strong ``ETag``; ``If-None-Match`` → 304)."""
+    links = links_for(base, identifier, key)
     link_type = dl.params.get("linkType")
     self_uri = base + dl.uri[len("https://id.gs1.org"):]
     headers = dict(CORS)
     headers["Link"] = f'<{self_uri}?linkType=linkset>; rel="linkset"; type="{LINKSET_JSON}"'
     headers["Vary"] = "Accept"
     if _wants_linkset(request, link_type):
-        return JSONResponse(linkset(self_uri, links), media_type=LINKSET_JSON, headers=headers)
+        answer = JSONResponse(linkset(self_uri, links), media_type=LINKSET_JSON, headers=headers)
+        etag = etag_of(DIGITAL_LINK, key, bytes(answer.body))
+        answer.headers["ETag"] = etag
+        answer.headers["Cache-Control"] = CACHE_CONTROL
+        if not_modified(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers={**headers, "ETag": etag, "Cache-Control": CACHE_CONTROL})
+        return answer
     wanted = link_type_uri(link_type) if link_type else None
     term = wanted[len(GS1_VOC):] if wanted else "pip"  # a link type we do not have: the default link
     return RedirectResponse(links[term]["href"], status_code=307, headers=headers)

@@ -29,19 +29,32 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import SessionDep, StateDep
 from api.epcis.models import EpcisObject
 from api.models import Batch, Enterprise, Record
+from api.read_cache import (
+    CACHE_CONTROL,
+    HANDLE,
+    BatchRow,
+    CachedView,
+    OwnerRow,
+    RecordRow,
+    etag_of,
+    load_facts,
+    not_modified,
+)
 from api.routes.identifiers import quoted
+from api.state import AppState
 from provenance.errors import InvalidIdentifier
 from provenance.identifiers import ROOT, parse_identifier
 
@@ -93,7 +106,8 @@ def admin_value(prefix: str, timestamp: str) -> dict[str, Any]:
                                           "permissions": ADMIN_PERMISSIONS}, timestamp, fmt="admin")
 
 
-def record_values(rec: Record, owner: Enterprise | None, batch: Batch | None, page_url: str) -> list[dict[str, Any]]:
+def record_values(rec: Record | RecordRow, owner: Enterprise | OwnerRow | None, batch: Batch | BatchRow | None,
+                  page_url: str) -> list[dict[str, Any]]:
     """Handle values of a stored record (see the module docstring for indices and types)."""
     ts = handle_timestamp(rec.created_at)
     out = [handle_value(1, "URL", page_url, ts), handle_value(2, "RECORD_DIGEST", rec.record_digest, ts),
@@ -168,8 +182,23 @@ def lookup(session: Session, handle: str, base_url: str) -> list[dict[str, Any]]
     return None
 
 
+def handle_values(state: AppState, handle: str) -> list[dict[str, Any]] | None:
+    """:func:`lookup` with a record read by one Core query (:func:`api.read_cache.load_facts`) and kept in
+    the read cache once anchored (view ``handle``); objects known only from EPCIS events are read each time."""
+    epoch = state.reads.epoch()
+    base_url = state.settings.public_base_url
+    facts = load_facts(state.engine, handle)
+    if facts is None:
+        with Session(state.engine) as session:
+            return lookup(session, handle, base_url)
+    values = record_values(facts.record, facts.owner, facts.batch, f"{base_url}/id/{quoted(handle)}")
+    if facts.final:
+        state.reads.put(CachedView(HANDLE, handle, facts.revision, b"", "", values, time.monotonic()), epoch)
+    return values
+
+
 @router.get("/{handle:path}", response_class=JSONResponse)
-def resolve_handle(handle: str, request: Request, session: SessionDep, state: StateDep) -> JSONResponse:
+async def resolve_handle(handle: str, request: Request) -> Response:
     """Resolve ``handle`` like the Handle.net proxy's ``GET /api/handles/<handle>``.
 
     Query: ``type`` / ``index`` (repeatable, OR-ed), ``pretty``; ``auth``, ``publicOnly`` ignored.
@@ -198,8 +227,10 @@ def resolve_handle(handle: str, request: Request, session: SessionDep, state: St
     except InvalidIdentifier as exc:
         return _answer({"responseCode": RC_INVALID_HANDLE, "handle": handle, "message": f"Invalid handle: {exc}"},
                        400, pretty)
+    state: AppState = request.app.state.tl
+    cached = state.reads.get(HANDLE, handle)
     try:
-        values = lookup(session, handle, state.settings.public_base_url)
+        values = cached.data if cached is not None else await run_in_threadpool(handle_values, state, handle)
     except SQLAlchemyError as exc:
         log.warning("handle resolution of %s failed: %s", handle, exc)
         return _answer({"responseCode": RC_ERROR, "handle": handle, "message": "Server error: store unavailable"},
@@ -210,4 +241,10 @@ def resolve_handle(handle: str, request: Request, session: SessionDep, state: St
     chosen = select_values(values, q.getlist("type"), indices)
     if not chosen:
         return _answer({"responseCode": RC_VALUES_NOT_FOUND, "handle": handle, "values": []}, 200, pretty)
-    return _answer({"responseCode": RC_SUCCESS, "handle": handle, "values": chosen}, 200, pretty)
+    answer = _answer({"responseCode": RC_SUCCESS, "handle": handle, "values": chosen}, 200, pretty)
+    etag = etag_of(HANDLE, handle, bytes(answer.body))
+    answer.headers["ETag"] = etag
+    answer.headers["Cache-Control"] = CACHE_CONTROL
+    if not_modified(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": CACHE_CONTROL})
+    return answer

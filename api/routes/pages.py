@@ -17,10 +17,12 @@ from sqlmodel import Session
 from api import crud
 from api.deps import SessionDep, StateDep
 from api.models import RECORD_KIND_COIL, Record
-from api.routes.identifiers import record_or_404, resolution
+from api.read_cache import PAGE, CachedView, etag_of, load_facts, make_view
+from api.routes.identifiers import record_or_404, resolution, view_response
 from api.verification import verify_record
 from provenance.certificate import summarize_certificate
 from provenance.digital_link import digital_link_for_key
+from provenance.verify import FINALITY_QBFT
 
 router = APIRouter(tags=["pages"])
 
@@ -176,15 +178,17 @@ def id_page(identifier: str, request: Request, session: SessionDep, state: State
     ``Accept: application/json`` gives ``{identifier, summary, resolution, verification}`` for a record
     (a coil certificate); for a traced object — named by ``88.x.y/suffix``, an EPC URN (``urn:epc:id:…``,
     ``urn:epc:class:…``) or a GS1 Digital Link URI, URL-encoded — it gives :func:`object_json`.
+    A record's answers carry a strong ``ETag`` (``If-None-Match`` → 304) and ``Cache-Control: public,
+    no-cache``; the data of an anchored, verified record comes from memory (:mod:`api.read_cache`).
     Errors: 422 malformed identifier, 404 unknown.
     """
     from api.routes.lineage import PAGE_CSS, lineage_page, lineage_section
     from provenance.identifiers import is_valid_identifier
 
-    rec = crud.get_record(session, identifier=identifier) if is_valid_identifier(identifier) else None
-    if rec is None and _wants_json(request):
+    view = page_view(state, identifier) if is_valid_identifier(identifier) else None
+    if view is None and _wants_json(request):
         return JSONResponse(object_json(session, state, identifier))
-    if rec is None:  # EPC / GS1 Digital Link / mapped object: lineage page
+    if view is None:  # EPC / GS1 Digital Link / mapped object: lineage page
         if is_valid_identifier(identifier) and not identifier.partition("/")[2]:
             record_or_404(session, identifier)
         try:
@@ -193,16 +197,47 @@ def id_page(identifier: str, request: Request, session: SessionDep, state: State
             if exc.status_code != 404 or not is_valid_identifier(identifier):
                 raise
         record_or_404(session, identifier)
-    rec = record_or_404(session, identifier)
-    data = record_json(session, state, rec)
+        raise AssertionError("unreachable: record_or_404 raised")  # pragma: no cover
     if _wants_json(request):
-        return JSONResponse(data)
-    section = lineage_section(session, state, rec.identifier)
-    html = render_page(data)
+        return view_response(request, view, headers={"Vary": "Accept"})
+    section = lineage_section(session, state, identifier)
+    html = render_page(view.data)
     if section:
         html = html.replace("</style>", PAGE_CSS + PHONE_CSS + "</style>", 1)
         html = html.replace("</body>", section + "\n</body>", 1)
-    return HTMLResponse(html)
+    body = html.encode("utf-8")
+    page = CachedView(PAGE + ".html", identifier, view.revision, body, etag_of(PAGE + ".html", identifier, body))
+    return view_response(request, page, media_type="text/html; charset=utf-8", headers={"Vary": "Accept"})
+
+
+def page_view(state: Any, identifier: str) -> CachedView | None:
+    """The ``/id`` data of the record ``identifier`` (None when no record has it): from the read cache, or
+    one Core query + verification, kept when the record is anchored and verified under QBFT finality."""
+    cached = state.reads.get(PAGE, identifier)
+    if cached is not None:
+        return cached
+    epoch = state.reads.epoch()
+    facts = load_facts(state.engine, identifier)
+    if facts is None:
+        return None
+    try:
+        summary = summarize_certificate(json.loads(facts.record.document))
+    except Exception:  # noqa: BLE001 - a summary problem must not hide the record
+        summary = {}
+    batches = {facts.batch.id: facts.batch} if facts.batch is not None else {}
+    data = {
+        "identifier": identifier,
+        "summary": summary,
+        "resolution": resolution(None, facts.record, state.settings.public_base_url, owner=facts.owner,
+                                 batch=facts.batch),
+        "verification": verify_record(None, facts.record, chain=state.chain, seal_cache=state.seal_cache,
+                                      owner=facts.owner, batches=batches),
+    }
+    view = make_view(PAGE, identifier, facts.revision, data, keep_data=True)
+    qbft = state.chain is not None and getattr(state.chain, "finality", FINALITY_QBFT) == FINALITY_QBFT
+    if facts.final and qbft and data["verification"]["verified"] is True:
+        state.reads.put(view, epoch)
+    return view
 
 
 def object_json(session: Session, state: Any, identifier: str) -> dict[str, Any]:

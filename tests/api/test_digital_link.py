@@ -124,3 +124,35 @@ def test_emitted_uris_pass_gs1_digital_link_js(client: TestClient, captured: dic
     verdicts = json.loads(proc.stdout)
     assert {u: verdicts[u] for u in uris} == {u: True for u in uris}
     assert verdicts[forged] is False
+
+
+def test_resolver_serves_captured_objects_from_memory(client: TestClient, captured: dict[str, Any]) -> None:
+    """A captured serial's answer is kept (objects are insert-only); a lot that falls back to its GTIN is not:
+    once that lot is captured it must resolve to itself. Linksets carry a strong ETag (304)."""
+    from sqlalchemy import event
+
+    from api.read_cache import DIGITAL_LINK
+
+    reads = client.app.state.tl.reads  # type: ignore[attr-defined]
+    first = client.get(f"/01/{GTIN}/21/P-77", follow_redirects=False)
+    engine = client.app.state.tl.engine  # type: ignore[attr-defined]
+    seen: list[str] = []
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        again = client.get(f"/01/{GTIN}/21/P-77", follow_redirects=False)
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+    assert seen == [] and again.headers["location"] == first.headers["location"]
+    ls = client.get(f"/01/{GTIN}/21/P-77", params={"linkType": "linkset"})
+    assert ls.status_code == 200 and ls.headers["ETag"].startswith('"')
+    cond = client.get(f"/01/{GTIN}/21/P-77", params={"linkType": "linkset"},
+                      headers={"If-None-Match": ls.headers["ETag"]})
+    assert cond.status_code == 304
+    # a lot never captured falls back to the GTIN's object: not kept, the lot may be captured later
+    fallback = client.get(f"/01/{GTIN}/10/NEVER-SEEN", follow_redirects=False)
+    if fallback.status_code == 307:
+        assert reads.get(DIGITAL_LINK, canonical_epc("urn:epc:class:lgtin:4012345.011111.NEVER-SEEN")) is None

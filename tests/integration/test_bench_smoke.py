@@ -20,12 +20,16 @@ def test_bench_writes_report_with_required_keys(tmp_path: Path) -> None:
     code = bench_main(["--validators", "1", "--database", "sqlite", "--workers", "2", "--duration", "2",
                        "--users", "4", "--ingest-docs", "1", "--ingest-events", "200", "--ingest-concurrency", "1",
                        "--certificates", "20", "--receivables", "0", "--micro-seconds", "0.05",
-                       "--scenarios", "trivial,post_certificate,resolve,verify_lineage50,bank_check",
+                       "--scenarios", "trivial,post_certificate,resolve,verify,verify_lineage50,bank_check",
                        "--out", str(out)])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     for key in KEYS:
         assert isinstance(report[key], int | float), (key, report[key])
+    assert isinstance(report["verify_rps"], int | float)
+    assert "bank_check_rps" in report and "bank_check_p50_ms" in report  # None here: the bank suite skipped
+    ratios = report["headline"]["endpoint_ratios_to_trivial"]
+    assert "verify GET GET /v1/verify/[id]" in ratios and all("ratio_to_trivial" in e for e in report["endpoints"])
     assert report["ingest"]["events_acknowledged"] == 200
     assert report["ingest"]["anchoring"]["records_pending_at_end"] == 0
     assert report["machine"]["cores"] and report["machine"]["python"]

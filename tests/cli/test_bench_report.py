@@ -1,0 +1,49 @@
+"""``traceledger bench`` report keys: verify and bank figures, and every endpoint's ratio to ``GET /livez``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.cli.bench import markdown, summarize
+
+
+def _ep(scenario: str, name: str, rps: float, p50: float, method: str = "GET") -> dict[str, Any]:
+    return {"scenario": scenario, "name": name, "method": method, "requests": int(rps * 10), "failures": 0,
+            "rps": rps, "p50_ms": p50, "p95_ms": p50 * 2, "p99_ms": p50 * 3, "max_ms": p50 * 4, "users": 4}
+
+
+def _runs() -> list[dict[str, Any]]:
+    return [
+        {"scenario": "trivial", "endpoints": [_ep("trivial", "GET /livez", 2000.0, 5)], "failures": []},
+        {"scenario": "verify", "endpoints": [_ep("verify", "GET /v1/verify/[id]", 1000.0, 9)], "failures": []},
+        {"scenario": "bank_check", "endpoints": [_ep("bank_check", "GET /v1/receivables/[id]/check", 400.0, 12)],
+         "failures": []},
+        {"scenario": "post_certificate", "endpoints": [
+            _ep("post_certificate", "POST /v1/coils/certificates", 500.0, 20, "POST"),
+            _ep("post_certificate", "GET /v1/identifiers/[id]", 100.0, 3)], "failures": []},
+    ]
+
+
+def _ingest() -> dict[str, Any]:
+    return {"events_per_s": 1.0, "documents": 1, "events_per_document": 1, "concurrency": 1, "events_acknowledged": 1,
+            "wall_s": 1, "request_p50_s": 0.1, "failures": [],
+            "anchoring": {"latency_p99_s": 1.0, "latency_p50_s": 0.5, "anchored_records_per_s": 1.0,
+                          "latency_p95_s": 0.9, "latency_max_s": 1.0, "records_anchored": 1, "batches": 1,
+                          "records_pending_at_end": 0}}
+
+
+def test_report_has_verify_bank_and_every_endpoint_ratio() -> None:
+    runs = _runs()
+    h = summarize(_ingest(), runs, 50)
+    assert h["verify_rps"] == 1000.0 and h["bank_check_rps"] == 400.0 and h["bank_check_p50_ms"] == 12
+    assert h["ratios_to_trivial"]["verify"] == 0.5 and h["ratios_to_trivial"]["bank_check"] == 0.2
+    ratios = h["endpoint_ratios_to_trivial"]
+    assert ratios["post_certificate POST POST /v1/coils/certificates"] == 0.25
+    assert ratios["post_certificate GET GET /v1/identifiers/[id]"] == 0.05  # the second endpoint of a scenario
+    assert all(e["ratio_to_trivial"] is not None for r in runs for e in r["endpoints"])
+    report = {"headline": h, "config": {"validators": 1, "block_period_s": 1, "api_workers": 1, "database": "sqlite",
+                                        "anchor_max_batch": 1, "locust_users": 1, "locust_duration_s": 1},
+              "generated_at": "now", "command": "bench", "duration_s": 1.0, "locust": runs, "ingest": _ingest(),
+              "micro": {}, "limits": [], "machine": {}}
+    md = markdown(report)
+    assert "`bank_check_p50_ms` | 12" in md and "`verify_rps` | 1,000.0" in md
