@@ -31,8 +31,8 @@ from sqlmodel import Session
 from api.caches import BoundedCache
 from api.chain import ChainClient, ChainError, ChainUnavailable, with_retry
 from api.models import Batch, Enterprise, Record
-from provenance.crypto_profile import HASH_SHA256, SIG_SM2, profile_for_hash
 from api.read_cache import BatchRow, OwnerRow, RecordRow
+from provenance.crypto_profile import HASH_SHA256, SIG_SM2, profile_for_hash
 from provenance.merkle import hash_children, hash_leaf
 from provenance.verify import (
     FINALITY_QBFT,
