@@ -198,6 +198,7 @@ def id_page(identifier: str, request: Request, session: SessionDep, state: State
                 raise
         record_or_404(session, identifier)
         raise AssertionError("unreachable: record_or_404 raised")  # pragma: no cover
+    view = _with_receipt_status(state, view)
     if _wants_json(request):
         return view_response(request, view, headers={"Vary": "Accept"})
     section = lineage_section(session, state, identifier)
@@ -208,6 +209,19 @@ def id_page(identifier: str, request: Request, session: SessionDep, state: State
     body = html.encode("utf-8")
     page = CachedView(PAGE + ".html", identifier, view.revision, body, etag_of(PAGE + ".html", identifier, body))
     return view_response(request, page, media_type="text/html; charset=utf-8", headers={"Vary": "Accept"})
+
+
+def _with_receipt_status(state: Any, view: CachedView) -> CachedView:
+    """``view`` plus ``warehouse_receipt`` (the coil's live receipt and pledge status, issue 15) for a coil
+    certificate when a WarehouseReceipt contract is configured. That status is chain state that changes without
+    a new record revision, so it is read per request and never cached; the ETag covers the final bytes."""
+    data = view.data
+    if not isinstance(data, dict) or (data.get("resolution") or {}).get("kind") != RECORD_KIND_COIL:
+        return view
+    status = _receipt_status_of(state, view.identifier)
+    if status is None:
+        return view
+    return make_view(PAGE, view.identifier, view.revision, {**data, "warehouse_receipt": status}, keep_data=True)
 
 
 def page_view(state: Any, identifier: str) -> CachedView | None:
@@ -285,9 +299,13 @@ def record_json(session: Session, state: Any, rec: Record) -> dict[str, Any]:
 
 def _receipt_status(state: Any, rec: Record) -> dict[str, Any] | None:
     """The coil's live warehouse receipt and pledge status (issue 15), for coil certificates only."""
+    return _receipt_status_of(state, rec.identifier) if rec.kind == RECORD_KIND_COIL else None
+
+
+def _receipt_status_of(state: Any, identifier: str) -> dict[str, Any] | None:
     from api.routes.warehouse_receipts import coil_receipt_status
 
-    return coil_receipt_status(state, rec.identifier) if rec.kind == RECORD_KIND_COIL else None
+    return coil_receipt_status(state, identifier)
 
 
 def _object_page(session: Session, state: Any, identifier: str, html: str) -> str:

@@ -40,8 +40,8 @@ from api.epcis.capture import capture_document
 from api.errors import CHAIN_REFUSAL_RESPONSES, UnprocessableError, issue
 from api.ingest import RecordSigner, announce
 from api.models import RECORD_KIND_COIL, Enterprise, Record
+from api.read_cache import load_facts_many
 from api.revert_reasons import explain
-from api.routes.identifiers import record_owner_batch_or_404
 from api.state import AppState
 from api.verification import verify_record
 from api.workflows.adapters import (
@@ -423,16 +423,16 @@ def check_receipt(receipt_id: ReceiptId, ent: CurrentEnterprise, session: Sessio
     coils = []
     for c in wr.coils(receipt_id):
         entry: dict[str, Any] = {"identifier": c.identifier, "net_weight_kg": c.netWeightKg}
-        try:
-            rec, owner, batch = record_owner_batch_or_404(session, c.identifier)
-            batches = {batch.id: batch} if batch is not None and batch.id is not None else {}
-            verdict = verify_record(session, rec, chain=state.chain, seal_cache=state.seal_cache, owner=owner,
-                                    batches=batches)
+        facts = load_facts_many(session.connection(), [c.identifier]).get(c.identifier)
+        if facts is None:
+            entry["certificate"] = {"verified": False, "checks": [], "error": "no certificate record"}
+        else:
+            batches = {facts.batch.id: facts.batch} if facts.batch is not None else {}
+            verdict = verify_record(session, facts.record, chain=state.chain, seal_cache=state.seal_cache,
+                                    owner=facts.owner, batches=batches)
             entry["certificate"] = {"verified": bool(verdict.get("verified")),
                                     "checks": [{"name": k.get("name"), "ok": k.get("ok")}
                                                for k in verdict.get("checks", [])]}
-        except HTTPException:
-            entry["certificate"] = {"verified": False, "checks": [], "error": "no certificate record"}
         evidence = custody(session, c.identifier, rc.location, warehouse) if warehouse is not None else None
         entry["custody"] = evidence.as_dict() if evidence is not None else {"holds": False,
                                                                               "reason": "no event names the coil"}
