@@ -4,6 +4,7 @@ anchor and QBFT block header needed to check it without the API (``traceledger v
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from sqlmodel import Session
@@ -147,6 +148,10 @@ def _add_block(chain: ChainClient, blocks: dict[int, dict[str, Any]], number: in
     blocks[number] = block
 
 
+#: attempts of each eth_getProof call before the bundle is refused with 503 (a transient node error)
+PROOF_ATTEMPTS = 3
+
+
 def _registry_proofs(chain: ChainClient, needed: set[tuple[str, int]], *, sm2: bool = False) -> list[dict[str, Any]]:
     """``[{prefix, block_number, proof}]``: for each (prefix, anchor block), the EIP-1186 ``eth_getProof`` answer
     of the EnterpriseRegistry holding the slots :func:`provenance.registry_state.check_enterprise_state` needs
@@ -161,22 +166,32 @@ def _registry_proofs(chain: ChainClient, needed: set[tuple[str, int]], *, sm2: b
         return out
 
     def get_proof(slots: list[int], number: int) -> dict[str, Any]:
-        answer = chain.rpc("eth_getProof", [str(registry), [hex(x) for x in slots], hex(number)])
-        return json.loads(json.dumps(answer))
+        # a busy or failing-over node is retried; a bundle is never handed out silently lacking a proof
+        for attempt in range(PROOF_ATTEMPTS):
+            try:
+                answer = chain.rpc("eth_getProof", [str(registry), [hex(x) for x in slots], hex(number)])
+                return json.loads(json.dumps(answer))
+            except (ChainError, ChainUnavailable) as exc:
+                if attempt == PROOF_ATTEMPTS - 1:
+                    raise ChainUnavailable(f"eth_getProof of the enterprise registry at block {number} failed "
+                                           f"{PROOF_ATTEMPTS} times ({exc}); the bundle would lack the owner's "
+                                           "state proof, try again") from exc
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     for prefix, number in sorted(needed):
         try:
             first = get_proof(enterprise_proof_slots(prefix, None), number)
             owner_word = int(first["storageProof"][0]["value"], 16)
             if owner_word == 0:
-                continue
+                continue  # no owner at that block: the verifier names it, nothing to prove
             owner = "0x" + owner_word.to_bytes(20, "big").hex()
             answer = get_proof(enterprise_proof_slots(prefix, owner, sm2=sm2), number)
             head = int(answer["storageProof"][1]["value"], 16)
             if head & 1:
                 answer = get_proof(enterprise_proof_slots(prefix, owner, head, sm2=sm2), number)
-        except (ChainError, ChainUnavailable, KeyError, TypeError, ValueError, IndexError):
-            continue
+        except (KeyError, TypeError, ValueError, IndexError):
+            continue  # a malformed answer (e.g. a node without eth_getProof): the verifier names the gap
         out.append({"prefix": prefix, "block_number": number, "proof": answer})
     return out
 
