@@ -1,6 +1,7 @@
 """CI runs every quickstart in docs/ against a live network, so the examples can never drift.
 
-One network (``api.devnet.Stack``, as ``make up`` starts it, on free ports) for all five user groups. Each
+One network (``api.devnet.Stack``, as ``make up`` starts it, on free ports: the session's ``shared_stack``) for
+all five user groups. Each
 ``docs/quickstart-*.md`` is read, its fenced ``sh`` blocks are run with ``bash -euo pipefail`` and its
 ``python`` blocks with this interpreter, in a scratch directory that links ``provenance/`` and ``.venv/``
 of the repository (files the reader is told to run from the repository root). The docs tell the reader to
@@ -14,7 +15,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,14 +45,10 @@ def test_every_group_has_curl_and_python_and_says_where_the_key_goes() -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(data_dir=tmp_path_factory.mktemp("quickstart"), validators=1, api_port=None, rpc_base_port=None,
-              p2p_base_port=None)
-    try:
-        s.start()
-        yield s
-    finally:
-        s.stop()
+def stack(shared_stack: Stack) -> Stack:
+    """The session's shared 4-validator network (tests/conftest.py); the quickstarts register their own
+    enterprises."""
+    return shared_stack
 
 
 @pytest.fixture(scope="module")
