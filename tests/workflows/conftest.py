@@ -60,9 +60,9 @@ class Chain:
         return self.w3.eth.contract(address=address, abi=load_artifact(name)["abi"])
 
     def _nonce(self, address: str) -> int:
-        if address not in self.nonces:
-            self.nonces[address] = self.w3.eth.get_transaction_count(address, "pending")
-        n = self.nonces[address]
+        """The next nonce of ``address``: one past the last one this object used, or the node's pending count when
+        that is higher (the API process sends from the admin account too, e.g. when it registers an enterprise)."""
+        n = max(self.nonces.get(address, 0), self.w3.eth.get_transaction_count(address, "pending"))
         self.nonces[address] = n + 1
         return n
 
