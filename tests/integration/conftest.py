@@ -1,4 +1,9 @@
-"""A real 4-validator network (separate OS processes over TCP) + contracts + API process, per module."""
+"""A real 4-validator network (separate OS processes over TCP) + contracts + API process.
+
+``stack`` is an isolated network per module, for modules that kill validators (test_spine.py); read-mostly
+modules alias the session's ``shared_stack`` (tests/conftest.py) as their ``stack`` instead, and ``api``/``mill``
+below then run on that network.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +16,12 @@ import httpx
 import pytest
 
 from api.devnet import Stack
+from tests.networks import stack_fixture
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    data_dir = tmp_path_factory.mktemp("network")
-    s = Stack(data_dir=data_dir, validators=4, api_port=None, rpc_base_port=None, p2p_base_port=None)
-    try:
-        s.start()
-        yield s
-    finally:
-        s.stop()
+stack = stack_fixture("stack", "network", validators=4)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,12 @@ from provenance.qbft_header import validators_from_genesis
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="module")
+def stack(shared_stack: Stack) -> Stack:
+    """The session's shared 4-validator network (tests/conftest.py); this module only reads it."""
+    return shared_stack
+
+
 def _cli(*args: str):
     from api.cli.main import app
 

@@ -1,11 +1,11 @@
-"""``/dashboard`` on a live 2-validator network, rendered in headless Chromium at desktop and phone width."""
+"""``/dashboard`` on the session's shared live 4-validator network, rendered in headless Chromium at desktop and
+phone width."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,14 +21,9 @@ SAMPLE = Path(__file__).resolve().parents[2] / "provenance" / "samples" / "s355m
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(data_dir=tmp_path_factory.mktemp("dash"), validators=2, api_port=None, rpc_base_port=None,
-              p2p_base_port=None)
-    try:
-        s.start()
-        yield s
-    finally:
-        s.stop()
+def stack(shared_stack: Stack) -> Stack:
+    """The session's shared 4-validator network (tests/conftest.py); this module only reads it."""
+    return shared_stack
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +42,10 @@ def test_dashboard_data_reflects_the_network(stack: Stack, anchored: str) -> Non
     data = httpx.get(stack.api_url() + "/dashboard", params={"format": "json"}, timeout=30).json()
     assert data["chain_error"] is None
     assert [e["url"] for e in data["endpoints"]] == stack.spec.rpc_urls  # type: ignore[union-attr]
-    assert all(e["ok"] and e["height"] >= 1 and e["peers"] == 1 and e["round"] is not None for e in data["endpoints"])
+    assert len(stack.spec.validators) == 4  # type: ignore[union-attr]
+    assert all(e["ok"] and e["height"] >= 1 and e["peers"] == 3 and e["round"] is not None for e in data["endpoints"])
     head = data["blocks"][0]
-    assert head["quorum"] == 2 and head["seals"] >= 2
+    assert head["quorum"] == 3 and head["seals"] >= 3
     assert {s.lower() for s in head["signers"]} <= {v.lower() for v in head["validators"]}
     assert {v["address"].lower() for v in data["validators"]} == {v.address.lower() for v in stack.spec.validators}
     assert all(v["last_sealed_block"] is not None for v in data["validators"])

@@ -31,6 +31,13 @@ from .conftest import SHARED_DATA
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="module")
+def stack(shared_stack: Stack) -> Stack:
+    """The session's shared 4-validator network (tests/conftest.py); its own enterprises;
+    the one record it alters in the database is restored."""
+    return shared_stack
+
+
 def q(identifier: str) -> str:
     return quote(identifier, safe="")
 
@@ -63,7 +70,7 @@ def loaded(stack: Stack, api: httpx.Client) -> dict[str, Any]:
         body = api.get(f"/v1/verify/{q(part)}", params={"lineage": "upstream"}).json()
         if body["verified"]:
             break
-        time.sleep(1.0)
+        time.sleep(0.5)
     return {"chain": chain, "ents": ents, "part": part, "verify": body}
 
 
@@ -92,14 +99,16 @@ def test_lineage_verification_true_then_false_after_alteration(stack: Stack, api
         (doc,) = conn.execute("SELECT document FROM records WHERE identifier = ?", (victim,)).fetchone()
         conn.execute("UPDATE records SET document = ? WHERE identifier = ?",
                      (doc.replace("conformant", "nonconformant", 1) if "conformant" in doc else doc + " ", victim))
-    bad = api.get(f"/v1/verify/{q(part)}", params={"lineage": "upstream"}).json()
-    assert bad["verified"] is False
-    nearer = [n for n in bad["nodes"] if n["level"] < coil_node["level"]]
-    assert all(n["verified"] for n in nearer)
-    assert bad["first_failure"]["identifier"] == coil and bad["first_failure"]["record"] == victim
-    assert bad["first_failure"]["check"] == "record_digest"
-    with sqlite3.connect(db, timeout=30) as conn:
-        conn.execute("UPDATE records SET document = ? WHERE identifier = ?", (doc, victim))
+    try:
+        bad = api.get(f"/v1/verify/{q(part)}", params={"lineage": "upstream"}).json()
+        assert bad["verified"] is False
+        nearer = [n for n in bad["nodes"] if n["level"] < coil_node["level"]]
+        assert all(n["verified"] for n in nearer)
+        assert bad["first_failure"]["identifier"] == coil and bad["first_failure"]["record"] == victim
+        assert bad["first_failure"]["check"] == "record_digest"
+    finally:  # the network is shared with later modules
+        with sqlite3.connect(db, timeout=30) as conn:
+            conn.execute("UPDATE records SET document = ? WHERE identifier = ?", (doc, victim))
 
 
 def _validators(stack: Stack) -> str:

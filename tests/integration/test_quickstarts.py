@@ -14,12 +14,12 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from api.devnet import Stack
+from tests.networks import stack_fixture
 
 pytestmark = pytest.mark.integration
 
@@ -44,15 +44,11 @@ def test_every_group_has_curl_and_python_and_says_where_the_key_goes() -> None:
         assert "Authorization: Bearer" in (DOCS / f"quickstart-{group}.md").read_text(), group
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(data_dir=tmp_path_factory.mktemp("quickstart"), validators=1, api_port=None, rpc_base_port=None,
-              p2p_base_port=None)
-    try:
-        s.start()
-        yield s
-    finally:
-        s.stop()
+# its own network: on the session's shared network (after the besu, dashboard and lineage modules) the auditor's
+# bundle of the factory's certificate once lacked the registry state proof of its owner ("no owner of 88.1.7 is
+# proven at anchor block 22"; api/epcis/bundle.py skips a proof whose eth_getProof fails). Not reproduced since
+# (alone, or after lineage only); until it is understood the quickstarts keep a fresh chain.
+stack = stack_fixture("stack", "quickstart", validators=1)
 
 
 @pytest.fixture(scope="module")

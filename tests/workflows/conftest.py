@@ -1,6 +1,7 @@
-"""One real network for the workflow tests: a QBFT validator process, all four contracts, the API process.
+"""The workflow tests run on the session's shared network (``shared_stack`` in tests/conftest.py): four QBFT
+validator processes, all five contracts, the API process.
 
-Package-scoped so the three test modules share one chain (startup costs seconds, not minutes). The
+The test modules share one chain (startup costs tens of seconds on a loaded machine). The
 helpers send web3.py transactions with explicit nonces so that independent transactions land in
 the same block (block period 1 s), and read refusals (custom errors) through ``eth_call``.
 """
@@ -30,14 +31,9 @@ TIP = 10**9
 
 
 @pytest.fixture(scope="package")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(data_dir=tmp_path_factory.mktemp("workflows"), validators=1, api_port=None, rpc_base_port=None,
-              p2p_base_port=None)
-    try:
-        s.start()
-        yield s
-    finally:
-        s.stop()
+def stack(shared_stack: Stack) -> Stack:
+    """The session's shared network; every workflow test registers its own enterprises and accounts."""
+    return shared_stack
 
 
 @pytest.fixture(scope="package")
@@ -64,9 +60,9 @@ class Chain:
         return self.w3.eth.contract(address=address, abi=load_artifact(name)["abi"])
 
     def _nonce(self, address: str) -> int:
-        if address not in self.nonces:
-            self.nonces[address] = self.w3.eth.get_transaction_count(address, "pending")
-        n = self.nonces[address]
+        """The next nonce of ``address``: one past the last one this object used, or the node's pending count when
+        that is higher (the API process sends from the admin account too, e.g. when it registers an enterprise)."""
+        n = max(self.nonces.get(address, 0), self.w3.eth.get_transaction_count(address, "pending"))
         self.nonces[address] = n + 1
         return n
 
