@@ -163,6 +163,18 @@ class RecordFacts:
         root = self.batch.root if self.batch is not None else "-"
         return f"{self.record.status}|{root}|{self.record.leaf_index}|{self.record.superseded_by or '-'}"
 
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex, 64 chars) over every column a verdict depends on (the stored document bytes, digest,
+        signature, leaf index, owner and batch anchor): a cached verdict is reused only while the row is
+        byte-identical to the one verified, so a row changed behind the API's back is verified afresh."""
+        r, o, b = self.record, self.owner, self.batch
+        parts = [r.identifier, r.kind, r.enterprise_id, r.document, r.record_digest, r.signature, r.chain_id,
+                 r.status, r.batch_id, r.leaf_index, r.supersedes, r.superseded_by, o.id, o.prefix, o.address]
+        if b is not None:
+            parts += [b.id, b.root, b.size, b.tx_hash, b.block_number, b.block_hash, b.submitter, b.status]
+        return hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).hexdigest()
+
 
 _R, _E, _B = Record.__table__, Enterprise.__table__, Batch.__table__  # type: ignore[attr-defined]
 _FACTS_BASE = (

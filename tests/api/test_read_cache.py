@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine, select
 
@@ -304,7 +304,9 @@ def test_verified_verdict_cached_until_replacement(chain_client: TestClient) -> 
     with record_queries(state(chain_client).engine) as hit:
         cond = chain_client.get(f"/v1/verify/{IDENT}", headers={"If-None-Match": first.headers["ETag"]})
         again = chain_client.get(f"/v1/verify/{IDENT}")
-    assert hit == [] and cond.status_code == 304 and again.content == first.content
+    # a verdict hit reads the row once (one Core query each) and reuses the verdict: no ORM, no re-verification
+    assert len(hit) == 2 and all(q.lstrip().upper().startswith("SELECT") for q in hit), hit
+    assert cond.status_code == 304 and again.content == first.content
     # the /id JSON is served from the same facts
     page = chain_client.get(f"/id/{IDENT}", headers={"Accept": "application/json"}).json()
     assert page["verification"]["verified"] is True
@@ -345,3 +347,24 @@ def test_cache_is_bounded_and_sized_by_settings(db_url: str, tmp_path: Path) -> 
     assert reads.get(RESOLUTION, "88.1.1/C9").data is None  # an entry holds its bytes, not the dict as well
     with TestClient(create_app(make_settings(db_url, tmp_path, read_cache_entries=5, read_cache_poll_s=3600))) as c:
         assert state(c).reads._views.maxsize == 5
+
+
+def test_a_row_changed_behind_the_api_is_verified_afresh_not_served_from_the_cache(chain_client: TestClient) -> None:
+    """Someone with database access rewrites an anchored, verified (cached) record: the next verify must
+    see the stored bytes and fail, and restoring the row makes it verify again."""
+    ent = create_enterprise(chain_client)
+    post(chain_client, ent["api_key"], sample())
+    _anchor_with_seals(chain_client)
+    assert chain_client.get(f"/v1/verify/{IDENT}").json()["verified"] is True
+    assert state(chain_client).reads.get(VERIFY, IDENT) is not None
+    engine = state(chain_client).engine
+    with engine.begin() as conn:
+        (document,) = conn.execute(text("SELECT document FROM records WHERE identifier = :i"), {"i": IDENT}).one()
+        conn.execute(text("UPDATE records SET document = :d WHERE identifier = :i"),
+                     {"d": document.replace("S355MC", "S235JR"), "i": IDENT})
+    tampered = chain_client.get(f"/v1/verify/{IDENT}").json()
+    assert tampered["verified"] is False
+    assert {c["name"]: c["ok"] for c in tampered["checks"]}["record_digest"] is False
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE records SET document = :d WHERE identifier = :i"), {"d": document, "i": IDENT})
+    assert chain_client.get(f"/v1/verify/{IDENT}").json()["verified"] is True
