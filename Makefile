@@ -26,15 +26,16 @@ up: install
 	@$(VENV)/bin/traceledger network up --api-port $(API_PORT) --rpc-port $(RPC_PORT) --p2p-port $(P2P_PORT) \
 		--data-dir $(DATA_DIR)
 
-# The whole suite in two passes: the tests without validator processes spread over TEST_WORKERS processes
-# (pytest-xdist, one module per worker), then the integration tests (4-validator networks) one at a time.
+# The whole suite in two passes, each over TEST_WORKERS pytest-xdist processes: the tests without validator
+# processes (one module per worker at a time), then the integration tests (validator networks; one module, or
+# all modules on the shared network, per worker: tests/conftest.py gives each its xdist_group).
 TEST_WORKERS ?= 2
 
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadscope -m "not integration"
-	$(VENV)/bin/pytest -q -m integration
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup -m integration
 
 test-fast: install
 	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadscope -m "not integration"

@@ -22,6 +22,15 @@ shared_stack = stack_fixture("shared_stack", "shared-network", scope="session", 
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run the tests on the shared network last and together (a stable partition: order kept inside each part)."""
+    """Run the tests on the shared network last and together (a stable partition: order kept inside each part).
+
+    For ``pytest -n N --dist loadgroup`` (``make test``'s integration pass) every test also gets an
+    ``xdist_group``: its module, or ``shared-network`` for all tests on the shared network, so a worker runs a
+    whole module (its module-scoped network starts once) and exactly one worker starts the shared network and
+    runs its modules in order (e.g. the index test reads the work tickets the workflow tests issued)."""
     items[:] = ([i for i in items if "shared_stack" not in getattr(i, "fixturenames", ())]
                 + [i for i in items if "shared_stack" in getattr(i, "fixturenames", ())])
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            shared = "shared_stack" in getattr(item, "fixturenames", ())
+            item.add_marker(pytest.mark.xdist_group("shared-network" if shared else item.nodeid.split("::")[0]))
