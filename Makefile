@@ -32,12 +32,13 @@ up: install
 # network, on one worker, but two networks on 2 cores made the bench smoke test and the netns failover flaky).
 TEST_WORKERS ?= 2
 INTEGRATION_WORKERS ?= 1
+INTEGRATION_XDIST = $(if $(filter-out 1,$(INTEGRATION_WORKERS)),-n $(INTEGRATION_WORKERS) --dist loadgroup,)
 
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadscope -m "not integration"
-	$(VENV)/bin/pytest -q -n $(INTEGRATION_WORKERS) --dist loadgroup -m integration
+	$(VENV)/bin/pytest -q $(INTEGRATION_XDIST) -m integration
 
 test-fast: install
 	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadscope -m "not integration"
