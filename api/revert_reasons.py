@@ -12,7 +12,7 @@ the committed ABIs and renders it for people:
 * the HTTP status documented in the README (403 not yours to do, 404 unknown, 409 conflicts with the
   current on-chain state, 422 the request names something invalid).
 
-Callers: :func:`api.workflows.common.refusal` (via :func:`explain_chain_error`). A custom error missing
+Callers: :func:`api.workflows.contract_calls.refusal` (via :func:`explain_chain_error`). A custom error missing
 from :data:`REASONS` still gets its name and decoded arguments (``tests/api/test_revert_reasons.py``
 fails until it gets a sentence).
 """

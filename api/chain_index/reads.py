@@ -143,7 +143,7 @@ def hops_agree(view: IndexedChain, records: list[Any], discounts: dict[int, Any]
 
 def parties(session: Session, addresses: list[str]) -> dict[str, dict[str, Any]]:
     """``{address: {address, enterprise_id, name}}`` for many accounts in one query
-    (the shape of :func:`api.workflows.common.party`)."""
+    (the shape of :func:`api.workflows.contract_calls.party`)."""
     wanted = {to_checksum_address(a) for a in addresses}
     found = {e.address: e for e in session.exec(select(Enterprise).where(col(Enterprise.address).in_(wanted)))}
     return {a: {"address": a, "enterprise_id": found[a].id if a in found else None,

@@ -30,7 +30,7 @@ from api.bounds import PersonIdPath, UtcDateTime
 from api.deps import CurrentEnterprise, SessionDep, StateDep
 from api.errors import CHAIN_REFUSAL_RESPONSES, UnprocessableError, issue
 from api.security import new_account_keystore
-from api.workflows.common import contract, enterprise_key, require_chain, send_or_refuse, tx_hex
+from api.workflows.contract_calls import contract, enterprise_key, require_chain, send_or_refuse, tx_hex
 from api.workflows.models import Person
 from provenance.work_tickets import PERSON_ROLES, person_registration_typed_data, roles_to_bits, sign_typed
 

@@ -43,7 +43,7 @@ from api.valuation import (
     unix_day,
 )
 from api.workflows.adapters import EnterpriseRole, PriceIndexReader, RegistryReader
-from api.workflows.common import contract, enterprise_key, iso, party, require_chain, send_or_refuse, tx_hex
+from api.workflows.contract_calls import contract, enterprise_key, iso, party, require_chain, send_or_refuse, tx_hex
 
 router = APIRouter(prefix="/v1/price-index", tags=["price index"], responses=CHAIN_REFUSAL_RESPONSES)
 

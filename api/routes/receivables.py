@@ -56,7 +56,7 @@ from api.workflows.adapters import (
     component_names,
     decode_struct,
 )
-from api.workflows.common import (
+from api.workflows.contract_calls import (
     call_view,
     contract,
     enterprise_key,

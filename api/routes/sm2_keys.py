@@ -29,7 +29,7 @@ from api import crud
 from api.bounds import EnterpriseIdPath, PersonIdPath
 from api.deps import CurrentEnterprise, SessionDep, StateDep
 from api.errors import CHAIN_REFUSAL_RESPONSES, UnprocessableError, issue
-from api.workflows.common import contract, enterprise_key, require_chain, send_or_refuse, tx_hex
+from api.workflows.contract_calls import contract, enterprise_key, require_chain, send_or_refuse, tx_hex
 from api.workflows.models import Person
 from provenance.crypto_profile import parse_sm2_public_key, sm2_key_binding_statement, sm2_verify
 from provenance.errors import InvalidSignature

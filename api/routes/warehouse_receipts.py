@@ -52,7 +52,7 @@ from api.workflows.adapters import (
     RegistryReader,
     WarehouseReceiptReader,
 )
-from api.workflows.common import (
+from api.workflows.contract_calls import (
     contract,
     enterprise_by_address,
     enterprise_key,

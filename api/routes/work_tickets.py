@@ -50,7 +50,7 @@ from api.errors import CHAIN_REFUSAL_RESPONSES, ConflictError, UnprocessableErro
 from api.ingest import RecordSigner, announce, persist, prepare, record_row
 from api.models import Enterprise, Record, utcnow
 from api.workflows.adapters import StepRecord, TicketRecord, WorkTicketReader
-from api.workflows.common import call_view, contract, enterprise_key, iso, require_chain, send_or_refuse, tx_hex
+from api.workflows.contract_calls import call_view, contract, enterprise_key, iso, require_chain, send_or_refuse, tx_hex
 from api.workflows.models import Person, TicketDocumentRow
 from provenance.canonical import canonicalize
 from provenance.crypto_profile import SIG_EIP712, SIG_SM2, sm2_verify

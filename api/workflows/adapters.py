@@ -15,7 +15,7 @@ fails loudly (``KeyError`` naming it) instead of silently reading the wrong fiel
 * :class:`PriceRecord`, :class:`PriceInForce` -- ``PriceIndex.priceOn`` / ``priceAt``.
 * :class:`WorkTicketReader`, :class:`ReceivableReader`, :class:`WarehouseReceiptReader`,
   :class:`RegistryReader`, :class:`PriceIndexReader` -- the reads the routes make, with transport retries; a
-  revert (unknown id) becomes HTTP 404 (see :func:`api.workflows.common.call_view`).
+  revert (unknown id) becomes HTTP 404 (see :func:`api.workflows.contract_calls.call_view`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from eth_utils import to_checksum_address
 
-from api.workflows.common import call_view
+from api.workflows.contract_calls import call_view
 from provenance.work_tickets import ACTIONS, STATUSES
 
 T = TypeVar("T")

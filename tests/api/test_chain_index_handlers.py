@@ -276,7 +276,7 @@ def test_a_busy_node_is_not_a_missing_token() -> None:
     from web3.exceptions import ContractLogicError, Web3RPCError
 
     from api.chain import ChainUnavailable
-    from api.workflows.common import call_view
+    from api.workflows.contract_calls import call_view
 
     busy = Web3RPCError("too many execution requests waiting", rpc_response={
         "jsonrpc": "2.0", "id": 1, "error": {"code": -32005, "message": "too many execution requests waiting"}})

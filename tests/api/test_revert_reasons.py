@@ -9,7 +9,7 @@ from web3.exceptions import ContractCustomError
 
 from api.chain import ChainError
 from api.revert_reasons import REASONS, _errors, error_names, explain_chain_error, explain_data
-from api.workflows.common import REFUSAL_STATUS, refusal
+from api.workflows.contract_calls import REFUSAL_STATUS, refusal
 
 PERSON = "0x" + "ab" * 20
 

@@ -1,4 +1,7 @@
-"""Shared helpers of the workflow routes: contract handles, keys, chain refusals as HTTP answers."""
+"""Contract calls of the workflow routes (work tickets, receivables, warehouse receipts, price index, persons,
+SM2 keys): bound contract handles (:func:`contract`), enterprise signing keys (:func:`enterprise_key`), sends and
+reads with the chain's refusals as HTTP answers (:func:`send_or_refuse`, :func:`call_view`, :func:`refusal`), and
+how their results are shown (:func:`party`, :func:`iso`, :func:`tx_hex`)."""
 
 from __future__ import annotations
 
