@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session
 from web3.logs import DISCARD
 
-from api.bounds import MAX_UNIX_SECONDS, DbId, Fen, Maturity, TokenIdPath
+from api.bounds import MAX_UNIX_SECONDS, DbId, Maturity, TokenIdPath
 from api.chain_index.reads import (
     CHECK_FALLBACKS,
     BatchReverted,
@@ -43,6 +43,7 @@ from api.chain_index.reads import (
 from api.deps import CurrentEnterprise, SessionDep, StateDep
 from api.errors import CHAIN_REFUSAL_RESPONSES, UnprocessableError, issue
 from api.models import Enterprise
+from api.money import MinorUnitAmount, Money
 from api.revert_reasons import explain
 from api.state import AppState
 from api.workflows.adapters import (
@@ -71,7 +72,6 @@ from provenance.receivables import (
     discount_price,
     format_amount,
     invoice_digest,
-    parse_amount,
 )
 
 log = logging.getLogger(__name__)
@@ -79,26 +79,10 @@ router = APIRouter(prefix="/v1/receivables", tags=["receivables"], responses=CHA
 TokenId = TokenIdPath
 
 
-class _Amount(BaseModel):
-    value: Fen | None = Field(None, description="amount in fen/cents")
-    amount: str | None = Field(None, description='decimal amount, e.g. "150000.00"')
-
-    def fen(self) -> int:
-        if (self.value is None) == (self.amount is None):
-            raise UnprocessableError([issue("value", "required", "give exactly one of value (fen) or amount")])
-        if self.value is not None:
-            return self.value
-        try:
-            return parse_amount(self.amount or "")
-        except ValueError as exc:
-            raise UnprocessableError([issue("amount", "format", str(exc))]) from exc
-
-
-class IssueBody(_Amount):
+class IssueBody(Money):
     """Body of ``POST /v1/receivables`` (core enterprise confirms a payable)."""
 
     to_enterprise_id: DbId = Field(description="the supplier the payable is confirmed to")
-    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$", description="ISO 4217 code")
     maturity: Maturity | str = Field(description="unix seconds or ISO 8601 with offset")
     invoice: dict[str, Any] | None = Field(None, description="invoice document; its SHA-256 (RFC 8785) is used")
     invoice_digest: str | None = Field(None, description="0x + 64 hex: digest of the invoice")
@@ -114,7 +98,7 @@ class IssueBody(_Amount):
         return "0x" + raw.lower()
 
 
-class SplitBody(_Amount):
+class SplitBody(MinorUnitAmount):
     """Body of ``POST /v1/receivables/{id}/split``."""
 
     to_enterprise_id: DbId
@@ -126,7 +110,7 @@ class TransferBody(BaseModel):
     to_enterprise_id: DbId
 
 
-class ApproveBody(_Amount):
+class ApproveBody(MinorUnitAmount):
     """Body of ``POST /v1/receivables/{id}/approve``: offer ``operator_enterprise_id`` (a bank) to finance
     up to the value at an annual rate of at most ``max_rate_bps``, until ``expires_at`` (default: maturity)."""
 
@@ -141,7 +125,7 @@ class DisputeBody(BaseModel):
     reason: str = Field(min_length=1, max_length=500, description="why the marked payment is disputed")
 
 
-class DiscountBody(_Amount):
+class DiscountBody(MinorUnitAmount):
     """Body of ``POST /v1/receivables/{id}/discount`` (the bank)."""
 
     rate_bps: int = Field(ge=0, le=10000, description="annual discount rate in basis points (365-day basis)")

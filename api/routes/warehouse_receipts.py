@@ -33,13 +33,14 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 from web3.logs import DISCARD
 
-from api.bounds import MAX_UNIX_SECONDS, DbId, Fen, TokenIdPath
+from api.bounds import MAX_UNIX_SECONDS, DbId, TokenIdPath
 from api.chain import ChainError
 from api.deps import CurrentEnterprise, SessionDep, StateDep
 from api.epcis.capture import capture_document
 from api.errors import CHAIN_REFUSAL_RESPONSES, UnprocessableError, issue
 from api.ingest import RecordSigner, announce
 from api.models import RECORD_KIND_COIL, Enterprise, Record
+from api.money import Money
 from api.read_cache import load_facts_many
 from api.revert_reasons import explain
 from api.state import AppState
@@ -65,7 +66,7 @@ from api.workflows.contract_calls import (
 )
 from api.workflows.custody import custody, shipping_document
 from provenance.certificate import summarize_certificate
-from provenance.receivables import format_amount, parse_amount
+from provenance.receivables import format_amount
 
 router = APIRouter(prefix="/v1/warehouse-receipts", tags=["warehouse receipts"], responses=CHAIN_REFUSAL_RESPONSES)
 ReceiptId = TokenIdPath
@@ -97,26 +98,10 @@ class IssueBody(BaseModel):
     coils: list[CoilIn] = Field(min_length=1, max_length=MAX_COILS)
 
 
-class _Money(BaseModel):
-    value: Fen | None = Field(None, description="loan in the minor unit (fen/cents)")
-    amount: str | None = Field(None, description='decimal loan amount, e.g. "5000000.00"')
-
-    def minor(self) -> int:
-        if (self.value is None) == (self.amount is None):
-            raise UnprocessableError([issue("value", "required", "give exactly one of value (minor unit) or amount")])
-        if self.value is not None:
-            return self.value
-        try:
-            return parse_amount(self.amount or "")
-        except ValueError as exc:
-            raise UnprocessableError([issue("amount", "format", str(exc))]) from exc
-
-
-class PledgeBody(_Money):
+class PledgeBody(Money):
     """Body of ``POST /v1/warehouse-receipts/{id}/pledge`` (the holder)."""
 
     bank_enterprise_id: DbId
-    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$", description="ISO 4217 code")
     maturity: int | str = Field(description="loan maturity: unix seconds or ISO 8601 with offset")
 
 
@@ -344,7 +329,7 @@ def pledge_receipt(receipt_id: ReceiptId, body: PledgeBody, ent: CurrentEnterpri
     if maturity >= 2**64:
         raise UnprocessableError([issue("maturity", "range", "maturity must fit 64 bits")])
     return _step(state, session, ent, receipt_id, "pledge", receipt_id, to_checksum_address(bank.address),
-                 body.minor(), body.currency.encode("ascii"), maturity)
+                 body.fen(), body.currency.encode("ascii"), maturity)
 
 
 @router.post("/{receipt_id}/release")
