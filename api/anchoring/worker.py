@@ -45,6 +45,7 @@ from sqlmodel import col, select
 
 from api import crud, metrics
 from api.anchoring.lease import AnchorLease
+from api.background import BackgroundLoop
 from api.bootstrap import ensure_service_registered
 from api.chain import ChainClient, ChainError, ChainUnavailable
 from api.db import session_scope
@@ -140,18 +141,19 @@ def _assign_leaves(session: Any, batch_id: int, record_ids: list[int]) -> None:
     )
 
 
-class AnchoringWorker:
+class AnchoringWorker(BackgroundLoop):
     """Anchors pending records. ``run_once()`` is synchronous (used by tests); ``start()`` runs it
     in a daemon thread every ``anchor_interval_s`` or as soon as ``anchor_max_batch`` are pending."""
 
+    thread_name = "anchoring-worker"
+
     def __init__(self, *, engine: Engine, settings: Settings, chain: ChainClient | None, keys: KeyCache) -> None:
+        super().__init__()
         self.engine = engine
         self.settings = settings
         self.chain = chain
         self.keys = keys
-        self._stop = threading.Event()
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
         self._bootstrapped = False
         self.last_run: datetime | None = None
         self.last_error: str | None = None
@@ -176,25 +178,12 @@ class AnchoringWorker:
         """True once this worker registered (and funded) the operator on chain itself."""
         return self._bootstrapped
 
-    @property
-    def alive(self) -> bool:
-        """True while the worker thread runs."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        """Start the daemon thread (no-op if running)."""
-        if self.alive:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="anchoring-worker", daemon=True)
-        self._thread.start()
-
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Ask the thread to stop and wait for it (the current batch, if any, finishes first)."""
-        self._stop.set()
+        """Ask the thread to stop, wake it and wait for it (the current batch, if any, finishes first); then
+        release the anchoring lease."""
+        self._stop.set()  # before the wake: the woken loop must see it
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        super().stop(timeout_s)
         self.lease.release()
 
     def notify(self) -> None:

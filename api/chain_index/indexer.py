@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -40,6 +39,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from api.background import BackgroundLoop
 from api.chain import ChainClient, ChainError
 from api.chain_index.handlers import INDEXED_CONTRACTS, ChainEvent, IndexedContract
 from api.chain_index.models import IndexCursor, IndexedEvent
@@ -151,17 +151,20 @@ def apply_events(session: Session, events: Iterable[ChainEvent],
     return new
 
 
-class ChainIndexer:
+class ChainIndexer(BackgroundLoop):
     """Indexes final blocks of ``chain`` into the tables of :mod:`api.chain_index.models`.
 
     ``is_leader`` says whether this process may write (the anchoring lease); ``after_batch`` is a test hook
     called after each committed batch with its last block number.
     """
 
+    thread_name = "chain-indexer"
+
     def __init__(self, *, engine: Engine, settings: Settings, chain: ChainClient, name: str = DEFAULT_CURSOR,
                  is_leader: Callable[[], bool] = lambda: True,
                  contracts: tuple[IndexedContract, ...] = INDEXED_CONTRACTS,
                  after_batch: Callable[[int], None] | None = None) -> None:
+        super().__init__()
         self.engine = engine
         self.settings = settings
         self.chain = chain
@@ -173,8 +176,6 @@ class ChainIndexer:
         self.decoder = LogDecoder(chain, addresses)
         self.last_error: str | None = None
         self.indexed_block: int | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ state
     def cursor(self) -> tuple[int, str] | None:
@@ -247,25 +248,6 @@ class ChainIndexer:
         return new
 
     # ------------------------------------------------------------------ thread
-    @property
-    def alive(self) -> bool:
-        """True while the indexing thread runs."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        """Start the daemon thread (no-op if running)."""
-        if self.alive:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="chain-indexer", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop after the current batch."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
     def _loop(self) -> None:
         backoff = 0.0
         while not self._stop.wait(self.settings.chain_index_poll_s + backoff):
