@@ -55,6 +55,7 @@ __all__ = [
     "roles_to_bits",
     "bits_to_roles",
     "sign_typed",
+    "signature_hex",
     "step_typed_data",
     "ticket_digest",
     "validate_ticket_document",
@@ -435,6 +436,21 @@ def person_registration_typed_data(
 def sign_typed(private_key: bytes, typed: dict[str, Any]) -> bytes:
     """65-byte ``r || s || v`` EIP-712 signature (v in {27, 28}) of a typed-data document."""
     return bytes(Account.sign_message(encode_typed_data(full_message=typed), private_key=private_key).signature)
+
+
+def signature_hex(text: str) -> str:
+    """``0x`` + lowercase hex of a 65-byte ``r || s || v`` EIP-712 signature given as hex (``0x`` optional).
+
+    The form the API takes a device's signature in (``signature`` of persons, tickets and steps); recovering
+    the signer is :func:`recover_typed_signer`'s job. Raises ValueError when ``text`` is not 65 bytes of hex.
+    """
+    raw = text[2:] if text.startswith("0x") else text
+    try:
+        if len(bytes.fromhex(raw)) != 65:
+            raise ValueError
+    except ValueError:
+        raise ValueError("signature must be 65 bytes r||s||v as hex") from None
+    return "0x" + raw.lower()
 
 
 def recover_typed_signer(signature: bytes, typed: dict[str, Any]) -> str:

@@ -32,7 +32,13 @@ from api.errors import CHAIN_REFUSAL_RESPONSES, UnprocessableError, issue
 from api.security import new_account_keystore
 from api.workflows.contract_calls import contract, enterprise_key, require_chain, send_or_refuse, tx_hex
 from api.workflows.models import Person
-from provenance.work_tickets import PERSON_ROLES, person_registration_typed_data, roles_to_bits, sign_typed
+from provenance.work_tickets import (
+    PERSON_ROLES,
+    person_registration_typed_data,
+    roles_to_bits,
+    sign_typed,
+    signature_hex,
+)
 
 #: validity of the registration signature the API makes for a keystore-held person key (seconds)
 _SIGNATURE_TTL = 3600
@@ -57,15 +63,7 @@ class PersonCreate(BaseModel):
     @field_validator("signature")
     @classmethod
     def _signature(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        raw = v[2:] if v.startswith("0x") else v
-        try:
-            if len(bytes.fromhex(raw)) != 65:
-                raise ValueError
-        except ValueError:
-            raise ValueError("signature must be 65 bytes r||s||v as hex") from None
-        return "0x" + raw.lower()
+        return None if v is None else signature_hex(v)
 
     @field_validator("address")
     @classmethod

@@ -64,6 +64,7 @@ from provenance.work_tickets import (
     TicketStepRefused,
     issue_typed_data,
     replay_steps,
+    signature_hex,
     sm2_step_evidence,
     sm2_step_statement,
     step_typed_data,
@@ -82,18 +83,6 @@ _ROLE_OF_ACTION = {"issue": "ticket_issuer", "permit": "permitting_officer", "br
                    "cancel": "ticket_issuer", "extend": "permitting_officer", "abort": "permitting_officer"}
 
 
-def _signature(v: str | None) -> str | None:
-    if v is None:
-        return v
-    raw = v[2:] if v.startswith("0x") else v
-    try:
-        if len(bytes.fromhex(raw)) != 65:
-            raise ValueError
-    except ValueError:
-        raise ValueError("signature must be 65 bytes r||s||v as hex") from None
-    return "0x" + raw.lower()
-
-
 class TicketCreate(BaseModel):
     """Body of ``POST /v1/work-tickets`` (and of the issue typed-data request)."""
 
@@ -108,7 +97,7 @@ class TicketCreate(BaseModel):
     @field_validator("signature")
     @classmethod
     def _sig(cls, v: str | None) -> str | None:
-        return _signature(v)
+        return None if v is None else signature_hex(v)
 
 
 class StepCreate(BaseModel):
@@ -126,7 +115,7 @@ class StepCreate(BaseModel):
     @field_validator("signature")
     @classmethod
     def _sig(cls, v: str | None) -> str | None:
-        return _signature(v)
+        return None if v is None else signature_hex(v)
 
     @field_validator("sm2_signature")
     @classmethod

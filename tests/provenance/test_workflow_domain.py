@@ -23,6 +23,7 @@ from provenance.work_tickets import (
     replay_steps,
     roles_to_bits,
     sign_typed,
+    signature_hex,
     step_typed_data,
     ticket_digest,
     validate_ticket_document,
@@ -153,3 +154,14 @@ def test_step_signature_recovers_the_person() -> None:
     with pytest.raises(ValueError):
         step_typed_data(chain_id=1, contract="0x" + "ab" * 20, ticket_id=1, action="issue", planned_end=0,
                         nonce=0, deadline=1)
+
+
+def test_signature_hex_takes_65_bytes_of_hex() -> None:
+    """The one form persons, tickets and steps take a device signature in (api/routes/persons.py, work_tickets.py)."""
+    signature = sign_typed(keccak(b"crew-member"), step_typed_data(
+        chain_id=881088, contract="0x" + "ab" * 20, ticket_id=7, action="acknowledge", planned_end=0, nonce=0,
+        deadline=2_000_000_000))
+    assert signature_hex(signature.hex().upper()) == signature_hex("0x" + signature.hex()) == "0x" + signature.hex()
+    for bad in ("0x" + "ab" * 64, "0x" + "ab" * 66, "0x" + "zz" * 65, ""):
+        with pytest.raises(ValueError, match="65 bytes r"):
+            signature_hex(bad)
