@@ -28,6 +28,19 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 
+class Expectations:
+    """The checks of one demo scenario: ``expect(ok, what)`` prints ``what`` after a green ✓ or a red ✗ and counts
+    the failed ones in :attr:`failed` (the scenario's return value, 0 when every expectation held)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.failed = 0
+
+    def __call__(self, ok: bool, what: str) -> None:
+        self.console.print(("[green]✓[/green] " if ok else "[red]✗[/red] ") + what)
+        self.failed += 0 if ok else 1
+
+
 def _post(client: httpx.Client, path: str, key: str, body: dict[str, Any]) -> httpx.Response:
     return client.post(path, headers={"Authorization": f"Bearer {key}"}, json=body)
 
@@ -96,12 +109,7 @@ def _block_time(client: httpx.Client, rpc_url: str) -> int:
 def receivables_scenario(client: httpx.Client, admin_token: str, rpc_url: str, console: Console,
                          maturity_in_s: int = 40) -> int:
     """The 3-tier supply-chain finance scenario; returns the number of failed expectations."""
-    failures = 0
-
-    def expect(ok: bool, what: str) -> None:
-        nonlocal failures
-        console.print(("[green]✓[/green] " if ok else "[red]✗[/red] ") + what)
-        failures += 0 if ok else 1
+    expect = Expectations(console)
 
     with console.status("registering the automaker, two suppliers, the mill and the bank on chain…"):
         automaker = _enterprise(client, admin_token, "Demo Automaker", ["core_enterprise"])
@@ -161,17 +169,12 @@ def receivables_scenario(client: httpx.Client, admin_token: str, rpc_url: str, c
     final = client.get(f"/v1/receivables/{root}", headers={"Authorization": f"Bearer {automaker['api_key']}"}).json()
     expect(final["payable"]["settled_value"] == 100_000_000 and all(h["value"] == 0 for h in final["holders"]),
            f"all holders paid: {final['payable']['settled_value'] / 100:,.2f} CNY settled, every balance 0")
-    return failures
+    return expect.failed
 
 
 def work_ticket_scenario(client: httpx.Client, admin_token: str, console: Console) -> int:
     """A full GB 26860 work ticket with three crew members; returns the number of failed expectations."""
-    failures = 0
-
-    def expect(ok: bool, what: str) -> None:
-        nonlocal failures
-        console.print(("[green]✓[/green] " if ok else "[red]✗[/red] ") + what)
-        failures += 0 if ok else 1
+    expect = Expectations(console)
 
     with console.status("registering the grid (plant_operator) and six people on chain…"):
         grid = _enterprise(client, admin_token, "Demo Power Grid", ["plant_operator"])
@@ -223,7 +226,7 @@ def work_ticket_scenario(client: httpx.Client, admin_token: str, console: Consol
     expect(verdict.get("verified") is True, "ticket verified: document digest and every signed step")
     listing = client.get(f"/v1/equipment/{equipment}/work-tickets").json()
     expect(listing.get("count") == 1, f"equipment history of {equipment}: {listing.get('count')} job(s)")
-    return failures
+    return expect.failed
 
 
 WAREHOUSE_LOCATION = "urn:epc:id:sgln:6901234.00001.0"
@@ -257,12 +260,7 @@ def warehouse_receipts_scenario(client: httpx.Client, admin_token: str, rpc_url:
 
     from provenance.samples import load_samples
 
-    failures = 0
-
-    def expect(ok: bool, what: str) -> None:
-        nonlocal failures
-        console.print(("[green]✓[/green] " if ok else "[red]✗[/red] ") + what)
-        failures += 0 if ok else 1
+    expect = Expectations(console)
 
     with console.status("registering the mill, the warehouse, the trader and two banks on chain…"):
         mill = _enterprise(client, admin_token, "Demo Coil Mill (receipts)", ["manufacturer"])
@@ -287,7 +285,7 @@ def warehouse_receipts_scenario(client: httpx.Client, admin_token: str, rpc_url:
     r = _post(client, "/v1/warehouse-receipts", warehouse["api_key"], body)
     if r.status_code != 201:
         expect(False, f"receipt issued: {r.status_code} {r.text[:300]}")
-        return failures
+        return expect.failed
     receipt = r.json()
     rid = receipt["id"]
     expect(True, f"warehouse issued receipt {rid} to the trader: {receipt['grade']}, {receipt['net_weight_kg']:,} kg "
@@ -326,7 +324,7 @@ def warehouse_receipts_scenario(client: httpx.Client, admin_token: str, rpc_url:
     for entry in (r.json().get("history", []) if ok else []):
         table.add_row(entry["action"], entry["actor"]["name"] or entry["actor"]["address"], str(entry["block_number"]))
     console.print(table)
-    return failures
+    return expect.failed
 
 
 def _prices_and_margin_call(client: httpx.Client, admin_token: str, rid: int, bank: dict[str, Any],

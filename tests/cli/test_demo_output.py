@@ -50,3 +50,13 @@ def test_waiting_shows_a_countdown(monkeypatch: pytest.MonkeyPatch) -> None:
     assert wait_for_block_time(None, "rpc", 104, console, "maturity")  # type: ignore[arg-type]
     text = out.getvalue()
     assert "maturity" in text and "s to go" in text
+
+
+def test_expectations_print_a_mark_and_count_the_failed() -> None:
+    out = io.StringIO()
+    expect = demo.Expectations(Console(file=out, width=100, color_system=None))
+    expect(True, "receipt issued")
+    expect(False, "pledge refused")
+    expect(True, "valued")
+    assert expect.failed == 1
+    assert out.getvalue().splitlines() == ["✓ receipt issued", "✗ pledge refused", "✓ valued"]
