@@ -743,6 +743,20 @@ def dl_normalise(uri: str) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------- pre-hash
+def _fold_lists(nodes: list[tuple[str, str, list[Any]]]) -> tuple[list[Any], dict[str, list[Any]]]:
+    """Nodes of a generic element split into plain ones and those of ``…List`` names, the latter grouped by name
+    with each item renamed to the name without ``List`` (the package hashes a list as one element holding its
+    items); the caller appends the groups."""
+    lists: dict[str, list[Any]] = {}
+    plain: list[Any] = []
+    for node in nodes:
+        if node[0].endswith("List"):
+            lists.setdefault(node[0], []).append((node[0][:-4], node[1], node[2]))
+        else:
+            plain.append(node)
+    return plain, lists
+
+
 class _Event:
     """Renders one event. Node texts follow the package's reading of JSON values."""
 
@@ -805,13 +819,7 @@ class _Event:
             if ":" not in key:
                 raise NativeHashUnsupported(f"unprefixed key {key!r} inside an extension")
             nodes.extend(self.generic_nodes(self.doc.key_name(key, self.dev), value))
-        lists: dict[str, list[Any]] = {}
-        plain = []
-        for node in nodes:
-            if node[0].endswith("List"):
-                lists.setdefault(node[0], []).append((node[0][:-4], node[1], node[2]))
-            else:
-                plain.append(node)
+        plain, lists = _fold_lists(nodes)
         for list_name, items in lists.items():
             if list_name[:-4].endswith("List"):
                 raise NativeHashUnsupported(f"extension list name {list_name!r}")
@@ -867,13 +875,7 @@ class _Event:
             return ""
         if count <= 1 or any("eventTime" in n or "action" in n for n in names):
             raise NativeHashUnsupported(f"extension in {where} the package would hash twice")
-        lists: dict[str, list[Any]] = {}
-        plain = []
-        for node in nodes:
-            if node[0].endswith("List"):
-                lists.setdefault(node[0], []).append((node[0][:-4], node[1], node[2]))
-            else:
-                plain.append(node)
+        plain, lists = _fold_lists(nodes)
         plain.extend((n, "", items) for n, items in lists.items())
         parts = [self.render_generic(n) for n in plain]
         if len(parts) > 1:
