@@ -321,13 +321,7 @@ def demo(
         if scenario == "all":
             failures += _workflow_scenarios(client, stack, ("receivables", "work-tickets", "warehouse-receipts"))
     finally:
-        stack.stop()
-        if keep:
-            console.print(f"data kept in {tmp}")
-        else:
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
+        _stop_throwaway_stack(stack, tmp, keep=keep)
     if failures or not any(True for _ in docs):
         raise typer.Exit(1)
 
@@ -351,8 +345,6 @@ def _workflow_scenarios(client: httpx.Client, stack: Any, scenarios: tuple[str, 
 
 def _workflow_demo(scenarios: tuple[str, ...], *, validators: int, keep: bool) -> int:
     """Throwaway network for the workflow scenarios only; exit code 0 when every expectation held."""
-    import shutil
-
     from api.devnet import Stack
 
     tmp = Path(tempfile.mkdtemp(prefix="traceledger-demo-"))
@@ -363,12 +355,20 @@ def _workflow_demo(scenarios: tuple[str, ...], *, validators: int, keep: bool) -
         with httpx.Client(base_url=stack.api_url(), timeout=120) as client:
             failures = _workflow_scenarios(client, stack, scenarios)
     finally:
-        stack.stop()
-        if keep:
-            console.print(f"data kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        _stop_throwaway_stack(stack, tmp, keep=keep)
     return 1 if failures else 0
+
+
+def _stop_throwaway_stack(stack: Any, data_dir: Path, *, keep: bool) -> None:
+    """Stop a demo's network and API (:meth:`api.devnet.Stack.stop`), then delete its temporary ``data_dir``
+    unless ``keep`` (``--keep``: the directory is printed instead)."""
+    import shutil
+
+    stack.stop()
+    if keep:
+        console.print(f"data kept in {data_dir}")
+    else:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _lineage_scenario(client: httpx.Client, admin_token: str, mill: dict[str, Any]) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import httpx
 import pytest
@@ -60,3 +61,20 @@ def test_expectations_print_a_mark_and_count_the_failed() -> None:
     expect(True, "valued")
     assert expect.failed == 1
     assert out.getvalue().splitlines() == ["✓ receipt issued", "✗ pledge refused", "✓ valued"]
+
+
+def test_a_throwaway_stack_is_stopped_and_its_data_deleted_unless_kept(tmp_path: Path) -> None:
+    from api.cli import main
+
+    class _Stack:
+        stopped = 0
+
+        def stop(self) -> None:
+            self.stopped += 1
+
+    for keep in (True, False):
+        data_dir = tmp_path / f"demo-{keep}"
+        data_dir.mkdir()
+        stack = _Stack()
+        main._stop_throwaway_stack(stack, data_dir, keep=keep)  # noqa: SLF001
+        assert stack.stopped == 1 and data_dir.exists() is keep
