@@ -4,13 +4,17 @@ with a 422 naming the field -- the same rule for both, from one type."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from api.errors import UnprocessableError
 from api.money import MinorUnitAmount, Money
 from api.routes.receivables import ApproveBody, DiscountBody, IssueBody, SplitBody
 from api.routes.warehouse_receipts import PledgeBody
+from tests.api.conftest import auth
 
 BODIES = [IssueBody, SplitBody, ApproveBody, DiscountBody, PledgeBody]
 
@@ -53,3 +57,14 @@ def test_currency_defaults_to_cny_and_must_be_iso_4217_letters() -> None:
         with pytest.raises(ValidationError) as err:
             Money(value=1, currency=bad)
         assert err.value.errors()[0]["loc"] == ("currency",)
+
+
+@pytest.mark.parametrize(("given", "field"), [({"value": 100, "amount": "1.00"}, "value"), ({}, "value"),
+                                              ({"amount": "1.001"}, "amount")])
+def test_pledge_route_refuses_a_bad_amount_naming_the_field(client: TestClient, manufacturer: dict[str, Any],
+                                                            given: dict, field: str) -> None:
+    """The route reads the shared type (the amount is checked before the chain is reached: this app has none)."""
+    body = {"bank_enterprise_id": manufacturer["id"], "maturity": 2_000_000_000, **given}
+    r = client.post("/v1/warehouse-receipts/1/pledge", headers=auth(manufacturer["api_key"]), json=body)
+    assert r.status_code == 422, r.text
+    assert [d["field"] for d in r.json()["detail"]] == [field]
