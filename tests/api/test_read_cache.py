@@ -300,6 +300,7 @@ def test_verified_verdict_cached_until_replacement(chain_client: TestClient) -> 
     pending = chain_client.get(f"/v1/verify/{IDENT}").json()
     assert pending["verified"] is False and state(chain_client).reads.get(VERIFY, IDENT) is None
     _anchor_with_seals(chain_client)
+    assert _invalidations(state(chain_client).engine) == []  # the worker's anchoring fired no trigger
     first = chain_client.get(f"/v1/verify/{IDENT}")
     assert first.json()["verified"] is True, first.json()
     assert state(chain_client).reads.get(VERIFY, IDENT) is not None
@@ -416,6 +417,7 @@ CHANGES = {
     "batch block hash": "UPDATE batches SET block_hash = '0x" + "ee" * 32 + "'",
     "owner address": "UPDATE enterprises SET address = '0x" + "22" * 20 + "'",
     "owner prefix": "UPDATE enterprises SET prefix = '88.9.9'",
+    "owner name": "UPDATE enterprises SET name = 'Other Mill'",
 }
 
 
