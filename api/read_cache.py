@@ -19,8 +19,13 @@ Invalidation (each one has a test in ``tests/api/test_read_cache.py``):
   once, every other API process within ``TRACELEDGER_READ_CACHE_POLL_S`` (a poller thread reads new rows);
 * a fill that raced with an invalidation is discarded: :meth:`ReadCache.put` only stores when no
   invalidation happened since the fill's database read began (:meth:`ReadCache.epoch`);
-* defence in depth: every entry expires after ``TRACELEDGER_READ_CACHE_TTL_S`` seconds, so even a row
-  changed behind the API's back (by hand in the database) is seen again within that bound;
+* a row changed behind the API's back (by hand, with SQL): database triggers (migration ``0006``) write the
+  ``read_invalidations`` rows in that change's transaction — an anchored record updated or deleted, a final
+  batch updated or deleted (all its records), an owner's name/prefix/address changed (all its anchored
+  records), a TRUNCATE on PostgreSQL (:data:`ALL`) — so every process drops the answers at its next poll,
+  and a cached ``verified`` verdict is served without reading the row again;
+* defence in depth: every entry expires after ``TRACELEDGER_READ_CACHE_TTL_S`` seconds, so even a change
+  made with the triggers dropped or disabled (only the database owner can) is seen again within that bound;
 * an entry is only ever returned for the identifier and view it was stored under (checked on every hit).
 
 HTTP: answers carry ``ETag`` (strong, ``"<32 hex>"`` of SHA-256 over view, identifier and body) and
@@ -63,15 +68,20 @@ DIGITAL_LINK = "digital_link"
 """View: the object a GS1 Digital Link's most specific key names (``data``: ``(identifier, key)``); objects are
 insert-only, so the answer never changes once that key was captured."""
 VIEWS = (RESOLUTION, VERIFY, HANDLE, PAGE, QR)
+ALL = "*"
+"""The identifier of an invalidation that clears every cached answer (written by the PostgreSQL TRUNCATE
+trigger; never a valid identifier)."""
 
 CACHE_CONTROL = "public, no-cache"
 """Stored by shared caches, revalidated with ``If-None-Match`` each time (a replacement may come at any time)."""
 
 
 class ReadInvalidation(SQLModel, table=True):
-    """One change to a cached fact (a replacement certificate): the identifier whose answers changed.
+    """One change to a cached fact: the identifier whose answers changed (:data:`ALL`: every identifier).
 
-    Written in the transaction that changes the record; read by every API process's poller."""
+    Written in the transaction that changes the record: by the API for a replacement certificate, by the
+    database's triggers (migration ``0006``) for any other change of a cached row; read by every API
+    process's poller."""
 
     __tablename__ = "read_invalidations"
 
@@ -162,18 +172,6 @@ class RecordFacts:
         """What distinguishes one state of the record from another: status, batch root, replacement."""
         root = self.batch.root if self.batch is not None else "-"
         return f"{self.record.status}|{root}|{self.record.leaf_index}|{self.record.superseded_by or '-'}"
-
-    @property
-    def fingerprint(self) -> str:
-        """SHA-256 (hex, 64 chars) over every column a verdict depends on (the stored document bytes, digest,
-        signature, leaf index, owner and batch anchor): a cached verdict is reused only while the row is
-        byte-identical to the one verified, so a row changed behind the API's back is verified afresh."""
-        r, o, b = self.record, self.owner, self.batch
-        parts = [r.identifier, r.kind, r.enterprise_id, r.document, r.record_digest, r.signature, r.chain_id,
-                 r.status, r.batch_id, r.leaf_index, r.supersedes, r.superseded_by, o.id, o.prefix, o.address]
-        if b is not None:
-            parts += [b.id, b.root, b.size, b.tx_hash, b.block_number, b.block_hash, b.submitter, b.status]
-        return hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).hexdigest()
 
 
 _R, _E, _B = Record.__table__, Enterprise.__table__, Batch.__table__  # type: ignore[attr-defined]
@@ -361,7 +359,10 @@ class ReadCache:
                 continue
             self._seen.add(rid)
             self._high = max(self._high, rid)
-            self.invalidate(identifier)
+            if identifier == ALL:
+                self.clear()
+            else:
+                self.invalidate(identifier)
             new += 1
         floor = self._high - self.LOOKBACK
         self._seen = {i for i in self._seen if i > floor}

@@ -37,21 +37,16 @@ async def verify(
     With ``?lineage=upstream`` (and for EPC URNs / GS1 Digital Link URIs / mapped objects) every record
     of the upstream lineage is verified: see :func:`api.epcis.lineage.verify_lineage`.
     Headers ``ETag`` (strong) and ``Cache-Control: public, no-cache``; ``If-None-Match`` answers 304. A verified
-    verdict of an anchored record (QBFT finality) is reused from memory until a replacement
-    (:mod:`api.read_cache`), but only while the stored row (document, digest, signature, leaf index, owner,
-    batch) is byte-identical to the one verified: each request reads that row (one Core query), so a row
-    changed in the database behind the API's back is verified afresh. Any other verdict is recomputed.
+    verdict of an anchored record (QBFT finality) is served from memory, without a database round trip, until
+    its row changes (:mod:`api.read_cache`): a replacement, or any change made behind the API's back, which the
+    database's triggers record in ``read_invalidations`` (seen by every process within the poll interval).
+    Any other verdict is recomputed.
     """
     state: AppState = request.app.state.tl
     if lineage is None:
         view = state.reads.get(VERIFY, identifier)
         if view is not None:
-            # the verdict is about the row stored now: one Core query, and the cached verdict only while the
-            # row is byte-identical to the one verified (a row changed behind the API's back is verified afresh)
-            facts = await run_in_threadpool(load_facts, state.engine, identifier)
-            if facts is not None and view.revision == f"{facts.revision}|{facts.fingerprint}":
-                return view_response(request, view)
-            state.reads.invalidate(identifier)
+            return view_response(request, view)
     view = await run_in_threadpool(verify_view, state, identifier, lineage, depth)
     return view_response(request, view)
 
@@ -77,7 +72,7 @@ def verify_view(state: AppState, identifier: str, lineage: str | None, depth: in
     batches = {facts.batch.id: facts.batch} if facts.batch is not None else {}
     body = verify_record(None, facts.record, chain=state.chain, seal_cache=state.seal_cache, owner=facts.owner,
                          batches=batches)
-    view = make_view(VERIFY, identifier, f"{facts.revision}|{facts.fingerprint}", body)
+    view = make_view(VERIFY, identifier, facts.revision, body)
     qbft = state.chain is not None and getattr(state.chain, "finality", FINALITY_QBFT) == FINALITY_QBFT
     if facts.final and qbft and body["verified"] is True:
         state.reads.put(view, epoch)

@@ -312,3 +312,39 @@ def test_records_anchored_on_chain_before_the_upgrade_still_verify_on_chain(
                 assert checks[name]["ok"], checks[name]
             assert checks["finality_seals"]["ok"] is False  # eth-tester blocks carry no QBFT commit seals
     engine.dispose()
+
+
+def triggers_of(engine: Engine) -> set[str]:
+    """Names of the user triggers on the database's tables (SQLite) / the current schema's tables (PostgreSQL)."""
+    with engine.connect() as conn:
+        if engine.url.get_backend_name() == "sqlite":
+            return set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())
+        return set(conn.execute(text(
+            "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal "
+            "AND n.nspname = current_schema()")).scalars())
+
+
+def test_read_invalidation_triggers_upgrade_downgrade_upgrade(empty_db: str, tmp_path: Path) -> None:
+    """Revision 0006 adds the triggers that record hand-made changes of cached rows in ``read_invalidations``;
+    its downgrade removes them (and their PostgreSQL functions), and upgrading again restores them."""
+    from alembic import command
+
+    engine = make_engine(make_settings(empty_db, tmp_path))
+    migrations.upgrade(engine)
+    postgres = engine.url.get_backend_name() == "postgresql"
+    expected = ({"tl_read_invalidation_records", "tl_read_invalidation_batches", "tl_read_invalidation_enterprises",
+                 "tl_read_invalidation_truncate"} if postgres else
+                {f"tl_read_invalidation_{t}_{op}" for t in ("records", "batches", "enterprises")
+                 for op in ("update", "delete")})
+    assert triggers_of(engine) == expected
+    with engine.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn), "0005")
+    assert triggers_of(engine) == set() and version_of(engine) == "0005"
+    if postgres:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM pg_proc WHERE proname LIKE 'tl_read_invalidation%' "
+                                     "AND pronamespace = current_schema()::regnamespace")).scalar_one() == 0
+    assert migrations.upgrade(engine).after == migrations.head_revision()
+    assert triggers_of(engine) == expected and diff_to_models(engine) == []
+    engine.dispose()

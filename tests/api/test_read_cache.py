@@ -7,6 +7,7 @@ a verdict served for another identifier, a fill racing an invalidation, another 
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from sqlmodel import Session, create_engine, select
 from api.main import create_app
 from api.models import Batch, Record
 from api.read_cache import (
+    ALL,
     RESOLUTION,
     VERIFY,
     CachedView,
@@ -298,14 +300,15 @@ def test_verified_verdict_cached_until_replacement(chain_client: TestClient) -> 
     pending = chain_client.get(f"/v1/verify/{IDENT}").json()
     assert pending["verified"] is False and state(chain_client).reads.get(VERIFY, IDENT) is None
     _anchor_with_seals(chain_client)
+    assert _invalidations(state(chain_client).engine) == []  # the worker's anchoring fired no trigger
     first = chain_client.get(f"/v1/verify/{IDENT}")
     assert first.json()["verified"] is True, first.json()
     assert state(chain_client).reads.get(VERIFY, IDENT) is not None
     with record_queries(state(chain_client).engine) as hit:
         cond = chain_client.get(f"/v1/verify/{IDENT}", headers={"If-None-Match": first.headers["ETag"]})
         again = chain_client.get(f"/v1/verify/{IDENT}")
-    # a verdict hit reads the row once (one Core query each) and reuses the verdict: no ORM, no re-verification
-    assert len(hit) == 2 and all(q.lstrip().upper().startswith("SELECT") for q in hit), hit
+    # a verdict hit costs no database round trip (rows changed behind the API's back: triggers, tests below)
+    assert hit == [], hit
     assert cond.status_code == 304 and again.content == first.content
     # the /id JSON is served from the same facts
     page = chain_client.get(f"/id/{IDENT}", headers={"Accept": "application/json"}).json()
@@ -350,21 +353,147 @@ def test_cache_is_bounded_and_sized_by_settings(db_url: str, tmp_path: Path) -> 
 
 
 def test_a_row_changed_behind_the_api_is_verified_afresh_not_served_from_the_cache(chain_client: TestClient) -> None:
-    """Someone with database access rewrites an anchored, verified (cached) record: the next verify must
-    see the stored bytes and fail, and restoring the row makes it verify again."""
+    """Someone with database access rewrites an anchored, verified (cached) record: the database's trigger
+    records an invalidation, and after the next poll (what the poller thread runs every
+    ``TRACELEDGER_READ_CACHE_POLL_S``) the verify sees the stored bytes and fails; restoring the row makes
+    it verify again."""
     ent = create_enterprise(chain_client)
     post(chain_client, ent["api_key"], sample())
     _anchor_with_seals(chain_client)
     assert chain_client.get(f"/v1/verify/{IDENT}").json()["verified"] is True
-    assert state(chain_client).reads.get(VERIFY, IDENT) is not None
+    reads = state(chain_client).reads
+    assert reads.get(VERIFY, IDENT) is not None
     engine = state(chain_client).engine
     with engine.begin() as conn:
         (document,) = conn.execute(text("SELECT document FROM records WHERE identifier = :i"), {"i": IDENT}).one()
         conn.execute(text("UPDATE records SET document = :d WHERE identifier = :i"),
                      {"d": document.replace("S355MC", "S235JR"), "i": IDENT})
+    assert reads.poll(engine) == 1 and reads.get(VERIFY, IDENT) is None
     tampered = chain_client.get(f"/v1/verify/{IDENT}").json()
     assert tampered["verified"] is False
     assert {c["name"]: c["ok"] for c in tampered["checks"]}["record_digest"] is False
     with engine.begin() as conn:
         conn.execute(text("UPDATE records SET document = :d WHERE identifier = :i"), {"d": document, "i": IDENT})
     assert chain_client.get(f"/v1/verify/{IDENT}").json()["verified"] is True
+
+
+# ----------------------------------------------------------------------------------- changes behind the API's back
+def _anchored_rows(engine: Engine) -> tuple[str, int, int]:
+    """One enterprise, a final batch and an anchored record in it, plus a pending record (raw rows, no API):
+    ``(identifier, batch id, enterprise id)`` of the anchored one."""
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO enterprises (name, roles, prefix, address, api_key_hash, keystore, active, is_service, "
+            "registered_on_chain, created_at) VALUES ('Mill', '[]', '88.1.1', :a, :k, '{}', true, false, true, "
+            ":t)"), {"a": "0x" + "11" * 20, "k": "ab" * 32, "t": "2026-11-30 12:00:00"})
+        ent = conn.execute(text("SELECT id FROM enterprises")).scalar_one()
+        conn.execute(text(
+            "INSERT INTO batches (root, size, leaf_digests, metadata_digest, tx_hash, block_number, block_hash, "
+            "status, attempts, created_at) VALUES (:r, 2, '[]', :m, :x, 7, :h, 'final', 0, :t)"),
+            {"r": "0x" + "aa" * 32, "m": "0x" + "00" * 32, "x": "0x" + "ab" * 32, "h": "0x" + "cd" * 32,
+             "t": "2026-11-30 12:00:00"})
+        batch = conn.execute(text("SELECT id FROM batches")).scalar_one()
+        for i, (ident, status, bid) in enumerate(((IDENT, "anchored", batch), (OTHER, "pending", None))):
+            conn.execute(text(
+                "INSERT INTO records (identifier, kind, enterprise_id, document, record_digest, signature, signer, "
+                "signed_by_client, chain_id, status, batch_id, leaf_index, created_at) VALUES (:i, 'coil', :e, "
+                "'{}', :d, :s, :a, false, 1, :st, :b, :l, :t)"),
+                {"i": ident, "e": ent, "d": "0x" + "00" * 32, "s": "0x" + "00" * 65, "a": "0x" + "11" * 20,
+                 "st": status, "b": bid, "l": i if bid else None, "t": "2026-11-30 12:00:00"})
+    return IDENT, batch, ent
+
+
+def _invalidations(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT identifier FROM read_invalidations ORDER BY id")).scalars())
+
+
+CHANGES = {
+    "record document": "UPDATE records SET document = '{\"x\": 1}' WHERE status = 'anchored'",
+    "record leaf index": "UPDATE records SET leaf_index = 5 WHERE status = 'anchored'",
+    "record demoted to pending": "UPDATE records SET status = 'pending' WHERE status = 'anchored'",
+    "record deleted": "DELETE FROM records WHERE status = 'anchored'",
+    "batch root": "UPDATE batches SET root = '0x" + "bb" * 32 + "'",
+    "batch block hash": "UPDATE batches SET block_hash = '0x" + "ee" * 32 + "'",
+    "batch deleted": "DELETE FROM batches",  # SQLite without PRAGMA foreign_keys (PostgreSQL refuses: FK)
+    "owner address": "UPDATE enterprises SET address = '0x" + "22" * 20 + "'",
+    "owner prefix": "UPDATE enterprises SET prefix = '88.9.9'",
+    "owner name": "UPDATE enterprises SET name = 'Other Mill'",
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_raw_sql_change_in_another_connection_invalidates_within_the_poll_interval(
+    db_url: str, tmp_path: Path, change: str
+) -> None:
+    """An UPDATE/DELETE made with raw SQL on its own connection (not through the API) of a row a cached answer
+    depends on: the trigger writes ``read_invalidations`` in that transaction, the poller thread drops the
+    answer within ``poll_s`` (SQLite and PostgreSQL)."""
+    from api.db import init_db, make_engine
+
+    if change == "batch deleted" and not db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL enforces the records -> batches foreign key: a referenced batch is not deleted")
+    engine = make_engine(make_settings(db_url, tmp_path))
+    init_db(engine)
+    ident, _, _ = _anchored_rows(engine)
+    poll_s = 0.2
+    reads = ReadCache(poll_s=poll_s)
+    reads.start_poller(engine)
+    try:
+        for view in (VERIFY, RESOLUTION):
+            assert reads.put(make_view(view, ident, "r1", {"verified": True}), reads.epoch())
+        other = create_engine(db_url)  # another pool, another connection: behind this process's back
+        with other.begin() as conn:
+            conn.execute(text(CHANGES[change]))
+        other.dispose()
+        changed = time.monotonic()
+        while reads.get(VERIFY, ident) is not None and time.monotonic() - changed < 10:
+            time.sleep(0.01)
+        elapsed = time.monotonic() - changed
+        assert reads.get(VERIFY, ident) is None and reads.get(RESOLUTION, ident) is None
+        assert elapsed < poll_s + 2.0, elapsed  # one poll interval, plus slack for a loaded machine
+        assert ident in _invalidations(engine)
+    finally:
+        reads.stop()
+        engine.dispose()
+
+
+def test_the_anchoring_workers_own_updates_write_no_invalidation(db_url: str, tmp_path: Path) -> None:
+    """Pending records and non-final batches are filtered in the triggers' WHEN clause: anchoring (batch
+    assignment, status to anchored, batch to final) and an owner's api key / activity write nothing."""
+    from api.db import init_db, make_engine
+
+    engine = make_engine(make_settings(db_url, tmp_path))
+    init_db(engine)
+    _, batch, ent = _anchored_rows(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE batches SET status = 'submitted' WHERE id = :b"), {"b": batch})
+    assert _invalidations(engine) == [IDENT]  # a final batch changed: its record
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM read_invalidations"))
+        conn.execute(text("UPDATE records SET batch_id = :b, leaf_index = 1 WHERE status = 'pending'"), {"b": batch})
+        conn.execute(text("UPDATE batches SET status = 'final', block_number = 8 WHERE id = :b"), {"b": batch})
+        conn.execute(text("UPDATE records SET status = 'anchored' WHERE identifier = :i"), {"i": OTHER})
+        conn.execute(text("UPDATE enterprises SET api_key_hash = :k, active = false WHERE id = :e"),
+                     {"k": "cd" * 32, "e": ent})
+    assert _invalidations(engine) == []
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_truncate_on_postgresql_clears_every_answer(tmp_path: Path) -> None:
+    from api.db import init_db, make_engine
+    from tests.api.conftest import pg_schema
+
+    with pg_schema("tl_truncate") as url:
+        engine = make_engine(make_settings(url, tmp_path))
+        init_db(engine)
+        ident, _, _ = _anchored_rows(engine)
+        reads = ReadCache(poll_s=3600)
+        reads.poll(engine)
+        assert reads.put(make_view(RESOLUTION, OTHER, "r1", {}), reads.epoch())
+        with engine.begin() as conn:
+            conn.execute(text("TRUNCATE records CASCADE"))
+        assert reads.poll(engine) == 1 and len(reads) == 0
+        assert _invalidations(engine) == [ALL]
+        engine.dispose()
