@@ -32,7 +32,7 @@ import functools
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -58,18 +58,23 @@ MAX_INDEXED_ID = 2**63
 
 CHECK_FALLBACKS = Counter("traceledger_chain_index_check_fallbacks_total",
                           "Bank checks answered from the chain alone instead of the index, by reason", ["reason"])
+VIEW_FALLBACKS = Counter("traceledger_chain_index_view_fallbacks_total",
+                         "GET /v1/receivables/{id} answered from the chain alone instead of the index, by reason",
+                         ["reason"])
 
 
 @dataclass(frozen=True)
 class IndexedChain:
     """A token as indexed: ``hops`` from the confirmed payable (root) down to the token itself, the payable,
-    the discounts of hops that were made by ``discount``, and the last indexed block."""
+    the discounts of hops that were made by ``discount``, the last indexed block, and ``family``: every
+    indexed token of the same payable by id (the issuer's list of holders)."""
 
     token: IndexedToken
     hops: list[IndexedToken]
     payable: IndexedPayable
     discounts: dict[int, IndexedDiscount]
     indexed_to_block: int
+    family: dict[int, IndexedToken] = field(default_factory=dict)
 
 
 def indexed_block(session: Session, name: str = DEFAULT_CURSOR) -> int | None:
@@ -100,7 +105,8 @@ def token_chain(session: Session, token_id: int) -> IndexedChain | None:
         return None
     discounts = {d.token_id: d for d in session.exec(
         select(IndexedDiscount).where(col(IndexedDiscount.token_id).in_([h.token_id for h in hops])))}
-    return IndexedChain(token=token, hops=hops, payable=payable, discounts=discounts, indexed_to_block=cursor)
+    return IndexedChain(token=token, hops=hops, payable=payable, discounts=discounts, indexed_to_block=cursor,
+                        family=family)
 
 
 def index_agrees(view: IndexedChain, tok: Any, pay: Any) -> bool:
