@@ -501,7 +501,8 @@ def _view_from_index(session: Session, state: AppState, ent: Enterprise, token_i
                  for t, r in zip(family, c.extra[4:], strict=True)}
         holders = {t: by_id[t] for t in listed}  # in the chain's order
     found = parties(session, [tok.owner, slot.issuer, pay.issuer, pay.beneficiary, disc.bank, disc.holder,
-                              settle.holder, *(h.owner for h in c.hops), *(h.owner for h in holders.values())])
+                              settle.holder, *(h.owner for h in c.hops), *(h.owner for h in holders.values())],
+                    c.view.names)
 
     def who(address: str) -> dict[str, Any]:
         return found[to_checksum_address(address)]
@@ -544,7 +545,7 @@ def _check_from_index(session: Session, state: AppState, ent: Enterprise, token_
     allowance = int(allowance[0])
     if not _visible_to(me, c, allowance):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"receivable {token_id} not found or not visible to you")
-    found = parties(session, [h.owner for h in c.hops] + [pay.issuer, tok.owner])
+    found = parties(session, [h.owner for h in c.hops] + [pay.issuer, tok.owner], c.view.names)
 
     def who(address: str) -> dict[str, Any]:
         return found[to_checksum_address(address)]
