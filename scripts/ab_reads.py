@@ -28,7 +28,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import httpx
