@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import bindparam, literal, null, text
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -187,8 +187,8 @@ def lineage_detail(session: Session, lin: Lineage) -> dict[str, Any]:
     bizStep, disposition, eventTime}]}], edges: [{from, to, from_identifier, to_identifier, event}]}``.
     A node's records: its coil certificate (if the node is one), the non-retracted Object/Transaction
     events naming it, and the graph's edge events that produced it (upstream) or consumed it.
-    Read with four Core queries per 1,000 nodes (mapped objects, naming events, events with their records,
-    coil certificates); no ORM objects are built.
+    Read with three Core queries per 1,000 nodes (mapped objects with the events naming them, events with
+    their records, coil certificates); no ORM objects are built.
     """
     objs, naming = _naming_events(session, lin)
     events = _events_by_pk(session, {pk for pks in naming.values() for pk in pks})
@@ -206,14 +206,16 @@ def lineage_detail(session: Session, lin: Lineage) -> dict[str, Any]:
             "nodes": nodes, "edges": edges}
 
 
-#: the mapped objects among some node keys: ``(key, identifier, raw, kind)``
-_OBJECTS = core_select(_OBJ.c.key, _OBJ.c.identifier, _OBJ.c.raw, _OBJ.c.kind).where(
-    _OBJ.c.key.in_(bindparam("keys", expanding=True)))
-#: non-retracted Object/Transaction events naming some EPCs: ``(epc, event pk)``
-_NAMING = (core_select(_EEPC.c.epc, _EEPC.c.event_pk)
-           .join(_EV, _EV.c.id == _EEPC.c.event_pk)
-           .where(_EEPC.c.epc.in_(bindparam("keys", expanding=True)), _EV.c.retracted.is_(False),
-                  _EV.c.event_type.in_(["ObjectEvent", "TransactionEvent"])))
+#: in one statement, the mapped objects among some node keys (``"o", key, identifier, raw, kind, NULL``) and the
+#: non-retracted Object/Transaction events naming them (``"n", epc, NULL, NULL, NULL, event pk``)
+_OBJECTS_AND_NAMING = (
+    core_select(literal("o").label("tag"), _OBJ.c.key, _OBJ.c.identifier, _OBJ.c.raw, _OBJ.c.kind,
+                null().label("event_pk"))
+    .where(_OBJ.c.key.in_(bindparam("keys", expanding=True)))
+    .union_all(core_select(literal("n"), _EEPC.c.epc, null(), null(), null(), _EEPC.c.event_pk)
+               .join(_EV, _EV.c.id == _EEPC.c.event_pk)
+               .where(_EEPC.c.epc.in_(bindparam("keys", expanding=True)), _EV.c.retracted.is_(False),
+                      _EV.c.event_type.in_(["ObjectEvent", "TransactionEvent"]))))
 #: events by pk with what a lineage answer shows of them and of their records (one join, no documents)
 _EVENTS = (core_select(_EV.c.id, _EV.c.event_hash, _EV.c.event_type, _EV.c.action, _EV.c.biz_step,
                        _EV.c.disposition, _EV.c.event_time, _REC.c.identifier, _REC.c.kind, _REC.c.record_digest,
@@ -234,10 +236,11 @@ def _naming_events(session: Session, lin: Lineage) -> tuple[dict[str, Any], dict
     objs: dict[str, Any] = {}
     naming: dict[str, list[int]] = {k: [] for k in lin.order}
     for chunk in in_chunks(lin.order):
-        for obj in conn.execute(_OBJECTS, {"keys": list(chunk)}).all():
-            objs[obj.key] = obj
-        for epc, pk in conn.execute(_NAMING, {"keys": list(chunk)}).all():
-            naming[epc].append(pk)
+        for row in conn.execute(_OBJECTS_AND_NAMING, {"keys": list(chunk)}).all():
+            if row.tag == "o":
+                objs[row.key] = row
+            else:
+                naming[row.key].append(int(row.event_pk))
     for src, dst, pk in lin.edges:
         for k in (src, dst):
             if k in naming and pk not in naming[k]:
