@@ -20,6 +20,8 @@ within the contract's ``DISPUTE_WINDOW`` (7 days), after which anyone may ``fina
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +34,9 @@ from web3.logs import DISCARD
 from api.bounds import MAX_UNIX_SECONDS, DbId, Maturity, TokenIdPath
 from api.chain_index.reads import (
     CHECK_FALLBACKS,
+    VIEW_FALLBACKS,
     BatchReverted,
+    IndexedChain,
     ViewCall,
     hops_agree,
     index_agrees,
@@ -53,6 +57,7 @@ from api.workflows.adapters import (
     PayableRecord,
     ReceivableReader,
     RegistryReader,
+    SettlementRecord,
     TokenRecord,
     component_names,
     decode_struct,
@@ -196,38 +201,53 @@ def _load_visible(state: AppState, ent: Enterprise, token_id: int) -> tuple[Rece
     return rt, tok, chain_ids
 
 
-def _discount(session: Session, rt: ReceivableReader, token_id: int) -> dict[str, Any] | None:
-    d = rt.discount(token_id)
+Who = Callable[[str], dict[str, Any]]
+"""``{address, enterprise_id, name}`` of an account (:func:`api.workflows.common.party`, or a lookup in
+:func:`api.chain_index.reads.parties`)."""
+
+
+def _discount_out(who: Who, d: DiscountRecord) -> dict[str, Any] | None:
+    """The ``discount`` object of an answer from ``getDiscount`` (None when the token was not discounted)."""
     if not d.exists:
         return None
-    return {"bank": party(session, d.bank), "holder": party(session, d.holder), "from_token_id": d.fromTokenId,
+    return {"bank": who(d.bank), "holder": who(d.holder), "from_token_id": d.fromTokenId,
             "value": d.value, "amount": format_amount(d.value), "rate_bps": d.rateBps, "price": d.price,
             "price_amount": format_amount(d.price), "payment_reference": d.paymentReference, "time": iso(d.timestamp),
             "timestamp": d.timestamp}
 
 
-def _settlement(session: Session, rt: ReceivableReader, token_id: int) -> dict[str, Any] | None:
-    st = rt.settlement(token_id)
+def _settlement_out(who: Who, st: SettlementRecord) -> dict[str, Any] | None:
+    """The ``settlement`` object of an answer from ``getSettlement`` (None when never settled)."""
     if not st.exists:
         return None
-    return {"holder": party(session, st.holder), "value": st.value, "amount": format_amount(st.value),
+    return {"holder": who(st.holder), "value": st.value, "amount": format_amount(st.value),
             "payment_reference": st.paymentReference, "status": st.status_name,
             "marked_at": iso(st.markedAt), "time": iso(st.timestamp) if st.timestamp else None,
             "timestamp": st.timestamp or None}
 
 
+def _chain_entry(who: Who, tid: int, t: TokenRecord, d: DiscountRecord | None) -> dict[str, Any]:
+    """One hop of ``chain`` (root first): the token's ``getToken`` record and its ``getDiscount`` when discounted."""
+    disc = d if d is not None and d.exists else None
+    return {"token_id": tid, "kind": "issued" if t.parent == 0 else ("discounted" if disc else "split"),
+            "from_token_id": t.parent or None, "holder": who(t.owner), "value_received": t.originalValue,
+            "amount_received": format_amount(t.originalValue), "time": iso(t.createdAt),
+            "block_number": t.createdBlock,
+            **({"discount": {"rate_bps": disc.rateBps, "price": disc.price,
+                             "payment_reference": disc.paymentReference}} if disc else {})}
+
+
+def _discount(session: Session, rt: ReceivableReader, token_id: int) -> dict[str, Any] | None:
+    return _discount_out(lambda a: party(session, a), rt.discount(token_id))
+
+
+def _settlement(session: Session, rt: ReceivableReader, token_id: int) -> dict[str, Any] | None:
+    return _settlement_out(lambda a: party(session, a), rt.settlement(token_id))
+
+
 def _chain_entries(session: Session, rt: ReceivableReader, chain_ids: list[int]) -> list[dict[str, Any]]:
-    out = []
-    for tid in reversed(chain_ids):  # the confirmed payable first
-        t = _token(rt, tid)
-        disc = _discount(session, rt, tid)
-        kind = "issued" if t.parent == 0 else ("discounted" if disc else "split")
-        out.append({"token_id": tid, "kind": kind, "from_token_id": t.parent or None,
-                    "holder": party(session, t.owner), "value_received": t.originalValue,
-                    "amount_received": format_amount(t.originalValue), "time": iso(t.createdAt),
-                    "block_number": t.createdBlock,
-                    **({"discount": {k: disc[k] for k in ("rate_bps", "price", "payment_reference")}} if disc else {})})
-    return out
+    return [_chain_entry(lambda a: party(session, a), tid, _token(rt, tid), rt.discount(tid))
+            for tid in reversed(chain_ids)]  # the confirmed payable first
 
 
 def _status(tok: TokenRecord, now: int, settlement_marked: bool = False) -> str:
@@ -324,8 +344,19 @@ def my_receivables(ent: CurrentEnterprise, session: SessionDep, state: StateDep)
 
 @router.get("/{token_id}")
 def get_receivable(token_id: TokenId, ent: CurrentEnterprise, session: SessionDep, state: StateDep) -> dict:
-    """Status, holder, value, maturity, discount/settlement and the chain back to the confirmed payable."""
-    return _view(session, state, ent, token_id)
+    """Status, holder, value, maturity, discount/settlement and the chain back to the confirmed payable (the
+    issuer also gets ``holders``: every token of its payable).
+
+    Served like ``/check``: the chain index names the tokens, and every fact shown is read on chain in one
+    JSON-RPC batch at the head block (:func:`_view_from_index`); from the chain alone (a read per hop) when the
+    token is not indexed yet or the index differs. ``chain_facts: {source: "index+chain" | "chain",
+    indexed_to_block, confirmed_at_block}`` says which. Errors: 404 unknown or not visible to the caller.
+    """
+    indexed = _view_from_index(session, state, ent, token_id)
+    if indexed is not None:
+        return indexed
+    return {**_view(session, state, ent, token_id),
+            "chain_facts": {"source": "chain", "indexed_to_block": None, "confirmed_at_block": None}}
 
 
 @router.get("/{token_id}/check")
@@ -347,78 +378,182 @@ def check_receivable(token_id: TokenId, ent: CurrentEnterprise, session: Session
             "chain_facts": {"source": "chain", "indexed_to_block": None, "confirmed_at_block": None}}
 
 
-def _check_from_index(session: Session, state: AppState, ent: Enterprise, token_id: int) -> dict[str, Any] | None:
-    """The bank check from the index plus one JSON-RPC batch, or None (answer from the chain instead)."""
+@dataclass(frozen=True)
+class _Confirmed:
+    """An indexed token whose facts the chain confirmed in one JSON-RPC batch at block ``number`` (time ``now``):
+    the token and its payable, every hop root first (``hops``, the token last, chain records), the discounts of
+    the hops the index calls discounted, and the decoded outputs of the caller's ``extra`` calls."""
+
+    view: IndexedChain
+    number: int
+    now: int
+    tok: TokenRecord
+    pay: PayableRecord
+    hops: list[TokenRecord]
+    discounts: dict[int, DiscountRecord]
+    extra: list[tuple[Any, ...]]
+
+
+def _confirm_indexed(session: Session, state: AppState, token_id: int, fallbacks: Any,
+                     extra: Callable[[IndexedChain], list[ViewCall]]) -> _Confirmed | None:
+    """The index names the token's chain (:func:`token_chain`); ``getToken`` of every hop, ``getPayable``,
+    ``getDiscount`` of each discounted hop and ``extra(view)`` are read on chain in **one** JSON-RPC batch at the
+    head block (:func:`read_in_one_round_trip`). None -- answer from the chain alone, counted in ``fallbacks`` by
+    reason -- when the token is not indexed, a read reverted, or the chain differs from the index in any field
+    (:func:`index_agrees`, :func:`hops_agree`)."""
     if state.indexer is None or state.chain is None:
         return None
     view = token_chain(session, token_id)
     if view is None:
-        CHECK_FALLBACKS.labels("not_indexed").inc()
+        fallbacks.labels("not_indexed").inc()
         return None
+    rt = contract(state, "ReceivableToken")
+    upstream = view.hops[:-1]
+    discounted = [h.token_id for h in view.hops if h.token_id in view.discounts]
+    calls = [ViewCall(rt, "getToken", (token_id,)), ViewCall(rt, "getPayable", (view.token.root,)),
+             *(ViewCall(rt, "getToken", (h.token_id,)) for h in upstream),
+             *(ViewCall(rt, "getDiscount", (t,)) for t in discounted)]
+    more = extra(view)
+    try:
+        block, results = read_in_one_round_trip(state.chain, calls + more)
+    except BatchReverted:
+        fallbacks.labels("reverted").inc()
+        return None
+    token_names = component_names(rt, "getToken")
+    tok = decode_struct(TokenRecord, token_names, results[0][0])
+    pay = decode_struct(PayableRecord, component_names(rt, "getPayable"), results[1][0])
+    n = 2 + len(upstream)
+    hop_records = [decode_struct(TokenRecord, token_names, r[0]) for r in results[2:n]] + [tok]
+    discounts = {t: decode_struct(DiscountRecord, component_names(rt, "getDiscount"), r[0])
+                 for t, r in zip(discounted, results[n:n + len(discounted)], strict=True)}
+    if not (index_agrees(view, tok, pay) and hops_agree(view, hop_records, discounts)):
+        fallbacks.labels("index_differs").inc()
+        log.info("chain index differs from the chain for receivable %d: answering from the chain", token_id)
+        return None
+    now = int(block["timestamp"], 16) if isinstance(block["timestamp"], str) else int(block["timestamp"])
+    number = int(block["number"], 16) if isinstance(block["number"], str) else int(block["number"])
+    return _Confirmed(view=view, number=number, now=now, tok=tok, pay=pay, hops=hop_records, discounts=discounts,
+                      extra=results[n + len(discounted):])
+
+
+def _confirmed_entries(c: _Confirmed, who: Who) -> list[dict[str, Any]]:
+    """``chain`` of an answer from confirmed hops (root first)."""
+    return [_chain_entry(who, h.token_id, rec, c.discounts.get(h.token_id))
+            for h, rec in zip(c.view.hops, c.hops, strict=True)]
+
+
+def _visible_to(me: str, c: _Confirmed, allowance: int) -> bool:
+    """:func:`_visible` on confirmed facts: holder, issuer, an upstream holder, or a bank with a live offer."""
+    return (c.tok.owner == me or decode_slot(c.tok.slot).issuer == me or any(h.owner == me for h in c.hops[:-1])
+            or allowance > 0)
+
+
+def _view_from_index(session: Session, state: AppState, ent: Enterprise, token_id: int) -> dict[str, Any] | None:
+    """``GET /v1/receivables/{id}`` from the index plus one JSON-RPC batch (:func:`_confirm_indexed`), or None
+    (answer from the chain instead). Besides the token, payable and hops, the batch reads the caller's allowance,
+    the token's ``getDiscount`` and ``getSettlement``, and for the issuer ``tokensOfPayable`` and ``getToken`` of
+    every indexed token of the payable (a list differing from the index's: answer from the chain)."""
+    rt = contract(state, "ReceivableToken")
+    me = to_checksum_address(ent.address)
+    family: list[int] = []
+
+    def extra(view: IndexedChain) -> list[ViewCall]:
+        calls = [ViewCall(rt, "allowance", (token_id, me)), ViewCall(rt, "getDiscount", (token_id,)),
+                 ViewCall(rt, "getSettlement", (token_id,))]
+        if decode_slot(int(view.token.slot)).issuer == me:  # confirmed below: the slot is compared with getToken's
+            family.extend(sorted(view.family))
+            calls += [ViewCall(rt, "tokensOfPayable", (view.token.root,)),
+                      *(ViewCall(rt, "getToken", (t,)) for t in family)]
+        return calls
+
+    c = _confirm_indexed(session, state, token_id, VIEW_FALLBACKS, extra)
+    if c is None:
+        return None
+    allowance, raw_disc, raw_settle = (c.extra[0][0], c.extra[1][0], c.extra[2][0])
+    if not _visible_to(me, c, int(allowance)):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"receivable {token_id} not found or not visible to you")
+    tok, pay, slot = c.tok, c.pay, decode_slot(c.tok.slot)
+    disc = decode_struct(DiscountRecord, component_names(rt, "getDiscount"), raw_disc)
+    settle = decode_struct(SettlementRecord, component_names(rt, "getSettlement"), raw_settle)
+    holders: dict[int, TokenRecord] = {}
+    if slot.issuer == me:
+        listed = [int(t) for t in c.extra[3][0]]
+        if sorted(listed) != family:
+            VIEW_FALLBACKS.labels("index_differs").inc()
+            return None
+        by_id = {t: decode_struct(TokenRecord, component_names(rt, "getToken"), r[0])
+                 for t, r in zip(family, c.extra[4:], strict=True)}
+        holders = {t: by_id[t] for t in listed}  # in the chain's order
+    found = parties(session, [tok.owner, slot.issuer, pay.issuer, pay.beneficiary, disc.bank, disc.holder,
+                              settle.holder, *(h.owner for h in c.hops), *(h.owner for h in holders.values())],
+                    c.view.names)
+
+    def who(address: str) -> dict[str, Any]:
+        return found[to_checksum_address(address)]
+
+    out: dict[str, Any] = {
+        "id": token_id, "slot": hex(tok.slot), "issuer": who(slot.issuer), "currency": slot.currency,
+        "maturity": slot.maturity, "maturity_time": iso(slot.maturity), "holder": who(tok.owner),
+        "value": tok.balance, "amount": format_amount(tok.balance), "original_value": tok.originalValue,
+        "status": _status(tok, c.now, settle.status_name == "marked"), "financed": tok.financed,
+        "payable": {"token_id": tok.root, "invoice_digest": "0x" + pay.invoiceDigest.hex(),
+                    "confirmed_by": who(pay.issuer), "beneficiary": who(pay.beneficiary),
+                    "face_value": pay.faceValue, "face_amount": format_amount(pay.faceValue),
+                    "settled_value": pay.settledValue, "issued_at": iso(pay.issuedAt)},
+        "discount": _discount_out(who, disc), "settlement": _settlement_out(who, settle),
+        "chain": _confirmed_entries(c, who),
+        "chain_facts": {"source": "index+chain", "indexed_to_block": c.view.indexed_to_block,
+                        "confirmed_at_block": c.number},
+    }
+    if slot.issuer == me:
+        out["holders"] = [{"token_id": t, "holder": who(h.owner), "value": h.balance,
+                           "amount": format_amount(h.balance), "redeemed": h.redeemed} for t, h in holders.items()]
+    return out
+
+
+def _check_from_index(session: Session, state: AppState, ent: Enterprise, token_id: int) -> dict[str, Any] | None:
+    """The bank check from the index plus one JSON-RPC batch (:func:`_confirm_indexed`: also ``freeToFinance``,
+    the caller's allowance and offer, the issuer's role), or None (answer from the chain instead)."""
     rt = contract(state, "ReceivableToken")
     er = contract(state, "EnterpriseRegistry")
     me = to_checksum_address(ent.address)
-    upstream = view.hops[:-1]
-    discounted = [h.token_id for h in view.hops if h.token_id in view.discounts]
-    try:
-        block, results = read_in_one_round_trip(state.chain, [
-            ViewCall(rt, "getToken", (token_id,)), ViewCall(rt, "getPayable", (view.token.root,)),
-            ViewCall(rt, "freeToFinance", (token_id,)), ViewCall(rt, "allowance", (token_id, me)),
-            ViewCall(rt, "getOffer", (token_id, me)),
-            ViewCall(er, "hasRole", (view.payable.issuer, int(EnterpriseRole.CORE_ENTERPRISE))),
-            *(ViewCall(rt, "getToken", (h.token_id,)) for h in upstream),
-            *(ViewCall(rt, "getDiscount", (t,)) for t in discounted)])
-    except BatchReverted:
-        CHECK_FALLBACKS.labels("reverted").inc()
+    c = _confirm_indexed(session, state, token_id, CHECK_FALLBACKS, lambda view: [
+        ViewCall(rt, "freeToFinance", (token_id,)), ViewCall(rt, "allowance", (token_id, me)),
+        ViewCall(rt, "getOffer", (token_id, me)),
+        ViewCall(er, "hasRole", (view.payable.issuer, int(EnterpriseRole.CORE_ENTERPRISE)))])
+    if c is None:
         return None
-    raw_tok, raw_pay, free, allowance, raw_offer, issuer_is_core = results[:6]
-    tok = decode_struct(TokenRecord, component_names(rt, "getToken"), raw_tok[0])
-    pay = decode_struct(PayableRecord, component_names(rt, "getPayable"), raw_pay[0])
+    free, allowance, raw_offer, issuer_is_core = c.extra
+    tok, pay, slot = c.tok, c.pay, decode_slot(c.tok.slot)
     offer = decode_struct(OfferRecord, component_names(rt, "getOffer"), raw_offer[0])
-    hop_records = [decode_struct(TokenRecord, component_names(rt, "getToken"), r[0])
-                   for r in results[6:6 + len(upstream)]] + [tok]
-    discounts = {t: decode_struct(DiscountRecord, component_names(rt, "getDiscount"), r[0])
-                 for t, r in zip(discounted, results[6 + len(upstream):], strict=True)}
-    if not (index_agrees(view, tok, pay) and hops_agree(view, hop_records, discounts)):
-        CHECK_FALLBACKS.labels("index_differs").inc()
-        log.info("chain index differs from the chain for receivable %d: answering from the chain", token_id)
-        return None
-    slot = decode_slot(tok.slot)
-    hops = view.hops
-    who = parties(session, [h.owner for h in hops] + [pay.issuer, tok.owner])
     allowance = int(allowance[0])
-    if not (tok.owner == me or slot.issuer == me or any(h.owner == me for h in hops[:-1]) or allowance > 0):
+    if not _visible_to(me, c, allowance):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"receivable {token_id} not found or not visible to you")
-    chain_entries = []
-    for h in hops:
-        disc = view.discounts.get(h.token_id)
-        chain_entries.append({
-            "token_id": h.token_id, "kind": "issued" if h.parent == 0 else ("discounted" if disc else "split"),
-            "from_token_id": h.parent or None, "holder": who[h.owner], "value_received": int(h.original_value),
-            "amount_received": format_amount(int(h.original_value)), "time": iso(h.created_at),
-            "block_number": h.created_block,
-            **({"discount": {"rate_bps": disc.rate_bps, "price": int(disc.price),
-                             "payment_reference": disc.payment_reference}} if disc else {})})
+    found = parties(session, [h.owner for h in c.hops] + [pay.issuer, tok.owner], c.view.names)
+
+    def who(address: str) -> dict[str, Any]:
+        return found[to_checksum_address(address)]
+
+    chain_entries = _confirmed_entries(c, who)
     # getPayable(root) confirmed: the contract set tokenOfInvoice(digest) = root with it, for good
     genuine = bool(issuer_is_core[0]) and pay.issuer == slot.issuer and chain_entries[0]["kind"] == "issued"
-    now = int(block["timestamp"], 16) if isinstance(block["timestamp"], str) else int(block["timestamp"])
+    now = c.now
     free = int(free[0])
     seconds_left = max(0, slot.maturity - now)
     return {
         "token_id": token_id, "genuine": genuine, "outstanding": _status(tok, now) == "outstanding",
         "already_financed": tok.financed,
-        "confirmed_by": who[pay.issuer], "invoice_digest": "0x" + pay.invoiceDigest.hex(),
+        "confirmed_by": who(pay.issuer), "invoice_digest": "0x" + pay.invoiceDigest.hex(),
         "payable_token_id": tok.root, "face_value": pay.faceValue, "confirmed_at": iso(pay.issuedAt),
-        "holder": who[tok.owner], "value": tok.balance, "amount": format_amount(tok.balance),
+        "holder": who(tok.owner), "value": tok.balance, "amount": format_amount(tok.balance),
         "currency": slot.currency, "maturity": slot.maturity, "maturity_time": iso(slot.maturity),
         "seconds_to_maturity": seconds_left, "free_to_finance": free, "free_to_finance_amount": format_amount(free),
         "offered_to_you": allowance, "chain": chain_entries,
         "offer_to_you": {"value": allowance, "max_rate_bps": offer.maxRateBps, "expires_at": offer.expiry,
                          "expires_at_time": iso(offer.expiry)} if allowance else None,
         "price_at_100_bps": discount_price(free, 100, min(seconds_left, 99 * 365 * 86_400)),
-        "chain_facts": {"source": "index+chain", "indexed_to_block": view.indexed_to_block,
-                        "confirmed_at_block": int(block["number"], 16) if isinstance(block["number"], str)
-                        else int(block["number"])},
+        "chain_facts": {"source": "index+chain", "indexed_to_block": c.view.indexed_to_block,
+                        "confirmed_at_block": c.number},
     }
 
 

@@ -312,3 +312,40 @@ def test_ids_beyond_the_index_columns_are_not_looked_up(engine: Any) -> None:
     with Session(engine) as s:
         assert token_chain(s, 2**90) is None and token_chain(s, 0) is None
         assert ticket_steps(s, 2**64) == (None, [])
+
+
+def test_a_token_chain_is_one_statement(engine: Any) -> None:
+    """``token_chain`` reads the token's family, discounts, payable, cursor and the parties' enterprises in one
+    statement; the hops run from the payable down to the token, the discounts are the hops' own."""
+    from sqlalchemy import event
+
+    from api.chain_index.indexer import DEFAULT_CURSOR
+    from api.chain_index.models import IndexCursor
+    from api.chain_index.reads import token_chain
+
+    b = Blocks()
+    with Session(engine) as s:
+        apply_events(s, receivable_story(b))
+        s.add(IndexCursor(name=DEFAULT_CURSOR, block_number=b.block, block_hash=f"0x{b.block:064x}"))
+        s.commit()
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    with Session(engine) as s:
+        s.connection()  # the session's BEGIN is not the read
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            view = token_chain(s, 3)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+    assert len(statements) == 1, statements
+    assert view is not None and [h.token_id for h in view.hops] == [1, 2, 3] and set(view.family) == {1, 2, 3}
+    assert set(view.discounts) == {3} and view.discounts[3].payment_reference == "CQB-1"
+    assert view.payable.issuer == ISSUER and view.indexed_to_block == b.block
+    assert view.names[BANK] == {"address": BANK, "enterprise_id": None, "name": None}
+    with Session(engine) as s:
+        two = token_chain(s, 2)
+        assert two is not None and [h.token_id for h in two.hops] == [1, 2] and two.discounts == {}
+        assert token_chain(s, 99) is None

@@ -1,6 +1,7 @@
 """The chain-event index on the real network (one QBFT validator, the API process with its indexer).
 
-* the bank check served from the index says exactly what the chain-only check says;
+* the bank check served from the index says exactly what the chain-only check says, and so does
+  ``GET /v1/receivables/{id}``;
 * a poisoned index table never changes a fact the bank relies on (the answer then comes from the chain);
 * kill -9 of the indexer process in the middle of a catch-up, restart: the same rows, none twice;
 * under ``confirmations:N`` a block that is not yet final is not indexed.
@@ -232,6 +233,76 @@ def test_a_poisoned_payable_never_reaches_the_bank(api: httpx.Client, stack: Sta
         finally:
             _poison(db, "UPDATE receivable_index_payables SET issuer = ?, invoice_digest = ? WHERE root_token_id = ?",
                     issuer, digest, root)
+
+
+def _indexed_view(api: httpx.Client, token: int, who: dict[str, Any], timeout: float = 90) -> dict[str, Any]:
+    """``GET /v1/receivables/{id}`` once the API's indexer has caught up with ``token``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = api.get(f"/v1/receivables/{token}", headers=auth(who))
+        assert r.status_code == 200, r.text
+        if r.json()["chain_facts"]["source"] == "index+chain" or time.monotonic() > deadline:
+            return r.json()
+        time.sleep(0.5)
+
+
+def _same_view(answer: dict[str, Any], honest: dict[str, Any]) -> None:
+    assert {k: v for k, v in answer.items() if k != "chain_facts"} == {
+        k: v for k, v in honest.items() if k != "chain_facts"}
+
+
+def test_receivable_view_from_the_index_says_what_the_chain_says(api: httpx.Client, story: dict[str, Any],
+                                                                 chain_only: TestClient) -> None:
+    """``GET /v1/receivables/{id}`` from the index + one batch equals the per-hop chain reads, for the holder, an
+    upstream holder, the bank with an offer, the bank's financed token and the issuer (with every holder)."""
+    s = story
+    for token, who in ((s["t2"], s["tier2"]), (s["t2"], s["tier1"]), (s["t2"], s["bank"]),
+                       (s["financed"], s["bank"]), (s["root"], s["core"]), (s["t2"], s["core"])):
+        indexed = _indexed_view(api, token, who)
+        assert indexed["chain_facts"]["source"] == "index+chain", (token, who["name"], indexed["chain_facts"])
+        assert indexed["chain_facts"]["confirmed_at_block"] >= indexed["chain_facts"]["indexed_to_block"]
+        from_chain = chain_only.get(f"/v1/receivables/{token}", headers=auth(who)).json()
+        assert from_chain["chain_facts"]["source"] == "chain"
+        _same_view(indexed, from_chain)
+    root_view = _indexed_view(api, s["root"], s["core"])
+    assert {h["token_id"] for h in root_view["holders"]} == {s["root"], s["t2"], s["financed"]}
+    fin = _indexed_view(api, s["financed"], s["bank"])
+    assert fin["financed"] is True and fin["discount"]["payment_reference"] == "IDX-BANK-1"
+    assert api.get(f"/v1/receivables/{s['t2']}", headers=auth(s["other"])).status_code == 404
+    assert chain_only.get(f"/v1/receivables/{s['t2']}", headers=auth(s["other"])).status_code == 404
+
+
+def test_a_poisoned_index_never_reaches_the_receivable_view(api: httpx.Client, stack: Stack,
+                                                            story: dict[str, Any]) -> None:
+    """A rewritten holder, a dropped discount or a holder dropped from the payable's tokens: the view answers
+    from the chain, unchanged."""
+    db = stack.data_dir / "api" / "api.db"
+    s = story
+    with sqlite3.connect(db, timeout=30) as conn:
+        owner = conn.execute("SELECT owner FROM receivable_index_tokens WHERE token_id = ?", (s["t2"],)).fetchone()[0]
+        discount = conn.execute("SELECT * FROM receivable_index_discounts WHERE token_id = ?",
+                                (s["financed"],)).fetchone()
+        t2_row = conn.execute("SELECT * FROM receivable_index_tokens WHERE token_id = ?", (s["t2"],)).fetchone()
+    attacks = [
+        ((s["t2"], s["tier2"]), "UPDATE receivable_index_tokens SET owner = ? WHERE token_id = ?",
+         (s["other"]["address"], s["t2"]), "UPDATE receivable_index_tokens SET owner = ? WHERE token_id = ?",
+         (owner, s["t2"])),
+        ((s["financed"], s["bank"]), "DELETE FROM receivable_index_discounts WHERE token_id = ?", (s["financed"],),
+         f"INSERT INTO receivable_index_discounts VALUES ({', '.join('?' * len(discount))})", discount),
+        ((s["root"], s["core"]), "DELETE FROM receivable_index_tokens WHERE token_id = ?", (s["t2"],),
+         f"INSERT INTO receivable_index_tokens VALUES ({', '.join('?' * len(t2_row))})", t2_row),
+    ]
+    for (token, who), poison, args, restore, restore_args in attacks:
+        honest = _indexed_view(api, token, who)
+        assert honest["chain_facts"]["source"] == "index+chain"
+        _poison(db, poison, *args)
+        try:
+            answer = api.get(f"/v1/receivables/{token}", headers=auth(who)).json()
+            assert answer["chain_facts"]["source"] == "chain", poison
+            _same_view(answer, honest)
+        finally:
+            _poison(db, restore, *restore_args)
+        assert _indexed_view(api, token, who)["chain_facts"]["source"] == "index+chain"
 
 
 # --------------------------------------------------------------------------- crash / resume, finality
