@@ -202,7 +202,7 @@ def _load_visible(state: AppState, ent: Enterprise, token_id: int) -> tuple[Rece
 
 
 Who = Callable[[str], dict[str, Any]]
-"""``{address, enterprise_id, name}`` of an account (:func:`api.workflows.common.party`, or a lookup in
+"""``{address, enterprise_id, name}`` of an account (:func:`api.workflows.contract_calls.party`, or a lookup in
 :func:`api.chain_index.reads.parties`)."""
 
 
