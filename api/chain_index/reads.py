@@ -44,7 +44,7 @@ from sqlmodel import Session, col, select
 
 from api.caches import BoundedCache
 from api.chain import ChainClient, ChainError, ChainUnavailable, with_retry
-from api.chain_index.indexer import DEFAULT_CURSOR
+from api.chain_index.indexer import DEFAULT_CURSOR, final_head
 from api.chain_index.models import (
     IndexCursor,
     IndexedDiscount,
@@ -54,6 +54,7 @@ from api.chain_index.models import (
     IndexedToken,
 )
 from api.models import Enterprise
+from provenance.verify import FINALITY_QBFT
 
 #: token and ticket ids are BIGINT columns: larger ids (the API's paths take uint256) are never looked up here
 MAX_INDEXED_ID = 2**63
@@ -264,12 +265,19 @@ def _types(c: ViewCall) -> tuple[bytes, list[str], list[str]]:
 
 
 def read_in_one_round_trip(chain: ChainClient, calls: list[ViewCall]) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
-    """The head block (raw JSON) and each call's decoded outputs **at that block**: ``eth_blockNumber``, then
-    (unless this very block's answers are cached) one JSON-RPC batch of ``eth_getBlockByNumber`` and the
-    ``eth_call`` s pinned to that block number. A node refusing for load (``-32005``) is retried with backoff.
-    Raises BatchReverted (a call reverted), ChainError, ChainUnavailable (unreachable, or still busy)."""
+    """The highest **final** block (raw JSON) and each call's decoded outputs **at that block**:
+    ``eth_blockNumber``, then (unless this very block's answers are cached) one JSON-RPC batch of
+    ``eth_getBlockByNumber`` and the ``eth_call`` s pinned to that block number. Final means the chain's
+    finality model (``chain.finality``): under ``qbft`` the head itself, under ``confirmations:N`` the head
+    minus N - 1 (:func:`api.chain_index.indexer.final_head`), so a fact confirmed here can never be undone by
+    a reorganisation. A node refusing for load (``-32005``) is retried with backoff.
+    Raises BatchReverted (a call reverted), ChainError, ChainUnavailable (unreachable, still busy, or no
+    block final yet)."""
     head = chain.rpc("eth_blockNumber", [])  # raw: web3's middleware and formatting cost more than the call
-    number = int(head, 16) if isinstance(head, str) else int(head)
+    latest = int(head, 16) if isinstance(head, str) else int(head)
+    number = final_head(latest, getattr(chain, "finality", FINALITY_QBFT))
+    if number < 0:
+        raise ChainUnavailable(f"no block is final yet under {chain.finality} (head {latest})")
     key = (tuple((c.contract.address, c.fn, c.args) for c in calls), number)
     cached = _CONFIRMED.get(key)
     if cached is not None:
