@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Table, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -56,6 +57,31 @@ def insert_rows(
         else:
             conn.execute(insert(table), chunk)
     return ids
+
+
+def insert_new_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], *, key: str) -> None:
+    """Insert the ``rows`` whose ``key`` column value is not stored yet: ``INSERT … ON CONFLICT (key) DO NOTHING``
+    (PostgreSQL and SQLite ≥ 3.24), in chunks of :data:`CHUNK`, rows sorted by ``key``.
+
+    For rows that concurrent transactions may insert too (e.g. the identifier mapping of an EPC two captures
+    name at once): a row another transaction inserted and committed is skipped, one it holds uncommitted makes
+    this statement wait for its outcome (PostgreSQL), so neither fails. Sorting by ``key`` makes every
+    transaction take the unique-index entries in the same order (no deadlock between two such inserts). A
+    violation of any *other* unique constraint still raises ``IntegrityError``. Other backends: plain INSERT.
+    """
+    if not rows:
+        return
+    conn = session.connection()
+    backend = conn.dialect.name
+    ordered = sorted(rows, key=lambda r: r[key])
+    if backend == "postgresql":
+        stmt: Any = postgresql.insert(table).on_conflict_do_nothing(index_elements=[table.c[key]])
+    elif backend == "sqlite":
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=[table.c[key]])
+    else:
+        stmt = insert(table)
+    for i in range(0, len(ordered), CHUNK):
+        conn.execute(stmt, ordered[i:i + CHUNK])
 
 
 def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], *,

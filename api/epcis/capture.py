@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from api.bulk import copy_rows, in_chunks
+from api.bulk import copy_rows, in_chunks, insert_new_rows
 from api.epcis.models import (
     RECORD_KIND_EPCIS_EVENT,
     RECORD_KIND_ERROR_DECLARATION,
@@ -126,7 +126,8 @@ def capture_events(session: Session, state: AppState, enterprise: Enterprise, do
 
     Raises:
         UnprocessableError: every issue of the document (nothing stored).
-        ConflictError: a concurrent capture stored some of these events (nothing stored).
+        ConflictError: a concurrent capture stored some of these very events (same GS1 event hash; nothing
+            stored). Concurrent captures of different events naming the same EPCs both succeed.
         ChainUnavailable: chain id unknown (503).
     """
     signer = RecordSigner.for_request(state, enterprise)
@@ -287,11 +288,9 @@ def _write(session: Session, new: list[_NewEvent], enterprise: Enterprise) -> li
         out.append({**status, "status": "created"})
     copy_rows(session, EpcisEventEpc.__table__, epc_rows)
     copy_rows(session, LineageEdge.__table__, edge_rows)
-    known: set[str] = set()
-    for chunk in in_chunks(list(wanted)):
-        known.update(session.exec(select(EpcisObject.key).where(col(EpcisObject.key).in_(chunk))).all())
-    copy_rows(session, EpcisObject.__table__, [_object_row(k, raw, enterprise) for k, raw in wanted.items()
-                                                 if k not in known])
+    # the identifier mapping is shared: a concurrent capture naming the same EPC may insert it first
+    insert_new_rows(session, EpcisObject.__table__, [_object_row(k, raw, enterprise) for k, raw in wanted.items()],
+                    key="key")
     return out
 
 
