@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import String, any_, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -174,10 +176,15 @@ def capture_document(session: Session, *, enterprise: Enterprise, doc: Any, sche
 def _stored_events(session: Session, hashes: list[str]) -> dict[tuple[str, bool], tuple[EpcisEvent, str]]:
     """Already-stored events by ``(hash, is_declaration)`` with their record identifier (chunked IN reads)."""
     stored: dict[tuple[str, bool], tuple[EpcisEvent, str]] = {}
-    for chunk in in_chunks(sorted(set(hashes))):
+    wanted = sorted(set(hashes))
+    # PostgreSQL: one ``= ANY(array)`` parameter (an IN list of 500 binds per chunk cost ~40 µs of CPU per event)
+    conditions = ([col(EpcisEvent.event_hash) == any_(bindparam("hashes", wanted, type_=ARRAY(String)))]
+                  if session.connection().dialect.name == "postgresql" and wanted
+                  else [col(EpcisEvent.event_hash).in_(chunk) for chunk in in_chunks(wanted)])
+    for condition in conditions:
         for ev_row, ident in session.exec(
             select(EpcisEvent, Record.identifier).join(Record, col(Record.id) == EpcisEvent.record_id)
-            .where(col(EpcisEvent.event_hash).in_(chunk))
+            .where(condition)
         ).all():
             stored.setdefault((ev_row.event_hash, ev_row.is_declaration), (ev_row, ident))
     return stored
