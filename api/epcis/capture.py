@@ -128,21 +128,27 @@ def capture_events(session: Session, state: AppState, enterprise: Enterprise, do
 
     Raises:
         UnprocessableError: every issue of the document (nothing stored).
-        ConflictError: a concurrent capture stored some of these very events (same GS1 event hash; nothing
-            stored). Concurrent captures of different events naming the same EPCs both succeed.
+        ConflictError: a concurrent capture stored some of these very events (same GS1 event hash) and the
+            one retry in a new transaction (which finds them stored: duplicates) failed too (nothing stored).
+            Concurrent captures of different events naming the same EPCs both succeed.
         ChainUnavailable: chain id unknown (503).
     """
     signer = RecordSigner.for_request(state, enterprise)
     signer.chain_id  # noqa: B018 - an unknown chain id answers 503 before anything else
-    try:
-        result = capture_document(session, enterprise=enterprise, doc=doc, schema=schema, signer=signer)
-        session.commit()
-    except UnprocessableError:
-        session.rollback()
-        raise
-    except IntegrityError as exc:
-        session.rollback()
-        raise ConflictError("a concurrent capture stored some of these events; repeat the request") from exc
+    for attempt in (1, 2):
+        try:
+            result = capture_document(session, enterprise=enterprise, doc=doc, schema=schema, signer=signer)
+            session.commit()
+            break
+        except UnprocessableError:
+            session.rollback()
+            raise
+        except IntegrityError as exc:
+            session.rollback()
+            # a concurrent capture committed some of these very events meanwhile: once more, in a new
+            # transaction, they are found stored and answered as duplicates
+            if attempt == 2:
+                raise ConflictError("a concurrent capture stored some of these events; repeat the request") from exc
     announce(state, RECORD_KIND_EPCIS_EVENT, result.created)
     return result
 
