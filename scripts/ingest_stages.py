@@ -115,6 +115,8 @@ def main() -> int:
     p.add_argument("--docs", type=int, default=4)
     p.add_argument("--events", type=int, default=2000)
     p.add_argument("--warm", type=int, default=1, help="documents posted before timing starts")
+    p.add_argument("--gc-unfreeze", action="store_true",
+                   help="gc.unfreeze() after the warm-up (undo the app's start-up gc.freeze(), for comparison)")
     args = p.parse_args()
 
     from sqlalchemy import create_engine, text
@@ -151,6 +153,9 @@ def main() -> int:
                                                                        ent["prefix"])]
             for body in bodies[:args.warm]:
                 assert client.post("/v1/epcis/capture", content=body, headers=headers).status_code == 201
+            if args.gc_unfreeze:
+                import gc
+                gc.unfreeze()
             totals.clear()
             events = 0
             cpu0, wall0 = time.process_time(), time.perf_counter()
