@@ -121,7 +121,11 @@ def main() -> int:
                   extra_env={"TRACELEDGER_ANCHOR_MAX_BATCH": "50000", "TRACELEDGER_ANCHOR_INTERVAL_S": "0.5"})
     results = []
     try:
-        stack.start()
+        try:
+            stack.start()
+        except RuntimeError:
+            print((data_dir / "api.log").read_text(errors="replace")[-3000:], flush=True)
+            raise
         assert stack.admin_token is not None and stack.api_proc is not None
         with httpx.Client(base_url=stack.api_url(), timeout=60) as c:
             mill = enterprise(c, stack.admin_token, "Ingest Mill", ["manufacturer"])
