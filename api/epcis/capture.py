@@ -159,9 +159,11 @@ def capture_document(session: Session, *, enterprise: Enterprise, doc: Any, sche
 
     All or nothing: on any invalid event nothing is written and :class:`api.errors.UnprocessableError`
     lists every issue (``field`` = JSON path, ``event_index``). The session is flushed, not committed.
-    Thousands of events per document: stored state is read with chunked ``IN`` queries and the rows
-    (records from :func:`api.ingest.record_row`, events, EPC references, lineage edges, new objects)
-    are written with multi-row INSERTs, so the caller's single commit makes the whole document durable.
+    Thousands of events per document: stored hashes are read with one ``= ANY(array)`` query (PostgreSQL) or
+    chunked ``IN`` queries (SQLite); the rows (records from :func:`api.ingest.record_row`, events, EPC
+    references, lineage edges) are written with :func:`api.bulk.copy_rows` and the shared EPC ↔ identifier
+    rows with :func:`api.bulk.insert_new_rows` (``ON CONFLICT (key) DO NOTHING``: a concurrent capture naming
+    the same objects is no conflict), so the caller's single commit makes the whole document durable.
 
     Returns:
         :class:`CaptureResult` with ``event_ids`` (GS1 event hash IDs in document order) and per event
@@ -180,7 +182,8 @@ def capture_document(session: Session, *, enterprise: Enterprise, doc: Any, sche
 
 
 def _stored_events(session: Session, hashes: list[str]) -> dict[tuple[str, bool], tuple[EpcisEvent, str]]:
-    """Already-stored events by ``(hash, is_declaration)`` with their record identifier (chunked IN reads)."""
+    """Already-stored events by ``(hash, is_declaration)`` with their record identifier (one ``= ANY`` read on
+    PostgreSQL, chunked ``IN`` reads elsewhere)."""
     stored: dict[tuple[str, bool], tuple[EpcisEvent, str]] = {}
     wanted = sorted(set(hashes))
     # PostgreSQL: one ``= ANY(array)`` parameter (an IN list of 500 binds per chunk cost ~40 µs of CPU per event)
