@@ -173,6 +173,8 @@ def main() -> int:
                "wall_us_per_event": round(wall / events * 1e6, 1)}
         print(json.dumps(out, indent=1))
     finally:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
         if schema:
             with admin.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
