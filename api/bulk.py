@@ -21,7 +21,8 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Table, insert
+from sqlalchemy import JSON, Table, insert, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -56,6 +57,43 @@ def insert_rows(
         else:
             conn.execute(insert(table), chunk)
     return ids
+
+
+def insert_new_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], *, key: str) -> None:
+    """Insert the ``rows`` whose ``key`` column value is not stored yet: ``INSERT … ON CONFLICT (key) DO NOTHING``
+    (PostgreSQL: one ``INSERT … SELECT FROM unnest(<one array per column>)``; SQLite ≥ 3.24: executemany in chunks
+    of :data:`CHUNK`), rows sorted by ``key``.
+
+    For rows that concurrent transactions may insert too (e.g. the identifier mapping of an EPC two captures
+    name at once): a row another transaction inserted and committed is skipped, one it holds uncommitted makes
+    this statement wait for its outcome (PostgreSQL), so neither fails. Sorting by ``key`` makes every
+    transaction take the unique-index entries in the same order (no deadlock between two such inserts). A
+    violation of any *other* unique constraint still raises ``IntegrityError``. Other backends: plain INSERT.
+    """
+    if not rows:
+        return
+    conn = session.connection()
+    backend = conn.dialect.name
+    ordered = sorted(rows, key=lambda r: r[key])
+    names = list(ordered[0])
+    if backend == "postgresql" and not any(isinstance(table.c[n].type, JSON) for n in names):
+        # one statement, one array per column: INSERT … SELECT FROM unnest(…) WITH ORDINALITY (rows in key order)
+        quote = conn.dialect.identifier_preparer.quote
+        arrays = ", ".join(f"CAST(:c{i} AS {table.c[n].type.compile(conn.dialect)}[])" for i, n in enumerate(names))
+        cols = ", ".join(quote(n) for n in names)
+        sql = (f"INSERT INTO {conn.dialect.identifier_preparer.format_table(table)} ({cols}) "
+               f"SELECT {cols} FROM unnest({arrays}) WITH ORDINALITY AS v({cols}, ord) ORDER BY ord "
+               f"ON CONFLICT ({quote(key)}) DO NOTHING")
+        conn.execute(text(sql), {f"c{i}": [r[n] for r in ordered] for i, n in enumerate(names)})
+        return
+    if backend == "postgresql":
+        stmt: Any = postgresql.insert(table).on_conflict_do_nothing(index_elements=[table.c[key]])
+    elif backend == "sqlite":
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=[table.c[key]])
+    else:
+        stmt = insert(table)
+    for i in range(0, len(ordered), CHUNK):
+        conn.execute(stmt, ordered[i:i + CHUNK])
 
 
 def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], *,

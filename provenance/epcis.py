@@ -195,8 +195,8 @@ def _fast_valid(doc: Any, schema: Mapping[str, Any]) -> bool:
             key = json.dumps(schema, sort_keys=True)
             validator = _FAST_VALIDATORS.get(key)
             if validator is None:
-                try:
-                    validator = fastjsonschema.compile(dict(schema))
+                try:  # compile() rewrites the $refs of the dict it is given: never hand it the caller's schema
+                    validator = fastjsonschema.compile(copy.deepcopy(dict(schema)))
                 except Exception:  # noqa: BLE001 - fall back to jsonschema
                     validator = False
                 _FAST_VALIDATORS[key] = validator
@@ -234,13 +234,15 @@ def _event_validators(schema: Mapping[str, Any]) -> dict[str, Any]:
 
     defs = schema.get("definitions")
     out: dict[str, Any] = {}
+    base = str(schema.get("$id", ""))
     wrapper = (defs or {}).get("EPCIS-Document-Event") if isinstance(defs, Mapping) else None
     items = ((defs or {}).get("eventList") or {}).get("items") if isinstance(defs, Mapping) else None
-    if isinstance(wrapper, Mapping) and items == {"$ref": "#/definitions/EPCIS-Document-Event"} and all(
-            t in defs for t in EVENT_TYPES) and _dispatch_types(wrapper) == set(EVENT_TYPES):
-        try:
-            out = {t: fastjsonschema.compile({"$schema": schema.get("$schema"), "$id": schema.get("$id", ""),
-                                              "definitions": dict(defs), "$ref": f"#/definitions/{t}"})
+    if isinstance(wrapper, Mapping) and _is_local_ref(items, "EPCIS-Document-Event", base) and all(
+            t in defs for t in EVENT_TYPES) and _dispatch_types(wrapper, base) == set(EVENT_TYPES):
+        try:  # each compile() gets its own copy: it rewrites the $refs of what it is given
+            out = {t: fastjsonschema.compile({"$schema": schema.get("$schema"), "$id": base,
+                                              "definitions": copy.deepcopy(dict(defs)),
+                                              "$ref": f"#/definitions/{t}"})
                    for t in EVENT_TYPES}
         except Exception:  # noqa: BLE001 - keep the whole-document validator
             out = {}
@@ -249,7 +251,14 @@ def _event_validators(schema: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _dispatch_types(wrapper: Mapping[str, Any]) -> set[str] | None:
+def _is_local_ref(value: Any, name: str, base: str) -> bool:
+    """True when ``value`` is ``{"$ref": "#/definitions/<name>"}`` (or the same ref made absolute against the
+    schema's ``$id`` ``base``, as a schema that went through ``fastjsonschema.compile`` has it)."""
+    return isinstance(value, Mapping) and len(value) == 1 and value.get("$ref") in (
+        f"#/definitions/{name}", f"{base}#/definitions/{name}")
+
+
+def _dispatch_types(wrapper: Mapping[str, Any], base: str = "") -> set[str] | None:
     """The event types of an ``EPCIS-Document-Event`` made only of ``required: [type]``, ``type: object``,
     ``properties.type: string`` and ``if {type: T} then {$ref: T}`` branches (plus the catch-all for other
     types); None for any other shape."""
@@ -267,7 +276,7 @@ def _dispatch_types(wrapper: Mapping[str, Any]) -> set[str] | None:
             if not (isinstance(excluded, list) and set(EVENT_TYPES) <= set(excluded)):
                 return None
             continue
-        if not (isinstance(enum, list) and len(enum) == 1 and then == {"$ref": f"#/definitions/{enum[0]}"}):
+        if not (isinstance(enum, list) and len(enum) == 1 and _is_local_ref(then, enum[0], base)):
             return None
         found.add(enum[0])
     return found

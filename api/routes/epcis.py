@@ -14,13 +14,16 @@ import threading
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 
 from api.deps import CurrentEnterprise, SessionDep, StateDep
 from api.epcis.capture import capture_events
 from api.epcis.query import query_document, query_events
 from api.errors import UnprocessableError
+from api.json_reader import parsed_body
+from provenance import strict_json
 from provenance.errors import Issue
+from provenance.strict_json import StrictJsonError
 
 router = APIRouter(prefix="/v1/epcis", tags=["epcis"])
 
@@ -57,14 +60,34 @@ def limit_body(content_length: Annotated[int | None, Header()] = None) -> None:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"EPCIS document exceeds {MAX_CAPTURE_BYTES} bytes")
 
 
+async def capture_body(request: Request) -> Any:
+    """The capture document: the value the strict JSON reader (:mod:`api.json_reader`) parsed already — the body
+    is not parsed twice —, else the body parsed here (the reader's limits apply); raw bytes of another media type
+    (refused as "not a JSON object" by the capture). Raises 422 ``body``/``required`` on an empty body."""
+    done, value = parsed_body(request.scope)
+    if done:
+        return value
+    raw = await request.body()
+    if not raw.strip():
+        raise UnprocessableError([Issue("body", "required", "an EPCISDocument (JSON) is required")])
+    if request.headers.get("content-type", "application/json").split(";")[0].strip().lower().endswith("json"):
+        try:
+            return strict_json.loads(raw)
+        except StrictJsonError as exc:
+            raise UnprocessableError([Issue("body", exc.limit, exc.message)]) from exc
+    return raw
+
+
 @router.post("/capture", dependencies=[Depends(limit_body)], status_code=status.HTTP_201_CREATED,
-             responses={200: {"description": "every event was stored already (idempotent repost)"}})
+             responses={200: {"description": "every event was stored already (idempotent repost)"}},
+             openapi_extra={"requestBody": {"required": True, "description": "EPCISDocument (JSON / JSON-LD, "
+                                            "EPCIS 2.0 §8.2)", "content": {"application/json": {"schema": {}}}}})
 def capture(
-    document: Annotated[Any, Body(description="EPCISDocument (JSON / JSON-LD, EPCIS 2.0 §8.2)")],
     enterprise: CurrentEnterprise,
     session: SessionDep,
     state: StateDep,
     response: Response,
+    document: Annotated[Any, Depends(capture_body)],  # after the API key check: a 401 comes first
 ) -> dict[str, Any]:
     """Capture an EPCISDocument: validate it whole, hash, sign and store every event, all or nothing.
 

@@ -82,3 +82,34 @@ def test_batch_leaves_assigned_in_record_order(db_url: str, tmp_path: Path) -> N
         assert all(rows[i].batch_id == batch_id for i in ids)
         assert batch.leaf_digests == [rows[i].record_digest for i in ids]
     engine.dispose()
+
+
+def test_insert_new_rows_skips_stored_keys_only(db_url: str) -> None:
+    """insert_new_rows: a row whose key is stored is skipped, the others are inserted; a clash on another unique
+    column is still an IntegrityError (nothing kept after rollback)."""
+    from api.bulk import insert_new_rows
+    from api.epcis.models import EpcisObject
+
+    engine = create_engine(db_url)
+    migrations.upgrade(engine)
+    with Session(engine) as s:
+        ent = Enterprise(name="Object Mill", prefix="88.1.1", address="0x" + "44" * 20, keystore="{}",
+                         api_key_hash="h3", roles=["manufacturer"])
+        s.add(ent)
+        s.commit()
+        assert ent.id is not None
+
+        def obj(key: str, ident: str) -> dict:
+            return {"key": key, "identifier": ident, "raw": key, "kind": "instance", "enterprise_id": ent.id}
+
+        insert_new_rows(s, EpcisObject.__table__, [obj("k2", "88.1.1/b"), obj("k1", "88.1.1/a")], key="key")
+        s.commit()
+        insert_new_rows(s, EpcisObject.__table__, [obj("k3", "88.1.1/c"), obj("k1", "88.1.1/other")], key="key")
+        s.commit()
+        got = {o.key: o.identifier for o in s.exec(select(EpcisObject)).all()}
+        assert got == {"k1": "88.1.1/a", "k2": "88.1.1/b", "k3": "88.1.1/c"}
+        with pytest.raises(IntegrityError):  # a new key whose identifier is taken: not silently dropped
+            insert_new_rows(s, EpcisObject.__table__, [obj("k4", "88.1.1/a")], key="key")
+        s.rollback()
+        assert s.exec(select(EpcisObject).where(EpcisObject.key == "k4")).first() is None
+    engine.dispose()

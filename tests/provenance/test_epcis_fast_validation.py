@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from provenance.epcis import _fast_valid, _plain_event_list
+from provenance.epcis import EVENT_TYPES, _event_validators, _fast_valid, _plain_event_list
 from provenance.supply_chain import generate
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "epcis"
@@ -32,7 +32,7 @@ def schema() -> dict[str, Any]:
 
 def _whole(schema: dict[str, Any]) -> Any:
     fastjsonschema = pytest.importorskip("fastjsonschema")
-    return fastjsonschema.compile(schema)
+    return fastjsonschema.compile(copy.deepcopy(schema))  # compile() rewrites the $refs of what it is given
 
 
 def _verdict(validator: Any, doc: Any) -> bool:
@@ -99,5 +99,23 @@ def test_fast_path_verdict_equals_whole_document_verdict(schema: dict[str, Any])
             checked += 1
             fast += _plain_event_list(v, {t: None for t in ("ObjectEvent", "AggregationEvent", "TransactionEvent",
                                                              "TransformationEvent", "AssociationEvent")}) is not None
+    assert set(_event_validators(schema)) == set(EVENT_TYPES)  # the per-type validators exist: the split path ran
     assert checked > 500 and fast > checked // 2  # the split path really ran on most of them
     assert checked // 3 < invalid < checked  # and the mutations were refused
+
+
+def test_split_path_survives_compile_and_leaves_the_schema_alone(schema: dict[str, Any]) -> None:
+    """``fastjsonschema.compile`` rewrites the ``$ref``s of the dict it is given (to absolute URIs): compiling the
+    caller's schema once made every later lookup of the per-type validators fail, so the whole-document validator
+    ran on every event. The schema object is not changed by validation, and a schema whose refs were already made
+    absolute still gets the per-type validators."""
+    pristine = copy.deepcopy(schema)
+    doc = generate(target_events=40, mill_prefix="88.1.1", seed=3).documents[0][1]
+    assert _fast_valid(doc, schema)
+    assert schema == pristine
+    assert set(_event_validators(schema)) == set(EVENT_TYPES)
+    rewritten = copy.deepcopy(schema)
+    pytest.importorskip("fastjsonschema").compile(rewritten)
+    assert rewritten != pristine  # compile() did rewrite it
+    assert set(_event_validators(rewritten)) == set(EVENT_TYPES)
+    assert _fast_valid(doc, rewritten)
