@@ -21,7 +21,9 @@ rule                   what                                                     
 
 Per-route body limits: ``POST /v1/coils/certificates`` 2 MiB, ``POST /v1/epcis/capture`` and ``POST /capture`` 16 MiB,
 ``POST /v1/coils/certificates/batch`` 32 MiB; every other write ``max_body_bytes`` (settings
-``TRACELEDGER_MAX_BODY_BYTES``). The parsed bytes are then replayed unchanged to the application.
+``TRACELEDGER_MAX_BODY_BYTES``). The parsed bytes are then replayed unchanged to the application, and the parsed
+value of a body up to :data:`KEEP_PARSED_BYTES` is left in ``scope[JSON_BODY_KEY]`` so that a route can take it
+instead of parsing the same bytes again (:func:`parsed_body`; ``POST /v1/coils/certificates`` does).
 """
 
 from __future__ import annotations
@@ -52,6 +54,18 @@ ROUTE_BODY_LIMITS: dict[str, int] = {
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 #: bodies up to this size are checked on the event loop (well under a millisecond); larger ones in a thread
 INLINE_PARSE_BYTES = 64 * 1024
+#: ASGI scope key holding the value parsed from a JSON write body (absent: not parsed, e.g. another media type)
+JSON_BODY_KEY = "traceledger.json_body"
+#: parsed values of bodies up to this size are kept in the scope (larger, bulk, bodies are not held twice)
+KEEP_PARSED_BYTES = 2 * 1024 * 1024
+_NOT_PARSED = object()
+
+
+def parsed_body(scope: Scope) -> tuple[bool, Any]:
+    """``(True, value)`` when :class:`StrictJsonBody` parsed this request's JSON body (every limit held), else
+    ``(False, None)`` (no middleware, empty body, another media type, or a body over :data:`KEEP_PARSED_BYTES`)."""
+    value = scope.get(JSON_BODY_KEY, _NOT_PARSED)
+    return (False, None) if value is _NOT_PARSED else (True, value)
 
 
 def _declares_json(scope: Scope) -> bool:
@@ -102,9 +116,11 @@ class StrictJsonBody:
             if not _declares_json(scope):
                 pass  # another media type: the route answers it (e.g. 415 for XML); the size limit still held
             elif len(body) > INLINE_PARSE_BYTES:  # large bodies (bulk ingest) are parsed off the event loop
-                await anyio.to_thread.run_sync(strict_json.loads, body, self.limits)
+                value = await anyio.to_thread.run_sync(strict_json.loads, body, self.limits)
+                if len(body) <= KEEP_PARSED_BYTES:
+                    scope[JSON_BODY_KEY] = value
             elif body.strip():
-                strict_json.loads(body, self.limits)
+                scope[JSON_BODY_KEY] = strict_json.loads(body, self.limits)
         except BodyRefused as exc:
             await self._refuse(send, exc.status, exc.rule, exc.message)
             return
