@@ -16,6 +16,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/"
@@ -99,17 +101,71 @@ class Server:
             subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", self.db], check=False)
 
 
+def api_cpu(server: Server) -> float:
+    """CPU seconds (user + system) used so far by the server's uvicorn processes."""
+    assert server.proc is not None
+    root = psutil.Process(server.proc.pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def pg_cpu(server: Server) -> tuple[float, set[int]]:
+    """CPU seconds of the PostgreSQL backends connected to the server's database now (0 on SQLite)."""
+    if not server.db:
+        return 0.0, set()
+    sql = f"select pid from pg_stat_activity where datname = '{server.db}' and pid <> pg_backend_pid()"
+    out = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", server.db, "-Atc", sql],
+                         capture_output=True, text=True, check=False).stdout.split()
+    total, pids = 0.0, set()
+    for pid in map(int, out):
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+            pids.add(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return total, pids
+
+
+def backend_cpu(pids: set[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def locust(server: Server, locustfile: str, tags: str, users: int, seconds: int) -> dict[str, Any]:
     prefix = server.dir / f"{tags}-{time.monotonic_ns()}"
     env = dict(os.environ, TRACELEDGER_LOAD_CONFIG=str(server.dir / "load-config.json"), TRACELEDGER_LOAD_RATE="max")
+    api0 = api_cpu(server)
+    pg0, pids0 = pg_cpu(server)
+    kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "load" / locustfile), "--headless", "-u",
                     str(users), "-r", str(users), "-t", f"{seconds}s", "--host", server.url, "--tags", tags, "--csv",
                     str(prefix), "--only-summary", "--stop-timeout", "10", "--exit-code-on-error", "0",
                     "--loglevel", "WARNING"], cwd=ROOT, env=env, capture_output=True, timeout=seconds + 120)
+    kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    api1 = api_cpu(server)
+    _, pids1 = pg_cpu(server)
+    pg1 = backend_cpu(pids0 | pids1)
     with Path(f"{prefix}_stats.csv").open() as fh:
         row = next(r for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
+    n = max(int(row["Request Count"]), 1)
+    client = (kids1.ru_utime + kids1.ru_stime - kids0.ru_utime - kids0.ru_stime)
     return {"rps": float(row["Requests/s"]), "p50": float(row["50%"]), "p99": float(row["99%"]),
-            "requests": int(row["Request Count"]), "failures": int(row["Failure Count"])}
+            "requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
+            "api_us": round((api1 - api0) / n * 1e6), "pg_us": round((pg1 - pg0) / n * 1e6),
+            "locust_us": round(client / n * 1e6)}
 
 
 def main() -> int:
@@ -141,7 +197,9 @@ def main() -> int:
                 m = {"tree": s.name, "round": r, "trivial_rps": triv["rps"], "post_rps": post["rps"],
                      "ratio": round(post["rps"] / triv["rps"], 4) if triv["rps"] else None,
                      "p50_ms": post["p50"], "p99_ms": post["p99"], "failures": post["failures"],
-                     "requests": post["requests"]}
+                     "requests": post["requests"], "api_us": post["api_us"], "pg_us": post["pg_us"],
+                     "locust_us": post["locust_us"], "trivial_api_us": triv["api_us"],
+                     "trivial_locust_us": triv["locust_us"]}
                 results[s.name].append(m)
                 print(json.dumps(m), flush=True)
     finally:
@@ -152,7 +210,8 @@ def main() -> int:
         if not ms:
             continue
         summary = {"tree": name}
-        for k in ("trivial_rps", "post_rps", "ratio", "p50_ms", "p99_ms"):
+        for k in ("trivial_rps", "post_rps", "ratio", "p50_ms", "p99_ms", "api_us", "pg_us", "locust_us",
+                  "trivial_api_us", "trivial_locust_us"):
             vals = [m[k] for m in ms if m[k] is not None]
             summary[k] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
         summary["failures"] = sum(m["failures"] for m in ms)
