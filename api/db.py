@@ -12,6 +12,9 @@ from sqlmodel import Session, create_engine
 
 from api.settings import Settings
 
+PG_POOL_SIZE = 30
+"""Most PostgreSQL connections one process holds (the same cap as the former 10 + 20 overflow)."""
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL + synchronous=FULL: a COMMIT returns only after the WAL is fsync'ed, so a record
@@ -28,14 +31,17 @@ def make_engine(settings: Settings) -> Engine:
     """Create the SQLAlchemy engine for ``settings.sqlalchemy_url``.
 
     SQLite: allows use from worker threads and sets the durability
-    pragmas on every connection. PostgreSQL: psycopg 3 driver with ``pool_pre_ping``.
+    pragmas on every connection. PostgreSQL: psycopg 3 driver with ``pool_pre_ping`` and a pool that keeps
+    up to :data:`PG_POOL_SIZE` connections open once opened (no overflow: an overflow connection is closed on
+    return, so a load of more concurrent requests than the pool's size used to open — fork a server process
+    — and close a connection every few requests; a request beyond the size waits for a free connection).
     """
     url = make_url(settings.sqlalchemy_url)
     if url.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=PG_POOL_SIZE, max_overflow=0)
 
 
 def init_db(engine: Engine) -> None:
