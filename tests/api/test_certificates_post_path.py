@@ -142,3 +142,26 @@ def test_stored_count_matches_answers_under_concurrency(client: TestClient, sett
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Record.__table__)).scalar_one() == 6  # type: ignore[arg-type]
     engine.dispose()
+
+
+def test_body_is_parsed_once(client: TestClient, manufacturer: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from starlette.requests import Request
+
+    import api.json_reader
+    from provenance import strict_json
+
+    calls: list[int] = []
+    real = strict_json.loads
+
+    def counting(raw: bytes, limits: Any = None) -> Any:
+        calls.append(len(raw))
+        return real(raw, limits)
+
+    async def no_second_parse(self: Request) -> Any:
+        raise AssertionError("the route parsed the body again")
+
+    monkeypatch.setattr(api.json_reader.strict_json, "loads", counting)
+    monkeypatch.setattr(Request, "json", no_second_parse)
+    r = client.post(URL, json=coil("HOT-0004"), headers=auth(manufacturer["api_key"]))
+    assert r.status_code == 201, r.text
+    assert len(calls) == 1
