@@ -165,3 +165,15 @@ def test_body_is_parsed_once(client: TestClient, manufacturer: dict[str, Any], m
     r = client.post(URL, json=coil("HOT-0004"), headers=auth(manufacturer["api_key"]))
     assert r.status_code == 201, r.text
     assert len(calls) == 1
+
+
+def test_postgresql_pool_keeps_20_and_bursts_to_30(tmp_path: Any) -> None:
+    """README "PostgreSQL settings": 20 connections kept once a load needed them, 10 overflow, 30 at most."""
+    from api.db import make_engine
+
+    engine = make_engine(make_settings("postgresql+psycopg://postgres@127.0.0.1:5432/test", tmp_path))
+    try:
+        assert engine.pool.size() == 20  # type: ignore[attr-defined]
+        assert engine.pool._max_overflow == 10  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
