@@ -32,11 +32,15 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import HTTPException, status
+from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api import crud, metrics
 from api.bulk import copy_rows, in_chunks
+from api.chain import ChainUnavailable
 from api.errors import ConflictError, UnprocessableError
 from api.group_commit import Write
 from api.models import RECORD_KIND_COIL, Enterprise, Record, utcnow
@@ -62,6 +66,9 @@ SIGNATURE_HEADER = "X-Record-Signature"
 
 MAX_BATCH_ITEMS = 5000
 """Most certificates in one ``POST /v1/coils/certificates/batch``."""
+
+
+_RECORDS = Record.__table__  # type: ignore[attr-defined]
 
 
 def _at(where: str, name: str) -> str:
@@ -371,6 +378,10 @@ def ingest_certificate(session: Session, state: AppState, enterprise: Enterprise
     require_role(enterprise, "manufacturer")
     signer = RecordSigner.for_request(state, enterprise)
     record = prepare_certificate(document, prefix=enterprise.prefix, hash_alg=signer.hash_alg)
+    if supersedes is None:
+        created = _store_if_new_coil(session, state, enterprise, signer, record, signature)
+        if created is not None:
+            return created
     revision = revision_of(session, record, supersedes)
     device = None
     if signature is not None:
@@ -385,6 +396,64 @@ def ingest_certificate(session: Session, state: AppState, enterprise: Enterprise
                      signed_by_client=device is not None, chain_id=signer.chain_id, now=utcnow(),
                      supersedes=revision.replaced.identifier if revision.replaced is not None else None)
     return _store_one(session, state, row, revision.replaced)
+
+
+def _insert_if_new(session: Session, row: dict[str, Any]) -> int | None:
+    """``INSERT … ON CONFLICT (identifier) DO NOTHING RETURNING id`` of one ``records`` row in the session's
+    transaction (one round trip, no ORM object): the new id, or None when the identifier is taken."""
+    conn = session.connection()
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        stmt: Any = pg_insert(_RECORDS).on_conflict_do_nothing(index_elements=[_RECORDS.c.identifier])
+    elif dialect == "sqlite":
+        stmt = sqlite_insert(_RECORDS).on_conflict_do_nothing(index_elements=[_RECORDS.c.identifier])
+    else:  # no portable ON CONFLICT: the unique constraint answers (IntegrityError, the caller's slow path)
+        stmt = insert(_RECORDS)
+    found = conn.execute(stmt.values(row).returning(_RECORDS.c.id)).first()
+    return None if found is None else int(found[0])
+
+
+def _store_if_new_coil(session: Session, state: AppState, enterprise: Enterprise, signer: RecordSigner,
+                       record: Prepared, signature: str | None) -> Ingested | None:
+    """The hot path of a first certificate for a coil: sign (or check the device signature under the coil's
+    identifier), then one ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` and the commit — the unique
+    constraint on ``records.identifier`` answers "is this coil new?", so no SELECT before the write.
+
+    Returns the 201 outcome, committed (durable) before returning; or None, with nothing written and the
+    session's transaction rolled back, whenever the general path must decide: the identifier is taken
+    (duplicate, revision or 409), the signature header is malformed or does not recover under the coil's
+    identifier (the answer may depend on the stored revisions), the chain id is unknown (a stored duplicate is
+    still 200), or the insert raised ``IntegrityError``.
+    """
+    field = f"header.{SIGNATURE_HEADER}"
+    device = None
+    if signature is not None:
+        try:
+            device = parse_signature(signature, field, scheme=signer.scheme)
+        except UnprocessableError:
+            return None
+        if signer.check(device, record, field=field) is not None:
+            return None
+    try:
+        row = record_row(record, enterprise=enterprise,
+                         signature=device if device is not None else signer.sign(record.identifier, record),
+                         signed_by_client=device is not None, chain_id=signer.chain_id, now=utcnow())
+    except ChainUnavailable:
+        return None  # the general path answers: 200 for a stored duplicate, else the same 503
+    try:
+        if state.commits is not None:  # group commit: shares one durable commit with the concurrent requests
+            session.rollback()  # end this request's read transaction before waiting for the group
+            state.commits.submit(Write([row]))
+        else:
+            if _insert_if_new(session, row) is None:
+                session.rollback()
+                return None
+            session.commit()
+    except IntegrityError:
+        session.rollback()
+        return None
+    announce(state, RECORD_KIND_COIL, 1)
+    return Ingested(record_out(row), created=True)
 
 
 def _store_one(session: Session, state: AppState, row: dict[str, Any], replaced: Record | None) -> Ingested:

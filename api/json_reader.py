@@ -23,7 +23,7 @@ Per-route body limits: ``POST /v1/coils/certificates`` 2 MiB, ``POST /v1/epcis/c
 ``POST /v1/coils/certificates/batch`` 32 MiB; every other write ``max_body_bytes`` (settings
 ``TRACELEDGER_MAX_BODY_BYTES``). The parsed bytes are then replayed unchanged to the application, and the
 parsed value is left in the ASGI scope under :data:`PARSED_BODY` so a route can take it instead of parsing
-the body a second time (:func:`parsed_body`; ``POST /v1/epcis/capture`` does).
+the body a second time (:func:`parsed_body`; ``POST /v1/epcis/capture`` and ``POST /v1/coils/certificates`` do).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ for _open in b"[{":
 for _close in b"]}":
     _DEPTH_STEP[_close] = -1
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_BRACKETS_OR_QUOTES = bytes(b for b in range(256) if b not in b'[]{}"')
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,29 @@ def nesting_depth(raw: bytes) -> int:
     openers = raw.count(b"[") + raw.count(b"{")
     if openers <= 1:
         return openers
-    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    marks = raw.translate(None, _NOT_BRACKETS_OR_QUOTES)
+    if marks.count(b'"') % 2 == 0 and b'\\"' not in raw and b"\\\\" not in raw:
+        # no quote and no backslash is escaped, and the quotes pair up: each quote opens or closes a string (an
+        # escape such as \u00fc never holds one), so the even pieces between quotes are exactly the brackets
+        # the _STRING scan leaves outside strings, found without the regex
+        brackets = b"".join(marks.split(b'"')[::2])
+    else:
+        brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
     return max(accumulate(_DEPTH_STEP[b] for b in brackets), default=0)
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def tree_check_needed(raw: bytes, limits: JsonLimits) -> bool:
+    """False when no value parsed from the UTF-8 bytes ``raw`` can break a limit :func:`_check_tree` checks, so
+    the walk is proven redundant: a string of n characters takes at least n bytes of ``raw`` (its quotes
+    besides), an array of n items at least 2n + 1 bytes, and a lone surrogate can only come from a
+    ``\\uD800``–``\\uDFFF`` escape (valid UTF-8 holds none). Conservative: an escaped backslash before
+    ``uD8…`` also answers True."""
+    size = len(raw)
+    return (size - 2 > limits.max_string_chars or size > 2 * limits.max_array_items + 1
+            or _SURROGATE_ESCAPE.search(raw) is not None)
 
 
 def _no_constant(name: str) -> Any:
@@ -138,5 +160,6 @@ def loads(raw: bytes | str, limits: JsonLimits | None = None) -> Any:
         raise
     except (ValueError, RecursionError) as exc:
         raise StrictJsonError("syntax", f"not JSON: {str(exc)[:200]}") from None
-    _check_tree(value, limits, "$")
+    if tree_check_needed(raw, limits):
+        _check_tree(value, limits, "$")
     return value
