@@ -7,7 +7,9 @@ their ``stack`` fixture. Such a module must not depend on a fresh chain: it regi
 gets its own prefix), reads block numbers from its own transactions, and restores anything it tampers with.
 
 The tests that use ``shared_stack`` are moved (in their collected order) after all other tests, so the shared
-network starts once, late, and does not idle beside the isolated networks of other modules.
+network starts once, late, and does not idle beside the isolated networks of other modules; it is stopped right
+after its last test. Under ``pytest -n 2 --dist loadgroup`` (``make test``'s integration pass) the scheduler
+below keeps each module, and all tests on the shared network, on one worker (:func:`xdist_group_of`).
 """
 
 from __future__ import annotations
