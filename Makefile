@@ -28,10 +28,10 @@ up: install
 
 # The whole suite in two passes: the tests without validator processes over TEST_WORKERS pytest-xdist processes
 # (one module per worker at a time), then the integration tests (validator networks) over INTEGRATION_WORKERS
-# (default 1: serial; with 2, tests/conftest.py's xdist_group keeps a module, or all modules on the shared
-# network, on one worker, but two networks on 2 cores made the bench smoke test and the netns failover flaky).
+# (default 2; tests/conftest.py's xdist_group keeps a module, or all modules on the shared network, on one
+# worker; INTEGRATION_WORKERS=1 runs them in plain pytest, one at a time).
 TEST_WORKERS ?= 2
-INTEGRATION_WORKERS ?= 1
+INTEGRATION_WORKERS ?= 2
 INTEGRATION_XDIST = $(if $(filter-out 1,$(INTEGRATION_WORKERS)),-n $(INTEGRATION_WORKERS) --dist loadgroup,)
 
 test: install

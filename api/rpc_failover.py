@@ -14,6 +14,16 @@ is already in": ``already known`` / ``known transaction`` (geth, Besu), and ``no
 A ``nonce too low`` for a transaction the node does not know stays an error (another transaction took the
 nonce). So one record batch is never anchored by two transactions, and the contract refuses a second anchor
 of the same root by the same enterprise anyway (``AnchorRegistry``, one root once).
+
+**A lagging validator's refusal.** Admission depends on the node's head state: a validator a block or two
+behind (just failed over to, or starved of CPU) does not yet know that the sender was registered (``-32007``
+"not permitted"), funded (``insufficient funds``) or that a nonce moved on. Such a state-dependent refusal
+is not final: the **same signed bytes** (same hash, same nonce) are offered to the other usable endpoints
+whose head (``eth_blockNumber``, asked after the refusal) is at least the refuser's, highest head first; the
+first that admits it (or already has it, as above) becomes current. An endpoint behind the refuser is never
+asked (its older state could admit a nonce the chain has already used). When every such endpoint refuses,
+the first refusal is returned. Nothing is weakened: each validator checks permissioning and nonces again when
+it validates the block, and re-sending identical bytes can never make two transactions.
 """
 
 from __future__ import annotations
@@ -36,6 +46,10 @@ log = logging.getLogger("traceledger.rpc_failover")
 DEFAULT_COOLDOWN_S = 10.0
 _TRANSPORT_ERRORS = (requests.RequestException, ProviderConnectionError, ConnectionError, TimeoutError, OSError)
 _ALREADY_KNOWN = ("already known", "known transaction", "already imported", "alreadyknown")
+#: JSON-RPC code of a permissioning refusal (Besu's; ours too, ``ledger.rpc``).
+NOT_PERMITTED_CODE = -32007
+#: Refusals that depend on the node's head state (a node that lags may refuse what the chain admits).
+_STATE_REFUSALS = ("not permitted", "nonce too low", "insufficient funds")
 
 
 def parse_rpc_urls(urls: str | None, url: str | None = None) -> list[str]:
@@ -129,6 +143,8 @@ class FailoverHTTPProvider(HTTPProvider):
                 continue
             if method == "eth_sendRawTransaction" and response.get("error"):
                 response = self._already_in(index, params, response)
+                if response.get("error") and is_state_refusal(response):
+                    index, response = self._elsewhere(index, params, response)
             with self._lock:
                 if index != self.current:
                     self.failovers += 1
@@ -144,8 +160,7 @@ class FailoverHTTPProvider(HTTPProvider):
         if raw is None:
             return response
         tx_hash = "0x" + keccak(to_bytes(hexstr=raw) if isinstance(raw, str) else bytes(raw)).hex()
-        error = response.get("error") or {}
-        message = str(error.get("message", error) if isinstance(error, dict) else error).lower()
+        message = _message(response).lower()
         known = any(m in message for m in _ALREADY_KNOWN)
         if not known and "nonce too low" in message:
             try:
@@ -157,3 +172,62 @@ class FailoverHTTPProvider(HTTPProvider):
             return response
         log.info("transaction %s is already in on %s (%s): taken as sent", tx_hash, self.urls[index], message)
         return RPCResponse({"jsonrpc": "2.0", "id": response.get("id"), "result": tx_hash})  # type: ignore[typeddict-item]
+
+    def _head(self, index: int) -> int | None:
+        """``eth_blockNumber`` of endpoint ``index``, or None when it does not answer (then it is marked down)."""
+        try:
+            answer = self.endpoints[index].make_request(RPCEndpoint("eth_blockNumber"), [])
+        except _TRANSPORT_ERRORS:
+            with self._lock:
+                self._down_until[index] = self.clock() + self.cooldown_s
+            return None
+        result = answer.get("result")
+        try:
+            head = int(result, 16) if isinstance(result, str) else int(result)
+        except (TypeError, ValueError):
+            return None
+        with self._lock:
+            self._down_until[index] = 0.0  # answered: usable (as after a successful probe)
+        return head
+
+    def _elsewhere(self, refuser: int, params: Any, refusal: RPCResponse) -> tuple[int, RPCResponse]:
+        """Offer the raw transaction ``refuser`` refused (state-dependent, see the module docstring) to the other
+        usable endpoints at or above its head, highest first. Returns ``(index, response)`` of the first that
+        admits it, else ``(refuser, refusal)``."""
+        now = self.clock()
+        others = [i for i in self._order() if i != refuser and self._down_until[i] <= now]
+        if not others:
+            return refuser, refusal
+        floor = self._head(refuser)
+        heads = [(head, i) for i in others if (head := self._head(i)) is not None
+                 and (floor is None or head >= floor)]
+        for head, index in sorted(heads, key=lambda hi: -hi[0]):  # stable: ring order among equal heads
+            try:
+                response = self.endpoints[index].make_request(RPCEndpoint("eth_sendRawTransaction"), params)
+            except _TRANSPORT_ERRORS as exc:
+                with self._lock:
+                    self._down_until[index] = self.clock() + self.cooldown_s
+                log.warning("JSON-RPC endpoint %s failed eth_sendRawTransaction (%s: %s)", self.urls[index],
+                            type(exc).__name__, exc)
+                continue
+            if response.get("error"):
+                response = self._already_in(index, params, response)
+            if not response.get("error"):
+                log.warning("%s refused a transaction (%s) at head %s; %s at head %s admitted the same bytes",
+                            self.urls[refuser], _message(refusal), floor, self.urls[index], head)
+                return index, response
+        return refuser, refusal
+
+
+def _message(response: RPCResponse) -> str:
+    error = response.get("error") or {}
+    return str(error.get("message", error) if isinstance(error, dict) else error)
+
+
+def is_state_refusal(response: RPCResponse) -> bool:
+    """True when ``response`` is an ``eth_sendRawTransaction`` refusal that depends on the node's head state:
+    code -32007 (sender not permitted), ``nonce too low`` or ``insufficient funds`` (a lagging node may refuse
+    what an up-to-date one admits)."""
+    error = response.get("error") or {}
+    code = error.get("code") if isinstance(error, dict) else None
+    return code == NOT_PERMITTED_CODE or any(m in _message(response).lower() for m in _STATE_REFUSALS)

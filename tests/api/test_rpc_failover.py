@@ -132,3 +132,61 @@ def test_a_resent_transaction_is_taken_as_sent_only_when_the_node_has_our_hash(
         assert response["result"] == OUR_HASH and "error" not in response
     else:
         assert response["error"]["message"] == message and "result" not in response
+
+
+def node_at(head: int, refusal: str | None, *, code: int = -32000) -> Answer:
+    """A node whose head is ``head`` and that refuses RAW with ``refusal`` (code ``code``), or admits it."""
+
+    def answer(method: str, params: list[Any]) -> dict[str, Any]:
+        if method == "eth_blockNumber":
+            return {"result": hex(head)}
+        if method == "eth_sendRawTransaction":
+            assert params == [RAW]  # the same signed bytes on every node, never a new transaction
+            return {"error": {"code": code, "message": refusal}} if refusal else {"result": OUR_HASH}
+        if method == "eth_getTransactionByHash":
+            return {"result": None}
+        return {"error": {"code": -32601, "message": "no"}}
+
+    return answer
+
+
+NOT_PERMITTED = "sender account 0xAbC is not permitted to transact: it is neither a genesis account nor an active"
+
+
+def test_a_lagging_validators_permission_refusal_is_retried_on_one_that_is_ahead(nodes: list[FakeNode]) -> None:
+    """The failover landed on a validator one block behind, which does not yet know the sender was registered
+    (-32007): the same bytes go to the validator that is ahead, which admits them and becomes current."""
+    lagging, ahead = FakeNode(node_at(0x10, NOT_PERMITTED, code=-32007)), FakeNode(node_at(0x11, None))
+    nodes.extend([lagging, ahead])
+    provider = FailoverHTTPProvider([lagging.url, ahead.url])
+    response = provider.make_request("eth_sendRawTransaction", [RAW])
+    assert response["result"] == OUR_HASH and "error" not in response
+    assert provider.current_url == ahead.url and provider.failovers == 1
+    assert ahead.calls == ["eth_blockNumber", "eth_sendRawTransaction"]
+
+
+@pytest.mark.parametrize("refusal", ["nonce too low: next nonce 8, tx nonce 7", NOT_PERMITTED])
+def test_a_refusal_is_never_retried_on_a_validator_behind_the_refuser(nodes: list[FakeNode], refusal: str) -> None:
+    """A node behind the refuser may admit a nonce the chain already used (or a sender since removed): it is not
+    asked; with no node at or above the refuser's head the refusal stands."""
+    up_to_date, behind = FakeNode(node_at(0x11, refusal)), FakeNode(node_at(0x10, None))
+    nodes.extend([up_to_date, behind])
+    provider = FailoverHTTPProvider([up_to_date.url, behind.url])
+    response = provider.make_request("eth_sendRawTransaction", [RAW])
+    assert response["error"]["message"] == refusal and "result" not in response
+    assert "eth_sendRawTransaction" not in behind.calls and provider.current_url == up_to_date.url
+
+
+def test_a_refusal_every_validator_agrees_on_stands(nodes: list[FakeNode]) -> None:
+    """A sender that is really not permitted: each node at the same head refuses; the first refusal is returned,
+    and a refusal that does not depend on the state (chain id) is not offered elsewhere at all."""
+    nodes.extend([FakeNode(node_at(0x11, NOT_PERMITTED, code=-32007)) for _ in range(3)])
+    provider = FailoverHTTPProvider([n.url for n in nodes])
+    response = provider.make_request("eth_sendRawTransaction", [RAW])
+    assert response["error"]["code"] == -32007 and provider.current_url == nodes[0].url
+    assert all(n.calls.count("eth_sendRawTransaction") == 1 for n in nodes)
+    wrong_chain = FakeNode(node_at(0x11, "invalid chain id 5: this chain is 881088"))
+    other = FakeNode(node_at(0x11, None))
+    nodes.extend([wrong_chain, other])
+    provider = FailoverHTTPProvider([wrong_chain.url, other.url])
+    assert "error" in provider.make_request("eth_sendRawTransaction", [RAW]) and other.calls == []
