@@ -64,6 +64,7 @@ from api.workflows.common import (
     tx_hex,
 )
 from api.workflows.custody import custody, shipping_document
+from api.workflows.models import ReceiptDelivery
 from provenance.certificate import summarize_certificate
 from provenance.receivables import format_amount, parse_amount
 
@@ -193,6 +194,7 @@ def _pledge_view(session: Session, p: PledgeRecord) -> dict[str, Any] | None:
 
 def _view(session: Session, state: AppState, ent: Enterprise, receipt_id: int) -> dict[str, Any]:
     wr, rc = _load_visible(state, ent, receipt_id)
+    finish_delivery(session, state, receipt_id, rc.status_name)
     coils = wr.coils(receipt_id)
     history = []
     for e in wr.history(receipt_id):
@@ -378,30 +380,88 @@ def deliver_receipt(receipt_id: ReceiptId, ent: CurrentEnterprise, session: Sess
     free, and an EPCIS ``shipping`` event for them at the storage location is captured, signed by the
     warehouse (answer ``shipping_event``). Errors: 409 ``Pledged`` / ``ReceiptClosed``; 403 ``NotHolder``.
 
-    The shipping event is validated and staged before the transaction and committed right after it.
+    Crash-safe: the shipping document is validated, then committed as a ``pending`` row of
+    ``warehouse_receipt_deliveries`` **before** the transaction is sent; after the transaction the event is
+    captured and the row marked ``captured`` in one commit. If the process dies (or the commit fails) in
+    between, :func:`finish_delivery` completes it later -- at the next read, check or delivery attempt of
+    the receipt and at API start-up -- once the chain says ``delivered``; capture is idempotent (same
+    document, same event hash ID), so a delivered receipt ends with exactly one shipping event.
     """
-    from api.routes.epcis import load_schema
-
     chain = require_chain(state)
     wr, rc = _load_visible(state, ent, receipt_id)
+    finish_delivery(session, state, receipt_id, rc.status_name)
     warehouse = enterprise_by_address(session, rc.warehouse)
-    identifiers = [c.identifier for c in wr.coils(receipt_id)]
-    captured = None
     if warehouse is not None:
-        doc = shipping_document(identifiers, rc.location, datetime.now(UTC), receipt_id)
-        captured = capture_document(session, enterprise=warehouse, doc=doc, schema=load_schema(),
-                                    signer=RecordSigner.for_request(state, warehouse))
+        doc = shipping_document([c.identifier for c in wr.coils(receipt_id)], rc.location, datetime.now(UTC),
+                                receipt_id)
+        _capture_shipping(session, state, warehouse, doc)  # validates: a bad document fails before the transaction
+        session.rollback()
+        row = session.get(ReceiptDelivery, receipt_id) or ReceiptDelivery(
+            receipt_id=receipt_id, warehouse_enterprise_id=warehouse.id or 0, document="")
+        row.document, row.status, row.warehouse_enterprise_id = json.dumps(doc), "pending", warehouse.id or 0
+        session.add(row)
+        session.commit()
     try:
         receipt = chain.send(enterprise_key(state, ent), wr.functions.deliver(receipt_id))
     except ChainError as exc:
         session.rollback()
+        stale = session.get(ReceiptDelivery, receipt_id)
+        if stale is not None and stale.status == "pending":  # refused: nothing was delivered, nothing is owed
+            session.delete(stale)
+            session.commit()
         raise refusal(exc, "deliver") from exc
-    session.commit()
-    if captured is not None:
-        announce(state, "epcis_event", captured.created)
+    event = finish_delivery(session, state, receipt_id, "delivered")
     out = _with_tx(_view(session, state, ent, receipt_id), receipt)
-    out["shipping_event"] = captured.events[0] if captured is not None else None
+    out["shipping_event"] = event
     return out
+
+
+def _capture_shipping(session: Session, state: AppState, warehouse: Enterprise, doc: dict[str, Any]) -> Any:
+    from api.routes.epcis import load_schema
+
+    return capture_document(session, enterprise=warehouse, doc=doc, schema=load_schema(),
+                            signer=RecordSigner.for_request(state, warehouse))
+
+
+def finish_delivery(session: Session, state: AppState, receipt_id: int, chain_status: str) -> dict[str, Any] | None:
+    """Capture the shipping event owed for ``receipt_id`` when its delivery is ``pending`` and the chain says
+    the receipt is ``delivered`` (``chain_status``, read by the caller); mark the row ``captured`` in the same
+    commit and announce the event. Returns the event's capture entry (``{index, eventID, identifier,
+    status}``), or None when nothing is owed. Idempotent: a second call, or a capture that already happened
+    before a crash, finds the same event (status ``duplicate``) and writes nothing new."""
+    row = session.get(ReceiptDelivery, receipt_id)
+    if row is None or row.status != "pending" or chain_status != "delivered":
+        return None
+    warehouse = session.get(Enterprise, row.warehouse_enterprise_id)
+    if warehouse is None:
+        return None
+    captured = _capture_shipping(session, state, warehouse, json.loads(row.document))
+    row.status, row.event_id = "captured", captured.event_ids[0]
+    session.add(row)
+    session.commit()
+    if captured.created:
+        announce(state, "epcis_event", captured.created)
+    return captured.events[0]
+
+
+def finish_pending_deliveries_of(engine: Any, state: AppState) -> int:
+    """:func:`finish_pending_deliveries` in a session of its own (API start-up)."""
+    with Session(engine, expire_on_commit=False) as session:
+        return finish_pending_deliveries(session, state)
+
+
+def finish_pending_deliveries(session: Session, state: AppState) -> int:
+    """:func:`finish_delivery` for every pending delivery (API start-up); returns how many were captured.
+    A receipt the chain does not call ``delivered`` keeps its row (the transaction may still come, or the
+    holder retries)."""
+    if state.chain is None or not state.settings.warehouse_receipt_address:
+        return 0
+    done = 0
+    wr = _reader(state)
+    for row in session.exec(select(ReceiptDelivery).where(ReceiptDelivery.status == "pending")).all():
+        if finish_delivery(session, state, row.receipt_id, wr.receipt(row.receipt_id).status_name) is not None:
+            done += 1
+    return done
 
 
 @router.get("/{receipt_id}/check")
