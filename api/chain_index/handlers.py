@@ -302,9 +302,10 @@ def on_coil_receipted(session: Session, ev: ChainEvent) -> None:
 
 
 def on_pledge_recorded(session: Session, ev: ChainEvent) -> None:
-    """``PledgeRecorded(receiptId, holder, bank, …)``: status ``pledged`` to that bank."""
+    """``PledgeRecorded(receiptId, holder, bank, loanAmount, currency, maturity)``: ``pledged`` to that bank."""
     row = _receipt(session, int(ev.args["receiptId"]), ev)
     row.status, row.bank = "pledged", ev.args["bank"]
+    row.currency = bytes(ev.args["currency"]).decode("ascii", errors="replace")
     session.add(row)
 
 
@@ -314,7 +315,7 @@ def on_pledge_ended(session: Session, ev: ChainEvent) -> None:
     row = _receipt(session, int(ev.args["receiptId"]), ev)
     if row.status != "pledged":
         raise IndexInconsistent(f"{ev.event} of receipt {row.receipt_id}, which the index holds {row.status}")
-    row.status, row.bank = "live", None
+    row.status, row.bank, row.currency = "live", None, None
     session.add(row)
 
 
@@ -332,7 +333,7 @@ def on_split_into(session: Session, ev: ChainEvent) -> None:
 def on_delivered(session: Session, ev: ChainEvent) -> None:
     """``Delivered(receiptId, holder, warehouse)``: the receipt closes and its coils are free."""
     row = _receipt(session, int(ev.args["receiptId"]), ev)
-    row.status, row.bank = "delivered", None
+    row.status, row.bank, row.currency = "delivered", None, None
     session.add(row)
 
 

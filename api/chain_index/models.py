@@ -180,6 +180,7 @@ class IndexedReceipt(SQLModel, table=True):
     parent: int = Field(default=0, sa_column=_big())
     status: str = Field(default="live", max_length=16)
     bank: str | None = Field(default=None, max_length=42)
+    currency: str | None = Field(default=None, max_length=3)
     issued_at: int = Field(sa_column=_big())
     issued_block: int = Field(sa_column=_big())
 

@@ -359,14 +359,14 @@ def test_warehouse_receipt_events_build_what_get_receipt_would_say(engine: Any) 
         s.commit()
     with Session(engine) as s:
         r1 = s.get(IndexedReceipt, 1)
-        assert (r1.owner, r1.warehouse, r1.depositor, r1.grade, r1.net_weight_kg, r1.status, r1.bank) == (
-            SUPPLIER, WAREHOUSE, SUPPLIER, "S355JR", 40_000, "pledged", BANK)
+        assert (r1.owner, r1.warehouse, r1.depositor, r1.grade, r1.net_weight_kg, r1.status, r1.bank,
+                r1.currency) == (SUPPLIER, WAREHOUSE, SUPPLIER, "S355JR", 40_000, "pledged", BANK, "CNY")
     with Session(engine) as s:
         assert apply_events(s, story) == len(story) - 5  # the first five again: nothing twice
         s.commit()
     with Session(engine) as s:
         r1, r2, r3 = (s.get(IndexedReceipt, i) for i in (1, 2, 3))
-        assert (r1.status, r1.bank) == ("split", None)
+        assert (r1.status, r1.bank, r1.currency) == ("split", None, None)
         assert (r2.status, r2.owner, r2.parent, r2.net_weight_kg) == ("live", TIER2, 1, 20_000)
         assert (r3.status, r3.owner, r3.parent) == ("delivered", SUPPLIER, 1)
         coils = sorted((c.receipt_id, c.position, c.identifier) for c in s.exec(select(IndexedReceiptCoil)))
