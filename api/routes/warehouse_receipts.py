@@ -406,7 +406,8 @@ def deliver_receipt(receipt_id: ReceiptId, ent: CurrentEnterprise, session: Sess
     wr, rc = _load_visible(state, ent, receipt_id)
     finish_delivery(session, state, receipt_id, rc.status_name)
     warehouse = enterprise_by_address(session, rc.warehouse)
-    if warehouse is not None:
+    owed = session.get(ReceiptDelivery, receipt_id)
+    if warehouse is not None and rc.live and (owed is None or owed.status == "pending"):
         doc = shipping_document([c.identifier for c in wr.coils(receipt_id)], rc.location, datetime.now(UTC),
                                 receipt_id)
         _capture_shipping(session, state, warehouse, doc)  # validates: a bad document fails before the transaction

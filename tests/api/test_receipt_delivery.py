@@ -80,9 +80,8 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any
         return SimpleNamespace(event_ids=["ni:///sha-256;x"], created=0 if seen else 1,
                                events=[{"status": "duplicate" if seen else "created"}])
 
-    monkeypatch.setattr(wr_routes, "_load_visible",
-                        lambda *_: (fake, SimpleNamespace(warehouse=WAREHOUSE, location="urn:x",
-                                                          status_name=fake.status)))
+    monkeypatch.setattr(wr_routes, "_load_visible", lambda *_: (fake, SimpleNamespace(
+        warehouse=WAREHOUSE, location="urn:x", status_name=fake.status, live=fake.status in ("live", "pledged"))))
     monkeypatch.setattr(wr_routes, "_reader", lambda _state: fake)
     monkeypatch.setattr(wr_routes, "require_chain", lambda _state: fake)
     monkeypatch.setattr(wr_routes, "enterprise_key", lambda *_: None)
@@ -102,6 +101,11 @@ def test_a_delivery_captures_one_shipping_event(setup: Any) -> None:
         assert out["shipping_event"]["status"] == "created" and fake.sent == 1
         assert shipping_rows(s) == 1 and s.get(ReceiptDelivery, RID).status == "captured"
         assert wr_routes.finish_pending_deliveries(s, state) == 0 and shipping_rows(s) == 1
+    fake.refuse = True  # delivering again: the chain refuses (ReceiptClosed); the captured delivery stays as it is
+    with Session(engine) as s, pytest.raises(Exception, match="Pledged|409"):
+        wr_routes.deliver_receipt(RID, None, s, state)  # type: ignore[arg-type]
+    with Session(engine) as s:
+        assert shipping_rows(s) == 1 and s.get(ReceiptDelivery, RID).status == "captured"
 
 
 def test_a_crash_between_the_transaction_and_the_commit_is_finished_later(setup: Any,
@@ -142,7 +146,7 @@ def test_a_crash_before_the_transaction_leaves_nothing_delivered_and_a_retry_wor
         assert wr_routes.finish_pending_deliveries(s, state) == 0 and shipping_rows(s) == 0
     monkeypatch.undo()
     monkeypatch.setattr(wr_routes, "_load_visible", lambda *_: (fake, SimpleNamespace(
-        warehouse=WAREHOUSE, location="urn:x", status_name=fake.status)))
+        warehouse=WAREHOUSE, location="urn:x", status_name=fake.status, live=fake.status in ("live", "pledged"))))
     monkeypatch.setattr(wr_routes, "require_chain", lambda _state: fake)
     monkeypatch.setattr(wr_routes, "enterprise_key", lambda *_: None)
     monkeypatch.setattr(wr_routes, "_capture_shipping", lambda s, *_a: SimpleNamespace(
