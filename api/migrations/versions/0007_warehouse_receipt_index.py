@@ -23,7 +23,7 @@ from alembic import context, op
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0005"
+down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
