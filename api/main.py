@@ -128,6 +128,11 @@ def create_app(settings: Settings | None = None, *, chain: ChainClient | None = 
                 except Exception as exc:  # noqa: BLE001 - the API still serves reads
                     state.bootstrap_error = f"bootstrap: {exc}"
                     log.warning("operator bootstrap failed (worker will retry): %s", exc)
+        if chain is not None and settings.warehouse_receipt_address:
+            try:  # a delivery whose shipping event a crash left uncaptured (api/routes/warehouse_receipts.py)
+                await run_in_threadpool(warehouse_receipt_routes.finish_pending_deliveries_of, engine, state)
+            except Exception as exc:  # noqa: BLE001 - retried at the next read of that receipt
+                log.warning("pending warehouse-receipt deliveries not finished: %s", exc)
         if settings.anchoring_enabled and chain is not None:
             worker.start()
             if state.indexer is not None:  # writes only while this process holds the anchoring lease

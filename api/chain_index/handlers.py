@@ -2,11 +2,12 @@
 
 A handler gets the session of the batch being indexed and one decoded :class:`ChainEvent`, and
 updates the fact tables of :mod:`api.chain_index.models` exactly as the contract updated its storage
-when it emitted the event (``contracts/ReceivableToken.sol``, ``contracts/WorkTicket.sol``). Handlers
+when it emitted the event (``contracts/ReceivableToken.sol``, ``contracts/WorkTicket.sol``,
+``contracts/WarehouseReceipt.sol``). Handlers
 run only for a log that was not indexed before (the caller inserts the ``chain_index_events`` row
 first), in log order, inside the batch's transaction.
 
-Adding a contract (say, warehouse receipts) is one entry of :data:`INDEXED_CONTRACTS`: its artifact
+Adding a contract is one entry of :data:`INDEXED_CONTRACTS`: its artifact
 name, the settings attribute holding its address, and ``{event name: handler}``.
 """
 
@@ -16,12 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from api.chain_index.models import (
     IndexedDiscount,
     IndexedOffer,
     IndexedPayable,
+    IndexedReceipt,
+    IndexedReceiptCoil,
     IndexedSettlement,
     IndexedTicket,
     IndexedTicketStep,
@@ -64,7 +67,7 @@ class IndexedContract:
     name: str
     address_setting: str
     handlers: dict[str, Handler]
-    subject_args: tuple[str, ...] = ("tokenId", "_tokenId", "ticketId")
+    subject_args: tuple[str, ...] = ("tokenId", "_tokenId", "ticketId", "receiptId")
 
 
 def _token(session: Session, token_id: int, ev: ChainEvent) -> IndexedToken:
@@ -254,6 +257,86 @@ def on_ticket_aborted(session: Session, ev: ChainEvent) -> None:
     session.add(row)
 
 
+# --------------------------------------------------------------------------- WarehouseReceipt
+
+
+def _receipt(session: Session, receipt_id: int, ev: ChainEvent) -> IndexedReceipt:
+    row = session.get(IndexedReceipt, receipt_id)
+    if row is None:
+        raise IndexInconsistent(f"WarehouseReceipt.{ev.event} at block {ev.block_number} log {ev.log_index} "
+                                f"names receipt {receipt_id}, which the index has not seen issued")
+    return row
+
+
+def on_receipt_transfer(session: Session, ev: ChainEvent) -> None:
+    """ERC-721 ``Transfer(from, to, tokenId)`` of a receipt: a mint creates it (``Issued`` follows in the same
+    transaction), a burn is the delivery (``Delivered`` came just before), else the holder changes."""
+    receipt_id, to = int(ev.args["_tokenId"]), ev.args["_to"]
+    if ev.args["_from"] == ZERO_ADDRESS:
+        session.add(IndexedReceipt(receipt_id=receipt_id, owner=to, issued_at=ev.timestamp,
+                                   issued_block=ev.block_number))
+        return
+    row = _receipt(session, receipt_id, ev)
+    if to != ZERO_ADDRESS:
+        row.owner = to
+        session.add(row)
+
+
+def on_receipt_issued(session: Session, ev: ChainEvent) -> None:
+    """``Issued(receiptId, warehouse, depositor, grade, netWeightKg, coilCount)`` (at issue and for each half
+    of a split; the half's parent is named by the ``SplitInto`` that follows)."""
+    row = _receipt(session, int(ev.args["receiptId"]), ev)
+    row.warehouse, row.depositor = ev.args["warehouse"], ev.args["depositor"]
+    row.grade, row.net_weight_kg = ev.args["grade"], int(ev.args["netWeightKg"])
+    session.add(row)
+
+
+def on_coil_receipted(session: Session, ev: ChainEvent) -> None:
+    """``CoilReceipted(receiptId, coilKey, identifier)``: the coil joins the receipt (emitted before the
+    receipt's own mint), in receipt order."""
+    receipt_id = int(ev.args["receiptId"])
+    position = len(session.exec(select(IndexedReceiptCoil.position)
+                                .where(IndexedReceiptCoil.receipt_id == receipt_id)).all())
+    session.add(IndexedReceiptCoil(receipt_id=receipt_id, position=position, identifier=ev.args["identifier"],
+                                   coil_key="0x" + bytes(ev.args["coilKey"]).hex()))
+
+
+def on_pledge_recorded(session: Session, ev: ChainEvent) -> None:
+    """``PledgeRecorded(receiptId, holder, bank, loanAmount, currency, maturity)``: ``pledged`` to that bank."""
+    row = _receipt(session, int(ev.args["receiptId"]), ev)
+    row.status, row.bank = "pledged", ev.args["bank"]
+    row.currency = bytes(ev.args["currency"]).decode("ascii", errors="replace")
+    session.add(row)
+
+
+def on_pledge_ended(session: Session, ev: ChainEvent) -> None:
+    """``PledgeReleased`` / ``PledgeEnforced``: live again, no bank (title moves by the ``Transfer`` of
+    ``enforce``)."""
+    row = _receipt(session, int(ev.args["receiptId"]), ev)
+    if row.status != "pledged":
+        raise IndexInconsistent(f"{ev.event} of receipt {row.receipt_id}, which the index holds {row.status}")
+    row.status, row.bank, row.currency = "live", None, None
+    session.add(row)
+
+
+def on_split_into(session: Session, ev: ChainEvent) -> None:
+    """``SplitInto(receiptId, firstReceiptId, secondReceiptId)``: the receipt closes, the halves name it."""
+    row = _receipt(session, int(ev.args["receiptId"]), ev)
+    row.status = "split"
+    session.add(row)
+    for key in ("firstReceiptId", "secondReceiptId"):
+        half = _receipt(session, int(ev.args[key]), ev)
+        half.parent = row.receipt_id
+        session.add(half)
+
+
+def on_delivered(session: Session, ev: ChainEvent) -> None:
+    """``Delivered(receiptId, holder, warehouse)``: the receipt closes and its coils are free."""
+    row = _receipt(session, int(ev.args["receiptId"]), ev)
+    row.status, row.bank, row.currency = "delivered", None, None
+    session.add(row)
+
+
 INDEXED_CONTRACTS: tuple[IndexedContract, ...] = (
     IndexedContract("ReceivableToken", "receivable_token_address", {
         "Transfer": on_transfer,
@@ -273,6 +356,16 @@ INDEXED_CONTRACTS: tuple[IndexedContract, ...] = (
         "TicketWindow": on_ticket_window,
         "StepRecorded": on_step_recorded,
         "TicketAborted": on_ticket_aborted,
+    }),
+    IndexedContract("WarehouseReceipt", "warehouse_receipt_address", {
+        "Transfer": on_receipt_transfer,
+        "Issued": on_receipt_issued,
+        "CoilReceipted": on_coil_receipted,
+        "PledgeRecorded": on_pledge_recorded,
+        "PledgeReleased": on_pledge_ended,
+        "PledgeEnforced": on_pledge_ended,
+        "SplitInto": on_split_into,
+        "Delivered": on_delivered,
     }),
 )
 """Every contract the indexer follows; a new contract is one more entry."""

@@ -10,6 +10,8 @@ SQLite has no exact 256-bit type. Addresses are EIP-55 checksum strings, hashes 
   ``ReceivableToken`` state as its events left it (what ``getToken`` / ``getPayable`` / ... would say
   at the indexed block).
 * ``work_ticket_index_tickets`` / ``work_ticket_index_steps`` -- ``WorkTicket`` tickets and steps.
+* ``warehouse_receipt_index_receipts`` / ``warehouse_receipt_index_coils`` -- ``WarehouseReceipt`` receipts
+  (holder, status, pledgee bank) and their coils.
 """
 
 from __future__ import annotations
@@ -160,3 +162,36 @@ class IndexedTicketStep(SQLModel, table=True):
     submitter: str = Field(max_length=42)
     timestamp: int = Field(sa_column=_big())
     planned_end: int = Field(default=0, sa_column=_big())
+
+
+class IndexedReceipt(SQLModel, table=True):
+    """A ``WarehouseReceipt`` receipt as its events left it: holder, depositor, warehouse, grade, net weight,
+    parent (split), ``status`` (``live`` / ``pledged`` / ``split`` / ``delivered``, the contract's names), the
+    bank of the live pledge (else None), and the block that issued it."""
+
+    __tablename__ = "warehouse_receipt_index_receipts"
+
+    receipt_id: int = Field(sa_column=_big(primary_key=True))
+    owner: str = Field(max_length=42, index=True)
+    depositor: str = Field(default="", max_length=42)
+    warehouse: str = Field(default="", max_length=42)
+    grade: str = Field(default="", sa_column=Column(Text, nullable=False))
+    net_weight_kg: int = Field(default=0, sa_column=_big())
+    parent: int = Field(default=0, sa_column=_big())
+    status: str = Field(default="live", max_length=16)
+    bank: str | None = Field(default=None, max_length=42)
+    currency: str | None = Field(default=None, max_length=3)
+    issued_at: int = Field(sa_column=_big())
+    issued_block: int = Field(sa_column=_big())
+
+
+class IndexedReceiptCoil(SQLModel, table=True):
+    """One coil of a receipt (``CoilReceipted``), in receipt order (``position``); ``coil_key`` is the
+    contract's key, ``keccak256(lower(identifier))``."""
+
+    __tablename__ = "warehouse_receipt_index_coils"
+
+    receipt_id: int = Field(sa_column=_big(primary_key=True))
+    position: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False, nullable=False))
+    coil_key: str = Field(max_length=66, index=True)
+    identifier: str = Field(sa_column=Column(Text, nullable=False))

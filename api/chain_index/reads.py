@@ -49,6 +49,8 @@ from api.chain_index.models import (
     IndexCursor,
     IndexedDiscount,
     IndexedPayable,
+    IndexedReceipt,
+    IndexedReceiptCoil,
     IndexedTicket,
     IndexedTicketStep,
     IndexedToken,
@@ -310,3 +312,40 @@ def read_in_one_round_trip(chain: ChainClient, calls: list[ViewCall]) -> tuple[d
         out.append(tuple(chain.w3.codec.decode(_types(c)[2], raw)))
     _CONFIRMED[key] = (block, out)
     return block, out
+
+
+# --------------------------------------------------------------------------- warehouse receipts
+
+
+@dataclass(frozen=True)
+class IndexedReceiptView:
+    """A warehouse receipt as indexed: the receipt row, its coils in receipt order, the last indexed block."""
+
+    receipt: IndexedReceipt
+    coils: list[IndexedReceiptCoil]
+    indexed_to_block: int
+
+
+def receipt_view(session: Session, receipt_id: int) -> IndexedReceiptView | None:
+    """The indexed receipt and its coils (two queries), or None when not indexed (yet)."""
+    if not 0 < receipt_id < MAX_INDEXED_ID:
+        return None
+    cursor = indexed_block(session)
+    row = session.get(IndexedReceipt, receipt_id)
+    if row is None or cursor is None:
+        return None
+    coils = list(session.exec(select(IndexedReceiptCoil).where(IndexedReceiptCoil.receipt_id == receipt_id)
+                              .order_by(col(IndexedReceiptCoil.position))))
+    return IndexedReceiptView(receipt=row, coils=coils, indexed_to_block=cursor)
+
+
+def receipt_agrees(view: IndexedReceiptView, rc: Any, coils: list[Any], pledge: Any, status_name: str) -> bool:
+    """True when the chain's ``getReceipt`` (``rc``, a ReceiptRecord), ``getCoils`` (ReceiptCoils) and
+    ``getPledge`` (a PledgeRecord) say what the index says: holder, depositor, warehouse, grade, net weight,
+    parent, status, the coils' identifiers in order, the pledgee bank and currency."""
+    r = view.receipt
+    bank = pledge.bank if pledge.exists else None
+    currency = pledge.currency_code if pledge.exists else None
+    return ((rc.owner, rc.depositor, rc.warehouse, rc.grade, rc.netWeightKg, rc.parent, status_name, bank, currency)
+            == (r.owner, r.depositor, r.warehouse, r.grade, r.net_weight_kg, r.parent, r.status, r.bank, r.currency)
+            and [c.identifier for c in coils] == [c.identifier for c in view.coils])

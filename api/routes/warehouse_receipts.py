@@ -23,6 +23,8 @@ or a decimal ``amount``; times are unix seconds or ISO 8601 with an offset; days
 from __future__ import annotations
 
 import json
+import logging
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -35,6 +37,14 @@ from web3.logs import DISCARD
 
 from api.bounds import MAX_UNIX_SECONDS, DbId, TokenIdPath
 from api.chain import ChainError
+from api.chain_index.reads import (
+    CHECK_FALLBACKS,
+    BatchReverted,
+    ViewCall,
+    read_in_one_round_trip,
+    receipt_agrees,
+    receipt_view,
+)
 from api.deps import CurrentEnterprise, SessionDep, StateDep
 from api.epcis.capture import capture_document
 from api.errors import CHAIN_REFUSAL_RESPONSES, UnprocessableError, issue
@@ -49,9 +59,13 @@ from api.workflows.adapters import (
     EnterpriseRole,
     PledgeRecord,
     PriceIndexReader,
+    ReceiptCoil,
+    ReceiptEntry,
     ReceiptRecord,
     RegistryReader,
     WarehouseReceiptReader,
+    component_names,
+    decode_struct,
 )
 from api.workflows.contract_calls import (
     contract,
@@ -65,9 +79,11 @@ from api.workflows.contract_calls import (
     tx_hex,
 )
 from api.workflows.custody import custody, shipping_document
+from api.workflows.models import ReceiptDelivery
 from provenance.certificate import summarize_certificate
 from provenance.receivables import format_amount
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/warehouse-receipts", tags=["warehouse receipts"], responses=CHAIN_REFUSAL_RESPONSES)
 ReceiptId = TokenIdPath
 DAY_SECONDS = 86_400
@@ -178,6 +194,7 @@ def _pledge_view(session: Session, p: PledgeRecord) -> dict[str, Any] | None:
 
 def _view(session: Session, state: AppState, ent: Enterprise, receipt_id: int) -> dict[str, Any]:
     wr, rc = _load_visible(state, ent, receipt_id)
+    finish_delivery(session, state, receipt_id, rc.status_name)
     coils = wr.coils(receipt_id)
     history = []
     for e in wr.history(receipt_id):
@@ -363,30 +380,89 @@ def deliver_receipt(receipt_id: ReceiptId, ent: CurrentEnterprise, session: Sess
     free, and an EPCIS ``shipping`` event for them at the storage location is captured, signed by the
     warehouse (answer ``shipping_event``). Errors: 409 ``Pledged`` / ``ReceiptClosed``; 403 ``NotHolder``.
 
-    The shipping event is validated and staged before the transaction and committed right after it.
+    Crash-safe: the shipping document is validated, then committed as a ``pending`` row of
+    ``warehouse_receipt_deliveries`` **before** the transaction is sent; after the transaction the event is
+    captured and the row marked ``captured`` in one commit. If the process dies (or the commit fails) in
+    between, :func:`finish_delivery` completes it later -- at the next read, check or delivery attempt of
+    the receipt and at API start-up -- once the chain says ``delivered``; capture is idempotent (same
+    document, same event hash ID), so a delivered receipt ends with exactly one shipping event.
     """
-    from api.routes.epcis import load_schema
-
     chain = require_chain(state)
     wr, rc = _load_visible(state, ent, receipt_id)
+    finish_delivery(session, state, receipt_id, rc.status_name)
     warehouse = enterprise_by_address(session, rc.warehouse)
-    identifiers = [c.identifier for c in wr.coils(receipt_id)]
-    captured = None
-    if warehouse is not None:
-        doc = shipping_document(identifiers, rc.location, datetime.now(UTC), receipt_id)
-        captured = capture_document(session, enterprise=warehouse, doc=doc, schema=load_schema(),
-                                    signer=RecordSigner.for_request(state, warehouse))
+    owed = session.get(ReceiptDelivery, receipt_id)
+    if warehouse is not None and rc.live and (owed is None or owed.status == "pending"):
+        doc = shipping_document([c.identifier for c in wr.coils(receipt_id)], rc.location, datetime.now(UTC),
+                                receipt_id)
+        _capture_shipping(session, state, warehouse, doc)  # validates: a bad document fails before the transaction
+        session.rollback()
+        row = session.get(ReceiptDelivery, receipt_id) or ReceiptDelivery(
+            receipt_id=receipt_id, warehouse_enterprise_id=warehouse.id or 0, document="")
+        row.document, row.status, row.warehouse_enterprise_id = json.dumps(doc), "pending", warehouse.id or 0
+        session.add(row)
+        session.commit()
     try:
         receipt = chain.send(enterprise_key(state, ent), wr.functions.deliver(receipt_id))
     except ChainError as exc:
         session.rollback()
+        stale = session.get(ReceiptDelivery, receipt_id)
+        if stale is not None and stale.status == "pending":  # refused: nothing was delivered, nothing is owed
+            session.delete(stale)
+            session.commit()
         raise refusal(exc, "deliver") from exc
-    session.commit()
-    if captured is not None:
-        announce(state, "epcis_event", captured.created)
+    event = finish_delivery(session, state, receipt_id, "delivered")
     out = _with_tx(_view(session, state, ent, receipt_id), receipt)
-    out["shipping_event"] = captured.events[0] if captured is not None else None
+    out["shipping_event"] = event
     return out
+
+
+def _capture_shipping(session: Session, state: AppState, warehouse: Enterprise, doc: dict[str, Any]) -> Any:
+    from api.routes.epcis import load_schema
+
+    return capture_document(session, enterprise=warehouse, doc=doc, schema=load_schema(),
+                            signer=RecordSigner.for_request(state, warehouse))
+
+
+def finish_delivery(session: Session, state: AppState, receipt_id: int, chain_status: str) -> dict[str, Any] | None:
+    """Capture the shipping event owed for ``receipt_id`` when its delivery is ``pending`` and the chain says
+    the receipt is ``delivered`` (``chain_status``, read by the caller); mark the row ``captured`` in the same
+    commit and announce the event. Returns the event's capture entry (``{index, eventID, identifier,
+    status}``), or None when nothing is owed. Idempotent: a second call, or a capture that already happened
+    before a crash, finds the same event (status ``duplicate``) and writes nothing new."""
+    row = session.get(ReceiptDelivery, receipt_id)
+    if row is None or row.status != "pending" or chain_status != "delivered":
+        return None
+    warehouse = session.get(Enterprise, row.warehouse_enterprise_id)
+    if warehouse is None:
+        return None
+    captured = _capture_shipping(session, state, warehouse, json.loads(row.document))
+    row.status, row.event_id = "captured", captured.event_ids[0]
+    session.add(row)
+    session.commit()
+    if captured.created:
+        announce(state, "epcis_event", captured.created)
+    return captured.events[0]
+
+
+def finish_pending_deliveries_of(engine: Any, state: AppState) -> int:
+    """:func:`finish_pending_deliveries` in a session of its own (API start-up)."""
+    with Session(engine, expire_on_commit=False) as session:
+        return finish_pending_deliveries(session, state)
+
+
+def finish_pending_deliveries(session: Session, state: AppState) -> int:
+    """:func:`finish_delivery` for every pending delivery (API start-up); returns how many were captured.
+    A receipt the chain does not call ``delivered`` keeps its row (the transaction may still come, or the
+    holder retries)."""
+    if state.chain is None or not state.settings.warehouse_receipt_address:
+        return 0
+    done = 0
+    wr = _reader(state)
+    for row in session.exec(select(ReceiptDelivery).where(ReceiptDelivery.status == "pending")).all():
+        if finish_delivery(session, state, row.receipt_id, wr.receipt(row.receipt_id).status_name) is not None:
+            done += 1
+    return done
 
 
 @router.get("/{receipt_id}/check")
@@ -399,16 +475,42 @@ def check_receipt(receipt_id: ReceiptId, ent: CurrentEnterprise, session: Sessio
     ``custody`` (the latest EPCIS event naming it, and whether it proves custody at the storage
     location by the warehouse) and ``other_live_receipt`` (the contract's coil → receipt map: must be
     this receipt), ``pledged`` / ``pledge`` (bank, loan, maturity) / ``holder``, ``value_now`` (net weight ×
-    today's index price, when a price index is configured) and ``sound``: all of the above hold.
+    today's index price, when a price index is configured), ``sound``: all of the above hold, and
+    ``chain_facts`` ``{source, indexed_to_block, confirmed_at_block}``.
+
+    Served from the chain-event index when it has the receipt: the index names the coils, warehouse and
+    currency to ask about, and every live fact (receipt, coils, pledge, history, warehouse role, coil →
+    receipt map, price) is read on chain in **one** JSON-RPC batch at the head block (``source``
+    ``index+chain``); when the index lacks the receipt or says anything the chain does not, the answer is
+    read from the chain call by call (``source`` ``chain``, counted in
+    ``traceledger_chain_index_check_fallbacks_total``).
     """
+    indexed = _check_from_index(session, state, ent, receipt_id)
+    if indexed is not None:
+        return indexed
     wr, rc = _load_visible(state, ent, receipt_id)
     registry = RegistryReader(contract(state, "EnterpriseRegistry"))
-    warehouse = enterprise_by_address(session, rc.warehouse)
     genuine = registry.has_role(rc.warehouse, EnterpriseRole.WAREHOUSE)
-    coils = []
-    for c in wr.coils(receipt_id):
+    coils = wr.coils(receipt_id)
+    live_receipts = [wr.receipt_of_coil(c.identifier) for c in coils]
+    pledge = wr.pledge(receipt_id)
+    return _check_answer(session, state, ent, receipt_id, wr.address, rc, coils, live_receipts, pledge, genuine,
+                         _value_now(state, rc, pledge),
+                         {"source": "chain", "indexed_to_block": None, "confirmed_at_block": None})
+
+
+def _check_answer(session: Session, state: AppState, ent: Enterprise, receipt_id: int, address: str,
+                  rc: ReceiptRecord, coils: list[ReceiptCoil], live_receipts: list[int], pledge: PledgeRecord,
+                  genuine: bool, value_now: dict[str, Any] | None, chain_facts: dict[str, Any]) -> dict[str, Any]:
+    """The check's answer from the chain facts (read either way) plus each coil's certificate verdict and
+    custody evidence from the database."""
+    finish_delivery(session, state, receipt_id, rc.status_name)
+    warehouse = enterprise_by_address(session, rc.warehouse)
+    facts_of = load_facts_many(session.connection(), [c.identifier for c in coils])
+    out_coils = []
+    for c, holder_of_coil in zip(coils, live_receipts, strict=True):
         entry: dict[str, Any] = {"identifier": c.identifier, "net_weight_kg": c.netWeightKg}
-        facts = load_facts_many(session.connection(), [c.identifier]).get(c.identifier)
+        facts = facts_of.get(c.identifier)
         if facts is None:
             entry["certificate"] = {"verified": False, "checks": [], "error": "no certificate record"}
         else:
@@ -421,25 +523,106 @@ def check_receipt(receipt_id: ReceiptId, ent: CurrentEnterprise, session: Sessio
         evidence = custody(session, c.identifier, rc.location, warehouse) if warehouse is not None else None
         entry["custody"] = evidence.as_dict() if evidence is not None else {"holds": False,
                                                                               "reason": "no event names the coil"}
-        holder_of_coil = wr.receipt_of_coil(c.identifier)
         entry["live_receipt"] = holder_of_coil or None
         entry["other_live_receipt"] = holder_of_coil not in (0, receipt_id) or (rc.live and holder_of_coil == 0)
-        coils.append(entry)
-    pledge = wr.pledge(receipt_id)
-    value_now = _value_now(state, rc, pledge)
-    sound = (genuine and rc.live and all(c["certificate"]["verified"] for c in coils)
-             and all(c["custody"]["holds"] for c in coils) and not any(c["other_live_receipt"] for c in coils))
+        out_coils.append(entry)
+    sound = (genuine and rc.live and all(c["certificate"]["verified"] for c in out_coils)
+             and all(c["custody"]["holds"] for c in out_coils) and not any(c["other_live_receipt"] for c in out_coils))
     return {
         "receipt_id": receipt_id, "genuine": genuine, "status": rc.status_name, "live": rc.live,
-        "contract": wr.address, "warehouse": party(session, rc.warehouse), "holder": party(session, rc.owner),
+        "contract": address, "warehouse": party(session, rc.warehouse), "holder": party(session, rc.owner),
         "depositor": party(session, rc.depositor), "location": rc.location, "grade": rc.grade,
         "net_weight_kg": rc.netWeightKg, "pledged": pledge.exists, "pledge": _pledge_view(session, pledge),
         "pledged_to_you": pledge.exists and pledge.bank == to_checksum_address(ent.address),
-        "coils": coils, "all_certificates_verified": all(c["certificate"]["verified"] for c in coils),
-        "custody_confirmed": all(c["custody"]["holds"] for c in coils),
-        "no_other_live_receipt": not any(c["other_live_receipt"] for c in coils),
-        "value_now": value_now, "sound": sound,
+        "coils": out_coils, "all_certificates_verified": all(c["certificate"]["verified"] for c in out_coils),
+        "custody_confirmed": all(c["custody"]["holds"] for c in out_coils),
+        "no_other_live_receipt": not any(c["other_live_receipt"] for c in out_coils),
+        "value_now": value_now, "sound": sound, "chain_facts": chain_facts,
     }
+
+
+def _check_from_index(session: Session, state: AppState, ent: Enterprise, receipt_id: int) -> dict[str, Any] | None:
+    """The bank check from the index plus one JSON-RPC batch, or None (answer from the chain instead)."""
+    if state.indexer is None or state.chain is None:
+        return None
+    view = receipt_view(session, receipt_id)
+    if view is None:
+        CHECK_FALLBACKS.labels("receipt_not_indexed").inc()
+        return None
+    wr = contract(state, "WarehouseReceipt")
+    er = contract(state, "EnterpriseRegistry")
+    currency = view.receipt.currency or "CNY"
+    day = int(time.time()) // DAY_SECONDS  # confirmed against the head block's time below
+    price_calls = []
+    if state.settings.price_index_address and view.receipt.grade:
+        from api.valuation import grade_key
+
+        pi = contract(state, "PriceIndex")
+        key, cur = grade_key(view.receipt.grade), currency.encode("ascii", errors="replace")
+        price_calls = [ViewCall(pi, "priceAt", (key, cur, day - 1)),
+                       ViewCall(pi, "pricesBetween", (key, cur, day, day))]
+    try:
+        block, results = read_in_one_round_trip(state.chain, [
+            ViewCall(wr, "getReceipt", (receipt_id,)), ViewCall(wr, "getCoils", (receipt_id,)),
+            ViewCall(wr, "getPledge", (receipt_id,)), ViewCall(wr, "getHistory", (receipt_id,)),
+            ViewCall(er, "hasRole", (view.receipt.warehouse, int(EnterpriseRole.WAREHOUSE))),
+            *(ViewCall(wr, "receiptOfIdentifier", (c.identifier,)) for c in view.coils), *price_calls])
+    except BatchReverted:
+        CHECK_FALLBACKS.labels("reverted").inc()
+        return None
+    raw_rc, raw_coils, raw_pledge, raw_history, is_warehouse = results[:5]
+    rc = decode_struct(ReceiptRecord, component_names(wr, "getReceipt"), raw_rc[0])
+    coils = [decode_struct(ReceiptCoil, component_names(wr, "getCoils"), c) for c in raw_coils[0]]
+    pledge = decode_struct(PledgeRecord, component_names(wr, "getPledge"), raw_pledge[0])
+    history = [decode_struct(ReceiptEntry, component_names(wr, "getHistory"), e) for e in raw_history[0]]
+    live_receipts = [int(r[0]) for r in results[5:5 + len(view.coils)]]
+    if not receipt_agrees(view, rc, coils, pledge, rc.status_name):
+        CHECK_FALLBACKS.labels("receipt_index_differs").inc()
+        log.info("chain index differs from the chain for warehouse receipt %d: answering from the chain", receipt_id)
+        return None
+    me = to_checksum_address(ent.address)
+    visible = (me in (rc.owner, rc.depositor, rc.warehouse) or (rc.status_name == "pledged" and pledge.bank == me)
+               or any(me in (e.actor, e.counterparty) for e in history))
+    if not visible:
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"warehouse receipt {receipt_id} not found or not visible to you")
+    now = _int(block["timestamp"])
+    value_now = None
+    if state.settings.price_index_address:
+        if now // DAY_SECONDS == day and price_calls:
+            value_now = _value_from(rc, pledge, currency, day, results[-2], results[-1])
+        else:  # the day turned between the clock and the head block: read the price as the chain path does
+            value_now = _value_now(state, rc, pledge)
+    return _check_answer(session, state, ent, receipt_id, wr.address, rc, coils, live_receipts, pledge,
+                         bool(is_warehouse[0]), value_now,
+                         {"source": "index+chain", "indexed_to_block": view.indexed_to_block,
+                          "confirmed_at_block": _int(block["number"])})
+
+
+def _int(value: Any) -> int:
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
+def _value_from(rc: ReceiptRecord, pledge: PledgeRecord, currency: str, day: int, price_at: tuple[Any, ...],
+                between: tuple[Any, ...]) -> dict[str, Any] | None:
+    """``value_now`` (as :func:`_value_now`) from batched ``priceAt(day - 1)`` and ``pricesBetween(day, day)``."""
+    from api.valuation import format_minor, valuation_timeline
+
+    carried_price, carried_day = int(price_at[0]), int(price_at[1])
+    pairs = [(carried_day, carried_price)] if carried_price and day > 0 else []
+    on, records = between
+    pairs.extend((int(d), int(r[0])) for d, r in zip(on, records, strict=True))
+    if not pledge.exists:
+        currency = "CNY"
+    try:
+        val = valuation_timeline(rc.netWeightKg, pairs, pledge.loanAmount if pledge.exists else None, None, day, day)
+    except (ValueError, TypeError):
+        return None
+    d = val.latest
+    return {"day": d.day, "currency": currency, "price_per_tonne": d.price_per_tonne_minor,
+            "price_day": d.price_day, "value": d.value_minor,
+            "amount": format_minor(d.value_minor, currency) if d.value_minor is not None else None,
+            "ltv": str(d.ltv) if d.ltv is not None else None}
 
 
 # --------------------------------------------------------------------------- valuation (PriceIndex)

@@ -47,3 +47,21 @@ class TicketDocumentRow(SQLModel, table=True):
     enterprise_id: int = Field(foreign_key="enterprises.id", index=True)
     tx_hash: str = Field(max_length=66)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ReceiptDelivery(SQLModel, table=True):
+    """The EPCIS ``shipping`` event owed for the delivery of a warehouse receipt, written (and committed)
+    *before* the ``deliver`` transaction is sent, so a crash between the transaction and the capture can
+    always be finished later: ``status`` ``pending`` (transaction sent or about to be) → ``captured``
+    (the event stored, ``event_id`` its hash ID, in the same database transaction). ``document`` is the
+    EPCIS document to capture (fixed event time, so a retry captures the same event);
+    ``warehouse_enterprise_id`` signs it. One row per receipt: a receipt is delivered once."""
+
+    __tablename__ = "warehouse_receipt_deliveries"
+
+    receipt_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False, nullable=False))
+    warehouse_enterprise_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    document: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="pending", max_length=16)
+    event_id: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -349,3 +349,71 @@ def test_a_token_chain_is_one_statement(engine: Any) -> None:
         two = token_chain(s, 2)
         assert two is not None and [h.token_id for h in two.hops] == [1, 2] and two.discounts == {}
         assert token_chain(s, 99) is None
+
+
+WAREHOUSE, BANK_B = ("0x" + "E5" * 20, "0x" + "F6" * 20)
+
+
+def receipt_story(b: Blocks) -> list[ChainEvent]:
+    """``WarehouseReceipt`` events, in the order the contract emits them: issue #1 (two coils) to the
+    supplier; pledge to the bank; release; split #1 into #2 (coil A) and #3 (coil B); transfer #2 to tier 2;
+    deliver #3."""
+    wr = "WarehouseReceipt"
+    key = {i: bytes([n]) * 32 for n, i in enumerate(("88.1/A", "88.1/B"), start=1)}
+    out = [b.ev(wr, "CoilReceipted", receiptId=1, coilKey=key["88.1/A"], identifier="88.1/A"),
+           b.ev(wr, "CoilReceipted", receiptId=1, coilKey=key["88.1/B"], identifier="88.1/B"),
+           b.ev(wr, "Transfer", _from=ZERO, _to=SUPPLIER, _tokenId=1),
+           b.ev(wr, "Issued", receiptId=1, warehouse=WAREHOUSE, depositor=SUPPLIER, grade="S355JR",
+                netWeightKg=40_000, coilCount=2)]
+    b.next_block()
+    out.append(b.ev(wr, "PledgeRecorded", receiptId=1, holder=SUPPLIER, bank=BANK, loanAmount=10**8,
+                    currency=b"CNY", maturity=1_999_999_999))
+    pledged_at = len(out)
+    b.next_block()
+    out.append(b.ev(wr, "PledgeReleased", receiptId=1, bank=BANK, holder=SUPPLIER))
+    b.next_block()
+    for rid, ident in ((2, "88.1/A"), (3, "88.1/B")):
+        out += [b.ev(wr, "CoilReceipted", receiptId=rid, coilKey=key[ident], identifier=ident),
+                b.ev(wr, "Transfer", _from=ZERO, _to=SUPPLIER, _tokenId=rid),
+                b.ev(wr, "Issued", receiptId=rid, warehouse=WAREHOUSE, depositor=SUPPLIER, grade="S355JR",
+                     netWeightKg=20_000, coilCount=1)]
+    out.append(b.ev(wr, "SplitInto", receiptId=1, firstReceiptId=2, secondReceiptId=3))
+    b.next_block()
+    out.append(b.ev(wr, "Transfer", _from=SUPPLIER, _to=TIER2, _tokenId=2))
+    out += [b.ev(wr, "Delivered", receiptId=3, holder=SUPPLIER, warehouse=WAREHOUSE),
+            b.ev(wr, "Transfer", _from=SUPPLIER, _to=ZERO, _tokenId=3)]
+    assert pledged_at == 5
+    return out
+
+
+def test_warehouse_receipt_events_build_what_get_receipt_would_say(engine: Any) -> None:
+    from api.chain_index.models import IndexedReceipt, IndexedReceiptCoil
+
+    b = Blocks()
+    story = receipt_story(b)
+    with Session(engine) as s:
+        apply_events(s, story[:5])
+        s.commit()
+    with Session(engine) as s:
+        r1 = s.get(IndexedReceipt, 1)
+        assert (r1.owner, r1.warehouse, r1.depositor, r1.grade, r1.net_weight_kg, r1.status, r1.bank,
+                r1.currency) == (SUPPLIER, WAREHOUSE, SUPPLIER, "S355JR", 40_000, "pledged", BANK, "CNY")
+    with Session(engine) as s:
+        assert apply_events(s, story) == len(story) - 5  # the first five again: nothing twice
+        s.commit()
+    with Session(engine) as s:
+        r1, r2, r3 = (s.get(IndexedReceipt, i) for i in (1, 2, 3))
+        assert (r1.status, r1.bank, r1.currency) == ("split", None, None)
+        assert (r2.status, r2.owner, r2.parent, r2.net_weight_kg) == ("live", TIER2, 1, 20_000)
+        assert (r3.status, r3.owner, r3.parent) == ("delivered", SUPPLIER, 1)
+        coils = sorted((c.receipt_id, c.position, c.identifier) for c in s.exec(select(IndexedReceiptCoil)))
+        assert coils == [(1, 0, "88.1/A"), (1, 1, "88.1/B"), (2, 0, "88.1/A"), (3, 0, "88.1/B")]
+        subjects = {e.subject_id for e in s.exec(select(IndexedEvent))}
+        assert subjects == {1, 2, 3}
+
+
+def test_a_pledge_of_an_unseen_receipt_halts(engine: Any) -> None:
+    b = Blocks()
+    with Session(engine) as s, pytest.raises(IndexInconsistent, match="receipt 7"):
+        apply_events(s, [b.ev("WarehouseReceipt", "PledgeRecorded", receiptId=7, holder=SUPPLIER, bank=BANK,
+                              loanAmount=1, currency=b"CNY", maturity=1)])

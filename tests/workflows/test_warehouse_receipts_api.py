@@ -197,6 +197,62 @@ def test_load_setup_pledges_warehouse_receipts_to_the_bank(api: httpx.Client, st
         assert check["pledged_to_you"] and check["custody_confirmed"] and check["no_other_live_receipt"]
 
 
+def _indexed_receipt_check(api: httpx.Client, rid: int, who: dict[str, Any], timeout: float = 90) -> dict[str, Any]:
+    """``/check`` once the API's chain indexer has caught up with the receipt."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = api.get(f"/v1/warehouse-receipts/{rid}/check", headers=auth(who))
+        assert r.status_code == 200, r.text
+        if r.json()["chain_facts"]["source"] == "index+chain" or time.monotonic() > deadline:
+            return r.json()
+        time.sleep(0.5)
+
+
+def _without_clock(answer: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in answer.items() if k != "chain_facts"}
+
+
+def test_receipt_check_from_the_index_and_a_poisoned_index(api: httpx.Client, stack: Stack) -> None:
+    """The bank check of a pledged receipt from the index (one JSON-RPC batch) says what the chain says; a
+    receipt or coil row tampered in the API's database never reaches the bank: the answer comes from the
+    chain, unchanged; the row restored, the index serves again."""
+    if not SCHEMA.is_file():
+        pytest.skip(f"EPCIS JSON Schema not found at {SCHEMA} (../shared/data beside the project)")
+    import sqlite3
+
+    from api.cli.load_setup import setup_warehouse_receipts
+
+    bank = _enterprise(api, stack, "WR Index Bank", ["bank"])
+    (rid,) = setup_warehouse_receipts(api, stack.admin_token or "", bank, 1)
+    honest = _indexed_receipt_check(api, rid, bank)
+    facts = honest["chain_facts"]
+    assert facts["source"] == "index+chain", facts
+    assert facts["confirmed_at_block"] >= facts["indexed_to_block"]
+    assert honest["pledged_to_you"] and honest["no_other_live_receipt"] and honest["custody_confirmed"]
+    db = stack.data_dir / "api" / "api.db"
+    attacks = [  # another holder, "not pledged", another bank, another currency, a coil swapped out
+        ("warehouse_receipt_index_receipts", "owner", "0x000000000000000000000000000000000000dEaD", "receipt_id"),
+        ("warehouse_receipt_index_receipts", "status", "live", "receipt_id"),
+        ("warehouse_receipt_index_receipts", "bank", "0x000000000000000000000000000000000000bEEF", "receipt_id"),
+        ("warehouse_receipt_index_receipts", "currency", "USD", "receipt_id"),
+        ("warehouse_receipt_index_coils", "identifier", "88.999/NOT-A-COIL", "receipt_id"),
+    ]
+    for table, column, value, key in attacks:
+        with sqlite3.connect(db, timeout=30) as conn:
+            (before,) = conn.execute(f"SELECT {column} FROM {table} WHERE {key} = ?", (rid,)).fetchone()
+            conn.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", (value, rid))
+        try:
+            answer = api.get(f"/v1/warehouse-receipts/{rid}/check", headers=auth(bank)).json()
+            assert answer["chain_facts"]["source"] == "chain", (table, column)
+            assert _without_clock(answer) == _without_clock(honest), (table, column)
+        finally:
+            with sqlite3.connect(db, timeout=30) as conn:
+                conn.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", (before, rid))
+    assert _indexed_receipt_check(api, rid, bank)["chain_facts"]["source"] == "index+chain"
+    other = _enterprise(api, stack, "WR Index Outsider", ["bank"])
+    assert api.get(f"/v1/warehouse-receipts/{rid}/check", headers=auth(other)).status_code == 404
+
+
 def test_valuation_of_a_pledged_receipt_follows_the_price_index(api: httpx.Client, stack: Stack, chain: Chain) -> None:
     """Value per day = net weight × the grade's PriceIndex price; LTV of the pledge; the margin-call crossing."""
     if not SCHEMA.is_file():
