@@ -356,7 +356,7 @@ def test_indexer_killed_mid_catch_up_resumes_with_the_same_rows(stack: Stack, st
     assert _cursor(crashed / "api.db") == head
     assert _rows(crashed / "api.db") == expected
     # every log of the indexed contracts once, and only those
-    addresses = [stack.spec.receivable_token, stack.spec.work_ticket]
+    addresses = [stack.spec.receivable_token, stack.spec.work_ticket, stack.spec.warehouse_receipt]
     logs = chain.w3.eth.get_logs({"fromBlock": 0, "toBlock": head, "address": addresses})
     assert len(expected["chain_index_events"]) == len(logs) > 0
     assert len({(e[0], e[1]) for e in expected["chain_index_events"]}) == len(logs)
