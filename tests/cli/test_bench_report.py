@@ -89,3 +89,19 @@ def test_a_scenario_too_short_to_complete_a_request_runs_again_longer(monkeypatc
     assert calls == [2, 8, 32]
     h = summarize(_ingest(), [starved, skipped], None)
     assert h["verify_rps"] == 0.0 and h["bank_check_rps"] is None  # skipped: no figure, its reason is reported
+
+
+def test_failed_requests_are_not_throughput(tmp_path: Any) -> None:
+    """A POST suite that hit 429s reports only the answered requests per second (the SQLite bench once counted
+    5,501 refusals of 12,659 requests as throughput)."""
+    from api.cli.bench import endpoint_stats
+
+    stats = tmp_path / "post_stats.csv"
+    stats.write_text("Type,Name,Request Count,Failure Count,Requests/s,50%,95%,99%,Max Response Time\n"
+                     "POST,/v1/coils/certificates,1000,400,100.0,20,80,120,300\n"
+                     "GET,/livez,500,0,50.0,3,8,11,20\n"
+                     ",Aggregated,1500,400,150.0,10,40,100,300\n")
+    rows = endpoint_stats(stats, "post_certificate", 32)
+    assert [(r["name"], r["rps"], r["offered_rps"], r["failures"]) for r in rows] == [
+        ("/v1/coils/certificates", 60.0, 100.0, 400), ("/livez", 50.0, 50.0, 0)]
+    assert endpoint_stats(tmp_path / "absent.csv", "x", 1) == []
