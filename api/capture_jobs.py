@@ -135,18 +135,27 @@ def capture(session: Session, *, state: Any, enterprise: Enterprise, doc: dict[s
     Raises:
         UnprocessableError: invalid document (issues carry ``event_index``); nothing stored.
         EventIdConflict: a client eventID already names a different event; nothing stored.
-        IntegrityError: a concurrent capture stored some of these events; nothing stored.
+        IntegrityError: a concurrent capture stored some of these very events (same GS1 event hash) and the one
+            retry in a new transaction failed too; nothing stored. (On the first clash the capture is repeated
+            once: it then finds those events stored and reports them as duplicates, as ``POST
+            /v1/epcis/capture`` does.)
     """
     signer = RecordSigner.for_request(state, enterprise)
-    try:
-        result = capture_document(session, enterprise=enterprise, doc=doc, schema=schema, signer=signer)
-        conflicts = event_id_conflicts(session, _client_ids(doc))
-        if conflicts:
-            raise EventIdConflict(conflicts)
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
+    for attempt in (1, 2):
+        try:
+            result = capture_document(session, enterprise=enterprise, doc=doc, schema=schema, signer=signer)
+            conflicts = event_id_conflicts(session, _client_ids(doc))
+            if conflicts:
+                raise EventIdConflict(conflicts)
+            session.commit()
+            break
+        except IntegrityError:
+            session.rollback()
+            if attempt == 2:
+                raise
+        except Exception:
+            session.rollback()
+            raise
     client = _client_ids_by_index(doc)
     events = [{"index": e["index"], "eventID": client.get(e["index"], e["eventID"]), "eventHashID": e["eventID"],
                "identifier": e["identifier"], "status": e["status"]} for e in result.events]

@@ -98,3 +98,48 @@ def test_concurrent_true_duplicate_is_stored_once(client: TestClient, manufactur
     monkeypatch.undo()
     again = client.post("/v1/epcis/capture", json=a, headers=auth(manufacturer["api_key"]))
     assert again.status_code == 200 and again.json()["duplicates"] == n
+
+
+def test_concurrent_true_duplicate_through_capture_jobs_is_stored_once(
+        client: TestClient, manufacturer: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The EPCIS 2.0 REST binding's capture job (``POST /capture``, run by :func:`api.capture_jobs.capture`) gets
+    the same one retry: of two jobs capturing the same events at once, one stores them and the other finds them
+    stored (duplicates) instead of failing with a 409 'concurrent capture'."""
+    import api.capture_jobs as jobs_mod
+    from api.models import Enterprise
+    from api.routes.epcis import load_schema
+
+    a, _ = _documents(manufacturer["prefix"], events=20)
+    state = client.app.state.tl
+    barrier = threading.Barrier(2, timeout=2)
+    store = jobs_mod.capture_document
+
+    def store_then_wait(*args: Any, **kwargs: Any) -> Any:
+        result = store(*args, **kwargs)
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            pass
+        return result
+
+    monkeypatch.setattr(jobs_mod, "capture_document", store_then_wait)
+    outcomes: list[Any] = [None, None]
+
+    def run(i: int) -> None:
+        with Session(state.engine, expire_on_commit=False) as s:
+            ent = s.get(Enterprise, manufacturer["id"])
+            try:
+                outcomes[i] = jobs_mod.capture(s, state=state, enterprise=ent, doc=copy.deepcopy(a),
+                                               schema=load_schema())
+            except Exception as exc:  # noqa: BLE001 - the assertion below names it
+                outcomes[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    n = len(a["epcisBody"]["eventList"])
+    assert all(isinstance(o, tuple) for o in outcomes), outcomes
+    assert sorted(created for _, created in outcomes) == [0, n]
+    assert _count(client, Record) == n and _count(client, EpcisEvent) == n
