@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from api import metrics
-from api.epcis.capture import CaptureResult, capture_document, commit_capture
+from api.epcis.capture import capture_document
 from api.epcis.models import EpcisEvent
 from api.errors import UnprocessableError
 from api.ingest import RecordSigner
@@ -141,15 +141,21 @@ def capture(session: Session, *, state: Any, enterprise: Enterprise, doc: dict[s
             /v1/epcis/capture`` does.)
     """
     signer = RecordSigner.for_request(state, enterprise)
-
-    def store() -> CaptureResult:
-        stored = capture_document(session, enterprise=enterprise, doc=doc, schema=schema, signer=signer)
-        conflicts = event_id_conflicts(session, _client_ids(doc))
-        if conflicts:
-            raise EventIdConflict(conflicts)
-        return stored
-
-    result = commit_capture(session, store)
+    for attempt in (1, 2):
+        try:
+            result = capture_document(session, enterprise=enterprise, doc=doc, schema=schema, signer=signer)
+            conflicts = event_id_conflicts(session, _client_ids(doc))
+            if conflicts:
+                raise EventIdConflict(conflicts)
+            session.commit()
+            break
+        except IntegrityError:
+            session.rollback()
+            if attempt == 2:
+                raise
+        except Exception:
+            session.rollback()
+            raise
     client = _client_ids_by_index(doc)
     events = [{"index": e["index"], "eventID": client.get(e["index"], e["eventID"]), "eventHashID": e["eventID"],
                "identifier": e["identifier"], "status": e["status"]} for e in result.events]

@@ -9,10 +9,9 @@ and graph rows, all or nothing. Already-stored hashes are idempotent; error decl
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import String, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -46,8 +45,6 @@ from provenance.epcis import (
     validate_document,
 )
 from provenance.errors import Issue
-
-T = TypeVar("T")
 
 
 def event_hex(event_hash: str) -> str:
@@ -138,35 +135,22 @@ def capture_events(session: Session, state: AppState, enterprise: Enterprise, do
     """
     signer = RecordSigner.for_request(state, enterprise)
     signer.chain_id  # noqa: B018 - an unknown chain id answers 503 before anything else
-    try:
-        result = commit_capture(session, lambda: capture_document(session, enterprise=enterprise, doc=doc,
-                                                                  schema=schema, signer=signer))
-    except IntegrityError as exc:
-        raise ConflictError("a concurrent capture stored some of these events; repeat the request") from exc
-    announce(state, RECORD_KIND_EPCIS_EVENT, result.created)
-    return result
-
-
-def commit_capture(session: Session, store: Callable[[], T]) -> T:
-    """Run ``store`` (a capture that writes and flushes) and commit; on a unique-key clash with a concurrent
-    capture of some of the very same events, roll back and run it once more in a new transaction, which finds
-    those events stored and reports them as duplicates. Any other exception rolls back and propagates.
-
-    Used by ``POST /v1/epcis/capture`` (:func:`capture_events`) and the EPCIS 2.0 REST binding's capture jobs
-    (:func:`api.capture_jobs.capture`). Raises IntegrityError when the second attempt clashes too."""
     for attempt in (1, 2):
         try:
-            result = store()
+            result = capture_document(session, enterprise=enterprise, doc=doc, schema=schema, signer=signer)
             session.commit()
-            return result
-        except IntegrityError:
-            session.rollback()
-            if attempt == 2:
-                raise
-        except BaseException:
+            break
+        except UnprocessableError:
             session.rollback()
             raise
-    raise AssertionError("unreachable")  # pragma: no cover
+        except IntegrityError as exc:
+            session.rollback()
+            # a concurrent capture committed some of these very events meanwhile: once more, in a new
+            # transaction, they are found stored and answered as duplicates
+            if attempt == 2:
+                raise ConflictError("a concurrent capture stored some of these events; repeat the request") from exc
+    announce(state, RECORD_KIND_EPCIS_EVENT, result.created)
+    return result
 
 
 def capture_document(session: Session, *, enterprise: Enterprise, doc: Any, schema: dict[str, Any],

@@ -38,12 +38,13 @@ def _count(client: TestClient, model: Any) -> int:
         return int(s.exec(select(func.count()).select_from(model)).one())
 
 
-def _hold_after_store(module: Any, parties: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make ``module.capture_document`` hold its written, uncommitted rows until ``parties`` captures have written
-    theirs (or 2 s passed: on PostgreSQL the second waits on the first's uncommitted unique keys, on SQLite on
-    its write lock), so each reads what is stored before any commits."""
-    barrier = threading.Barrier(parties, timeout=2)
-    store = module.capture_document
+def _post_together(client: TestClient, api_key: str, docs: list[dict[str, Any]],
+                   monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Post ``docs`` from one thread each; every request holds its written, uncommitted rows until all have
+    written theirs (or 2 s passed: on PostgreSQL the second waits on the first's uncommitted unique keys, on
+    SQLite on its write lock), so both read what is stored before either commits."""
+    barrier = threading.Barrier(len(docs), timeout=2)
+    store = capture_mod.capture_document
 
     def store_then_wait(*args: Any, **kwargs: Any) -> Any:
         result = store(*args, **kwargs)
@@ -53,15 +54,7 @@ def _hold_after_store(module: Any, parties: int, monkeypatch: pytest.MonkeyPatch
             pass
         return result
 
-    monkeypatch.setattr(module, "capture_document", store_then_wait)
-
-
-def _post_together(client: TestClient, api_key: str, docs: list[dict[str, Any]],
-                   monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Post ``docs`` from one thread each; every request holds its written, uncommitted rows until all have
-    written theirs (or 2 s passed: on PostgreSQL the second waits on the first's uncommitted unique keys, on
-    SQLite on its write lock), so both read what is stored before either commits."""
-    _hold_after_store(capture_mod, len(docs), monkeypatch)
+    monkeypatch.setattr(capture_mod, "capture_document", store_then_wait)
     answers: list[Any] = [None] * len(docs)
 
     def post(i: int) -> None:
@@ -118,7 +111,18 @@ def test_concurrent_true_duplicate_through_capture_jobs_is_stored_once(
 
     a, _ = _documents(manufacturer["prefix"], events=20)
     state = client.app.state.tl
-    _hold_after_store(jobs_mod, 2, monkeypatch)
+    barrier = threading.Barrier(2, timeout=2)
+    store = jobs_mod.capture_document
+
+    def store_then_wait(*args: Any, **kwargs: Any) -> Any:
+        result = store(*args, **kwargs)
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            pass
+        return result
+
+    monkeypatch.setattr(jobs_mod, "capture_document", store_then_wait)
     outcomes: list[Any] = [None, None]
 
     def run(i: int) -> None:
